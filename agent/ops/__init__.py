@@ -1,0 +1,1 @@
+"""Node-side operations, one module per data kind: read state, change only what differs."""

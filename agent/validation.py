@@ -1,0 +1,356 @@
+"""Validators for every value that reaches a file, a config or a command (SPEC §7).
+
+Shared by the master and the agent: plain functions that return the normalized value or raise
+ValidationError(field, message). Nothing here touches the file system.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from collections.abc import Iterable
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.TXT
+import email_validator
+import idna
+from croniter import croniter
+
+MAX_NAME_LENGTH = 253
+MAX_LABEL_LENGTH = 63
+MAX_TEXT_LENGTH = 255
+MAX_COMMAND_LENGTH = 1024
+MAX_PASSWORD_LENGTH = 1024
+MAX_TXT_LENGTH = 4000
+MAX_PORT_ITEMS = 64
+MAX_ALIASES = 64
+RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS")
+CRON_NICKNAMES = frozenset(
+    {"@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+)
+SHELLS = ("/bin/bash", "/bin/sh", "/usr/bin/bash", "/usr/sbin/nologin", "/bin/false")
+# POSIX portable user names as Debian's adduser accepts them by default.
+_USERNAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_PATH_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# Underscore labels are legal in DNS owner names (_dmarc, _sip._tcp) though not in host names.
+_RECORD_LABEL = re.compile(r"_?[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?|_?[A-Za-z0-9]")
+# Characters that end or nest a statement in nginx, bind, exim or a shell; never in a comment.
+_SYNTAX_CHARS = frozenset('"\'`\\;{}<>$|&')
+# Scripts that legitimately share one label (Japanese mixes Han with both kana sets).
+_COMPATIBLE_SCRIPTS = ({"CJK", "HIRAGANA", "KATAKANA"}, {"HANGUL", "CJK"})
+
+
+class ValidationError(ValueError):
+    """A value that must not reach a file: names the field and says why."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+    def within(self, prefix: str) -> ValidationError:
+        """The same error with its field nested under prefix (rows[3].ports)."""
+        return ValidationError(f"{prefix}.{self.field}", self.message)
+
+
+def text(value: object, field: str, max_length: int = MAX_TEXT_LENGTH, empty: bool = True) -> str:
+    """A single line of printable text: no control, line or format characters."""
+    if not isinstance(value, str):
+        raise ValidationError(field, "must be a string")
+    if len(value) > max_length:
+        raise ValidationError(field, f"longer than {max_length} characters")
+    if not empty and not value.strip():
+        raise ValidationError(field, "must not be empty")
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            raise ValidationError(field, f"contains a control character (U+{ord(char):04X})")
+    return value
+
+
+def comment(value: object, field: str = "comment") -> str:
+    """A free-text comment; also refuses characters that are syntax in a config or a shell."""
+    value = text("" if value is None else value, field)
+    bad = sorted(set(value) & _SYNTAX_CHARS)
+    if bad:
+        raise ValidationError(field, f"must not contain {' '.join(bad)}")
+    return value.strip()
+
+
+def integer(value: object, field: str, low: int, high: int) -> int:
+    """An integer (not a bool, not a string) within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, "must be an integer")
+    if not low <= value <= high:
+        raise ValidationError(field, f"must be between {low} and {high}")
+    return value
+
+
+def boolean(value: object, field: str) -> bool:
+    """A JSON true or false."""
+    if not isinstance(value, bool):
+        raise ValidationError(field, "must be true or false")
+    return value
+
+
+def choice(value: object, field: str, allowed: Iterable[str]) -> str:
+    """One of a fixed set of words."""
+    allowed = tuple(allowed)
+    if not isinstance(value, str) or value not in allowed:
+        raise ValidationError(field, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+def _script(char: str) -> str | None:
+    """The Unicode script of a letter, from its character name (None for digits and '-')."""
+    if not unicodedata.category(char).startswith("L"):
+        return None
+    name = unicodedata.name(char, "")
+    first = name.split(" ")[0]
+    return "CJK" if first in ("CJK", "IDEOGRAPHIC") else first
+
+
+def _check_single_script(label: str, field: str) -> None:
+    """Refuse a label that mixes scripts, the usual shape of a homoglyph spoof (pаypal)."""
+    scripts = {s for s in map(_script, label) if s}
+    if len(scripts) <= 1 or any(scripts <= group for group in _COMPATIBLE_SCRIPTS):
+        return
+    raise ValidationError(field, f"label {label!r} mixes scripts ({', '.join(sorted(scripts))})")
+
+
+def domain_name(value: object, field: str = "name") -> str:
+    """A host or domain name (Unicode or punycode) as its lower-case ASCII (A-label) form."""
+    value = text(value, field, max_length=1024, empty=False)
+    if value.endswith("."):
+        value = value[:-1]
+    try:
+        ascii_name = idna.encode(value, uts46=True).decode("ascii")
+        unicode_name = idna.decode(ascii_name)
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ValidationError(field, f"not a valid domain name ({exc})") from None
+    if len(ascii_name) > MAX_NAME_LENGTH:
+        raise ValidationError(field, f"longer than {MAX_NAME_LENGTH} characters")
+    labels = ascii_name.split(".")
+    if len(labels) < 2:
+        raise ValidationError(field, "must have at least two labels (example.com)")
+    for label in labels:
+        if len(label) > MAX_LABEL_LENGTH:
+            raise ValidationError(field, f"label longer than {MAX_LABEL_LENGTH} characters")
+    if labels[-1].isdigit():
+        raise ValidationError(field, "the top-level label must not be numeric")
+    for label in unicode_name.split("."):
+        _check_single_script(label, field)
+    return ascii_name.lower()
+
+
+def record_name(value: object, field: str = "name") -> str:
+    """A record owner name relative to its zone: '@', '*', or labels such as www, _dmarc."""
+    value = text(value, field, max_length=MAX_NAME_LENGTH, empty=False).strip()
+    if value == "@":
+        return value
+    labels = value.lower().split(".")
+    for index, label in enumerate(labels):
+        if label == "*" and index == 0:
+            continue
+        if not _RECORD_LABEL.fullmatch(label):
+            raise ValidationError(field, f"label {label!r} is not a valid DNS label")
+    return ".".join(labels)
+
+
+def email_address(value: object, field: str = "address") -> str:
+    """An ASCII e-mail address, normalized; its domain part checked as a domain name."""
+    value = text(value, field, max_length=MAX_NAME_LENGTH + 65, empty=False)
+    try:
+        result = email_validator.validate_email(
+            value, check_deliverability=False, allow_smtputf8=False
+        )
+    except email_validator.EmailNotValidError as exc:
+        raise ValidationError(field, str(exc)) from None
+    domain = domain_name(result.ascii_domain, field)
+    local = local_part(result.local_part, field)
+    return f"{local}@{domain}"
+
+
+def local_part(value: object, field: str = "local_part") -> str:
+    """The part of a mailbox address before the @ (dot-atom, no quoting)."""
+    value = text(value, field, max_length=64, empty=False)
+    if set(value) & (_SYNTAX_CHARS | {":", "/", " ", ",", "*", "#"}):
+        raise ValidationError(field, "contains a character not allowed in a mailbox name")
+    try:
+        email_validator.validate_email(
+            f"{value}@example.com", check_deliverability=False, allow_smtputf8=False
+        )
+    except email_validator.EmailNotValidError as exc:
+        raise ValidationError(field, str(exc)) from None
+    return value.lower()
+
+
+def sender(value: object, field: str = "sender") -> str:
+    """A sender for the mail white/black lists: a full address or a bare domain."""
+    if isinstance(value, str) and "@" in value:
+        return email_address(value, field)
+    return domain_name(value, field)
+
+
+def ip_address(value: object, field: str = "ip") -> str:
+    """An IPv4 or IPv6 address in its compressed form."""
+    value = text(value, field, max_length=64, empty=False)
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError as exc:
+        raise ValidationError(field, str(exc)) from None
+
+
+def cidr(value: object, field: str = "source") -> str:
+    """A network in CIDR notation (a bare address is a /32 or /128); '' means any source."""
+    value = text("" if value is None else value, field, max_length=64).strip()
+    if not value:
+        return ""
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise ValidationError(field, str(exc)) from None
+
+
+def port(value: object, field: str = "port") -> int:
+    """A TCP/UDP port number."""
+    return integer(value, field, 1, 65535)
+
+
+def port_ranges(value: object, field: str = "ports") -> list[tuple[int, int]]:
+    """A port list such as '22,80,1000-2000' as sorted (low, high) ranges; '' means all ports."""
+    value = text("" if value is None else value, field, max_length=MAX_TEXT_LENGTH).strip()
+    if not value:
+        return []
+    items = value.split(",")
+    if len(items) > MAX_PORT_ITEMS:
+        raise ValidationError(field, f"more than {MAX_PORT_ITEMS} items")
+    ranges = []
+    for item in items:
+        low_text, _, high_text = item.strip().partition("-")
+        bounds = []
+        for part in (low_text, high_text or low_text):
+            part = part.strip()
+            if not part.isascii() or not part.isdigit():
+                raise ValidationError(field, f"{item.strip()!r} is not a port or a range")
+            bounds.append(int(part))
+        low, high = bounds
+        if not (1 <= low <= 65535 and 1 <= high <= 65535):
+            raise ValidationError(field, f"{item.strip()!r}: ports run from 1 to 65535")
+        if low > high:
+            raise ValidationError(field, f"{item.strip()!r}: range runs backwards")
+        ranges.append((low, high))
+    return sorted(set(ranges))
+
+
+def cron_schedule(value: object, field: str = "schedule") -> str:
+    """A five-field cron schedule or a cron nickname (@daily), as cron(8) reads it."""
+    value = " ".join(text(value, field, max_length=MAX_TEXT_LENGTH, empty=False).split())
+    if value in CRON_NICKNAMES:
+        return value
+    if len(value.split(" ")) != 5:
+        raise ValidationError(field, "must have five fields: minute hour day month weekday")
+    if not value.isascii() or not croniter.is_valid(value):
+        raise ValidationError(field, f"{value!r} is not a valid cron schedule")
+    return value
+
+
+def cron_command(value: object, field: str = "command") -> str:
+    """A command line for cron: one line, no control characters."""
+    return text(value, field, max_length=MAX_COMMAND_LENGTH, empty=False).strip()
+
+
+def username(value: object, field: str = "name") -> str:
+    """An OS account name (lower case, starts with a letter or _, at most 32 characters)."""
+    value = text(value, field, max_length=64, empty=False)
+    if not _USERNAME.fullmatch(value):
+        raise ValidationError(
+            field, "must be 1-32 of a-z 0-9 _ -, starting with a letter or _"
+        )
+    return value
+
+
+def uid(value: object, field: str = "uid") -> int:
+    """A UID or GID for a panel user (never a system account, never nobody)."""
+    value = integer(value, field, 1000, 2**31 - 1)
+    if value == 65534:
+        raise ValidationError(field, "65534 is reserved for nobody")
+    return value
+
+
+def shell(value: object, field: str = "shell") -> str:
+    """One of the login shells the agent hands out."""
+    return choice(value, field, SHELLS)
+
+
+def relative_path(value: object, field: str = "docroot") -> str:
+    """A path below a home folder: relative, plain components, no '..'."""
+    value = text(value, field, max_length=MAX_TEXT_LENGTH, empty=False).strip()
+    if value.startswith("/"):
+        raise ValidationError(field, "must be relative to the owner's home")
+    parts = [p for p in value.split("/") if p]
+    for part in parts:
+        if part in (".", "..") or not _PATH_COMPONENT.fullmatch(part):
+            raise ValidationError(field, f"path component {part!r} is not allowed")
+    return "/".join(parts)
+
+
+def password(value: object, field: str = "password") -> str:
+    """A password to be hashed: any printable text, 8 characters or more."""
+    value = text(value, field, max_length=MAX_PASSWORD_LENGTH, empty=False)
+    if len(value) < 8:
+        raise ValidationError(field, "must be at least 8 characters")
+    return value
+
+
+def ttl(value: object, field: str = "ttl") -> int:
+    """A record TTL in seconds."""
+    return integer(value, field, 0, 2**31 - 1)
+
+
+def record_value(zone: str, rtype: str, value: object, priority: object = None) -> str:
+    """A record's data as dnspython parses it, in canonical text with absolute names."""
+    rtype = choice(rtype, "type", RECORD_TYPES)
+    origin = dns.name.from_text(zone)
+    if rtype == "TXT":
+        content = text(value, "value", max_length=MAX_TXT_LENGTH)
+        raw = content.encode("utf-8")
+        chunks = [raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""]
+        rdata = dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, chunks)
+        return rdata.to_text()
+    value = text(value, "value", max_length=MAX_NAME_LENGTH + 64, empty=False).strip()
+    # Zone-file syntax a value could smuggle in: comments, grouping, escapes.
+    forbidden = {";", "(", ")", "\\", "$"} | ({'"'} if rtype != "CAA" else set())
+    bad = sorted(set(value) & forbidden)
+    if bad:
+        raise ValidationError("value", f"must not contain {' '.join(bad)}")
+    if rtype in ("MX", "SRV"):
+        value = f"{integer(priority, 'priority', 0, 65535)} {value}"
+    try:
+        rdata = dns.rdata.from_text(dns.rdataclass.IN, rtype, value, origin=origin)
+    except (dns.exception.DNSException, ValueError) as exc:
+        raise ValidationError("value", f"not valid {rtype} data ({exc})") from None
+    for target in _rdata_names(rdata):
+        if target != dns.name.root:
+            domain_name(target.to_text(), "value")
+    return rdata.to_text(origin=origin, relativize=False)
+
+
+def _rdata_names(rdata: dns.rdata.Rdata) -> list[dns.name.Name]:
+    """The host names a record points at (so they get the same checks as domain names)."""
+    return [getattr(rdata, attr) for attr in ("target", "exchange") if hasattr(rdata, attr)]
+
+
+def object_fields(value: object, field: str, allowed: Iterable[str]) -> dict:
+    """A JSON object holding no keys beyond allowed."""
+    if not isinstance(value, dict):
+        raise ValidationError(field, "must be a JSON object")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ValidationError(unknown[0] if field == "body" else f"{field}.{unknown[0]}",
+                              "unknown field")
+    return value
