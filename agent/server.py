@@ -1,0 +1,168 @@
+"""The agent's Flask app (every request signed) and its HTTPS server (cheroot)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import ssl
+import sys
+import threading
+import time
+from urllib.parse import quote
+
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from agent.config import AgentConfig
+from agent.signing import NonceStore, SignatureError, verify
+
+log = logging.getLogger("hostfleet.agent")
+
+THREADS = 10
+# Full-list replaces are the largest bodies the master sends.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+def create_app(config: AgentConfig) -> Flask:
+    """Build the agent app: signature check on every request, JSON errors, all blueprints."""
+    app = Flask("agent")
+    app.config["AGENT_CONFIG"] = config
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["STARTED_AT"] = time.time()
+    app.config["SECRET"] = config.read_secret()
+    app.extensions["hostfleet_nonces"] = NonceStore(
+        window_s=config.max_clock_skew_s, not_before=app.config["STARTED_AT"]
+    )
+
+    app.before_request(require_signature)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected_error)
+
+    from agent.routes import data, lists, stats
+
+    app.register_blueprint(stats.bp)
+    app.register_blueprint(lists.bp)
+    app.register_blueprint(data.bp)
+    return app
+
+
+def signed_path() -> str:
+    """The request target exactly as the client sent it (path and query string)."""
+    raw = request.environ.get("REQUEST_URI") or request.environ.get("RAW_URI")
+    if raw:
+        return raw
+    path = quote(request.environ.get("PATH_INFO", ""), safe="/:@!$&'()*+,;=-._~")
+    query = request.environ.get("QUERY_STRING", "")
+    return f"{path}?{query}" if query else path
+
+
+def require_signature():
+    """Reject any request that is not signed with this node's secret."""
+    try:
+        verify(
+            current_app.config["SECRET"],
+            request.method,
+            signed_path(),
+            request.get_data(cache=True),
+            request.headers,
+            current_app.extensions["hostfleet_nonces"],
+        )
+    except SignatureError as exc:
+        # Never log the headers: they carry the signature.
+        log.warning(
+            "rejected request from %s: %s %r: %s",
+            request.remote_addr,
+            request.method,
+            request.path,
+            exc.reason,
+        )
+        return jsonify(error=f"unauthorized: {exc.reason}"), 401
+    return None
+
+
+def http_error(exc: HTTPException):
+    """Werkzeug's HTTP errors (404, 405, 413...) as JSON."""
+    response = jsonify(error=exc.description or exc.name)
+    response.status_code = exc.code or 500
+    if exc.code == 405 and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def unexpected_error(exc: Exception):
+    """Anything a view did not handle: log the traceback, answer a JSON 500."""
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return jsonify(error="internal error in the agent; see its log"), 500
+
+
+def setup_logging(config: AgentConfig) -> None:
+    """Log to stderr, and to the configured log file if there is one."""
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if config.log_file:
+        # Created owner-only: the log names the addresses that probe the agent.
+        os.close(os.open(config.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        handlers.append(logging.FileHandler(config.log_file))
+    root = logging.getLogger("hostfleet")
+    root.setLevel(logging.INFO)
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def build_server(config: AgentConfig, app: Flask):
+    """A cheroot HTTPS server for app: TLS 1.2+, a pool of THREADS workers, keep-alive."""
+    from cheroot import wsgi
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    server = wsgi.Server(
+        (config.listen_host, config.listen_port),
+        app,
+        numthreads=THREADS,
+        server_name="hostfleet-agent",
+        shutdown_timeout=5,
+    )
+    adapter = BuiltinSSLAdapter(str(config.cert_file), str(config.key_file))
+    adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
+    server.ssl_adapter = adapter
+    server.error_log = _cheroot_error_log
+    return server
+
+
+def _cheroot_error_log(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+    # Route cheroot's own messages (bad TLS handshakes, socket errors) into our log.
+    logging.getLogger("hostfleet.agent.http").log(level, "%s", msg, exc_info=traceback)
+
+
+def serve(config: AgentConfig) -> None:
+    """Run the agent until SIGTERM or SIGINT, then finish in-flight requests and stop."""
+    setup_logging(config)
+    app = create_app(config)
+    server = build_server(config, app)
+    stopping = threading.Event()
+
+    def request_stop(signum, _frame):
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    server.prepare()
+    # serve() runs in a thread so that stop() is called from the main thread, never from
+    # inside the signal handler while the accept loop is mid-step.
+    worker = threading.Thread(target=server.serve, name="cheroot-serve", daemon=True)
+    worker.start()
+    log.info(
+        "agent listening on https://%s:%s (root %s)",
+        config.listen_host,
+        server.bind_addr[1],
+        config.root,
+    )
+    while not stopping.wait(1.0):
+        if not worker.is_alive():
+            log.error("HTTP server stopped unexpectedly")
+            break
+    server.stop()
+    worker.join(timeout=10)
+    log.info("agent stopped")

@@ -1,0 +1,114 @@
+"""What the statistics collector polls: versions, load, memory, disk, roles, list versions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+import psutil
+
+from agent import API_VERSION, __version__, liststate
+from agent.config import AgentConfig
+
+ROLE_PACKAGES: dict[str, list[str]] = {
+    "web": ["nginx", "php-fpm"],
+    "dns": ["bind9", "bind9-utils"],
+    "mail": ["exim4-daemon-heavy", "dovecot-imapd"],
+    "db": ["mariadb-server"],
+}
+PACKAGE_CACHE_S = 5.0
+
+
+def dpkg_installed(packages: Iterable[str]) -> set[str]:
+    """The subset of packages dpkg reports as installed; empty when dpkg is absent."""
+    packages = sorted(set(packages))
+    if not packages or shutil.which("dpkg-query") is None:
+        return set()
+    # dpkg-query exits 1 when any package is unknown but still prints the known ones.
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package}\t${Status}\n", *packages],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return parse_dpkg_status(result.stdout)
+
+
+def parse_dpkg_status(output: str) -> set[str]:
+    """Names whose status line from dpkg-query ends in "installed" (not config-files etc.)."""
+    installed = set()
+    for line in output.splitlines():
+        name, _, status = line.partition("\t")
+        if status.split()[-1:] == ["installed"]:
+            installed.add(name)
+    return installed
+
+
+class RoleChecker:
+    """Which configured roles have all their packages; dpkg is asked at most every few seconds."""
+
+    def __init__(
+        self,
+        query: Callable[[Iterable[str]], set[str]] = dpkg_installed,
+        ttl_s: float = PACKAGE_CACHE_S,
+    ) -> None:
+        self._query = query
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._cached: tuple[float, frozenset[str], set[str]] | None = None
+
+    def roles(self, roles: Iterable[str]) -> dict[str, dict]:
+        """{role: {"installed": bool, "missing": [packages]}} for each role given."""
+        roles = list(roles)
+        wanted = frozenset(p for r in roles for p in ROLE_PACKAGES.get(r, []))
+        installed = self._installed(wanted)
+        report = {}
+        for role in roles:
+            missing = [p for p in ROLE_PACKAGES.get(role, []) if p not in installed]
+            report[role] = {"installed": not missing, "missing": missing}
+        return report
+
+    def _installed(self, wanted: frozenset[str]) -> set[str]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached and self._cached[1] == wanted and now - self._cached[0] < self._ttl_s:
+                return self._cached[2]
+            installed = self._query(wanted)
+            self._cached = (now, wanted, installed)
+            return installed
+
+
+def software_state() -> dict:
+    """Progress of role software installation; nothing runs it yet, so always idle."""
+    return {"state": "idle"}
+
+
+def collect(config: AgentConfig, started_at: float, checker: RoleChecker) -> dict:
+    """The /v1/stats document for this node."""
+    memory = psutil.virtual_memory()
+    disk = psutil.disk_usage(str(config.root))
+    return {
+        "api_version": API_VERSION,
+        "agent_version": __version__,
+        "uptime_s": int(time.time() - started_at),
+        "load": [round(x, 2) for x in os.getloadavg()],
+        "memory": {
+            "total": memory.total,
+            "available": memory.available,
+            "used_percent": round(memory.percent, 1),
+        },
+        "disk": {
+            "path": str(config.root),
+            "total": disk.total,
+            "free": disk.free,
+            "used_percent": round(disk.percent, 1),
+        },
+        "roles": checker.roles(config.roles),
+        "software": software_state(),
+        "lists": liststate.read_all(config.state_dir),
+    }

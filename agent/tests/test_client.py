@@ -1,0 +1,122 @@
+"""The master's AgentClient against the real agent: pinning, signing, failure kinds."""
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from agent.client import AgentClient, AgentError, fingerprint_of, normalize_fingerprint
+from agent.tls import fingerprint
+
+
+def test_stats_round_trip(client):
+    """A pinned, signed call returns the decoded JSON."""
+    assert client.stats()["api_version"] == 1
+
+
+def test_wrong_fingerprint_is_a_tls_error(agent):
+    """A certificate other than the pinned one fails as kind "tls", saying it changed."""
+    wrong = agent.client(fingerprint="ab" * 32)
+    with pytest.raises(AgentError) as info:
+        wrong.stats()
+    assert info.value.kind == "tls"
+    assert "certificate changed" in str(info.value)
+    assert agent.url in str(info.value)
+
+
+def test_wrong_secret_is_an_auth_error(agent):
+    """A client with another secret gets kind "auth" with the agent's reason."""
+    with pytest.raises(AgentError) as info:
+        agent.client(secret="ef" * 32).stats()
+    assert (info.value.kind, info.value.status) == ("auth", 401)
+    assert "bad signature" in str(info.value)
+
+
+def test_stopped_agent_is_unreachable(make_agent):
+    """Once the agent has stopped, calls fail as kind "unreachable"."""
+    extra = make_agent()
+    url, secret, fp = extra.url, extra.secret, extra.fingerprint
+    assert AgentClient(url, secret, fp).stats()["api_version"] == 1
+    extra.stop()
+    with pytest.raises(AgentError) as info:
+        AgentClient(url, secret, fp).stats()
+    assert info.value.kind == "unreachable"
+    assert url in str(info.value)
+
+
+def test_silent_server_is_a_timeout():
+    """A peer that accepts but never answers fails as kind "timeout", not a hang."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        client = AgentClient(f"https://127.0.0.1:{port}", "ab" * 32, "ab" * 32, timeout=(0.5, 0.5))
+        with pytest.raises(AgentError) as info:
+            client.stats()
+    assert info.value.kind == "timeout"
+
+
+def test_http_errors_carry_status_and_payload(client):
+    """Statuses >= 400 raise kind "http" with the agent's JSON, unless check=False."""
+    with pytest.raises(AgentError) as info:
+        client.get("/v1/does-not-exist")
+    assert (info.value.kind, info.value.status) == ("http", 404)
+    assert "error" in info.value.payload
+    status, payload = client.get("/v1/does-not-exist", check=False)
+    assert status == 404 and "error" in payload
+
+
+def test_client_is_thread_safe(client):
+    """Many threads sharing one client each get their own valid signature."""
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(lambda _: client.stats()["api_version"], range(40)))
+    assert results == [1] * 40
+
+
+def test_fingerprint_of_matches_the_certificate(agent):
+    """First-use pinning sees the same fingerprint as the cert file on the node."""
+    assert fingerprint_of("127.0.0.1", agent.port) == fingerprint(agent.state_dir / "agent.crt")
+    assert fingerprint(agent.state_dir / "agent.crt") == agent.fingerprint
+
+
+def test_fingerprint_of_closed_port_is_unreachable(make_agent):
+    """Fetching a fingerprint from a port nobody listens on fails as "unreachable"."""
+    extra = make_agent(start=False)
+    with pytest.raises(AgentError) as info:
+        fingerprint_of("127.0.0.1", extra.port, timeout=1)
+    assert info.value.kind == "unreachable"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("AB" * 32, "ab" * 32), (":".join(["AB"] * 32), "ab" * 32), (" " + "0f" * 32 + "\n", "0f" * 32)],
+)
+def test_fingerprint_spellings_are_normalized(given, expected):
+    """Admins may paste fingerprints with colons or in uppercase."""
+    assert normalize_fingerprint(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "ab" * 20, "zz" * 32])
+def test_bad_fingerprints_are_refused(bad):
+    """Anything but a SHA-256 fingerprint is a programming error, refused at once."""
+    with pytest.raises(ValueError):
+        normalize_fingerprint(bad)
+
+
+def test_plain_http_urls_are_refused():
+    """The client never speaks to an agent without TLS."""
+    with pytest.raises(ValueError, match="https"):
+        AgentClient("http://127.0.0.1:1", "ab" * 32, "ab" * 32)
+
+
+def test_keep_alive_reuses_the_connection(agent):
+    """Consecutive calls from one client share one TLS connection."""
+    client = agent.client()
+    adapter = client._session.get_adapter(agent.url)
+    probe = requests.Request("GET", agent.url + "/v1/stats").prepare()
+    for _ in range(5):
+        client.stats()
+    pool = adapter.get_connection_with_tls_context(probe, verify=False)
+    assert pool.num_connections == 1
+    assert pool.num_requests == 5
