@@ -85,6 +85,13 @@ def under_root(config, relative: str) -> Path:
     return Path(config.root) / relative.lstrip("/")
 
 
+def known_users(config) -> set[str]:
+    """Account names in the root prefix's /etc/passwd."""
+    data = fsutil.read_or_none(under_root(config, "etc/passwd")) or b""
+    names = {line.split(":", 1)[0] for line in data.decode("utf-8", "replace").splitlines()}
+    return {name for name in names if name} | {"root"}
+
+
 def run_checker(service: str, argv: list[str]) -> str:
     """Run a service's checker; raise CheckFailed with its own message when it refuses."""
     try:

@@ -15,13 +15,6 @@ CRON_FILE = "etc/cron.d/hostfleet"
 ROW_FIELDS = ("id", "schedule", "user", "command", "comment", "enabled")
 
 
-def known_users(config) -> set[str]:
-    """Account names in the root prefix's /etc/passwd."""
-    data = fsutil.read_or_none(apply.under_root(config, "etc/passwd")) or b""
-    names = {line.split(":", 1)[0] for line in data.decode("utf-8", "replace").splitlines()}
-    return {name for name in names if name} | {"root"}
-
-
 def validate_row(row: object, users: set[str] | None = None) -> dict:
     """One scheduler entry, normalized; the user must exist on this node when users is given."""
     row = v.object_fields(row, "row", ROW_FIELDS)
@@ -65,7 +58,7 @@ def check_cron_file(path: Path) -> None:
 
 def apply_entries(config, rows: list[dict]) -> apply.Result:
     """Validate, render, check, write /etc/cron.d/hostfleet; idempotent."""
-    users = known_users(config)
+    users = apply.known_users(config)
     entries = apply.validate_rows(rows, lambda row: validate_row(row, users))
     path = apply.under_root(config, CRON_FILE)
     current = {path: data} if (data := fsutil.read_or_none(path)) is not None else {}

@@ -1,0 +1,187 @@
+"""Web domains: one nginx server block per domain in a folder per owner, PHP-FPM pools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent import fsutil
+from agent import validation as v
+from agent.ops import apply
+
+KIND = "webdomains"
+NGINX_CONF = "etc/nginx/nginx.conf"
+INCLUDE = "etc/nginx/conf.d/hostfleet.conf"
+VHOST_DIR = "etc/nginx/hostfleet"
+POOL_DIR = "etc/php/8.2/fpm/pool.d"
+POOL_PREFIX = "hostfleet-"
+LOG_DIR = "var/log/nginx"
+FIELDS = ("name", "aliases", "owner", "php", "docroot")
+
+
+def validate(data: object, users: set[str]) -> dict:
+    """A web domain record, normalized; the owner must have an account on this node."""
+    data = v.object_fields(data, "body", FIELDS)
+    name = v.domain_name(data.get("name"), "name")
+    aliases = data.get("aliases", [])
+    if not isinstance(aliases, list) or len(aliases) > v.MAX_ALIASES:
+        raise v.ValidationError("aliases", f"must be a list of at most {v.MAX_ALIASES} names")
+    aliases = sorted({v.domain_name(alias, "aliases") for alias in aliases} - {name})
+    owner = v.username(data.get("owner"), "owner")
+    if owner not in users:
+        raise v.ValidationError("owner", f"no account {owner!r} on this node")
+    docroot = data.get("docroot") or f"www/{name}"
+    return {
+        "name": name,
+        "aliases": aliases,
+        "owner": owner,
+        "php": v.boolean(data.get("php", False), "php"),
+        "docroot": v.relative_path(docroot, "docroot"),
+    }
+
+
+def _check_unique_names(domains: list[dict]) -> None:
+    """Refuse a name or alias served by two domains (nginx would pick one silently)."""
+    seen: dict[str, str] = {}
+    for domain in domains:
+        for index, host in enumerate([domain["name"], *domain["aliases"]]):
+            if host in seen and seen[host] != domain["name"]:
+                field = "name" if index == 0 else "aliases"
+                raise apply.Conflict(field, f"{host} is already served by {seen[host]}")
+            seen[host] = domain["name"]
+
+
+def php_socket(config, owner: str) -> Path:
+    """The PHP-FPM socket of an owner's pool."""
+    return apply.under_root(config, f"run/php/{POOL_PREFIX}{owner}.sock")
+
+
+def render_files(config, domains: list[dict]) -> dict[Path, bytes]:
+    """Every managed file for this set of domains: vhosts, the include, the owners' pools."""
+    root = Path(config.root)
+    log_dir = apply.under_root(config, LOG_DIR)
+    vhost_dir = apply.under_root(config, VHOST_DIR)
+    files = {
+        apply.under_root(config, INCLUDE): apply.render("nginx-include.conf.j2", vhost_dir=vhost_dir)
+    }
+    php_owners = set()
+    for domain in domains:
+        owner = domain["owner"]
+        files[vhost_dir / owner / f"{domain['name']}.conf"] = apply.render(
+            "vhost.conf.j2",
+            name=domain["name"],
+            names=[domain["name"], *domain["aliases"]],
+            owner=owner,
+            docroot=root / "home" / owner / domain["docroot"],
+            log_dir=log_dir,
+            php=domain["php"],
+            php_socket=php_socket(config, owner),
+        )
+        if domain["php"]:
+            php_owners.add(owner)
+    for owner in sorted(php_owners):
+        files[apply.under_root(config, f"{POOL_DIR}/{POOL_PREFIX}{owner}.conf")] = apply.render(
+            "php-pool.conf.j2", owner=owner, socket=php_socket(config, owner)
+        )
+    return files
+
+
+def current_files(config) -> dict[Path, bytes]:
+    """The managed files as they are now."""
+    files = fsutil.read_tree(apply.under_root(config, VHOST_DIR), ".conf")
+    pools = apply.under_root(config, POOL_DIR)
+    if pools.is_dir():
+        for path in pools.glob(f"{POOL_PREFIX}*.conf"):
+            files[path] = path.read_bytes()
+    include = apply.under_root(config, INCLUDE)
+    if include.exists():
+        files[include] = include.read_bytes()
+    return files
+
+
+def nginx_test(config) -> None:
+    """`nginx -t` on the whole tree under the root prefix; its message on failure."""
+    conf = apply.under_root(config, NGINX_CONF)
+    apply.run_checker(
+        "nginx",
+        ["nginx", "-t", "-q", "-e", "stderr", "-p", str(apply.under_root(config, "var/lib/nginx")),
+         "-c", str(conf)],
+    )
+
+
+def apply_domains(config, domains: list[dict]) -> apply.Result:
+    """Make the vhost tree hold exactly these (validated) domains; check, write, reload."""
+    _check_unique_names(domains)
+    desired = render_files(config, domains)
+    current = current_files(config)
+    conf = apply.under_root(config, NGINX_CONF)
+    if not conf.exists():
+        desired[conf] = apply.render("nginx.conf.j2", root=Path(config.root))
+    for folder in ("var/log/nginx", "var/lib/nginx", "run"):
+        apply.under_root(config, folder).mkdir(parents=True, exist_ok=True)
+    pools_changed = any(
+        POOL_PREFIX in p.name and desired.get(p) != current.get(p) for p in {*desired, *current}
+    )
+    services = ["php-fpm", "nginx"] if pools_changed else ["nginx"]
+    return apply.apply_files(config, desired, current, lambda _w: nginx_test(config), services)
+
+
+def replace_all(config, rows: list) -> apply.Result:
+    """Full replace of the node's web domains (the bench and a resync use it)."""
+    if not isinstance(rows, list):
+        raise v.ValidationError("rows", "must be a list")
+    users = apply.known_users(config)
+    domains = apply.validate_rows(rows, lambda row: validate(row, users))
+    with apply.OP_LOCK:
+        result = apply_domains(config, domains)
+        apply.save_records(config, KIND, domains)
+    return result
+
+
+def list_domains(config) -> list[dict]:
+    """Every web domain on this node."""
+    return apply.load_records(config, KIND)
+
+
+def get(config, name: str) -> dict:
+    """One web domain by name."""
+    for domain in list_domains(config):
+        if domain["name"] == name:
+            return domain
+    raise apply.NotFound("web domain", name)
+
+
+def create(config, data: object) -> dict:
+    """Add a web domain; 409 if the name is taken."""
+    domain = validate(data, apply.known_users(config))
+    with apply.OP_LOCK:
+        domains = list_domains(config)
+        if any(d["name"] == domain["name"] for d in domains):
+            raise apply.Conflict("name", f"web domain {domain['name']} exists")
+        _commit(config, [*domains, domain])
+    return domain
+
+
+def update(config, name: str, data: object) -> dict:
+    """Change a web domain's aliases, PHP switch or document root (not its name or owner)."""
+    if not isinstance(data, dict):
+        raise v.ValidationError("body", "must be a JSON object")
+    with apply.OP_LOCK:
+        old = get(config, name)
+        if "owner" in data and data["owner"] != old["owner"]:
+            raise v.ValidationError("owner", "cannot change; delete and create the domain")
+        domain = validate({**old, **data, "name": old["name"]}, apply.known_users(config))
+        _commit(config, [domain if d["name"] == name else d for d in list_domains(config)])
+    return domain
+
+
+def delete(config, name: str) -> None:
+    """Remove a web domain's server block (the document root is left to the owner)."""
+    with apply.OP_LOCK:
+        get(config, name)
+        _commit(config, [d for d in list_domains(config) if d["name"] != name])
+
+
+def _commit(config, domains: list[dict]) -> None:
+    """Apply then store the new set (stored only once nginx took it)."""
+    apply_domains(config, domains)
+    apply.save_records(config, KIND, domains)

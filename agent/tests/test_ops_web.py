@@ -1,0 +1,146 @@
+"""Web domains: nginx -t accepts the rendered tree, rollback on refusal, idempotence, CRUD."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.ops import apply, web
+from agent.tests.ops_helpers import config_digest, make_config, require_binary
+from agent.validation import ValidationError
+
+CASES = {
+    "plain": {"name": "example.com", "owner": "alice"},
+    "php": {"name": "shop.example.net", "owner": "bob", "php": True},
+    "aliases": {"name": "example.org", "owner": "alice", "aliases": ["www.example.org", "m.example.org"]},
+    "idn": {"name": "пример.рф", "owner": "alice", "aliases": ["www.пример.рф"]},
+    "docroot": {"name": "example.info", "owner": "bob", "docroot": "sites/info/public"},
+}
+
+
+@pytest.fixture
+def agent(tmp_path):
+    """A config under a private root; nginx must be installed."""
+    require_binary("nginx")
+    return make_config(tmp_path)
+
+
+def vhost(config, owner: str, name: str):
+    """The path of a domain's server block."""
+    return config.root / web.VHOST_DIR / owner / f"{name}.conf"
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_rendered_vhost_passes_nginx_t(agent, case):
+    """Each shape of web domain renders into a tree that nginx -t accepts; one reload."""
+    config, reloads = agent
+    domain = web.create(config, CASES[case])
+    assert vhost(config, domain["owner"], domain["name"]).exists()
+    web.nginx_test(config)
+    assert reloads.calls()[-1] == "nginx"
+    assert ("php-fpm" in reloads.calls()) == bool(CASES[case].get("php"))
+    assert web.get(config, domain["name"]) == domain
+
+
+def test_idn_is_stored_as_punycode(agent):
+    """Unicode names reach nginx only in their ASCII form."""
+    config, _ = agent
+    domain = web.create(config, CASES["idn"])
+    assert domain["name"] == "xn--e1afmkfd.xn--p1ai"
+    assert "server_name xn--e1afmkfd.xn--p1ai www.xn--e1afmkfd.xn--p1ai;" in vhost(
+        config, "alice", domain["name"]).read_text()
+
+
+def test_same_request_twice_changes_nothing(agent):
+    """Replacing the set with itself writes nothing and reloads nothing."""
+    config, reloads = agent
+    rows = list(CASES.values())
+    web.replace_all(config, rows)
+    calls = reloads.calls()
+    before = config_digest(config)
+    assert web.replace_all(config, rows).changed is False
+    assert config_digest(config) == before
+    assert reloads.calls() == calls
+
+
+def test_checker_refusal_returns_message_and_restores(agent, monkeypatch):
+    """A broken rendering is refused with nginx's own message; the previous tree is back."""
+    config, reloads = agent
+    web.create(config, CASES["plain"])
+    before = config_digest(config)
+    calls = reloads.calls()
+    real = web.render_files
+
+    def broken(config, domains):
+        files = real(config, domains)
+        path = vhost(config, "bob", "shop.example.net")
+        files[path] = files[path].replace(b"index index", b"bogus_directive on;\n    index index")
+        return files
+
+    monkeypatch.setattr(web, "render_files", broken)
+    with pytest.raises(apply.CheckFailed) as caught:
+        web.create(config, CASES["php"])
+    assert 'unknown directive "bogus_directive"' in caught.value.message
+    assert not vhost(config, "bob", "shop.example.net").exists()
+    assert not (config.root / web.VHOST_DIR / "bob").exists()
+    assert {k: h for k, h in config_digest(config).items() if "/var/log/" not in k} == {
+        k: h for k, h in before.items() if "/var/log/" not in k}
+    assert reloads.calls() == calls
+    assert [d["name"] for d in web.list_domains(config)] == ["example.com"]
+
+
+def test_reload_failure_restores_and_reloads_again(agent):
+    """A failed reload puts the previous files back and reloads them."""
+    config, reloads = agent
+    web.create(config, CASES["plain"])
+    path = vhost(config, "alice", "example.com")
+    previous = path.read_bytes()
+    reloads.fail()
+    with pytest.raises(apply.ReloadFailed, match="reload of nginx failed"):
+        web.update(config, "example.com", {"aliases": ["www.example.com"]})
+    assert path.read_bytes() == previous
+    assert reloads.calls() == ["nginx", "nginx", "nginx"]
+    assert web.get(config, "example.com")["aliases"] == []
+
+
+def test_update_and_delete(agent):
+    """Update rewrites one file; delete removes it and the empty owner folder."""
+    config, _ = agent
+    web.create(config, CASES["php"])
+    web.update(config, "shop.example.net", {"php": False})
+    assert "fastcgi_pass" not in vhost(config, "bob", "shop.example.net").read_text()
+    assert not (config.root / web.POOL_DIR / "hostfleet-bob.conf").exists()
+    web.delete(config, "shop.example.net")
+    assert not (config.root / web.VHOST_DIR / "bob").exists()
+    with pytest.raises(apply.NotFound):
+        web.get(config, "shop.example.net")
+
+
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"name": "example.com", "owner": "mallory"}, "owner"),
+        ({"name": "example.com", "owner": "alice", "docroot": "../../etc"}, "docroot"),
+        ({"name": "example.com", "owner": "alice", "docroot": "/etc"}, "docroot"),
+        ({"name": "example.com;", "owner": "alice"}, "name"),
+        ({"name": "example.com", "owner": "alice", "aliases": "www.example.com"}, "aliases"),
+        ({"name": "example.com", "owner": "alice", "php": "yes"}, "php"),
+        ({"name": "example.com", "owner": "alice", "color": "red"}, "color"),
+    ],
+)
+def test_bad_values_refused_before_any_write(agent, data, field):
+    """Bad input names the field and leaves the tree untouched."""
+    config, reloads = agent
+    before = config_digest(config)
+    with pytest.raises(ValidationError) as caught:
+        web.create(config, data)
+    assert caught.value.field == field
+    assert config_digest(config) == before
+    assert reloads.calls() == []
+
+
+def test_alias_served_twice_is_a_conflict(agent):
+    """Two domains cannot claim the same host name."""
+    config, _ = agent
+    web.create(config, CASES["aliases"])
+    with pytest.raises(apply.Conflict):
+        web.create(config, {"name": "www.example.org", "owner": "bob"})
