@@ -27,7 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hostfleet-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the agent's HTTPS server until SIGTERM/SIGINT")
+    serve = sub.add_parser(
+        "serve",
+        help="run the agent's HTTPS server until SIGTERM/SIGINT",
+        description=(
+            "Serve signed HTTPS requests from the master until SIGTERM or SIGINT. Refuses to "
+            "start (exit status 2) if the config, the secret or the TLS key file is readable "
+            "by group or others."
+        ),
+    )
     serve.add_argument("--config", required=True, help="path to the JSON config file (mode 0600)")
 
     init = sub.add_parser(
