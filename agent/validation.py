@@ -331,7 +331,9 @@ def record_value(zone: str, rtype: str, value: object, priority: object = None) 
     if rtype in ("MX", "SRV"):
         value = f"{integer(priority, 'priority', 0, 65535)} {value}"
     try:
-        rdata = dns.rdata.from_text(dns.rdataclass.IN, rtype, value, origin=origin)
+        rdata = dns.rdata.from_text(
+            dns.rdataclass.IN, rtype, value, origin=origin, relativize=False
+        )
     except (dns.exception.DNSException, ValueError) as exc:
         raise ValidationError("value", f"not valid {rtype} data ({exc})") from None
     for target in _rdata_names(rdata):
