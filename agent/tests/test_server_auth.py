@@ -152,3 +152,30 @@ def test_header_names_are_case_insensitive(agent):
     headers = {k.lower(): v for k, v in agent.signed("GET", STATS).items()}
     assert TIMESTAMP_HEADER.lower() in headers
     assert agent.raw("GET", STATS, headers=headers).status == 200
+
+
+def test_unexpected_errors_are_json_500(app, signed_client):
+    """A view that crashes yields a JSON 500 without the traceback."""
+
+    def crash():
+        raise RuntimeError("secret detail in a traceback")
+
+    app.add_url_rule("/v1/crash", "crash", crash)
+    response = signed_client.get("/v1/crash")
+    assert response.status_code == 500
+    assert "error" in response.json and "secret detail" not in response.get_data(as_text=True)
+
+
+def test_oversized_bodies_are_json_413(app, signed_client):
+    """Bodies over the limit are refused as JSON before any view runs."""
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    response = signed_client.open("PUT", "/v1/stats", json_body={"rows": ["x" * 2048]})
+    assert response.status_code == 413
+    assert "error" in response.json
+
+
+def test_in_process_app_also_requires_signatures(app):
+    """The app itself enforces signing, whatever server runs it."""
+    response = app.test_client().get("/v1/stats")
+    assert response.status_code == 401
+    assert "missing header" in response.json["error"]
