@@ -1,0 +1,41 @@
+# Hostfleet: `make run` starts the panel, `make test` runs every test.
+.PHONY: run test test-fast lab lab-down bench lint help
+
+PY := .venv/bin/python
+N ?= 3
+
+help:
+	@echo "make run        start the whole panel on embedded defaults (PORT, HOSTFLEET_DATA, ADMIN_PASSWORD, DATABASE_URL, REDIS_URL)"
+	@echo "make test       install what the tests need and run the whole suite"
+	@echo "make test-fast  the suite without lab, browser and PostgreSQL tests"
+	@echo "make lab N=3    start a lab of N Debian nodes (root); make lab-down removes it"
+	@echo "make bench      print the benchmark figures"
+
+run:
+	@scripts/bootstrap-venv.sh requirements.txt
+	@$(PY) -m app.runner
+
+test:
+	@scripts/bootstrap-venv.sh requirements-test.txt
+	@scripts/install-test-deps.sh
+	@$(PY) -m pytest $(PYTEST_ARGS); code=$$?; \
+	  if [ $$code = 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; exit $$code
+
+test-fast:
+	@scripts/bootstrap-venv.sh requirements-test.txt
+	$(PY) -m pytest -m "not lab and not browser and not postgres" $(PYTEST_ARGS)
+
+lab:
+	@scripts/bootstrap-venv.sh requirements-test.txt
+	@scripts/install-test-deps.sh
+	$(PY) -m tests.lab up -n $(N)
+
+lab-down:
+	$(PY) -m tests.lab down
+
+bench:
+	@scripts/bootstrap-venv.sh requirements-test.txt
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+lint:
+	$(PY) -m ruff check .

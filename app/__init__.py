@@ -1,0 +1,63 @@
+"""Hostfleet master panel: the Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from app.config import Config
+
+
+def create_app(config: object | None = None) -> Flask:
+    """Build the panel: configuration, extensions, blueprints, error pages, CLI."""
+    app = Flask(__name__)
+    app.config.from_object(config or Config())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+    from app import extensions
+
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(app, extensions.db, directory=_migrations_dir(), render_as_batch=True)
+    extensions.csrf.init_app(app)
+    extensions.login.init_app(app)
+    extensions.htmx.init_app(app)
+    extensions.limiter.init_app(app)
+    _tune_sqlite(app)
+
+    from app import auth_hooks, errors, htmx as htmx_helpers
+    from app.blueprints import register_blueprints
+    from app.cli import register_cli
+
+    auth_hooks.init_app(app)
+    register_blueprints(app)
+    errors.init_app(app)
+    htmx_helpers.init_app(app)
+    register_cli(app)
+    return app
+
+
+def _migrations_dir() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def _tune_sqlite(app: Flask) -> None:
+    """WAL and a busy timeout let the web, worker and cron processes share one SQLite file."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    with app.app_context():
+
+        @event.listens_for(db.engine, "connect")
+        def _on_connect(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()

@@ -1,0 +1,84 @@
+"""Who is asking: session login for pages, HTTP Basic or Bearer tokens for the API."""
+
+from __future__ import annotations
+
+import functools
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, g, jsonify, redirect, request, url_for
+from flask_login import current_user
+
+from app.extensions import htmx, login
+from app.services import accounts
+
+
+def safe_next(target: str | None) -> str | None:
+    """A post-login target only when it is a path on this site (no open redirects)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return None
+    return target
+
+
+def admin_required(view):
+    """Pages and API calls for administrators only (403 for users)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        user = api_user() if request.blueprint == "api" else current_user
+        if not user.is_authenticated:
+            return login.unauthorized()
+        if not user.is_admin:
+            abort(403, "This page is for administrators.")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def api_user():
+    """The user authenticated for the current API request."""
+    return g.get("api_user")
+
+
+def authenticate_api_request():
+    """HTTP Basic with panel credentials, or a Bearer API token; 401 otherwise."""
+    auth = request.authorization
+    user = None
+    if auth is not None and auth.type == "basic":
+        user = accounts.authenticate(auth.username or "", auth.password or "")
+    elif auth is not None and auth.type == "bearer" and auth.token:
+        user = accounts.user_for_token(auth.token)
+    if user is None:
+        response = jsonify(
+            error="Authentication required: HTTP Basic with panel credentials or a Bearer API token."
+        )
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Basic realm="Hostfleet", charset="UTF-8"'
+        return response
+    g.api_user = user
+    return None
+
+
+def init_app(app: Flask) -> None:
+    """Wire Flask-Login to the accounts service."""
+    login.login_view = "auth.login"
+    login.login_message = "Log in to see this page."
+
+    @login.user_loader
+    def _load(identity: str):
+        return accounts.load_session_user(identity)
+
+    @login.unauthorized_handler
+    def _unauthorized():
+        target = url_for("auth.login", next=request.full_path.rstrip("?"))
+        if htmx:
+            response = app.response_class(status=401)
+            response.headers["HX-Redirect"] = target
+            return response
+        if request.path.startswith("/api/"):
+            return authenticate_api_request()
+        return redirect(target)

@@ -1,0 +1,21 @@
+"""The JSON API under /api/v1, documented by flask-smorest from the schemas in code."""
+
+from flask import Flask
+
+from flask_smorest import Api
+
+from app.extensions import csrf
+
+
+def register_api(app: Flask) -> None:
+    """Register the API blueprints and their security schemes."""
+    from app.blueprints.api.views import blp
+
+    # One Api per app: the OpenAPI document is built per application instance.
+    api = Api(app)
+    api.spec.components.security_scheme("basicAuth", {"type": "http", "scheme": "basic"})
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    api.spec.options["security"] = [{"basicAuth": []}, {"bearerAuth": []}]
+    # The API authenticates every call with credentials in a header, never with the session cookie.
+    csrf.exempt(blp)
+    api.register_blueprint(blp)

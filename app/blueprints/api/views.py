@@ -1,0 +1,82 @@
+"""API routes: nodes and operations."""
+
+from flask import abort
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from app.auth_hooks import admin_required, api_user, authenticate_api_request
+from app.blueprints.api.schemas import (
+    ApiErrorSchema,
+    NodeListSchema,
+    NodeSchema,
+    OperationListSchema,
+    OperationSchema,
+)
+from app.extensions import db
+from app.models import Node, Operation
+from app.services.nodes import node_to_dict
+from app.services.operations import operation_to_dict
+
+blp = Blueprint("api", __name__, url_prefix="/api/v1", description="Hostfleet's JSON API")
+blp.before_request(authenticate_api_request)
+
+
+def _errors(*codes: int):
+    """Document the error answers a route can give."""
+
+    def decorate(view):
+        for code in codes:
+            view = blp.alt_response(code, schema=ApiErrorSchema, description="Error")(view)
+        return view
+
+    return decorate
+
+
+@blp.route("/nodes")
+@blp.response(200, NodeListSchema)
+@_errors(401, 403)
+@admin_required
+def list_nodes():
+    """List the cluster's nodes."""
+    rows = db.session.scalars(select(Node).order_by(Node.id)).all()
+    return {"items": [node_to_dict(n) for n in rows]}
+
+
+@blp.route("/nodes/<int:node_id>")
+@blp.response(200, NodeSchema)
+@_errors(401, 403, 404)
+@admin_required
+def get_node(node_id: int):
+    """One node with its state, roles, flags and desyncs."""
+    node = db.session.get(Node, node_id)
+    if node is None:
+        abort(404, f"No node with id {node_id}.")
+    return node_to_dict(node)
+
+
+def _visible_operations():
+    user = api_user()
+    query = select(Operation)
+    if not user.is_admin:
+        query = query.where(Operation.created_by_id == user.id)
+    return query
+
+
+@blp.route("/operations")
+@blp.response(200, OperationListSchema)
+@_errors(401)
+def list_operations():
+    """The latest 100 operations the caller may see."""
+    rows = db.session.scalars(_visible_operations().order_by(Operation.id.desc()).limit(100)).all()
+    return {"items": [operation_to_dict(op) for op in rows]}
+
+
+@blp.route("/operations/<int:operation_id>")
+@blp.response(200, OperationSchema)
+@_errors(401, 404)
+def get_operation(operation_id: int):
+    """One operation's status and per-node outcome."""
+    operation = db.session.scalar(_visible_operations().where(Operation.id == operation_id))
+    if operation is None:
+        abort(404, f"No operation with id {operation_id}.")
+    return operation_to_dict(operation)

@@ -1,0 +1,73 @@
+"""Configuration read from the environment, with the embedded defaults of `make run`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """The data directory (`HOSTFLEET_DATA`, default ./data), created private on first use."""
+    path = Path(os.environ.get("HOSTFLEET_DATA", "data")).resolve()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _secret_key(path: Path) -> str:
+    """The session-signing key: `SECRET_KEY`, else one generated once and kept in the data dir."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    key_file = path / "secret_key"
+    try:
+        return key_file.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_hex(32)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+
+
+class Config:
+    """Production and `make run` settings; every value can be overridden from the environment."""
+
+    def __init__(self) -> None:
+        self.DATA_DIR = data_dir()
+        self.SECRET_KEY = _secret_key(self.DATA_DIR)
+        self.SQLALCHEMY_DATABASE_URI = os.environ.get(
+            "DATABASE_URL", f"sqlite:///{self.DATA_DIR / 'hostfleet.db'}"
+        )
+        if self.SQLALCHEMY_DATABASE_URI.startswith("postgresql://"):
+            self.SQLALCHEMY_DATABASE_URI = self.SQLALCHEMY_DATABASE_URI.replace(
+                "postgresql://", "postgresql+psycopg://", 1
+            )
+        self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        self.RATELIMIT_STORAGE_URI = self.REDIS_URL
+        self.LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "") == "1"
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.WTF_CSRF_TIME_LIMIT = None
+        self.AGENT_TIMEOUT_S = float(os.environ.get("AGENT_TIMEOUT_S", "5"))
+        self.API_TITLE = "Hostfleet API"
+        self.API_VERSION = "v1"
+        self.OPENAPI_VERSION = "3.0.3"
+        self.OPENAPI_URL_PREFIX = "/api/v1"
+        self.OPENAPI_JSON_PATH = "openapi.json"
+
+
+class TestConfig(Config):
+    """Settings for the test suite: a private data dir and database given by the fixtures."""
+
+    TESTING = True
+
+    def __init__(self, data: Path, redis_url: str) -> None:
+        os.environ["HOSTFLEET_DATA"] = str(data)
+        super().__init__()
+        self.SQLALCHEMY_DATABASE_URI = os.environ.get(
+            "TEST_DATABASE_URL", f"sqlite:///{data / 'test.db'}"
+        )
+        self.REDIS_URL = redis_url
+        self.RATELIMIT_STORAGE_URI = redis_url

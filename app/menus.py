@@ -1,0 +1,74 @@
+"""The sidebar, mirroring ISPmanager's menus (SPEC §8); menus not built yet say so."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    """One sidebar entry: its label, endpoint (or placeholder slug) and who sees it."""
+
+    label: str
+    slug: str
+    endpoint: str | None = None
+    admin_only: bool = False
+    planned: str = ""
+
+
+@dataclass(frozen=True)
+class MenuSection:
+    """A sidebar group."""
+
+    label: str
+    items: tuple[MenuItem, ...]
+
+
+MENU = (
+    MenuSection("Accounts", (
+        MenuItem("Users", "users", admin_only=True,
+                 planned="Panel users with their roles, limits, UID/GID and the node holding each role."),
+    )),
+    MenuSection("Domains", (
+        MenuItem("Web domains", "webdomains",
+                 planned="Sites served by nginx on the node that holds your web role."),
+        MenuItem("Domain names", "domains",
+                 planned="DNS zones and records served by bind9 on the node that holds your DNS role."),
+    )),
+    MenuSection("Mail", (
+        MenuItem("Mail domains", "maildomains",
+                 planned="Domains that receive mail on the node that holds your mail role."),
+        MenuItem("Mailboxes", "mailboxes", planned="Mailboxes with quota and forwarding."),
+        MenuItem("Whitelist", "mail-whitelist", admin_only=True,
+                 planned="Senders always accepted, identical on every mail node."),
+        MenuItem("Blacklist", "mail-blacklist", admin_only=True,
+                 planned="Senders always refused, identical on every mail node."),
+    )),
+    MenuSection("System", (
+        MenuItem("Firewall", "firewall", admin_only=True,
+                 planned="Firewall rules applied to every node by distributed request."),
+        MenuItem("Scheduler", "scheduler", admin_only=True,
+                 planned="Cron entries kept identical on every node."),
+    )),
+    MenuSection("Cluster", (
+        MenuItem("Nodes", "nodes", endpoint="cluster.nodes", admin_only=True),
+        MenuItem("Policies", "policies", admin_only=True,
+                 planned="Ready-percent for distributed requests, missed polls, poll interval, placement."),
+        MenuItem("Synchronization", "sync", endpoint="cluster.sync", admin_only=True),
+    )),
+    MenuSection("Operations", (
+        MenuItem("Operations", "operations", endpoint="operations.index"),
+    )),
+)
+
+PLANNED = {item.slug: item for section in MENU for item in section.items if item.endpoint is None}
+
+
+def menu_for(user) -> list[MenuSection]:
+    """The sections and items this user may see."""
+    sections = []
+    for section in MENU:
+        items = tuple(i for i in section.items if user.is_admin or not i.admin_only)
+        if items:
+            sections.append(MenuSection(section.label, items))
+    return sections

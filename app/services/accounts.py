@@ -1,0 +1,122 @@
+"""Panel accounts: password hashing, authentication, API tokens, the first admin."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import ApiToken, User, UserLevel
+from app.models.base import utcnow
+
+_hasher = PasswordHasher()
+# Verifying against this keeps a login for an unknown name as slow as one for a known name.
+_DUMMY_HASH = _hasher.hash("hostfleet-timing-equaliser")
+TOKEN_PREFIX = "hf_"
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of the password."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when the password matches the stored hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def authenticate(name: str, password: str) -> User | None:
+    """The active user with this name and password, or None."""
+    user = db.session.scalar(select(User).where(User.name == name))
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
+        return None
+    if not verify_password(user.password_hash, password) or not user.active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        db.session.commit()
+    return user
+
+
+def create_user(name: str, password: str, level: UserLevel = UserLevel.USER) -> User:
+    """Create a panel account."""
+    user = User(name=name, password_hash=hash_password(password), level=level.value)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    """Change a password and end the account's other sessions."""
+    user.password_hash = hash_password(password)
+    user.session_epoch += 1
+    db.session.commit()
+
+
+def load_session_user(identity: str) -> User | None:
+    """The user behind a session identity "<id>:<epoch>", if that session is still valid."""
+    user_id, _, epoch = identity.partition(":")
+    if not user_id.isdigit() or not epoch.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.session_epoch != int(epoch):
+        return None
+    return user
+
+
+def _token_digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_token(user: User, name: str) -> tuple[ApiToken, str]:
+    """Create an API token; the raw value is returned once and only its hash is kept."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user=user, name=name, token_hash=_token_digest(raw), prefix=raw[:10])
+    db.session.add(token)
+    db.session.commit()
+    return token, raw
+
+
+def user_for_token(raw: str) -> User | None:
+    """The active user owning this Bearer token, or None."""
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_digest(raw)))
+    if token is None or not token.user.active:
+        return None
+    token.last_used_at = utcnow()
+    db.session.commit()
+    return token.user
+
+
+def ensure_first_admin(data_dir: Path, password: str | None) -> tuple[str, str | None]:
+    """Create `admin` on first start; return its name and the password to print, if known.
+
+    A generated password is kept (mode 0600) in the data dir so later starts can print it
+    again, until the admin changes it.
+    """
+    remembered = Path(data_dir) / "initial-admin-password"
+    admin = db.session.scalar(select(User).where(User.name == "admin"))
+    if admin is None:
+        if not password:
+            password = secrets.token_urlsafe(12)
+            fd = os.open(remembered, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(password)
+        create_user("admin", password, UserLevel.ADMIN)
+        return "admin", password
+    if password:
+        return "admin", password if verify_password(admin.password_hash, password) else None
+    if remembered.exists():
+        stored = remembered.read_text().strip()
+        if verify_password(admin.password_hash, stored):
+            return "admin", stored
+    return "admin", None

@@ -1,0 +1,113 @@
+"""The statistics collector: polls every agent's /v1/stats and moves node states (SPEC §3)."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from flask import current_app
+from sqlalchemy import select
+
+from agent.client import AgentError
+from app.extensions import db
+from app.models import Node, NodeState, Policy
+from app.models.base import utcnow
+from app.services import nodes as node_service
+from app.services.policies import get_policy
+from app.services.synchronizers import implied_state
+
+log = logging.getLogger(__name__)
+
+# Nodes in `new` have no agent yet; `installing` and `error` belong to the setup job.
+POLLED_STATES = {
+    NodeState.CONNECTING.value,
+    NodeState.SYNCING.value,
+    NodeState.READY.value,
+    NodeState.UNAVAILABLE.value,
+    NodeState.INCOMPATIBLE.value,
+    NodeState.INSTALLING.value,
+}
+MAX_POLL_THREADS = 64
+
+
+def collect_stats() -> dict[int, str]:
+    """Poll every agent in parallel and apply the results; returns node id → "ok" or the error."""
+    nodes = db.session.scalars(select(Node).where(Node.state.in_(POLLED_STATES))).all()
+    if not nodes:
+        return {}
+    timeout = current_app.config["AGENT_TIMEOUT_S"]
+    clients = {node.id: node_service.agent_client(node, timeout) for node in nodes}
+
+    def poll(node_id: int):
+        try:
+            return clients[node_id].stats()
+        except AgentError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=min(MAX_POLL_THREADS, len(nodes))) as pool:
+        results = dict(zip(clients, pool.map(poll, clients)))
+
+    policy = get_policy()
+    summary = {}
+    for node in nodes:
+        result = results[node.id]
+        node_service.touch_poll(node)
+        if isinstance(result, AgentError):
+            record_poll_failure(node, str(result), policy)
+            summary[node.id] = str(result)
+        else:
+            record_poll_success(node, result)
+            summary[node.id] = "ok"
+    db.session.commit()
+    return summary
+
+
+def record_poll_success(node: Node, stats: dict) -> None:
+    """Store the figures and move the node to the state its answer and desyncs imply."""
+    node.last_seen = utcnow()
+    node.missed_polls = 0
+    node.last_poll_error = None
+    node.stats = stats
+    node.agent_version = str(stats.get("agent_version") or "")[:32] or None
+    api_version = stats.get("api_version")
+    node.api_version = api_version if isinstance(api_version, int) else None
+    if api_version not in node_service.SUPPORTED_API_VERSIONS:
+        node_service.change_state(
+            node,
+            NodeState.INCOMPATIBLE,
+            f"the agent speaks API version {api_version!r}; this master speaks "
+            f"{sorted(node_service.SUPPORTED_API_VERSIONS)}: update the agent",
+        )
+        return
+    if node.state == NodeState.INSTALLING.value:
+        return
+    target = implied_state([d.list for d in node.desyncs])
+    if target == NodeState.INSTALLING:
+        target = NodeState.SYNCING
+    if node.state != target.value:
+        was = node.state
+        if target == NodeState.READY:
+            reason = "the agent answers and no synchronizer is pending"
+        else:
+            pending = ", ".join(d.list for d in node.desyncs)
+            reason = f"the agent answers; waiting for synchronizers: {pending}"
+        if was == NodeState.UNAVAILABLE.value:
+            reason = "back after missed polls: " + reason
+        node_service.change_state(node, target, reason)
+
+
+def record_poll_failure(node: Node, error: str, policy: Policy) -> None:
+    """Count a missed poll; after the policy's number in a row the node is `unavailable`."""
+    node.missed_polls += 1
+    node.last_poll_error = error[:2000]
+    if node.missed_polls >= policy.missed_polls and node.state in (
+        NodeState.READY.value,
+        NodeState.SYNCING.value,
+        NodeState.CONNECTING.value,
+        NodeState.INCOMPATIBLE.value,
+    ):
+        node_service.change_state(
+            node,
+            NodeState.UNAVAILABLE,
+            f"missed {node.missed_polls} polls in a row: {error}",
+        )

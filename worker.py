@@ -1,0 +1,37 @@
+"""The RQ worker entry point: `python worker.py [QUEUE ...] [--simple] [--burst]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from rq import Worker
+from rq.worker import SimpleWorker
+
+from app import create_app
+from app.jobs import use_app
+from app.queues import ALL_QUEUES, redis_connection
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a worker for the given queues (all of them by default)."""
+    parser = argparse.ArgumentParser(description="Run a Hostfleet RQ worker.")
+    parser.add_argument("queues", nargs="*", default=list(ALL_QUEUES), help="queues to serve, in priority order")
+    parser.add_argument(
+        "--simple", action="store_true", help="run jobs in this process instead of a fork per job (for short periodic jobs)"
+    )
+    parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    parser.add_argument("--name", help="worker name (default: generated)")
+    args = parser.parse_args(argv)
+
+    app = create_app()
+    use_app(app)
+    logging.getLogger("rq.worker").setLevel(logging.WARNING if args.simple else logging.INFO)
+    connection = redis_connection(app.config["REDIS_URL"])
+    worker_class = SimpleWorker if args.simple else Worker
+    worker = worker_class(args.queues, connection=connection, name=args.name)
+    worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING" if args.simple else "INFO")
+
+
+if __name__ == "__main__":
+    main()
