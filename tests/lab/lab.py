@@ -36,6 +36,7 @@ MAX_NODES = 254 - FIRST_NODE_OCTET + 1
 REPO_PORT = int(os.environ.get("HOSTFLEET_LAB_REPO_PORT", "8018"))
 NFT_TABLE = "hostfleet_lab"
 NODE_PREFIX = "hf-node"
+NSPAWN_RUN = Path("/run/systemd/nspawn")
 
 BASE_PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "python3",
@@ -199,8 +200,9 @@ def ensure_base() -> tuple[Path, float | None]:
     debs.mkdir(parents=True, exist_ok=True)
     log(f"building the base rootfs ({SUITE}, key {base_key()}) with debootstrap")
     # In a private mount namespace: a failed debootstrap leaves no /proc or /sys mounted on the host.
-    run(["unshare", "--mount", "--propagation", "private", "debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-         f"--cache-dir={debs}", SUITE, build / "rootfs", MIRROR], timeout=1800)
+    run(["unshare", "--mount", "--propagation", "private", "debootstrap", "--variant=minbase",
+         f"--include={','.join(BASE_PACKAGES)}", f"--cache-dir={debs}", SUITE, build / "rootfs", MIRROR],
+        timeout=1800)
     rootfs = build / "rootfs"
     (rootfs / "usr/sbin/policy-rc.d").write_text("#!/bin/sh\nexit 101\n")
     (rootfs / "usr/sbin/policy-rc.d").chmod(0o755)
@@ -440,6 +442,10 @@ class Node:
         out = run(["ip", "-o", "link", "show", self.host_veth], check=False).stdout
         return bool(out) and "state UP" not in out and ",UP" not in out.split(">")[0] + ">"
 
+    def systemctl(self, action: str, unit: str, *, check: bool = True) -> subprocess.CompletedProcess:
+        """Run systemctl action unit in the node (e.g. stop/start its agent)."""
+        return self.exec(["systemctl", action, unit], check=check)
+
     def ssh_argv(self, *cmd: str) -> list[str]:
         """ssh command line that logs in to the node as root with the lab's helper key."""
         return ["ssh", "-i", str(SSH_KEY), *HELPER_SSH_OPTS, f"root@{self.address}", *cmd]
@@ -462,7 +468,7 @@ class Node:
                 "pid": self.pid, "started_at": self.started_at, **self.extra}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Node":
+    def from_json(cls, data: dict) -> Node:
         """Node from its state-file entry."""
         d = dict(data)
         known = {k: d.pop(k) for k in ("name", "address", "root_password", "pid", "started_at") if k in d}
@@ -711,7 +717,14 @@ class Lab:
             time.sleep(0.1)
         for nd in nodes:
             _reap(nd.pid or 0)
+            if os.path.ismount(nd.root):
+                # nspawn names its image lock after the root's device and inode; a killed nspawn leaves it.
+                st = os.stat(nd.root)
+                with contextlib.suppress(FileNotFoundError):
+                    (NSPAWN_RUN / "locks" / f"inode-{st.st_dev}:{st.st_ino}").unlink()
             _umount_under(nd.dir)
+            # nspawn leaves its per-machine propagation directory on the host.
+            shutil.rmtree(NSPAWN_RUN / "propagate" / nd.name, ignore_errors=True)
 
     def down(self) -> None:
         """Stop every node and the repository server; remove mounts, bridge, nft table, runtime dir."""
@@ -740,6 +753,9 @@ class Lab:
             if shutil.which("nft"):
                 run(["nft", "delete", "table", "inet", NFT_TABLE], check=False)
             shutil.rmtree(RUN_DIR, ignore_errors=True)
+            for d in (NSPAWN_RUN / "propagate", NSPAWN_RUN / "locks", NSPAWN_RUN):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
             with contextlib.suppress(OSError):
                 RUN_DIR.parent.rmdir()
             self.state = {}
