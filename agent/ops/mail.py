@@ -1,0 +1,293 @@
+"""Mail domains, mailboxes (dovecot passwd-file) and the sender lists exim's ACLs read."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+
+from agent import fsutil
+from agent import validation as v
+from agent.ops import apply
+
+DOMAINS_KIND = "maildomains"
+MAILBOXES_KIND = "mailboxes"
+EXIM_DIR = "etc/exim4/hostfleet"
+EXIM_CONF = "etc/exim4/exim4.conf"
+DOVECOT_DIR = "etc/dovecot/hostfleet"
+DOVECOT_CONF = "etc/dovecot/hostfleet.conf"
+PASSWD = "etc/dovecot/hostfleet/passwd"
+MAIL_DIR = "var/mail/hostfleet"
+SENDER_LISTS = {"whitelist": "mail_whitelist", "blacklist": "mail_blacklist"}
+DOMAIN_FIELDS = ("name", "owner")
+MAILBOX_FIELDS = ("address", "password", "quota_mb")
+SENDER_FIELDS = ("id", "sender")
+MAX_QUOTA_MB = 10_000_000
+# glibc's default is 5000; more rounds cost every login, this is a middle ground.
+CRYPT_ROUNDS = 20_000
+_ITOA64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# The byte order SHA-512 crypt uses when it writes the final digest in its base-64 alphabet.
+_SHA512_ORDER = [
+    (0, 21, 42), (22, 43, 1), (44, 2, 23), (3, 24, 45), (25, 46, 4), (47, 5, 26), (6, 27, 48),
+    (28, 49, 7), (50, 8, 29), (9, 30, 51), (31, 52, 10), (53, 11, 32), (12, 33, 54),
+    (34, 55, 13), (56, 14, 35), (15, 36, 57), (37, 58, 16), (59, 17, 38), (18, 39, 60),
+    (40, 61, 19), (62, 20, 41),
+]
+
+
+def _b64_24(b2: int, b1: int, b0: int, count: int) -> str:
+    """Encode three bytes, low six bits first, as crypt(3) does."""
+    word = (b2 << 16) | (b1 << 8) | b0
+    out = []
+    for _ in range(count):
+        out.append(_ITOA64[word & 0x3F])
+        word >>= 6
+    return "".join(out)
+
+
+def _repeat_to(digest: bytes, length: int) -> bytes:
+    """digest repeated and cut to length bytes."""
+    return (digest * (length // len(digest) + 1))[:length]
+
+
+def sha512_crypt(password: str, salt: str | None = None, rounds: int = CRYPT_ROUNDS) -> str:
+    """A `$6$` SHA-512 crypt hash (Drepper's SHA-crypt), as dovecot's SHA512-CRYPT verifies."""
+    pw = password.encode("utf-8")
+    salt = (salt or "".join(secrets.choice(_ITOA64) for _ in range(16)))[:16]
+    s = salt.encode("ascii")
+    alt = hashlib.sha512(pw + s + pw).digest()
+    ctx = hashlib.sha512(pw + s)
+    ctx.update(_repeat_to(alt, len(pw)))
+    length = len(pw)
+    while length:
+        ctx.update(alt if length & 1 else pw)
+        length >>= 1
+    digest = ctx.digest()
+    p_bytes = _repeat_to(hashlib.sha512(pw * len(pw)).digest(), len(pw))
+    s_bytes = _repeat_to(hashlib.sha512(s * (16 + digest[0])).digest(), len(s))
+    for index in range(rounds):
+        ctx = hashlib.sha512(p_bytes if index & 1 else digest)
+        if index % 3:
+            ctx.update(s_bytes)
+        if index % 7:
+            ctx.update(p_bytes)
+        ctx.update(digest if index & 1 else p_bytes)
+        digest = ctx.digest()
+    encoded = "".join(_b64_24(digest[a], digest[b], digest[c], 4) for a, b, c in _SHA512_ORDER)
+    encoded += _b64_24(0, 0, digest[63], 2)
+    prefix = "$6$" if rounds == 5000 else f"$6$rounds={rounds}$"
+    return f"{prefix}{salt}${encoded}"
+
+
+def validate_domain(data: object, users: set[str]) -> dict:
+    """A mail domain: its name and owner (who must have an account here)."""
+    data = v.object_fields(data, "body", DOMAIN_FIELDS)
+    owner = v.username(data.get("owner"), "owner")
+    if owner not in users:
+        raise v.ValidationError("owner", f"no account {owner!r} on this node")
+    return {"name": v.domain_name(data.get("name"), "name"), "owner": owner}
+
+
+def validate_mailbox(data: object, domains: list[dict], partial: dict | None = None) -> dict:
+    """A mailbox: address in a mail domain held here, a password (hashed now), a quota."""
+    data = v.object_fields(data, "body", MAILBOX_FIELDS)
+    if partial is None:
+        address = v.email_address(data.get("address"), "address")
+        domain = address.rpartition("@")[2]
+        if not any(d["name"] == domain for d in domains):
+            raise v.ValidationError("address", f"{domain} is not a mail domain on this node")
+    else:
+        address = partial["address"]
+    quota = v.integer(data.get("quota_mb", (partial or {}).get("quota_mb", 0)), "quota_mb", 0,
+                      MAX_QUOTA_MB)
+    if "password" in data or partial is None:
+        crypt = "{SHA512-CRYPT}" + sha512_crypt(v.password(data.get("password"), "password"))
+    else:
+        crypt = partial["hash"]
+    return {"address": address, "hash": crypt, "quota_mb": quota}
+
+
+def validate_sender_row(row: object) -> dict:
+    """One white/black list row: an id and a sender address or domain."""
+    row = v.object_fields(row, "row", SENDER_FIELDS)
+    return {"id": v.integer(row.get("id"), "id", 0, 2**63 - 1),
+            "sender": v.sender(row.get("sender"), "sender")}
+
+
+def _lines(items: list[str]) -> bytes:
+    """One item per line, sorted, with a final newline."""
+    return "".join(f"{item}\n" for item in sorted(set(items))).encode()
+
+
+def _sender_lines(rows: list[dict]) -> bytes:
+    """Senders as exim address-list items: a bare domain matches every address in it."""
+    return _lines([r["sender"] if "@" in r["sender"] else f"*@{r['sender']}" for r in rows])
+
+
+def render_files(config, domains, mailboxes, whitelist, blacklist) -> dict[Path, bytes]:
+    """Every managed mail file for this state."""
+    exim_dir = apply.under_root(config, EXIM_DIR)
+    passwd = apply.under_root(config, PASSWD)
+    passwd_lines = [
+        f"{m['address']}:{m['hash']}::::::userdb_quota_rule=*:storage={m['quota_mb']}M"
+        if m["quota_mb"] else f"{m['address']}:{m['hash']}::::::"
+        for m in mailboxes
+    ]
+    return {
+        exim_dir / "domains": _lines([d["name"] for d in domains]),
+        exim_dir / "whitelist": _sender_lines(whitelist),
+        exim_dir / "blacklist": _sender_lines(blacklist),
+        passwd: _lines(passwd_lines),
+        apply.under_root(config, EXIM_CONF): apply.render(
+            "exim4.conf.j2", dir=exim_dir, passwd=passwd,
+            lmtp_socket=apply.under_root(config, "run/dovecot/lmtp"),
+        ),
+        apply.under_root(config, DOVECOT_CONF): apply.render(
+            "dovecot.conf.j2", passwd=passwd, base_dir=apply.under_root(config, "run/dovecot"),
+            mail_dir=apply.under_root(config, MAIL_DIR),
+        ),
+    }
+
+
+def check(config) -> None:
+    """exim -bV on the rendered exim config, doveconf -n on the rendered dovecot config."""
+    apply.run_checker("exim", ["exim", "-bV", "-C", str(apply.under_root(config, EXIM_CONF))])
+    apply.run_checker("dovecot", ["doveconf", "-n", "-c",
+                                  str(apply.under_root(config, DOVECOT_CONF))])
+
+
+def apply_state(config, domains, mailboxes, whitelist, blacklist) -> apply.Result:
+    """Make the mail files match this state; check both configs; reload what changed."""
+    desired = render_files(config, domains, mailboxes, whitelist, blacklist)
+    current = {p: d for p in desired if (d := fsutil.read_or_none(p)) is not None}
+    changed = {p for p in desired if desired[p] != current.get(p)}
+    services = []
+    if changed - {apply.under_root(config, PASSWD), apply.under_root(config, DOVECOT_CONF)}:
+        services.append("exim")
+    if changed & {apply.under_root(config, PASSWD), apply.under_root(config, DOVECOT_CONF)}:
+        services.append("dovecot")
+    # The passwd-file holds password hashes: readable by root only (dovecot's auth runs as root).
+    modes = {apply.under_root(config, PASSWD): 0o600}
+    return apply.apply_files(config, desired, current, lambda _w: check(config), services, modes)
+
+
+def _state(config) -> dict:
+    """Everything the mail files are rendered from, as stored."""
+    return {
+        "domains": apply.load_records(config, DOMAINS_KIND),
+        "mailboxes": apply.load_records(config, MAILBOXES_KIND),
+        "whitelist": apply.load_list_rows(config, "mail_whitelist"),
+        "blacklist": apply.load_list_rows(config, "mail_blacklist"),
+    }
+
+
+def _commit(config, **changes) -> apply.Result:
+    """Apply the stored state with changes, then store the changed kinds."""
+    state = {**_state(config), **changes}
+    clean = {
+        **state,
+        "whitelist": [validate_sender_row(r) for r in state["whitelist"]],
+        "blacklist": [validate_sender_row(r) for r in state["blacklist"]],
+    }
+    result = apply_state(config, clean["domains"], clean["mailboxes"], clean["whitelist"],
+                         clean["blacklist"])
+    if "domains" in changes:
+        apply.save_records(config, DOMAINS_KIND, state["domains"])
+    if "mailboxes" in changes:
+        apply.save_records(config, MAILBOXES_KIND, state["mailboxes"])
+    return result
+
+
+def replace_senders(config, which: str, version: int, content_hash: str, rows: list) -> dict:
+    """PUT /v1/lists/mail_whitelist|mail_blacklist: full replace, recorded version and hash."""
+    name = SENDER_LISTS[which]
+
+    def apply_rows(cfg, raw_rows):
+        apply.validate_rows(raw_rows, validate_sender_row)
+        return _commit(cfg, **{which: raw_rows})
+
+    return apply.replace_list(config, name, version, content_hash, rows, apply_rows)
+
+
+def list_domains(config) -> list[dict]:
+    """Every mail domain on this node."""
+    return apply.load_records(config, DOMAINS_KIND)
+
+
+def get_domain(config, name: str) -> dict:
+    """One mail domain."""
+    for domain in list_domains(config):
+        if domain["name"] == name:
+            return domain
+    raise apply.NotFound("mail domain", name)
+
+
+def create_domain(config, data: object) -> dict:
+    """Add a mail domain; 409 if it exists."""
+    domain = validate_domain(data, apply.known_users(config))
+    with apply.OP_LOCK:
+        domains = list_domains(config)
+        if any(d["name"] == domain["name"] for d in domains):
+            raise apply.Conflict("name", f"mail domain {domain['name']} exists")
+        _commit(config, domains=[*domains, domain])
+    return domain
+
+
+def delete_domain(config, name: str) -> None:
+    """Remove a mail domain; refused while it still has mailboxes."""
+    with apply.OP_LOCK:
+        get_domain(config, name)
+        held = [m["address"] for m in list_mailboxes(config) if m["address"].endswith("@" + name)]
+        if held:
+            raise apply.Conflict("name", f"{name} still has mailboxes: {', '.join(held)}")
+        _commit(config, domains=[d for d in list_domains(config) if d["name"] != name])
+
+
+def public(mailbox: dict) -> dict:
+    """A mailbox as the API shows it (never the hash)."""
+    return {"address": mailbox["address"], "quota_mb": mailbox["quota_mb"]}
+
+
+def list_mailboxes(config) -> list[dict]:
+    """Every mailbox on this node (with hashes: callers show public() only)."""
+    return apply.load_records(config, MAILBOXES_KIND)
+
+
+def get_mailbox(config, address: str) -> dict:
+    """One mailbox by address."""
+    for mailbox in list_mailboxes(config):
+        if mailbox["address"] == address:
+            return mailbox
+    raise apply.NotFound("mailbox", address)
+
+
+def create_mailbox(config, data: object) -> dict:
+    """Add a mailbox in a mail domain held here; the password is stored hashed only."""
+    with apply.OP_LOCK:
+        mailbox = validate_mailbox(data, list_domains(config))
+        mailboxes = list_mailboxes(config)
+        if any(m["address"] == mailbox["address"] for m in mailboxes):
+            raise apply.Conflict("address", f"mailbox {mailbox['address']} exists")
+        _commit(config, mailboxes=[*mailboxes, mailbox])
+    return public(mailbox)
+
+
+def update_mailbox(config, address: str, data: object) -> dict:
+    """Change a mailbox's password or quota."""
+    with apply.OP_LOCK:
+        old = get_mailbox(config, address)
+        if isinstance(data, dict) and "address" in data and data["address"] != address:
+            raise v.ValidationError("address", "cannot change; create a new mailbox")
+        body = {k: val for k, val in data.items() if k != "address"} if isinstance(data, dict) \
+            else data
+        mailbox = validate_mailbox(body, list_domains(config), partial=old)
+        _commit(config, mailboxes=[mailbox if m["address"] == address else m
+                                   for m in list_mailboxes(config)])
+    return public(mailbox)
+
+
+def delete_mailbox(config, address: str) -> None:
+    """Remove a mailbox from the passwd-file (its mail folder is kept)."""
+    with apply.OP_LOCK:
+        get_mailbox(config, address)
+        _commit(config, mailboxes=[m for m in list_mailboxes(config) if m["address"] != address])
