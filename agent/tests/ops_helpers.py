@@ -50,6 +50,11 @@ def make_config(tmp_path: Path, **overrides) -> tuple[AgentConfig, Reloads]:
     (root / "etc").mkdir(parents=True)
     state.mkdir()
     (root / "etc" / "passwd").write_text(PASSWD)
+    names = [line.split(":")[0] for line in PASSWD.splitlines()]
+    ids = [line.split(":")[3] for line in PASSWD.splitlines()]
+    (root / "etc" / "group").write_text("".join(f"{n}:x:{g}:\n" for n, g in zip(names, ids)))
+    (root / "etc" / "shadow").write_text("".join(f"{n}:*:19000:0:99999:7:::\n" for n in names))
+    (root / "etc" / "gshadow").write_text("".join(f"{n}:*::\n" for n in names))
     log = tmp_path / "reloads.log"
     fields = dict(
         root=root,

@@ -1,0 +1,120 @@
+"""OS accounts with the UID/GID the master gives, made with shadow-utils under the root prefix."""
+
+from __future__ import annotations
+
+import subprocess
+
+from agent import fsutil
+from agent import validation as v
+from agent.ops import apply, dns, mail, web
+
+FIELDS = ("name", "uid", "gid", "shell")
+ACCOUNT_FILES = ("etc/passwd", "etc/group", "etc/shadow", "etc/gshadow")
+
+
+def validate(data: object) -> dict:
+    """An account: name, uid, gid (defaults to uid), login shell."""
+    data = v.object_fields(data, "body", FIELDS)
+    uid = v.uid(data.get("uid"), "uid")
+    return {
+        "name": v.username(data.get("name"), "name"),
+        "uid": uid,
+        "gid": v.uid(data.get("gid", uid), "gid"),
+        "shell": v.shell(data.get("shell", "/bin/bash"), "shell"),
+    }
+
+
+def _table(config, relative: str) -> list[list[str]]:
+    """The colon-separated rows of an account file under the root prefix."""
+    data = fsutil.read_or_none(apply.under_root(config, relative)) or b""
+    return [line.split(":") for line in data.decode("utf-8", "replace").splitlines() if line]
+
+
+def list_users(config) -> list[dict]:
+    """Panel accounts on this node (UIDs a panel user can have)."""
+    users = []
+    for row in _table(config, "etc/passwd"):
+        if len(row) >= 7 and row[2].isdigit() and 1000 <= int(row[2]) < 2**31 and row[2] != "65534":
+            users.append({"name": row[0], "uid": int(row[2]), "gid": int(row[3]), "shell": row[6],
+                          "home": row[5]})
+    return users
+
+
+def get(config, name: str) -> dict:
+    """One account by name."""
+    for user in list_users(config):
+        if user["name"] == name:
+            return user
+    raise apply.NotFound("user", name)
+
+
+def _run(config, argv: list[str]) -> None:
+    """Run a shadow-utils command against the root prefix; restore the account files on failure."""
+    snapshot = fsutil.Snapshot([apply.under_root(config, f) for f in ACCOUNT_FILES])
+    try:
+        proc = subprocess.run([*argv[:1], "--prefix", str(config.root), *argv[1:]],
+                              capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise apply.CheckFailed("users", f"{argv[0]} is not installed") from None
+    if proc.returncode != 0:
+        snapshot.restore()
+        raise apply.CheckFailed("users", (proc.stderr or proc.stdout).strip())
+
+
+def create(config, data: object) -> tuple[dict, bool]:
+    """Create the account (idempotent: the same account again changes nothing)."""
+    user = validate(data)
+    with apply.OP_LOCK:
+        for row in _table(config, "etc/passwd"):
+            if row[0] == user["name"]:
+                existing = get(config, user["name"])
+                if (existing["uid"], existing["gid"]) != (user["uid"], user["gid"]):
+                    raise apply.Conflict("uid", f"{user['name']} exists with UID {existing['uid']}")
+                if existing["shell"] != user["shell"]:
+                    _run(config, ["usermod", "--shell", user["shell"], user["name"]])
+                    return get(config, user["name"]), True
+                return existing, False
+            if len(row) > 2 and row[2] == str(user["uid"]):
+                raise apply.Conflict("uid", f"UID {user['uid']} belongs to {row[0]}")
+        groups = {row[0]: row[2] for row in _table(config, "etc/group") if len(row) > 2}
+        if groups.get(user["name"]) not in (None, str(user["gid"])):
+            raise apply.Conflict("gid", f"group {user['name']} exists with another GID")
+        if user["name"] not in groups:
+            if str(user["gid"]) in groups.values():
+                raise apply.Conflict("gid", f"GID {user['gid']} belongs to another group")
+            _run(config, ["groupadd", "--gid", str(user["gid"]), user["name"]])
+        _run(config, ["useradd", "--uid", str(user["uid"]), "--gid", str(user["gid"]),
+                      "--shell", user["shell"], "--home-dir", f"/home/{user['name']}",
+                      "--create-home", user["name"]])
+    return get(config, user["name"]), True
+
+
+def update(config, name: str, data: object) -> dict:
+    """Change an account's shell (UID and GID are fixed by the master)."""
+    with apply.OP_LOCK:
+        old = get(config, name)
+        if not isinstance(data, dict):
+            raise v.ValidationError("body", "must be a JSON object")
+        user, _ = create(config, {"name": name, "uid": old["uid"], "gid": old["gid"],
+                                  **{k: val for k, val in data.items() if k != "name"}})
+    return user
+
+
+def owned_data(config, name: str) -> list[str]:
+    """What this user still owns on this node."""
+    held = [f"web domain {d['name']}" for d in web.list_domains(config) if d["owner"] == name]
+    held += [f"domain {d['name']}" for d in dns.list_domains(config) if d["owner"] == name]
+    held += [f"mail domain {d['name']}" for d in mail.list_domains(config) if d["owner"] == name]
+    return held
+
+
+def delete(config, name: str) -> None:
+    """Remove the account (its home is kept); refused while it owns data here."""
+    with apply.OP_LOCK:
+        get(config, name)
+        held = owned_data(config, name)
+        if held:
+            raise apply.Conflict("name", f"{name} still owns {', '.join(held)}")
+        _run(config, ["userdel", name])
+        if any(row[0] == name for row in _table(config, "etc/group")):
+            _run(config, ["groupdel", name])

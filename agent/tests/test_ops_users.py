@@ -1,0 +1,83 @@
+"""OS accounts: fixed UID/GID, idempotent create, refusal while the user owns data."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.ops import apply, users, web
+from agent.tests.ops_helpers import config_digest, make_config, require_binary
+from agent.validation import ValidationError
+
+CAROL = {"name": "carol", "uid": 2001, "gid": 2001, "shell": "/bin/bash"}
+
+
+@pytest.fixture
+def agent(tmp_path):
+    """A config under a private root; shadow-utils must be installed."""
+    require_binary("useradd", "groupadd", "userdel", "usermod")
+    return make_config(tmp_path)
+
+
+def test_create_with_fixed_ids_and_home(agent):
+    """The account gets the master's UID/GID and a home under the root prefix."""
+    config, _ = agent
+    user, changed = users.create(config, CAROL)
+    assert changed and user["uid"] == 2001 and user["gid"] == 2001
+    assert "carol:x:2001:2001::/home/carol:/bin/bash" in (config.root / "etc/passwd").read_text()
+    assert (config.root / "home/carol").is_dir()
+
+
+def test_create_twice_changes_nothing(agent):
+    """The same account again is a no-op."""
+    config, _ = agent
+    users.create(config, CAROL)
+    before = config_digest(config)
+    _user, changed = users.create(config, CAROL)
+    assert changed is False
+    assert config_digest(config) == before
+
+
+def test_conflicting_uid_refused(agent):
+    """A UID held by someone else, or an existing name with another UID, is a conflict."""
+    config, _ = agent
+    users.create(config, CAROL)
+    with pytest.raises(apply.Conflict):
+        users.create(config, {**CAROL, "name": "dave"})
+    with pytest.raises(apply.Conflict):
+        users.create(config, {**CAROL, "uid": 2002, "gid": 2002})
+
+
+def test_update_shell_and_delete(agent):
+    """Shell changes go through usermod; delete removes the account and its group."""
+    config, _ = agent
+    users.create(config, CAROL)
+    assert users.update(config, "carol", {"shell": "/usr/sbin/nologin"})["shell"] == "/usr/sbin/nologin"
+    users.delete(config, "carol")
+    assert "carol" not in (config.root / "etc/passwd").read_text()
+    assert "carol" not in (config.root / "etc/group").read_text()
+
+
+def test_delete_refused_while_user_owns_data(agent):
+    """A user who still owns a web domain here cannot be deleted."""
+    require_binary("nginx")
+    config, _ = agent
+    users.create(config, CAROL)
+    web.create(config, {"name": "carol.example.com", "owner": "carol"})
+    with pytest.raises(apply.Conflict, match="web domain carol.example.com"):
+        users.delete(config, "carol")
+
+
+@pytest.mark.parametrize(
+    "data, field",
+    [({**CAROL, "name": "Carol"}, "name"), ({**CAROL, "name": "ca;rol"}, "name"),
+     ({**CAROL, "uid": 0}, "uid"), ({**CAROL, "uid": "2001"}, "uid"),
+     ({**CAROL, "gid": 65534}, "gid"), ({**CAROL, "shell": "/bin/evil"}, "shell")],
+)
+def test_bad_accounts_refused(agent, data, field):
+    """Bad input names the field; the account files are untouched."""
+    config, _ = agent
+    before = config_digest(config)
+    with pytest.raises(ValidationError) as caught:
+        users.create(config, data)
+    assert caught.value.field == field
+    assert config_digest(config) == before
