@@ -120,6 +120,9 @@ def build_server(config: AgentConfig, app: Flask):
         (config.listen_host, config.listen_port),
         app,
         numthreads=THREADS,
+        # cheroot's default backlog of 5 drops SYNs when the master's pool opens its
+        # connections at once, and each dropped one costs a 1 s retransmit.
+        request_queue_size=64,
         server_name="hostfleet-agent",
         shutdown_timeout=5,
     )
