@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from agent import __version__
@@ -16,6 +17,15 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def parse_reload_command(value: str) -> tuple[str, list[str]]:
+    """SERVICE=COMMAND as (service, argv), the command split like a shell would."""
+    service, sep, command = value.partition("=")
+    argv = shlex.split(command)
+    if not sep or not service or not argv:
+        raise argparse.ArgumentTypeError(f"expected SERVICE=COMMAND, got {value!r}")
+    return service, argv
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Write the agent's config file (mode 0600), generate the per-node secret if the "
             "secret file is absent (mode 0600), and make a self-signed certificate if there is "
             "none. Prints JSON with the certificate fingerprint and the config (never the "
-            "secret). Safe to run again: an existing secret and certificate are kept."
+            "secret). Safe to run again: the config is rewritten from these arguments, an "
+            "existing secret and certificate are kept."
         ),
     )
     init.add_argument("--config", required=True, help="where to write the config file")
@@ -71,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="DNS name for the certificate; repeatable (default: this machine's hostname)",
     )
     init.add_argument("--address", action="append", default=[], help="IP address for the certificate; repeatable")
+    init.add_argument(
+        "--reload-command",
+        type=parse_reload_command,
+        action="append",
+        default=[],
+        metavar="SERVICE=COMMAND",
+        help="how to reload a service, e.g. nginx='systemctl reload nginx'; repeatable",
+    )
     init.add_argument("--log-file", help="also log to this file")
     return parser
 
@@ -92,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 hostnames=args.hostname,
                 addresses=args.address,
                 log_file=args.log_file,
+                reload_commands=dict(args.reload_command),
             )
             print(json.dumps(result, indent=2))
             return 0

@@ -70,8 +70,8 @@ def test_http_errors_carry_status_and_payload(client):
 def test_client_is_thread_safe(client):
     """Many threads sharing one client each get their own valid signature."""
     with ThreadPoolExecutor(max_workers=10) as pool:
-        results = list(pool.map(lambda _: client.stats()["api_version"], range(40)))
-    assert results == [1] * 40
+        results = list(pool.map(lambda _: client.stats()["api_version"], range(20)))
+    assert results == [1] * 20
 
 
 def test_fingerprint_of_matches_the_certificate(agent):

@@ -179,3 +179,42 @@ def test_in_process_app_also_requires_signatures(app):
     response = app.test_client().get("/v1/stats")
     assert response.status_code == 401
     assert "missing header" in response.json["error"]
+
+
+def run_init(tmp_path, *extra):
+    """Run `python -m agent init` for a node under tmp_path; returns the completed process."""
+    return subprocess.run(
+        [
+            sys.executable, "-m", "agent", "init",
+            "--config", str(tmp_path / "agent.json"),
+            "--root", str(tmp_path / "root"),
+            "--state-dir", str(tmp_path / "state"),
+            "--secret-file", str(tmp_path / "secret"),
+            "--listen", "127.0.0.1:9443",
+            *extra,
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+def test_init_prints_fingerprint_never_the_secret_and_is_idempotent(tmp_path):
+    """init prints the fingerprint and config; a second run keeps the secret and certificate."""
+    first = run_init(tmp_path, "--roles", "web,dns", "--reload-command", "nginx=nginx -s reload")
+    assert first.returncode == 0, first.stderr
+    printed = json.loads(first.stdout)
+    secret = (tmp_path / "secret").read_text().strip()
+    assert len(secret) == 64 and secret not in first.stdout + first.stderr
+    assert printed["config"]["roles"] == ["web", "dns"]
+    assert printed["config"]["reload_commands"] == {"nginx": ["nginx", "-s", "reload"]}
+    assert AgentConfig.load(tmp_path / "agent.json").listen_port == 9443
+    second = run_init(tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["fingerprint"] == printed["fingerprint"]
+    assert (tmp_path / "secret").read_text().strip() == secret
+
+
+def test_init_refuses_unknown_roles(tmp_path):
+    """A role the agent does not know is a clear error, and no config is written."""
+    result = run_init(tmp_path, "--roles", "web,ftp")
+    assert result.returncode == 2 and "unknown roles ftp" in result.stderr
+    assert not (tmp_path / "agent.json").exists()
