@@ -9,8 +9,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-import psutil
-
 from agent import API_VERSION, __version__, liststate
 from agent.config import AgentConfig
 
@@ -83,6 +81,38 @@ class RoleChecker:
             return installed
 
 
+def memory_usage(meminfo: str = "/proc/meminfo") -> dict:
+    """Total and available memory in bytes, and the percentage in use, from /proc/meminfo."""
+    values = {}
+    with open(meminfo) as fh:
+        for line in fh:
+            key, _, rest = line.partition(":")
+            if key in ("MemTotal", "MemAvailable"):
+                values[key] = int(rest.split()[0]) * 1024
+    total, available = values["MemTotal"], values["MemAvailable"]
+    return {
+        "total": total,
+        "available": available,
+        "used_percent": round((total - available) / total * 100, 1) if total else 0.0,
+    }
+
+
+def disk_usage(path: str) -> dict:
+    """Size and free space of the filesystem holding path, as an unprivileged user sees it."""
+    st = os.statvfs(path)
+    total = st.f_blocks * st.f_frsize
+    free = st.f_bavail * st.f_frsize
+    used = (st.f_blocks - st.f_bfree) * st.f_frsize
+    # Like df: the blocks reserved for root count as neither used nor available.
+    usable = used + free
+    return {
+        "path": path,
+        "total": total,
+        "free": free,
+        "used_percent": round(used / usable * 100, 1) if usable else 0.0,
+    }
+
+
 def software_state() -> dict:
     """Progress of role software installation; nothing runs it yet, so always idle."""
     return {"state": "idle"}
@@ -90,24 +120,13 @@ def software_state() -> dict:
 
 def collect(config: AgentConfig, started_at: float, checker: RoleChecker) -> dict:
     """The /v1/stats document for this node."""
-    memory = psutil.virtual_memory()
-    disk = psutil.disk_usage(str(config.root))
     return {
         "api_version": API_VERSION,
         "agent_version": __version__,
         "uptime_s": int(time.time() - started_at),
         "load": [round(x, 2) for x in os.getloadavg()],
-        "memory": {
-            "total": memory.total,
-            "available": memory.available,
-            "used_percent": round(memory.percent, 1),
-        },
-        "disk": {
-            "path": str(config.root),
-            "total": disk.total,
-            "free": disk.free,
-            "used_percent": round(disk.percent, 1),
-        },
+        "memory": memory_usage(),
+        "disk": disk_usage(str(config.root)),
         "roles": checker.roles(config.roles),
         "software": software_state(),
         "lists": liststate.read_all(config.state_dir),
