@@ -38,7 +38,7 @@ SHELLS = ("/bin/bash", "/bin/sh", "/usr/bin/bash", "/usr/sbin/nologin", "/bin/fa
 _USERNAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _PATH_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # Underscore labels are legal in DNS owner names (_dmarc, _sip._tcp) though not in host names.
-_RECORD_LABEL = re.compile(r"_?[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?|_?[A-Za-z0-9]")
+_RECORD_LABEL = re.compile(r"_?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 # Characters that end or nest a statement in nginx, bind, exim or a shell; never in a comment.
 _SYNTAX_CHARS = frozenset('"\'`\\;{}<>$|&')
 # Scripts that legitimately share one label (Japanese mixes Han with both kana sets).
@@ -158,6 +158,8 @@ def record_name(value: object, field: str = "name") -> str:
             continue
         if not _RECORD_LABEL.fullmatch(label):
             raise ValidationError(field, f"label {label!r} is not a valid DNS label")
+        if label.startswith("xn--"):
+            domain_name(f"{label}.example", field)
     return ".".join(labels)
 
 

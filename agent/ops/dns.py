@@ -17,6 +17,7 @@ INCLUDE = "etc/bind/named.conf.hostfleet"
 DEFAULT_TTL = 3600
 DOMAIN_FIELDS = ("name", "owner", "ip", "nameservers", "records")
 RECORD_FIELDS = ("id", "name", "type", "value", "ttl", "priority")
+HOST_OWNER_TYPES = ("A", "AAAA", "MX")
 CHECK_WORKERS = max(2, (os.cpu_count() or 1) * 2)
 
 
@@ -25,9 +26,13 @@ def validate_record(zone: str, data: object, record_id: int) -> dict:
     data = v.object_fields(data, "body", RECORD_FIELDS)
     rtype = v.choice(data.get("type"), "type", v.RECORD_TYPES)
     priority = data.get("priority")
+    name = v.record_name(data.get("name", "@"), "name")
+    if rtype in HOST_OWNER_TYPES and any(label.startswith("_") for label in name.split(".")):
+        # bind's check-names refuses these; say so per field instead of via the checker.
+        raise v.ValidationError("name", f"{rtype} records need a host name (no _labels)")
     return {
         "id": record_id,
-        "name": v.record_name(data.get("name", "@"), "name"),
+        "name": name,
         "type": rtype,
         "data": v.record_value(zone, rtype, data.get("value"), priority),
         "ttl": v.ttl(data.get("ttl", DEFAULT_TTL), "ttl"),

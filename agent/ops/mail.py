@@ -50,8 +50,9 @@ def _repeat_to(digest: bytes, length: int) -> bytes:
     return (digest * (length // len(digest) + 1))[:length]
 
 
-def sha512_crypt(password: str, salt: str | None = None, rounds: int = CRYPT_ROUNDS) -> str:
+def sha512_crypt(password: str, salt: str | None = None, rounds: int | None = None) -> str:
     """A `$6$` SHA-512 crypt hash (Drepper's SHA-crypt), as dovecot's SHA512-CRYPT verifies."""
+    rounds = CRYPT_ROUNDS if rounds is None else rounds
     pw = password.encode("utf-8")
     salt = (salt or "".join(secrets.choice(_ITOA64) for _ in range(16)))[:16]
     s = salt.encode("ascii")

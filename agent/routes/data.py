@@ -1,5 +1,190 @@
 """User data owned by this node: users, web domains, DNS zones, mail domains, mailboxes."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from agent.ops import dns, mail, users, web
+from agent.routes.lists import json_body, json_errors
 
 bp = Blueprint("data", __name__, url_prefix="/v1")
+json_errors(bp)
+
+
+def config():
+    """The running agent's configuration."""
+    return current_app.config["AGENT_CONFIG"]
+
+
+def items(rows: list) -> dict:
+    """The list shape the API uses everywhere."""
+    return {"items": rows}
+
+
+@bp.get("/users")
+def users_index():
+    """Panel accounts on this node."""
+    return jsonify(items(users.list_users(config())))
+
+
+@bp.post("/users")
+def users_create():
+    """Create an account with the master's UID/GID (200 if it already exists as given)."""
+    user, changed = users.create(config(), json_body())
+    return jsonify(user), 201 if changed else 200
+
+
+@bp.get("/users/<name>")
+def users_show(name: str):
+    """One account."""
+    return jsonify(users.get(config(), name))
+
+
+@bp.put("/users/<name>")
+def users_update(name: str):
+    """Change an account's shell."""
+    return jsonify(users.update(config(), name, json_body()))
+
+
+@bp.delete("/users/<name>")
+def users_delete(name: str):
+    """Remove an account that owns nothing here."""
+    users.delete(config(), name)
+    return "", 204
+
+
+@bp.get("/webdomains")
+def webdomains_index():
+    """Web domains on this node."""
+    return jsonify(items(web.list_domains(config())))
+
+
+@bp.post("/webdomains")
+def webdomains_create():
+    """Add a web domain (nginx -t before it is live)."""
+    return jsonify(web.create(config(), json_body())), 201
+
+
+@bp.get("/webdomains/<name>")
+def webdomains_show(name: str):
+    """One web domain."""
+    return jsonify(web.get(config(), name))
+
+
+@bp.put("/webdomains/<name>")
+def webdomains_update(name: str):
+    """Change aliases, PHP or document root."""
+    return jsonify(web.update(config(), name, json_body()))
+
+
+@bp.delete("/webdomains/<name>")
+def webdomains_delete(name: str):
+    """Remove a web domain."""
+    web.delete(config(), name)
+    return "", 204
+
+
+@bp.get("/domains")
+def domains_index():
+    """Domain names (zones) on this node."""
+    return jsonify(items(dns.list_domains(config())))
+
+
+@bp.post("/domains")
+def domains_create():
+    """Add a zone with its starting records."""
+    return jsonify(dns.create(config(), json_body())), 201
+
+
+@bp.get("/domains/<name>")
+def domains_show(name: str):
+    """One zone with its records."""
+    return jsonify(dns.get(config(), name))
+
+
+@bp.delete("/domains/<name>")
+def domains_delete(name: str):
+    """Remove a zone."""
+    dns.delete(config(), name)
+    return "", 204
+
+
+@bp.get("/domains/<name>/records")
+def records_index(name: str):
+    """The records of a zone."""
+    return jsonify(items(dns.get(config(), name)["records"]))
+
+
+@bp.post("/domains/<name>/records")
+def records_create(name: str):
+    """Add a record (named-checkzone on the whole zone first)."""
+    return jsonify(dns.add_record(config(), name, json_body())), 201
+
+
+@bp.put("/domains/<name>/records/<int:record_id>")
+def records_update(name: str, record_id: int):
+    """Replace a record's data."""
+    return jsonify(dns.update_record(config(), name, record_id, json_body()))
+
+
+@bp.delete("/domains/<name>/records/<int:record_id>")
+def records_delete(name: str, record_id: int):
+    """Remove a record."""
+    dns.delete_record(config(), name, record_id)
+    return "", 204
+
+
+@bp.get("/maildomains")
+def maildomains_index():
+    """Mail domains on this node."""
+    return jsonify(items(mail.list_domains(config())))
+
+
+@bp.post("/maildomains")
+def maildomains_create():
+    """Add a mail domain."""
+    return jsonify(mail.create_domain(config(), json_body())), 201
+
+
+@bp.get("/maildomains/<name>")
+def maildomains_show(name: str):
+    """One mail domain."""
+    return jsonify(mail.get_domain(config(), name))
+
+
+@bp.delete("/maildomains/<name>")
+def maildomains_delete(name: str):
+    """Remove a mail domain without mailboxes."""
+    mail.delete_domain(config(), name)
+    return "", 204
+
+
+@bp.get("/mailboxes")
+def mailboxes_index():
+    """Mailboxes on this node (never their hashes)."""
+    return jsonify(items([mail.public(m) for m in mail.list_mailboxes(config())]))
+
+
+@bp.post("/mailboxes")
+def mailboxes_create():
+    """Add a mailbox; its password is hashed before anything is stored."""
+    return jsonify(mail.create_mailbox(config(), json_body())), 201
+
+
+@bp.get("/mailboxes/<address>")
+def mailboxes_show(address: str):
+    """One mailbox."""
+    return jsonify(mail.public(mail.get_mailbox(config(), address)))
+
+
+@bp.put("/mailboxes/<address>")
+def mailboxes_update(address: str):
+    """Change a mailbox's password or quota."""
+    return jsonify(mail.update_mailbox(config(), address, json_body()))
+
+
+@bp.delete("/mailboxes/<address>")
+def mailboxes_delete(address: str):
+    """Remove a mailbox."""
+    mail.delete_mailbox(config(), address)
+    return "", 204

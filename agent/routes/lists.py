@@ -1,5 +1,70 @@
 """System-wide lists: full replace and read-back (PUT/GET /v1/lists/<name>)."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from agent.ops import apply, cron, firewall, mail
+from agent.validation import ValidationError
 
 bp = Blueprint("lists", __name__, url_prefix="/v1/lists")
+
+# Each list's full-replace operation: (config, version, hash, rows) -> held state.
+REPLACE = {
+    "firewall": lambda config, *args: firewall.replace(
+        config, *args, masters=[request.remote_addr or ""]
+    ),
+    "scheduler": cron.replace,
+    "mail_whitelist": lambda config, *args: mail.replace_senders(config, "whitelist", *args),
+    "mail_blacklist": lambda config, *args: mail.replace_senders(config, "blacklist", *args),
+}
+
+
+def json_errors(blueprint: Blueprint) -> None:
+    """Answer the ops' refusals as 4xx JSON {"error", "fields"} on every route of blueprint."""
+
+    @blueprint.errorhandler(ValidationError)
+    def invalid(exc: ValidationError):
+        return jsonify(error=f"invalid {exc.field}", fields={exc.field: exc.message}), 400
+
+    @blueprint.errorhandler(apply.Conflict)
+    def conflict(exc: apply.Conflict):
+        return jsonify(error=exc.message, fields={exc.field: exc.message}), 409
+
+    @blueprint.errorhandler(apply.NotFound)
+    def not_found(exc: apply.NotFound):
+        return jsonify(error=str(exc), fields={}), 404
+
+    @blueprint.errorhandler(apply.OpError)
+    def refused(exc: apply.OpError):
+        return jsonify(error=exc.message, service=exc.service, fields={}), exc.status
+
+
+json_errors(bp)
+
+
+def json_body() -> dict:
+    """The request's JSON object, or a 400 naming the body."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationError("body", "must be a JSON object")
+    return body
+
+
+@bp.put("/<name>")
+def replace(name: str):
+    """Replace a whole list (idempotent); answer the version and hash now held."""
+    if name not in REPLACE:
+        raise apply.NotFound("list", name)
+    body = json_body()
+    config = current_app.config["AGENT_CONFIG"]
+    held = REPLACE[name](config, body.get("version"), body.get("hash"), body.get("rows"))
+    return jsonify(held)
+
+
+@bp.get("/<name>")
+def show(name: str):
+    """The rows, version and hash of a list as this node holds it."""
+    if name not in REPLACE:
+        raise apply.NotFound("list", name)
+    return jsonify(apply.read_list(current_app.config["AGENT_CONFIG"], name))

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from agent import liststate
 from agent.config import AgentConfig
+from agent.signing import sign_headers
 
 SERVICES = ("nginx", "bind", "exim", "dovecot", "firewall", "cron", "php-fpm")
 PASSWD = (
@@ -52,7 +55,7 @@ def make_config(tmp_path: Path, **overrides) -> tuple[AgentConfig, Reloads]:
     (root / "etc" / "passwd").write_text(PASSWD)
     names = [line.split(":")[0] for line in PASSWD.splitlines()]
     ids = [line.split(":")[3] for line in PASSWD.splitlines()]
-    (root / "etc" / "group").write_text("".join(f"{n}:x:{g}:\n" for n, g in zip(names, ids)))
+    (root / "etc" / "group").write_text("".join(f"{n}:x:{g}:\n" for n, g in zip(names, ids, strict=True)))
     (root / "etc" / "shadow").write_text("".join(f"{n}:*:19000:0:99999:7:::\n" for n in names))
     (root / "etc" / "gshadow").write_text("".join(f"{n}:*::\n" for n in names))
     log = tmp_path / "reloads.log"
@@ -111,3 +114,30 @@ def nft_usable() -> str | None:
     if probe.returncode != 0:
         return f"nft cannot reach netfilter here: {probe.stderr.strip()}"
     return None
+
+
+class SignedClient:
+    """Sends signed JSON requests to the real agent app through Flask's test client."""
+
+    def __init__(self, app, secret: bytes):
+        self.client = app.test_client()
+        self.secret = secret
+
+    def request(self, method: str, path: str, payload=None):
+        """One signed request; returns the Flask test response."""
+        body = b"" if payload is None else json.dumps(payload).encode()
+        # One second ahead: the agent refuses requests signed before it started (replay guard).
+        headers = sign_headers(self.secret, method, path, body, timestamp=int(time.time()) + 1)
+        headers["Content-Type"] = "application/json"
+        return self.client.open(path, method=method, data=body, headers=headers)
+
+
+def make_app(tmp_path: Path) -> tuple[AgentConfig, Reloads, SignedClient]:
+    """The real agent app (create_app) over a private root, and a client that signs."""
+    from agent.server import create_app
+
+    config, reloads = make_config(tmp_path)
+    secret = os.urandom(32)
+    config.secret_file.write_text(secret.hex())
+    config.secret_file.chmod(0o600)
+    return config, reloads, SignedClient(create_app(config), secret)
