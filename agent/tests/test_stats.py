@@ -3,7 +3,7 @@
 import pytest
 
 from agent import API_VERSION, __version__, liststate
-from agent.stats import ROLE_PACKAGES, RoleChecker, parse_dpkg_status
+from agent.stats import ROLE_PACKAGES, RoleChecker, disk_usage, memory_usage, parse_dpkg_status
 
 
 def test_stats_has_the_documented_shape(client, agent):
@@ -112,3 +112,18 @@ def test_role_checker_caches_dpkg():
     uncached.roles(["web"])
     uncached.roles(["web"])
     assert fake.calls == 3
+
+
+def test_memory_usage_reads_meminfo(tmp_path):
+    """Total and available come from MemTotal and MemAvailable, in bytes."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:        4000 kB\nMemFree:          500 kB\nMemAvailable:     1000 kB\n")
+    assert memory_usage(str(meminfo)) == {"total": 4096000, "available": 1024000, "used_percent": 75.0}
+
+
+def test_disk_usage_of_root(tmp_path):
+    """Disk figures describe the filesystem holding the given path."""
+    usage = disk_usage(str(tmp_path))
+    assert usage["path"] == str(tmp_path)
+    assert usage["total"] >= usage["free"] >= 0
+    assert 0 <= usage["used_percent"] <= 100
