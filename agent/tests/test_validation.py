@@ -1,0 +1,75 @@
+"""Shared validators: normalized values out, ValidationError(field, why) for everything else."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent import validation as v
+
+
+@pytest.mark.parametrize(
+    "func, value, expected",
+    [
+        (v.domain_name, "Example.COM.", "example.com"),
+        (v.domain_name, "пример.рф", "xn--e1afmkfd.xn--p1ai"),
+        (v.domain_name, "日本語.jp", "xn--wgv71a119e.jp"),
+        (v.email_address, "Info@Example.com", "info@example.com"),
+        (v.sender, "spammer.org", "spammer.org"),
+        (v.cidr, "10.0.0.0/8", "10.0.0.0/8"),
+        (v.cidr, "", ""),
+        (v.port_ranges, "443, 22,1000-2000", [(22, 22), (443, 443), (1000, 2000)]),
+        (v.cron_schedule, "*/5  * * * 1-5", "*/5 * * * 1-5"),
+        (v.cron_schedule, "@daily", "@daily"),
+        (v.relative_path, "www/site/", "www/site"),
+        (v.record_name, "_dmarc", "_dmarc"),
+        (v.record_name, "*.dev", "*.dev"),
+    ],
+)
+def test_good_values_are_normalized(func, value, expected):
+    """Valid input comes back in the form written to files."""
+    assert func(value, "f") == expected
+
+
+@pytest.mark.parametrize(
+    "func, value",
+    [
+        (v.domain_name, "a" * 64 + ".com"),
+        (v.domain_name, ".".join(["a" * 63] * 4) + ".com"),
+        (v.domain_name, "p\u0430ypal.com"),
+        (v.domain_name, "xn--zz.com"),
+        (v.domain_name, "localhost"),
+        (v.domain_name, "example.com\n"),
+        (v.email_address, "a@b@example.com"),
+        (v.local_part, "a:b"),
+        (v.ip_address, "1.2.3.4.5"),
+        (v.cidr, "10.0.0.1/8"),
+        (v.cidr, "10.0.0.0/33"),
+        (v.port_ranges, "0"),
+        (v.port_ranges, "65536"),
+        (v.port_ranges, "2000-1000"),
+        (v.cron_schedule, "* * * * * *"),
+        (v.cron_schedule, "61 * * * *"),
+        (v.cron_command, "a\nb"),
+        (v.comment, "x; y"),
+        (v.username, "Root"),
+        (v.uid, 999),
+        (v.uid, True),
+        (v.relative_path, "../etc"),
+        (v.relative_path, "/etc"),
+        (v.password, "short"),
+        (v.text, "a" * 102400),
+    ],
+)
+def test_bad_values_raise_naming_the_field(func, value):
+    """Invalid input raises ValidationError carrying the field name given."""
+    with pytest.raises(v.ValidationError) as caught:
+        func(value, "f")
+    assert caught.value.field == "f"
+
+
+def test_record_values_are_canonical():
+    """Record data is parsed by dnspython and written back in canonical absolute form."""
+    assert v.record_value("example.com", "MX", "mail", 10) == "10 mail.example.com."
+    assert v.record_value("example.com", "TXT", 'say "hi"') == '"say \\"hi\\""'
+    with pytest.raises(v.ValidationError):
+        v.record_value("example.com", "A", "1.2.3.4 ; x")
