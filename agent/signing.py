@@ -67,8 +67,8 @@ class NonceStore:
     Replay across an agent restart: the store lives in memory, so a restarted agent has
     forgotten every nonce. To close that gap, requests signed before the store was created
     (``not_before``, the process start) are rejected; any request captured before a restart
-    is therefore dead afterwards. The cost is that for a second or so after a start (plus
-    any clock lag of the master) fresh requests are refused too, and the master retries.
+    is therefore dead afterwards. The cost is that requests signed in an earlier second than
+    the start (plus any clock lag of the master) are refused too, and the master retries.
     """
 
     def __init__(self, window_s: int = 60, max_entries: int = 100_000, not_before: float | None = None):
@@ -128,7 +128,8 @@ def verify(
     timestamp = int(raw_ts)
     if abs(now - timestamp) > nonce_store.window_s:
         raise SignatureError(f"timestamp outside the allowed window of {nonce_store.window_s}s (check clocks)")
-    if timestamp < nonce_store.not_before:
+    # Whole seconds: a request signed in the second the agent started is fresh, not a replay.
+    if timestamp < int(nonce_store.not_before):
         raise SignatureError("request signed before the agent started")
     expected = signature(secret, method, path, body, timestamp, nonce)
     if not hmac.compare_digest(expected, given):

@@ -29,19 +29,22 @@ def _secret_key(path: Path) -> str:
         return key
 
 
+def database_uri(url: str) -> str:
+    """SQLAlchemy URL for DATABASE_URL; plain postgresql:// URLs use the psycopg 3 driver."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
 class Config:
     """Production and `make run` settings; every value can be overridden from the environment."""
 
     def __init__(self) -> None:
         self.DATA_DIR = data_dir()
         self.SECRET_KEY = _secret_key(self.DATA_DIR)
-        self.SQLALCHEMY_DATABASE_URI = os.environ.get(
-            "DATABASE_URL", f"sqlite:///{self.DATA_DIR / 'hostfleet.db'}"
+        self.SQLALCHEMY_DATABASE_URI = database_uri(
+            os.environ.get("DATABASE_URL", f"sqlite:///{self.DATA_DIR / 'hostfleet.db'}")
         )
-        if self.SQLALCHEMY_DATABASE_URI.startswith("postgresql://"):
-            self.SQLALCHEMY_DATABASE_URI = self.SQLALCHEMY_DATABASE_URI.replace(
-                "postgresql://", "postgresql+psycopg://", 1
-            )
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL
         self.LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
@@ -66,8 +69,8 @@ class TestConfig(Config):
     def __init__(self, data: Path, redis_url: str) -> None:
         os.environ["HOSTFLEET_DATA"] = str(data)
         super().__init__()
-        self.SQLALCHEMY_DATABASE_URI = os.environ.get(
-            "TEST_DATABASE_URL", f"sqlite:///{data / 'test.db'}"
+        self.SQLALCHEMY_DATABASE_URI = database_uri(
+            os.environ.get("TEST_DATABASE_URL", f"sqlite:///{data / 'test.db'}")
         )
         self.REDIS_URL = redis_url
         self.RATELIMIT_STORAGE_URI = redis_url

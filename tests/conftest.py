@@ -163,6 +163,19 @@ def auth(client, users):
     return Auth(client, users)
 
 
+def listening_on(port: int):
+    """A predicate: something accepts TCP connections on 127.0.0.1:port."""
+
+    def check():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    return check
+
+
 class AgentProcess:
     """A real agent process serving HTTPS for a node's config."""
 
@@ -200,15 +213,9 @@ def local_node(app):
     paths = local_agent_paths(app.config["DATA_DIR"])
     agent = AgentProcess(paths["config"], paths["base"] / "agent-test.log").start()
 
-    def listening():
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    wait_until(listening, 15, what="the local agent to listen")
     agent.node_id = node_id
+    agent.port = port
+    wait_until(listening_on(port), 15, what="the local agent to listen")
     yield agent
     agent.stop()
 

@@ -110,7 +110,12 @@ def test_timestamp_window(now, accepted):
 def test_request_signed_before_start_is_refused():
     """A request captured before a restart cannot be replayed to the new process."""
     with pytest.raises(SignatureError, match="before the agent started"):
-        verify(SECRET, *REQUEST, signed(), store(not_before=NOW + 0.5), now=NOW + 1)
+        verify(SECRET, *REQUEST, signed(), store(not_before=NOW + 1.5), now=NOW + 2)
+
+
+def test_request_signed_in_the_second_the_agent_started_is_accepted():
+    """Timestamps are whole seconds, so the start second itself is not held against a request."""
+    verify(SECRET, *REQUEST, signed(), store(not_before=NOW + 0.5), now=NOW + 1)
 
 
 def test_replayed_nonce_is_refused():

@@ -1,0 +1,57 @@
+"""`make run` end to end: one command brings up everything, Ctrl-C stops it, data is reused."""
+
+import psutil
+import pytest
+import requests
+
+from tests.panel import new_panel
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path):
+    panel = new_panel(tmp_path).start()
+    try:
+        text = "".join(panel.output)
+        assert f"URL:       http://127.0.0.1:{panel.port}/" in text
+        assert "user name: admin" in text and panel.password
+        children = panel.descendants()
+        names = " ".join(" ".join(psutil.Process(pid).cmdline()) for pid in children)
+        for part in ("redis-server", "agent serve", "worker.py default", "worker.py periodic", "rq.cli cron", "gunicorn"):
+            assert part in names, f"{part} is not running"
+        node = panel.wait_ready()
+        assert node["name"] == "local" and node["is_local"] and node["stats"]["memory_used_percent"] is not None
+        login_page = requests.get(panel.url + "/login", timeout=5)
+        assert login_page.status_code == 200 and "gunicorn" in login_page.headers.get("Server", "")
+    finally:
+        code = panel.stop()
+    assert code == 0
+    assert "stopped every process it started" in "".join(panel.output)
+    assert not [pid for pid in children if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    for secret_file in (panel.data / "secret_key", panel.data / "initial-admin-password",
+                        panel.data / "local-node" / "secret", panel.data / "local-node" / "agent.json"):
+        assert secret_file.stat().st_mode & 0o077 == 0, f"{secret_file} must be private"
+
+    again = new_panel(tmp_path)
+    again.port = panel.port
+    again.start()
+    try:
+        assert again.password == panel.password, "the second run reuses the same admin"
+        assert "Running upgrade" not in "".join(again.output)
+        node = again.wait_ready(30)
+        assert node["id"] == 1
+        history = again.api(f"/api/v1/nodes/{node['id']}").json()
+        assert history["state"] == "ready"
+    finally:
+        again.stop()
+    assert again.startup_s < 15, f"a warm start took {again.startup_s:.1f} s"
+
+
+def test_admin_password_from_the_environment(tmp_path):
+    panel = new_panel(tmp_path).start(env={"ADMIN_PASSWORD": "given-by-the-operator"})
+    try:
+        assert panel.password == "given-by-the-operator"
+        assert panel.api("/api/v1/nodes").status_code == 200
+        assert not (panel.data / "initial-admin-password").exists()
+    finally:
+        panel.stop()
