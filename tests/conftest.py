@@ -234,3 +234,54 @@ def run_worker_burst(app, queues=("periodic", "default")):
 def pytest_report_header(config):
     return [f"hostfleet: python {sys.version.split()[0]}, root={os.geteuid() == 0}"]
 
+
+
+class AgentNodes:
+    """Nodes backed by real agent processes on loopback, each with its own private root."""
+
+    def __init__(self, app, base: Path):
+        self.app = app
+        self.base = base
+        self.agents: dict[int, AgentProcess] = {}
+
+    def add(self, name: str, roles=("web", "dns", "mail"), state: str = "ready", weight: int = 100,
+            reload_commands: dict | None = None) -> int:
+        """Set up an agent under base/<name>, start it, and add its node in `state`; returns the node id."""
+        from agent.config import initialize
+        from app.extensions import db
+        from app.models import NodeState
+        from app.services.nodes import change_state, create_node
+
+        home = self.base / name
+        port = free_port()
+        result = initialize(
+            home / "agent.json", root=home / "root", state_dir=home / "state", secret_file=home / "secret",
+            listen_host="127.0.0.1", listen_port=port, roles=list(roles), hostnames=["localhost"],
+            addresses=["127.0.0.1"], log_file=home / "agent.log", reload_commands=reload_commands or {},
+        )
+        with self.app.app_context():
+            node = create_node(name, "127.0.0.1", roles=list(roles), reason="test agent on loopback",
+                               agent_port=port, weight=weight, agent_secret=(home / "secret").read_text().strip(),
+                               cert_fingerprint=result["fingerprint"])
+            db.session.flush()
+            if state != "new":
+                change_state(node, NodeState(state), "test agent started")
+            db.session.commit()
+            node_id = node.id
+        agent = AgentProcess(home / "agent.json", home / "agent-process.log").start()
+        agent.node_id, agent.port, agent.root = node_id, port, home / "root"
+        wait_until(listening_on(port), 15, what=f"agent {name} to listen")
+        self.agents[node_id] = agent
+        return node_id
+
+    def stop_all(self):
+        for agent in self.agents.values():
+            agent.stop()
+
+
+@pytest.fixture
+def agent_nodes(app, tmp_path):
+    """Factory: agent_nodes.add("n1", roles=("web",)) → node id of a ready node with a live agent."""
+    nodes = AgentNodes(app, tmp_path / "agents")
+    yield nodes
+    nodes.stop_all()

@@ -79,21 +79,17 @@ def record_poll_success(node: Node, stats: dict) -> None:
             f"{sorted(node_service.SUPPORTED_API_VERSIONS)}: update the agent",
         )
         return
-    if node.state == NodeState.INSTALLING.value:
-        return
     target = implied_state([d.list for d in node.desyncs])
-    if target == NodeState.INSTALLING:
-        target = NodeState.SYNCING
-    if node.state != target.value:
-        was = node.state
-        if target == NodeState.READY:
-            reason = "the agent answers and no synchronizer is pending"
-        else:
-            pending = ", ".join(d.list for d in node.desyncs)
-            reason = f"the agent answers; waiting for synchronizers: {pending}"
-        if was == NodeState.UNAVAILABLE.value:
-            reason = "back after missed polls: " + reason
-        node_service.change_state(node, target, reason)
+    if node.state == target.value:
+        return
+    if target == NodeState.READY:
+        reason = "the agent answers and no synchronizer is pending"
+    else:
+        pending = ", ".join(d.list for d in node.desyncs)
+        reason = f"the agent answers; waiting for synchronizers: {pending}"
+    if node.state == NodeState.UNAVAILABLE.value:
+        reason = "back after missed polls: " + reason
+    node_service.change_state(node, target, reason)
 
 
 def record_poll_failure(node: Node, error: str, policy: Policy) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.models import NodeState
+from app.models import Node, NodeState
 
 
 @dataclass(frozen=True)
@@ -42,3 +43,32 @@ def implied_state(pending: list[str]) -> NodeState:
     if blocking:
         return NodeState.SYNCING
     return NodeState.READY
+
+
+class SyncError(Exception):
+    """A synchronizer could not bring the node in line; the message says what and what to do."""
+
+
+# A runner pushes the master's data for one synchronizer to one node. It returns True once the
+# node confirmed it holds exactly the master's data (the desync may then be cleared), False
+# while the node is still working on it (keep the desync, look again soon), and raises
+# SyncError when it failed (the desync stays, with the error, and backs off).
+SyncRunner = Callable[[Node], bool]
+_RUNNERS: dict[str, SyncRunner] = {}
+
+
+def sync_runner(name: str):
+    """Register the function that runs synchronizer `name`."""
+    if name not in SYNCHRONIZERS:
+        raise KeyError(f"unknown synchronizer {name!r}")
+
+    def register(func: SyncRunner) -> SyncRunner:
+        _RUNNERS[name] = func
+        return func
+
+    return register
+
+
+def get_runner(name: str) -> SyncRunner | None:
+    """The registered runner of a synchronizer, if its module registered one."""
+    return _RUNNERS.get(name)
