@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.lab.lab import Lab, LabError, Node, preflight
+from tests.lab.lab import Lab, LabError, Node, build_cache, preflight
 
 KEEP_ENV = "HOSTFLEET_LAB_KEEP"
 NODES_ENV = "HOSTFLEET_LAB_NODES"
@@ -24,6 +24,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.lab)
+
+
+def pytest_collection_finish(session):
+    """Build the lab's cache before the first test, so no test's timeout covers a cold build."""
+    if getattr(session.config, "_hostfleet_lab_built", False) or session.config.option.collectonly:
+        return
+    session.config._hostfleet_lab_built = True
+    if not any(item.get_closest_marker("lab") for item in session.items):
+        return
+    if preflight() is not None:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    timings = build_cache()
+    if reporter and timings["total_seconds"] > 1:
+        parts = [f"{what} {timings[key]:.1f} s" if timings[key] is not None else f"{what} cached"
+                 for what, key in (("base rootfs", "base_seconds"), ("repository", "repo_seconds"))]
+        reporter.write_line(f"lab: built the cache in {timings['total_seconds']} s ({', '.join(parts)})")
 
 
 class _LabSession:
