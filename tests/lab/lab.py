@@ -355,6 +355,26 @@ def _nspid_is_init(pid: int) -> bool:
     return False
 
 
+def node_inits() -> dict[str, int]:
+    """Host pids of the PID 1 of every lab node, found by their overlay root (orphans included)."""
+    marker = f"upperdir={RUN_DIR}/nodes/"
+    found: dict[str, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not _nspid_is_init(int(entry)):
+            continue
+        try:
+            mounts = Path(f"/proc/{entry}/mountinfo").read_text()
+        except OSError:
+            continue
+        for line in mounts.splitlines():
+            fields = line.split()
+            if len(fields) > 4 and fields[4] == "/" and marker in line:
+                name = line.split(marker, 1)[1].split("/", 1)[0]
+                found.setdefault(name, int(entry))
+                break
+    return found
+
+
 def _pid_ns(pid: int) -> str | None:
     try:
         return os.readlink(f"/proc/{pid}/ns/pid")
@@ -412,6 +432,9 @@ class Node:
             if _nspid_is_init(p):
                 return p
             todo.extend(kids.get(p, []))
+        pid = node_inits().get(self.name)
+        if pid:
+            return pid
         raise LabError(f"node {self.name} has no init process yet")
 
     def _nsenter(self, cmd: list[str], *, mount: bool = True) -> list[str]:
@@ -611,6 +634,10 @@ class Lab:
         pid = self.state.get("repo_pid")
         if _alive(pid, "http.server") and ssh_banner_http(HOST_ADDRESS, REPO_PORT):
             return
+        strays = _repo_server_pids()
+        if strays and ssh_banner_http(HOST_ADDRESS, REPO_PORT):
+            self.state.update(repo_pid=strays[0], repo_url=self.repo_url, repo_line=self.repo_line)
+            return
         logf = open(RUN_DIR / "repo-http.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "http.server", str(REPO_PORT), "--bind", HOST_ADDRESS,
@@ -629,8 +656,11 @@ class Lab:
 
     def _start_node(self, nd: Node) -> None:
         d = nd.dir
-        if nd.pid:
+        # A node whose nspawn died keeps running as an orphan with its veth: stop it first.
+        if nd.pid or nd.name in node_inits():
             self._stop_node(nd)
+        if len(nd.name) <= 12 and _link_exists("vb-" + nd.name):
+            run(["ip", "link", "del", "vb-" + nd.name], check=False)
         for sub in ("upper", "work", "merged"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         fresh = not (d / "upper/etc/hostname").exists()
@@ -691,30 +721,36 @@ class Lab:
         self._stop_many([nd], grace)
 
     def _stop_many(self, nodes: list[Node], grace: float = 10) -> None:
-        leaders = {}
+        inits = node_inits()
+        names = {nd.name for nd in nodes}
         for nd in nodes:
             if nd.running():
-                with contextlib.suppress(LabError):
-                    leaders[nd.name] = nd.leader_pid()
                 # SIGTERM makes nspawn power the node off cleanly.
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(nd.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(nd.running() for nd in nodes):
+            elif nd.name in inits:
+                # An orphaned node (its nspawn died): SIGRTMIN+4 asks its systemd to power off.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(inits[nd.name], signal.SIGRTMIN + 4)
+
+        def busy() -> bool:
             for nd in nodes:
                 _reap(nd.pid or 0)
+            return any(nd.running() for nd in nodes) or bool(names & node_inits().keys())
+
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and busy():
             time.sleep(0.2)
-        for nd in nodes:
-            if nd.running():
-                for pid in (leaders.get(nd.name), nd.pid):
+        if busy():
+            left = node_inits()
+            for nd in nodes:
+                for pid in (left.get(nd.name), nd.pid if nd.running() else None):
                     if pid:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(nd.running() for nd in nodes):
-            for nd in nodes:
-                _reap(nd.pid or 0)
-            time.sleep(0.1)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and busy():
+                time.sleep(0.1)
         for nd in nodes:
             _reap(nd.pid or 0)
             if os.path.ismount(nd.root):
@@ -738,15 +774,18 @@ class Lab:
                     arg = next(a for a in _cmdline(pid) if a.startswith("--directory="))
                     name = Path(arg.split("=", 1)[1]).parent.name
                     nodes.append(Node(name, "", "", pid=pid))
+            for name in node_inits().keys() - {nd.name for nd in nodes}:
+                nodes.append(Node(name, "", ""))
             self._stop_many(nodes)
-            pid = self.state.get("repo_pid")
-            if _alive(pid, "http.server"):
-                os.kill(pid, signal.SIGTERM)
-                for _ in range(50):
-                    _reap(pid)
-                    if not _alive(pid, "http.server"):
-                        break
-                    time.sleep(0.1)
+            servers = {self.state.get("repo_pid")} | set(_repo_server_pids())
+            for pid in servers:
+                if _alive(pid, "http.server"):
+                    os.kill(pid, signal.SIGTERM)
+                    for _ in range(50):
+                        _reap(pid)
+                        if not _alive(pid, "http.server"):
+                            break
+                        time.sleep(0.1)
             _umount_under(RUN_DIR)
             if _link_exists(BRIDGE):
                 run(["ip", "link", "del", BRIDGE])
@@ -801,6 +840,17 @@ def _pids_with_arg(prefix: str) -> list[int]:
     return [int(e) for e in os.listdir("/proc")
             if e.isdigit() and any(a.startswith(prefix) for a in _cmdline(int(e)))
             and "systemd-nspawn" in (_cmdline(int(e)) or [""])[0]]
+
+
+def _repo_server_pids() -> list[int]:
+    """Repository servers the lab started, found by their exact command line (state may be lost)."""
+    pids = []
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            cmd = _cmdline(int(e))
+            if "http.server" in cmd and str(REPO_DIR) in cmd and HOST_ADDRESS in cmd:
+                pids.append(int(e))
+    return pids
 
 
 def _umount_under(path: Path) -> None:
