@@ -3,10 +3,23 @@
 from app.models.accounts import ApiToken, User, UserLevel
 from app.models.cluster import Desync, Node, NodeState, NodeStateChange, Policy
 from app.models.operations import Operation, OperationNode, OperationStatus, NodeOutcome
+from app.models.userdata import (
+    DomainIndex,
+    MailboxIndex,
+    MailDomainIndex,
+    PendingWrite,
+    Placement,
+    PlacementDecision,
+    UserAccount,
+    WebDomainIndex,
+)
 
 __all__ = [
     "ApiToken",
     "Desync",
+    "DomainIndex",
+    "MailboxIndex",
+    "MailDomainIndex",
     "Node",
     "NodeOutcome",
     "NodeState",
@@ -14,7 +27,12 @@ __all__ = [
     "Operation",
     "OperationNode",
     "OperationStatus",
+    "PendingWrite",
+    "Placement",
+    "PlacementDecision",
     "Policy",
     "User",
+    "UserAccount",
     "UserLevel",
+    "WebDomainIndex",
 ]

@@ -1,0 +1,140 @@
+"""User data: where each user's roles live, their UID/GID, and the master's index of their data.
+
+The index holds only owner, name and node (SPEC §4): the data itself lives on the node's agent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.accounts import User
+from app.models.base import utcnow
+from app.models.cluster import Node
+
+USER_ROLES = ("web", "dns", "mail")
+LIMIT_KEYS = ("webdomains", "domains", "maildomains", "mailboxes", "disk_mb")
+
+
+class UserAccount(db.Model):
+    """A panel user's hosting account: OS UID/GID (the same on every node), roles and limits."""
+
+    __tablename__ = "user_accounts"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    uid: Mapped[int] = mapped_column(unique=True)
+    gid: Mapped[int] = mapped_column()
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # {"webdomains": 10, ...}; a missing key or None means no limit.
+    limits: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class PlacementDecision(db.Model):
+    """Why a user's role went to a node: every node's score or the reason it was excluded."""
+
+    __tablename__ = "placement_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"))
+    # "auto" (the formula) or "admin" (picked explicitly).
+    chosen_by: Mapped[str] = mapped_column(String(8), default="auto")
+    resource: Mapped[str] = mapped_column(String(16))
+    # [{"node_id", "node", "users", "weight", "free", "score", "excluded"}]
+    candidates: Mapped[list] = mapped_column(JSON, default=list)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Placement(db.Model):
+    """The node that holds one role of one user (SPEC §1.6: exactly one)."""
+
+    __tablename__ = "placements"
+    __table_args__ = (UniqueConstraint("user_id", "role", name="uq_placements_user_role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("placement_decisions.id", ondelete="SET NULL"))
+
+    node: Mapped[Node] = relationship()
+    decision: Mapped[PlacementDecision | None] = relationship()
+
+
+class WebDomainIndex(db.Model):
+    """Index row of a web domain held by a node's agent."""
+
+    __tablename__ = "webdomain_index"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(253), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
+
+    owner: Mapped[User] = relationship()
+    node: Mapped[Node] = relationship()
+
+
+class DomainIndex(db.Model):
+    """Index row of a domain name (DNS zone) held by a node's agent."""
+
+    __tablename__ = "domain_index"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(253), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
+
+    owner: Mapped[User] = relationship()
+    node: Mapped[Node] = relationship()
+
+
+class MailDomainIndex(db.Model):
+    """Index row of a mail domain held by a node's agent."""
+
+    __tablename__ = "maildomain_index"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(253), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
+
+    owner: Mapped[User] = relationship()
+    node: Mapped[Node] = relationship()
+
+
+class MailboxIndex(db.Model):
+    """Index row of a mailbox; it belongs to its mail domain's owner and node."""
+
+    __tablename__ = "mailbox_index"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
+
+    owner: Mapped[User] = relationship()
+    node: Mapped[Node] = relationship()
+
+
+class PendingWrite(db.Model):
+    """A change sent to an agent whose index update is not committed yet.
+
+    Written before the agent call and removed with the index update, so a master that dies in
+    between leaves this row behind and the next poll reconciles that node from its agent.
+    """
+
+    __tablename__ = "pending_writes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
