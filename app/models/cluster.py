@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -66,6 +66,11 @@ class Node(db.Model):
     missed_polls: Mapped[int] = mapped_column(default=0)
     stats: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The SSH setup job's progress (migration 0002): pending until step 8 registered the desyncs.
+    setup_pending: Mapped[bool] = mapped_column(default=False, server_default=false())
+    setup_step: Mapped[int | None] = mapped_column()
+    setup_error: Mapped[str | None] = mapped_column(Text)
+    setup_operation_id: Mapped[int | None] = mapped_column()
 
     history: Mapped[list[NodeStateChange]] = relationship(
         back_populates="node", cascade="all, delete-orphan", order_by="NodeStateChange.id.desc()"
