@@ -1,4 +1,4 @@
-"""Command line of the lab: python -m tests.lab {up,down,status,cut,heal,exec,ssh,build,bench}."""
+"""Command line of the lab: python -m tests.lab {up,down,status,cut,heal,recreate,exec,ssh,build,bench}."""
 
 from __future__ import annotations
 
@@ -74,6 +74,12 @@ def cmd_heal(args) -> int:
     return 0
 
 
+def cmd_recreate(args) -> int:
+    nd = Lab().recreate(args.node, new_password=args.new_password)
+    print(f"{nd.name:<10} {nd.address:<14} root password: {nd.root_password}  (new host keys)")
+    return 0
+
+
 def cmd_exec(args) -> int:
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
@@ -128,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         s = sub.add_parser(name, help=hlp)
         s.add_argument("node")
         s.set_defaults(func=fn)
+    s = sub.add_parser("recreate", help="reinstall a node from the base (new host keys)")
+    s.add_argument("node")
+    s.add_argument("--new-password", action="store_true")
+    s.set_defaults(func=cmd_recreate)
     for name, fn, hlp in (("exec", cmd_exec, "run a command in a node (nsenter)"),
                           ("ssh", cmd_ssh, "ssh into a node as root with the lab's key")):
         s = sub.add_parser(name, help=hlp)

@@ -47,6 +47,7 @@ ROLE_PACKAGES = [
     "nginx", "php-fpm", "bind9", "bind9-utils", "exim4-daemon-heavy", "dovecot-core",
     "dovecot-imapd", "mariadb-server", "nftables", "cron",
 ]
+HOST_TOOLS = ("systemd-nspawn", "debootstrap", "dpkg-scanpackages", "ssh-keygen", "ip", "nsenter", "unshare")
 APT_PACKAGES_FILE = Path(__file__).with_name("apt-packages.txt")
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HELPER_SSH_OPTS = [
@@ -112,13 +113,13 @@ def preflight() -> str | None:
     """Return why the lab cannot run on this host, or None when it can."""
     if os.geteuid() != 0:
         return "the lab needs root (network namespaces, overlay mounts, systemd-nspawn)"
-    missing = [t for t in ("systemd-nspawn", "debootstrap", "dpkg-scanpackages") if not shutil.which(t)]
+    missing = [t for t in HOST_TOOLS if not shutil.which(t)]
     if missing:
         try:
             install_host_packages()
         except LabError as exc:
             return f"missing {', '.join(missing)} and could not install them: {str(exc)[:300]}"
-        missing = [t for t in ("systemd-nspawn", "debootstrap", "dpkg-scanpackages") if not shutil.which(t)]
+        missing = [t for t in HOST_TOOLS if not shutil.which(t)]
         if missing:
             return f"missing {', '.join(missing)}"
     if not _kernel_has_overlay():
@@ -424,6 +425,10 @@ class Node:
     def leader_pid(self) -> int:
         """Host pid of the node's PID 1 (its systemd)."""
         if not self.running():
+            # This Node may be a stale snapshot of a node the lab has restarted since.
+            pid = node_inits().get(self.name)
+            if pid:
+                return pid
             raise LabError(f"node {self.name} is not running")
         kids = _children_map()
         todo = list(kids.get(self.pid, []))
@@ -606,6 +611,21 @@ class Lab:
             self.state["nodes"] = [x.to_json() for x in nodes.values()]
             self.save()
         return timings
+
+    def recreate(self, name: str, *, new_password: bool = False) -> Node:
+        """Reinstall a node from the base: new host keys and machine-id (as a reinstalled server)."""
+        with lab_lock():
+            self.load()
+            nd = self.node(name)
+            self._stop_node(nd)
+            shutil.rmtree(nd.dir, ignore_errors=True)
+            if new_password:
+                nd.root_password = secrets.token_urlsafe(12)
+            self._start_node(nd)
+            self.state["nodes"] = [nd.to_json() if x.name == nd.name else x.to_json() for x in self.nodes]
+            self.save()
+            self._wait_ssh(nd)
+            return nd
 
     def _ensure_ssh_key(self) -> None:
         if not SSH_KEY.exists():

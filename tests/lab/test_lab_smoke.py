@@ -84,3 +84,12 @@ def test_apt_install_from_local_repository(lab, two):
     assert _wait(lambda: node.exec(["systemctl", "is-active", "nginx"], check=False).stdout.strip() == "active", 30)
     out = node.exec(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{node.address}/"]).stdout
     assert out == "200"
+
+
+def test_recreate_gives_new_host_key(lab, two):
+    a = two[0]
+    before = a.exec(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]).stdout
+    fresh = lab.recreate(a.name)
+    assert fresh.address == a.address and fresh.root_password == a.root_password
+    assert fresh.exec(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]).stdout != before
+    assert a.exec(["hostname"]).stdout.strip() == a.name
