@@ -86,7 +86,7 @@ def cmd_exec(args) -> int:
         print("exec needs a command after --", file=sys.stderr)
         return 2
     node = Lab().node(args.node)
-    os.execvp("nsenter", node._nsenter(cmd))
+    os.execvp("nsenter", node.exec_argv(cmd))
 
 
 def cmd_ssh(args) -> int:

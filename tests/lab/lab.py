@@ -411,7 +411,7 @@ class Node:
         """Host end of the node's veth pair, a port of the lab bridge."""
         if len(self.name) <= 12:
             return "vb-" + self.name
-        out = run(self._nsenter(["ip", "-o", "link", "show", "host0"], mount=False)).stdout
+        out = run(self.exec_argv(["ip", "-o", "link", "show", "host0"], mount=False)).stdout
         peer = out.split(":")[1].strip().split("@if")[1]
         for line in run(["ip", "-o", "link", "show"]).stdout.splitlines():
             if line.split(":")[0].strip() == peer:
@@ -442,7 +442,8 @@ class Node:
             return pid
         raise LabError(f"node {self.name} has no init process yet")
 
-    def _nsenter(self, cmd: list[str], *, mount: bool = True) -> list[str]:
+    def exec_argv(self, cmd: list[str], *, mount: bool = True) -> list[str]:
+        """nsenter command line that runs cmd as root in the node (only its netns when not mount)."""
         ns = ["-m", "-u", "-i", "-n", "-p", "-r", "-w"] if mount else ["-n"]
         pre = ["env", "-i", f"PATH={NODE_PATH}", "HOME=/root", "LANG=C.UTF-8", "TERM=dumb"] if mount else []
         return ["nsenter", "-t", str(self.leader_pid()), *ns, *pre, *cmd]
@@ -451,7 +452,7 @@ class Node:
              timeout: float | None = 600) -> subprocess.CompletedProcess:
         """Run cmd (a list, or a string for /bin/sh -c) as root inside the node; return its result."""
         argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        res = subprocess.run(self._nsenter(argv), input=input, capture_output=True, text=True,
+        res = subprocess.run(self.exec_argv(argv), input=input, capture_output=True, text=True,
                              timeout=timeout)
         if check and res.returncode != 0:
             raise LabError(f"{self.name}: {argv} exited {res.returncode}:\n{res.stdout[-3000:]}{res.stderr[-3000:]}")
@@ -468,7 +469,8 @@ class Node:
     def is_cut(self) -> bool:
         """True when the node's link is cut."""
         out = run(["ip", "-o", "link", "show", self.host_veth], check=False).stdout
-        return bool(out) and "state UP" not in out and ",UP" not in out.split(">")[0] + ">"
+        flags = out.split("<", 1)[1].split(">", 1)[0].split(",") if "<" in out else []
+        return bool(out) and "UP" not in flags
 
     def systemctl(self, action: str, unit: str, *, check: bool = True) -> subprocess.CompletedProcess:
         """Run systemctl action unit in the node (e.g. stop/start its agent)."""
@@ -652,10 +654,10 @@ class Lab:
 
     def _ensure_repo_server(self) -> None:
         pid = self.state.get("repo_pid")
-        if _alive(pid, "http.server") and ssh_banner_http(HOST_ADDRESS, REPO_PORT):
+        if _alive(pid, "http.server") and port_open(HOST_ADDRESS, REPO_PORT):
             return
         strays = _repo_server_pids()
-        if strays and ssh_banner_http(HOST_ADDRESS, REPO_PORT):
+        if strays and port_open(HOST_ADDRESS, REPO_PORT):
             self.state.update(repo_pid=strays[0], repo_url=self.repo_url, repo_line=self.repo_line)
             return
         logf = open(RUN_DIR / "repo-http.log", "ab")
@@ -669,7 +671,7 @@ class Lab:
         self.state["repo_url"] = self.repo_url
         self.state["repo_line"] = self.repo_line
         deadline = time.monotonic() + 15
-        while not ssh_banner_http(HOST_ADDRESS, REPO_PORT):
+        while not port_open(HOST_ADDRESS, REPO_PORT):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise LabError(f"repository server did not start: see {RUN_DIR / 'repo-http.log'}")
             time.sleep(0.1)
@@ -843,7 +845,7 @@ class Lab:
         }
 
 
-def ssh_banner_http(address: str, port: int) -> bool:
+def port_open(address: str, port: int) -> bool:
     """True when something accepts TCP connections at address:port."""
     try:
         with socket.create_connection((address, port), timeout=1):

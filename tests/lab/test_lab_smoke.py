@@ -66,10 +66,12 @@ def test_cut_and_heal(two):
     a, b = two
     a.cut()
     try:
+        assert a.is_cut()
         assert _wait(lambda: not _reaches(b, a), 10), "node still reachable after cut"
         assert not _reaches(a, b)
     finally:
         a.heal()
+    assert not a.is_cut()
     assert _wait(lambda: _reaches(b, a), 30), "node not reachable after heal"
     assert a.address in a.exec(["ip", "-4", "-o", "addr", "show", "host0"]).stdout
 
