@@ -16,6 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The lab of Debian nodes (fixtures `lab`, `lab_nodes`, marker `lab`) for every test folder.
+pytest_plugins = ["tests.lab.fixtures"]
+
 
 def free_port() -> int:
     """A free TCP port on loopback."""
