@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -86,6 +88,24 @@ class Snapshot:
             while not parent.exists():
                 self.missing_dirs.add(parent)
                 parent = parent.parent
+
+    def save(self, journal: Path, services: Iterable[str]) -> None:
+        """Write the snapshot as an undo journal, so a crash mid-change can be rolled back at start."""
+        body = {
+            "files": {str(p): None if d is None else base64.b64encode(d).decode() for p, d in self.files.items()},
+            "missing_dirs": sorted(str(d) for d in self.missing_dirs),
+            "services": list(services),
+        }
+        atomic_write(journal, json.dumps(body).encode(), 0o600)
+
+    @classmethod
+    def load(cls, journal: Path) -> tuple[Snapshot, list[str]]:
+        """The snapshot and the services of an undo journal left by an interrupted change."""
+        body = json.loads(Path(journal).read_bytes())
+        snapshot = cls([])
+        snapshot.files = {Path(p): None if d is None else base64.b64decode(d) for p, d in body["files"].items()}
+        snapshot.missing_dirs = {Path(d) for d in body["missing_dirs"]}
+        return snapshot, body["services"]
 
     def restore(self) -> None:
         """Put every file back as it was and remove folders that did not exist before."""

@@ -141,6 +141,11 @@ def _cheroot_error_log(msg: str = "", level: int = logging.INFO, traceback: bool
 def serve(config: AgentConfig) -> None:
     """Run the agent until SIGTERM or SIGINT, then finish in-flight requests and stop."""
     setup_logging(config)
+    from agent.ops.apply import recover_interrupted
+
+    restored = recover_interrupted(config)
+    if restored:
+        log.warning("rolled back a change interrupted by a crash; restored %d files", len(restored))
     app = create_app(config)
     server = build_server(config, app)
     stopping = threading.Event()

@@ -137,8 +137,12 @@ def apply_files(
     if not writes and not deletes:
         return Result()
     services = list(services)
+    journal = journal_path(config)
     with OP_LOCK:
         snapshot = fsutil.Snapshot([*writes, *deletes])
+        # Written before the first file changes and removed once the change is live or undone:
+        # a crash in between leaves it behind, and the next start puts the old files back.
+        snapshot.save(journal, services)
         reloaded = False
         try:
             fsutil.write_changes(writes, deletes, modes)
@@ -156,13 +160,37 @@ def apply_files(
                         reload_service(config, service)
                     except OpError:
                         pass
+            fsutil.remove(journal)
             raise
+        fsutil.remove(journal)
     root = Path(config.root)
     return Result(
         changed=True,
         written=sorted(_relative(root, p) for p in writes),
         removed=sorted(_relative(root, p) for p in deletes),
     )
+
+
+def journal_path(config) -> Path:
+    """Where the undo journal of the change in progress lives."""
+    return Path(config.state_dir) / "apply-journal.json"
+
+
+def recover_interrupted(config) -> list[str]:
+    """Roll back a change a crash interrupted (old files back, services reloaded); the paths restored."""
+    journal = journal_path(config)
+    if not journal.exists():
+        return []
+    snapshot, services = fsutil.Snapshot.load(journal)
+    with OP_LOCK:
+        snapshot.restore()
+        for service in services:
+            try:
+                reload_service(config, service)
+            except OpError:
+                pass
+        fsutil.remove(journal)
+    return sorted(str(p) for p in snapshot.files)
 
 
 def _relative(root: Path, path: Path) -> str:
