@@ -14,6 +14,7 @@ from app.models import Node, NodeState, Policy
 from app.models.base import utcnow
 from app.services import nodes as node_service
 from app.services.policies import get_policy
+from app.services.sync import detect_drift
 from app.services.synchronizers import implied_state
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,10 @@ def collect_stats() -> dict[int, str]:
             record_poll_success(node, result)
             summary[node.id] = "ok"
     db.session.commit()
+    from app.services.userdata import reconcile_after_poll
+
+    # The agents hold user data; the index follows them after a crash mid-change.
+    reconcile_after_poll([node_id for node_id, result in summary.items() if result == "ok"])
     return summary
 
 
@@ -79,6 +84,7 @@ def record_poll_success(node: Node, stats: dict) -> None:
             f"{sorted(node_service.SUPPORTED_API_VERSIONS)}: update the agent",
         )
         return
+    detect_drift(node, stats.get("lists"))
     target = implied_state([d.list for d in node.desyncs])
     if node.state == target.value:
         return

@@ -1,0 +1,194 @@
+"""Marshmallow schemas of the user-data API (SPEC §8.1). Inputs are strict: no coercion of types."""
+
+from marshmallow import Schema, fields
+
+from app.models.userdata import LIMIT_KEYS, USER_ROLES
+
+
+def _bool():
+    """A JSON true or false only (no "yes", "1" or 0)."""
+    return fields.Boolean(truthy={True}, falsy={False})
+
+
+def _int(**kwargs):
+    """A JSON integer only (no "5", no 5.0)."""
+    return fields.Integer(strict=True, **kwargs)
+
+
+class LimitsSchema(Schema):
+    """Per-user limits; null or absent means unlimited."""
+
+    webdomains = _int(allow_none=True)
+    domains = _int(allow_none=True)
+    maildomains = _int(allow_none=True)
+    mailboxes = _int(allow_none=True)
+    disk_mb = _int(allow_none=True)
+
+
+class UserInSchema(Schema):
+    """A user to create or change (password write-only)."""
+
+    name = fields.String()
+    password = fields.String(load_only=True)
+    level = fields.String(metadata={"enum": ["user", "admin"]})
+    roles = fields.List(fields.String(metadata={"enum": list(USER_ROLES)}))
+    limits = fields.Dict(keys=fields.String(metadata={"enum": list(LIMIT_KEYS)}), values=fields.Raw(allow_none=True))
+    nodes = fields.Dict(keys=fields.String(metadata={"enum": list(USER_ROLES)}), values=fields.Raw(),
+                        metadata={"description": "{role: node id or name}: the admin's choice of node"})
+    active = _bool()
+
+
+class UserSchema(Schema):
+    """A panel user with their hosting account."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    level = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    roles = fields.List(fields.String(), required=True)
+    limits = fields.Nested(LimitsSchema, required=True)
+    uid = fields.Integer(allow_none=True)
+    gid = fields.Integer(allow_none=True)
+    location = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
+
+
+class UserListSchema(Schema):
+    """Lists answer {"items": [...]}."""
+
+    items = fields.List(fields.Nested(UserSchema), required=True)
+
+
+class NodeOutcomeSchema(Schema):
+    """What a user deletion did on one node."""
+
+    node_id = fields.Integer()
+    node = fields.String()
+    outcome = fields.String(metadata={"enum": ["applied", "failed", "unavailable"]})
+    removed = fields.List(fields.String())
+    error = fields.String(allow_none=True)
+
+
+class UserDeletedSchema(Schema):
+    """The per-node report of a user deletion."""
+
+    deleted = fields.Boolean(required=True)
+    error = fields.String()
+    nodes = fields.List(fields.Nested(NodeOutcomeSchema), required=True)
+
+
+LocationSchema = Schema.from_dict(
+    {role: fields.String(allow_none=True) for role in USER_ROLES}, name="LocationSchema"
+)
+
+
+class IndexedSchema(Schema):
+    """Fields every proxied record carries: the index id, owner and holding node."""
+
+    id = fields.Integer(required=True)
+    owner = fields.String(required=True)
+    node = fields.String(required=True)
+    available = fields.Boolean(metadata={"description": "false when the holding node did not answer the listing"})
+
+
+class WebDomainInSchema(Schema):
+    """A web domain to create or change."""
+
+    name = fields.String()
+    aliases = fields.List(fields.String())
+    owner = fields.String(metadata={"description": "the owner's user name; administrators only"})
+    php = _bool()
+    docroot = fields.String(metadata={"description": "relative to the owner's home; default www/<name>"})
+
+
+class WebDomainSchema(IndexedSchema):
+    """A web domain as its node holds it."""
+
+    name = fields.String(required=True)
+    aliases = fields.List(fields.String())
+    php = fields.Boolean()
+    docroot = fields.String()
+
+
+class RecordInSchema(Schema):
+    """A DNS record to add or change."""
+
+    id = _int()
+    name = fields.String()
+    type = fields.String(metadata={"enum": ["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS"]})
+    value = fields.String()
+    ttl = _int()
+    priority = _int(allow_none=True)
+
+
+class RecordSchema(Schema):
+    """A DNS record."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    type = fields.String(required=True)
+    value = fields.String(required=True)
+    ttl = fields.Integer(required=True)
+    priority = fields.Integer(allow_none=True)
+
+
+class RecordListSchema(Schema):
+    """Lists answer {"items": [...]}."""
+
+    items = fields.List(fields.Nested(RecordSchema), required=True)
+
+
+class DomainInSchema(Schema):
+    """A domain name (zone) to create, with its starting records."""
+
+    name = fields.String()
+    owner = fields.String()
+    ip = fields.String(allow_none=True, metadata={"description": "A/AAAA for @, www and ns1"})
+    nameservers = fields.List(fields.String())
+    records = fields.List(fields.Dict())
+
+
+class DomainSchema(IndexedSchema):
+    """A domain name as its node holds it."""
+
+    name = fields.String(required=True)
+    serial = fields.Integer()
+    records = fields.List(fields.Nested(RecordSchema))
+
+
+class MailDomainInSchema(Schema):
+    """A mail domain to create."""
+
+    name = fields.String()
+    owner = fields.String()
+
+
+class MailDomainSchema(IndexedSchema):
+    """A mail domain."""
+
+    name = fields.String(required=True)
+
+
+class MailboxInSchema(Schema):
+    """A mailbox to create or change; the password is hashed on the node and never stored here."""
+
+    address = fields.String()
+    password = fields.String(load_only=True)
+    quota_mb = _int()
+
+
+class MailboxSchema(IndexedSchema):
+    """A mailbox (never its password or hash)."""
+
+    address = fields.String(required=True)
+    quota_mb = fields.Integer()
+
+
+def list_of(schema: type[Schema], name: str) -> type[Schema]:
+    """The {"items": [...]} shape of a schema."""
+    return Schema.from_dict({"items": fields.List(fields.Nested(schema), required=True)}, name=name)
+
+
+WebDomainListSchema = list_of(WebDomainSchema, "WebDomainListSchema")
+DomainListSchema = list_of(DomainSchema, "DomainListSchema")
+MailDomainListSchema = list_of(MailDomainSchema, "MailDomainListSchema")
+MailboxListSchema = list_of(MailboxSchema, "MailboxListSchema")

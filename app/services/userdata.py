@@ -1,0 +1,572 @@
+"""User data proxied to the node that holds it; the master keeps only an index (SPEC §4).
+
+Every change is validated here with the agent's own validators, sent to the holding node's
+agent (signed, pinned, with timeouts) and recorded in the index only after the agent confirmed
+it. A PendingWrite row marks the window between the two so a crash there is repaired by
+`reconcile_node` from the agent's listing: the agent is the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from agent import validation as v
+from agent.client import AgentError
+from agent.ops import dns, mail, web
+from app.extensions import db
+from app.models import (
+    DomainIndex,
+    MailboxIndex,
+    MailDomainIndex,
+    Node,
+    NodeState,
+    PendingWrite,
+    Placement,
+    User,
+    WebDomainIndex,
+)
+from app.services import nodes as node_service
+
+log = logging.getLogger(__name__)
+
+
+class UserDataError(Exception):
+    """A refused user-data request: an HTTP status, a message and the fields at fault."""
+
+    def __init__(self, status: int, message: str, fields: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.fields = fields or {}
+
+
+def invalid(field: str, message: str) -> UserDataError:
+    """A 400 naming the field."""
+    return UserDataError(400, f"invalid {field}: {message}", {field: message})
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of user data: its index model, role, agent path, key field and limit name."""
+
+    name: str
+    label: str
+    model: type
+    role: str
+    path: str
+    key: str
+
+
+KINDS = {
+    "webdomains": Kind("webdomains", "web domain", WebDomainIndex, "web", "/v1/webdomains", "name"),
+    "domains": Kind("domains", "domain name", DomainIndex, "dns", "/v1/domains", "name"),
+    "maildomains": Kind("maildomains", "mail domain", MailDomainIndex, "mail", "/v1/maildomains", "name"),
+    "mailboxes": Kind("mailboxes", "mailbox", MailboxIndex, "mail", "/v1/mailboxes", "address"),
+}
+CREATE_FIELDS = {
+    "webdomains": ("name", "aliases", "owner", "php", "docroot"),
+    "domains": ("name", "owner", "ip", "nameservers", "records"),
+    "maildomains": ("name", "owner"),
+    "mailboxes": ("address", "password", "quota_mb"),
+}
+UPDATE_FIELDS = {"webdomains": ("aliases", "php", "docroot"), "mailboxes": ("password", "quota_mb")}
+RECORD_FIELDS = ("name", "type", "value", "ttl", "priority")
+
+
+def key_of(row) -> str:
+    """The name (or address) of an index row."""
+    return row.address if isinstance(row, MailboxIndex) else row.name
+
+
+# ---------------------------------------------------------------- reading the index
+
+
+def visible(kind: Kind, actor: User):
+    """The index rows of kind this actor may see: all for admins, their own for users."""
+    query = select(kind.model)
+    if not actor.is_admin:
+        query = query.where(kind.model.owner_id == actor.id)
+    return query
+
+
+def list_index(kind_name: str, actor: User, page: int = 1, per_page: int = 100) -> tuple[list, int]:
+    """One page of the index rows the actor may see, by name, and the total count."""
+    kind = KINDS[kind_name]
+    query = visible(kind, actor)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    column = getattr(kind.model, kind.key)
+    rows = db.session.scalars(query.order_by(column).limit(per_page).offset((max(page, 1) - 1) * per_page)).all()
+    return rows, total
+
+
+def get_row(kind_name: str, actor: User, row_id: int):
+    """One index row the actor may see; 404 otherwise (other users' data is not revealed)."""
+    kind = KINDS[kind_name]
+    row = db.session.scalar(visible(kind, actor).where(kind.model.id == row_id))
+    if row is None:
+        raise UserDataError(404, f"No {kind.label} with id {row_id}.")
+    return row
+
+
+def index_to_dict(row) -> dict:
+    """The index fields of a row as the API shows them."""
+    return {"id": row.id, KINDS[kind_of(row)].key: key_of(row), "owner": row.owner.name, "node": row.node.name}
+
+
+def kind_of(row) -> str:
+    """The kind name of an index row."""
+    return next(name for name, kind in KINDS.items() if isinstance(row, kind.model))
+
+
+# ---------------------------------------------------------------- talking to the holding node
+
+
+def require_ready(node: Node, what: str) -> None:
+    """Refuse before anything is sent when the holding node is not ready."""
+    if node.state != NodeState.READY.value:
+        detail = f" (last poll: {node.last_poll_error})" if node.last_poll_error else ""
+        raise UserDataError(
+            503,
+            f"Node {node.name} holds {what} and is {node.state}, not ready{detail}; nothing was changed. "
+            "Try again once the node is ready.",
+        )
+
+
+def call_agent(node: Node, method: str, path: str, body: object = None, *, what: str) -> object:
+    """One signed call to the node's agent; its refusals come back as UserDataError."""
+    require_ready(node, what)
+    client = node_service.agent_client(node, current_app.config["AGENT_TIMEOUT_S"])
+    try:
+        return client.request(method, path, json=body)[1]
+    except AgentError as exc:
+        raise agent_failure(node, exc, what) from None
+
+
+def agent_failure(node: Node, exc: AgentError, what: str) -> UserDataError:
+    """An agent's answer or a transport failure as a clear error naming the node."""
+    payload = exc.payload if isinstance(exc.payload, dict) else {}
+    if exc.kind == "http" and exc.status is not None and exc.status < 500 and exc.status != 422:
+        return UserDataError(exc.status, payload.get("error") or str(exc), payload.get("fields") or {})
+    if exc.kind == "http":
+        return UserDataError(502, f"Node {node.name} refused the change for {what}: "
+                                  f"{payload.get('error') or exc}; nothing was changed.")
+    if exc.kind == "timeout":
+        return UserDataError(504, f"Node {node.name} did not answer in time for {what} ({exc}); the change may "
+                                  "have been applied there: the index is reconciled from the node at its next poll.")
+    return UserDataError(503, f"Node {node.name} is not reachable for {what} ({exc.kind}: {exc}); "
+                              "nothing was changed.")
+
+
+def begin_write(node: Node, kind: str, name: str) -> PendingWrite:
+    """Mark (and commit) that a change to this node's data is about to be sent."""
+    pending = PendingWrite(node_id=node.id, kind=kind, name=name)
+    db.session.add(pending)
+    db.session.commit()
+    return pending
+
+
+def end_write(pending: PendingWrite) -> None:
+    """Commit the index change together with the end of its pending mark."""
+    db.session.delete(pending)
+    try:
+        db.session.commit()
+    except (IntegrityError, StaleDataError):
+        # A reconciliation already wrote (or removed) the same row from the agent's listing.
+        db.session.rollback()
+        db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.id == pending.id))
+        db.session.commit()
+
+
+def send_change(node: Node, kind: str, name: str, method: str, path: str, body: object, what: str):
+    """Send one change under a pending mark; the mark stays only when the outcome is unknown."""
+    pending = begin_write(node, kind, name)
+    try:
+        return call_agent(node, method, path, body, what=what), pending
+    except UserDataError as exc:
+        if exc.status != 504:
+            db.session.delete(pending)
+            db.session.commit()
+        raise
+
+
+# ---------------------------------------------------------------- owners, limits, placement
+
+
+def resolve_owner(actor: User, data: dict) -> User:
+    """The owner of new data: the actor for users, the named user for administrators."""
+    given = data.get("owner")
+    if not actor.is_admin:
+        if given is not None and given != actor.name:
+            if isinstance(given, str):
+                v.username(given, "owner")
+            raise invalid("owner", "you can only create data for your own account")
+        return actor
+    if given is None or given == "":
+        raise invalid("owner", "required: the user who will own this")
+    name = v.username(given, "owner")
+    owner = db.session.scalar(select(User).where(User.name == name))
+    if owner is None:
+        raise invalid("owner", f"no panel user {name!r}")
+    return owner
+
+
+def check_limit(owner: User, kind_name: str) -> None:
+    """Refuse when the owner already has as many of this kind as their limit allows."""
+    from app.services.users import limit_of
+
+    limit = limit_of(owner, kind_name)
+    if limit is None:
+        return
+    kind = KINDS[kind_name]
+    count = db.session.scalar(select(func.count()).select_from(kind.model).where(kind.model.owner_id == owner.id))
+    if count >= limit:
+        raise UserDataError(409, f"{owner.name} already has {count} of {limit} allowed {kind.label}s.",
+                            {kind.key: f"limit of {limit} {kind.label}s reached"})
+
+
+def check_new_name(kind_name: str, name: str) -> None:
+    """Refuse a name the index already holds anywhere in the cluster."""
+    kind = KINDS[kind_name]
+    if db.session.scalar(select(kind.model.id).where(getattr(kind.model, kind.key) == name)) is not None:
+        raise UserDataError(409, f"{kind.label} {name} exists", {kind.key: f"{name} exists"})
+
+
+def holding_node(owner: User, role: str) -> Node:
+    """The node that holds owner's role, placing the role now if it has none."""
+    from app.services.users import ensure_role
+
+    return ensure_role(owner, role)
+
+
+def object_body(data: object, allowed) -> dict:
+    """A JSON object with no unknown fields."""
+    try:
+        return v.object_fields(data, "body", allowed)
+    except v.ValidationError as exc:
+        raise invalid(exc.field, exc.message) from None
+
+
+def validated(func, *args):
+    """Run one of the agent's validators, turning its error into a 400 naming the field."""
+    try:
+        return func(*args)
+    except v.ValidationError as exc:
+        raise invalid(exc.field, exc.message) from None
+
+
+# ---------------------------------------------------------------- create, show, update, delete
+
+
+def create(kind_name: str, actor: User, data: object) -> dict:
+    """Validate, send to the holding node, then index; returns the agent's record with the index id."""
+    kind = KINDS[kind_name]
+    data = object_body(data, CREATE_FIELDS[kind_name])
+    if kind_name == "mailboxes":
+        body, owner, node = _mailbox_body(actor, data)
+    else:
+        owner = resolve_owner(actor, data)
+        body = _validate_new(kind_name, {**data, "owner": owner.name}, owner)
+        check_new_name(kind_name, body[kind.key])
+        check_limit(owner, kind_name)
+        node = holding_node(owner, kind.role)
+    name = body[kind.key] if kind_name != "mailboxes" else body["address"]
+    what = f"{owner.name}'s {kind.label} {name}"
+    result, pending = send_change(node, kind_name, name, "POST", kind.path, body, what)
+    row = db.session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == name))
+    if row is None:
+        row = kind.model(owner_id=owner.id, node_id=node.id, **{kind.key: name})
+        db.session.add(row)
+    end_write(pending)
+    log.info("created %s %s for %s on node %s", kind.label, name, owner.name, node.name)
+    return _shape(kind_name, result, row)
+
+
+def _validate_new(kind_name: str, data: dict, owner: User) -> dict:
+    """The agent's validator for a new record of this kind, run on the master first."""
+    users = {owner.name}
+    if kind_name == "webdomains":
+        return validated(web.validate, data, users)
+    if kind_name == "domains":
+        domain = validated(dns.validate_domain, data, users)
+        # The agent numbers and canonicalizes records itself; send what was given.
+        return {k: data[k] for k in data if data[k] is not None} | {"name": domain["name"], "owner": owner.name}
+    return validated(mail.validate_domain, data, users)
+
+
+def _mailbox_body(actor: User, data: dict) -> tuple[dict, User, Node]:
+    """A new mailbox: in a mail domain the actor may see; the password is checked, never kept."""
+    address = validated(v.email_address, data.get("address"), "address")
+    domain_name = address.rpartition("@")[2]
+    domain = db.session.scalar(visible(KINDS["maildomains"], actor).where(MailDomainIndex.name == domain_name))
+    if domain is None:
+        raise invalid("address", f"{domain_name} is not one of your mail domains")
+    validated(v.password, data.get("password"), "password")
+    quota = validated(v.integer, data.get("quota_mb", 0), "quota_mb", 0, mail.MAX_QUOTA_MB)
+    check_new_name("mailboxes", address)
+    check_limit(domain.owner, "mailboxes")
+    return {"address": address, "password": data["password"], "quota_mb": quota}, domain.owner, domain.node
+
+
+def show(kind_name: str, actor: User, row_id: int) -> dict:
+    """One record as its node's agent holds it, with the index id and owner."""
+    kind = KINDS[kind_name]
+    row = get_row(kind_name, actor, row_id)
+    what = f"{row.owner.name}'s {kind.label} {key_of(row)}"
+    result = call_agent(row.node, "GET", f"{kind.path}/{quote(key_of(row), safe='@')}", what=what)
+    return _shape(kind_name, result, row)
+
+
+def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
+    """Change a web domain (aliases, PHP, docroot) or a mailbox (password, quota)."""
+    kind = KINDS[kind_name]
+    row = get_row(kind_name, actor, row_id)
+    if not isinstance(data, dict):
+        raise invalid("body", "must be a JSON object")
+    for fixed in (kind.key, "owner"):
+        if fixed in data and data[fixed] != (key_of(row) if fixed == kind.key else row.owner.name):
+            raise invalid(fixed, "cannot change; delete and create it again")
+    data = object_body({k: val for k, val in data.items() if k not in (kind.key, "owner")}, UPDATE_FIELDS[kind_name])
+    if kind_name == "webdomains":
+        checked = validated(web.validate, {"name": row.name, "owner": row.owner.name, **data}, {row.owner.name})
+        body = {k: checked[k] for k in data}
+    else:
+        body = {}
+        if "password" in data:
+            body["password"] = validated(v.password, data["password"], "password")
+        if "quota_mb" in data:
+            body["quota_mb"] = validated(v.integer, data["quota_mb"], "quota_mb", 0, mail.MAX_QUOTA_MB)
+    what = f"{row.owner.name}'s {kind.label} {key_of(row)}"
+    path = f"{kind.path}/{quote(key_of(row), safe='@')}"
+    result, pending = send_change(row.node, kind_name, key_of(row), "PUT", path, body, what)
+    end_write(pending)
+    return _shape(kind_name, result, row)
+
+
+def delete(kind_name: str, actor: User, row_id: int) -> None:
+    """Remove the record on its node, then from the index."""
+    kind = KINDS[kind_name]
+    row = get_row(kind_name, actor, row_id)
+    what = f"{row.owner.name}'s {kind.label} {key_of(row)}"
+    path = f"{kind.path}/{quote(key_of(row), safe='@')}"
+    _, pending = send_change(row.node, kind_name, key_of(row), "DELETE", path, None, what)
+    db.session.delete(row)
+    end_write(pending)
+    log.info("deleted %s", what)
+
+
+def _shape(kind_name: str, result: object, row) -> dict:
+    """The agent's record with the index's id, owner name and node name."""
+    record = dict(result) if isinstance(result, dict) else {}
+    record.pop("hash", None)
+    record.pop("password", None)
+    if kind_name == "domains" and isinstance(record.get("records"), list):
+        record["records"] = [public_record(r) for r in record["records"]]
+    return {**record, "id": row.id, "owner": row.owner.name, "node": row.node.name}
+
+
+def list_full(kind_name: str, actor: User) -> list[dict]:
+    """Every record the actor may see, with its details read from the holding nodes in parallel.
+
+    A node that cannot answer still lists its records from the index, marked unavailable.
+    """
+    kind = KINDS[kind_name]
+    rows = db.session.scalars(visible(kind, actor).order_by(getattr(kind.model, kind.key))).all()
+    nodes = {row.node_id: row.node for row in rows}
+    timeout = current_app.config["AGENT_TIMEOUT_S"]
+    clients = {nid: node_service.agent_client(n, timeout) for nid, n in nodes.items()
+               if n.state == NodeState.READY.value}
+
+    def fetch(node_id):
+        try:
+            items = clients[node_id].get(kind.path)[1]["items"]
+            return {item[kind.key]: item for item in items}
+        except (AgentError, KeyError, TypeError):
+            return None
+
+    listings = {}
+    if len(clients) == 1:
+        node_id = next(iter(clients))
+        listings[node_id] = fetch(node_id)
+    elif clients:
+        with ThreadPoolExecutor(max_workers=min(16, len(clients))) as pool:
+            listings = dict(zip(clients, pool.map(fetch, clients), strict=True))
+    items = []
+    for row in rows:
+        listing = listings.get(row.node_id)
+        detail = listing.get(key_of(row)) if listing else None
+        item = _shape(kind_name, detail or {kind.key: key_of(row)}, row)
+        item["available"] = listing is not None
+        items.append(item)
+    return items
+
+
+# ---------------------------------------------------------------- DNS records
+
+
+def _zone_row(actor: User, domain_id: int) -> DomainIndex:
+    """A zone the actor may see."""
+    return get_row("domains", actor, domain_id)
+
+
+def list_records(actor: User, domain_id: int) -> list[dict]:
+    """The records of a zone, read from its node."""
+    row = _zone_row(actor, domain_id)
+    zone = call_agent(row.node, "GET", f"/v1/domains/{row.name}", what=f"{row.owner.name}'s domain {row.name}")
+    return [public_record(r) for r in zone["records"]]
+
+
+def public_record(record: dict) -> dict:
+    """A record as the API shows it (its data as `value`)."""
+    return {"id": record["id"], "name": record["name"], "type": record["type"],
+            "value": record.get("data", record.get("value")), "ttl": record["ttl"],
+            "priority": record.get("priority")}
+
+
+def add_record(actor: User, domain_id: int, data: object) -> dict:
+    """Add a record to a zone, checked here with the agent's validators first."""
+    row = _zone_row(actor, domain_id)
+    data = object_body(data, RECORD_FIELDS)
+    validated(dns.validate_record, row.name, data, 0)
+    what = f"{row.owner.name}'s domain {row.name}"
+    result, pending = send_change(row.node, "domains", row.name, "POST", f"/v1/domains/{row.name}/records", data, what)
+    end_write(pending)
+    return public_record(result)
+
+
+def update_record(actor: User, domain_id: int, record_id: int, data: object) -> dict:
+    """Replace a record's fields (the zone's serial goes up on the node)."""
+    row = _zone_row(actor, domain_id)
+    data = object_body(data, (*RECORD_FIELDS, "id"))
+    what = f"{row.owner.name}'s domain {row.name}"
+    zone = call_agent(row.node, "GET", f"/v1/domains/{row.name}", what=what)
+    old = next((r for r in zone["records"] if r["id"] == record_id), None)
+    if old is None:
+        raise UserDataError(404, f"No record {record_id} in {row.name}.")
+    data.pop("id", None)
+    if "value" not in data:
+        raise invalid("value", "required")
+    merged = {"name": old["name"], "type": old["type"], "ttl": old["ttl"], "priority": old["priority"], **data}
+    validated(dns.validate_record, row.name, merged, record_id)
+    path = f"/v1/domains/{row.name}/records/{record_id}"
+    result, pending = send_change(row.node, "domains", row.name, "PUT", path, data, what)
+    end_write(pending)
+    return public_record(result)
+
+
+def delete_record(actor: User, domain_id: int, record_id: int) -> None:
+    """Remove one record."""
+    row = _zone_row(actor, domain_id)
+    what = f"{row.owner.name}'s domain {row.name}"
+    path = f"/v1/domains/{row.name}/records/{record_id}"
+    _, pending = send_change(row.node, "domains", row.name, "DELETE", path, None, what)
+    end_write(pending)
+
+
+# ---------------------------------------------------------------- reconciliation
+
+
+def reconcile_node(node: Node) -> dict[str, int]:
+    """Make the index of one node match its agent's listing; returns what changed, per action.
+
+    The index is read before the agent so a change confirmed in between is never undone.
+    """
+    started = db.session.scalar(select(func.max(PendingWrite.id)).where(PendingWrite.node_id == node.id))
+    before = {name: {key_of(r): r for r in db.session.scalars(select(k.model).where(k.model.node_id == node.id))}
+              for name, k in KINDS.items()}
+    client = node_service.agent_client(node, current_app.config["AGENT_TIMEOUT_S"])
+    listings = {name: client.get(k.path)[1]["items"] for name, k in KINDS.items()}
+    owners = {u.name: u for u in db.session.scalars(select(User))}
+    mail_owner = {d["name"]: d.get("owner") for d in listings["maildomains"]}
+    summary = {"added": 0, "removed": 0, "changed": 0, "skipped": 0}
+    for name, kind in KINDS.items():
+        present = {}
+        for item in listings[name]:
+            key = item[kind.key]
+            owner_name = mail_owner.get(key.rpartition("@")[2]) if name == "mailboxes" else item.get("owner")
+            present[key] = owners.get(owner_name)
+        for key, row in before[name].items():
+            if key not in present:
+                db.session.delete(row)
+                summary["removed"] += 1
+        for key, owner in present.items():
+            row = before[name].get(key)
+            if owner is None:
+                summary["skipped"] += 1
+                log.warning("node %s holds %s %s of %s, who is not a panel user", node.name, kind.label, key,
+                            "an unknown owner")
+                continue
+            if row is not None:
+                if row.owner_id != owner.id:
+                    row.owner_id = owner.id
+                    summary["changed"] += 1
+                continue
+            other = db.session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == key))
+            if other is not None:
+                if other.node_id != node.id:
+                    summary["skipped"] += 1
+                    log.warning("%s %s is on node %s and indexed on node id %s", kind.label, key, node.name,
+                                other.node_id)
+                continue
+            db.session.add(kind.model(owner_id=owner.id, node_id=node.id, **{kind.key: key}))
+            summary["added"] += 1
+    if started is not None:
+        db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.node_id == node.id,
+                                                                 PendingWrite.id <= started))
+    db.session.commit()
+    if any(summary[k] for k in ("added", "removed", "changed")):
+        log.info("reconciled the index of node %s from its agent: %s", node.name, summary)
+    return summary
+
+
+FULL_RECONCILE_S = 300
+
+
+def reconcile_after_poll(node_ids: list[int]) -> dict[int, dict | str]:
+    """Reconcile the nodes that answered the poll and have pending writes (all of them every few minutes)."""
+    if not node_ids:
+        return {}
+    pending = set(db.session.scalars(select(PendingWrite.node_id).where(PendingWrite.node_id.in_(node_ids))))
+    if _full_reconcile_due():
+        pending = set(node_ids)
+    results = {}
+    for node_id in sorted(pending):
+        node = db.session.get(Node, node_id)
+        if node is None or node.state != NodeState.READY.value:
+            continue
+        try:
+            results[node_id] = reconcile_node(node)
+        except (AgentError, KeyError, TypeError) as exc:
+            db.session.rollback()
+            results[node_id] = f"not reconciled: {exc}"
+            log.warning("could not reconcile the index of node %s: %s", node.name, exc)
+    return results
+
+
+def _full_reconcile_due() -> bool:
+    """True at most once per FULL_RECONCILE_S across the cluster (a Redis key marks the last one)."""
+    from redis.exceptions import RedisError
+
+    from app.queues import redis_connection
+
+    try:
+        return bool(redis_connection().set("hostfleet:userdata:full-reconcile", "1", nx=True, ex=FULL_RECONCILE_S))
+    except RedisError:
+        return False
+
+
+def users_holding(node_id: int) -> list[str]:
+    """Names of the users whose roles or indexed data live on this node (a node removal must wait)."""
+    ids = set(db.session.scalars(select(Placement.user_id).where(Placement.node_id == node_id)))
+    for kind in KINDS.values():
+        ids |= set(db.session.scalars(select(kind.model.owner_id).where(kind.model.node_id == node_id)))
+    if not ids:
+        return []
+    return sorted(db.session.scalars(select(User.name).where(User.id.in_(ids))))

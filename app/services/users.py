@@ -1,0 +1,390 @@
+"""Panel users as hosting accounts: roles, limits, UID/GID, placement and OS accounts on nodes.
+
+A user has one UID/GID, allocated here from the configured range, and the same OS account on
+every node that holds one of their roles (SPEC §1.5). Deleting a user removes their data on
+every node and reports per node.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from agent import validation as v
+from app.extensions import db
+from app.models import Node, Placement, User, UserAccount, UserLevel
+from app.models.userdata import LIMIT_KEYS, USER_ROLES
+from app.services import accounts, placement
+from app.services.userdata import KINDS, UserDataError, call_agent, invalid, validated
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UID_RANGE = (10000, 59999)
+# OS accounts a Debian node already has; a panel user with one of these names would take it over.
+RESERVED_NAMES = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
+    "backup", "list", "irc", "gnats", "nobody", "systemd-network", "systemd-resolve", "messagebus", "sshd",
+    "bind", "Debian-exim", "dovecot", "dovenull", "postgres", "redis", "mysql", "nginx", "hostfleet", "admin",
+})
+USER_FIELDS = ("name", "password", "level", "roles", "limits", "nodes", "active")
+
+
+def uid_range() -> tuple[int, int]:
+    """The UID/GID range for panel users: HOSTFLEET_UID_RANGE ("10000-59999") or the default."""
+    configured = current_app.config.get("HOSTFLEET_UID_RANGE") or os.environ.get("HOSTFLEET_UID_RANGE")
+    if configured:
+        low, _, high = str(configured).partition("-")
+        return int(low), int(high)
+    return DEFAULT_UID_RANGE
+
+
+def allocate_uid() -> int:
+    """The lowest UID in the range that no panel user has (UID and GID are the same number)."""
+    low, high = uid_range()
+    taken = set(db.session.scalars(select(UserAccount.uid).where(UserAccount.uid.between(low, high))))
+    top = max(taken, default=low - 1)
+    if top < high:
+        return max(top + 1, low)
+    for candidate in range(low, high + 1):
+        if candidate not in taken and candidate != 65534:
+            return candidate
+    raise UserDataError(409, f"The UID range {low}-{high} is used up; widen HOSTFLEET_UID_RANGE.")
+
+
+def account_of(user: User) -> UserAccount | None:
+    """The user's hosting account, if they have one."""
+    return db.session.get(UserAccount, user.id)
+
+
+def ensure_account(user: User) -> UserAccount:
+    """The user's hosting account, created with every role and no limits on first need."""
+    account = account_of(user)
+    if account is None:
+        if user.name in RESERVED_NAMES:
+            raise invalid("owner", f"{user.name} is a system account name on the nodes and cannot own data")
+        uid = allocate_uid()
+        account = UserAccount(user_id=user.id, uid=uid, gid=uid, roles=list(USER_ROLES), limits={})
+        db.session.add(account)
+        db.session.flush()
+    return account
+
+
+def limit_of(user: User, kind_name: str) -> int | None:
+    """The user's limit for a kind of data (None: unlimited)."""
+    account = account_of(user)
+    value = (account.limits or {}).get(kind_name) if account else None
+    return value if isinstance(value, int) else None
+
+
+def placement_of(user: User, role: str) -> Placement | None:
+    """Where the user's role lives now."""
+    return db.session.scalar(select(Placement).where(Placement.user_id == user.id, Placement.role == role))
+
+
+def os_account_body(user: User, account: UserAccount) -> dict:
+    """The agent's /v1/users body for this user."""
+    return {"name": user.name, "uid": account.uid, "gid": account.gid}
+
+
+def ensure_role(user: User, role: str, node: Node | None = None) -> Node:
+    """The node holding user's role: placed now by the formula (or on node) if not yet, with the OS account."""
+    account = ensure_account(user)
+    if role not in (account.roles or []):
+        raise UserDataError(403, f"{user.name} is not allowed the {role} role.")
+    existing = placement_of(user, role)
+    if existing is not None and (node is None or existing.node_id == node.id):
+        return existing.node
+    decision = _decide(role, node)
+    call_agent(decision.node, "POST", "/v1/users", os_account_body(user, account),
+               what=f"the OS account of {user.name}")
+    placement.record(user.id, decision)
+    db.session.commit()
+    log.info("placed %s's %s role on node %s (%s)", user.name, role, decision.node.name, decision.chosen_by)
+    return decision.node
+
+
+def _decide(role: str, node: Node | None) -> placement.Decision:
+    """The formula's node, or the admin's; a placement error as a 409 naming every exclusion."""
+    try:
+        return placement.explicit(role, node) if node is not None else placement.choose(role)
+    except placement.PlacementError as exc:
+        raise UserDataError(409, str(exc), {f"nodes.{role}" if node else "roles": str(exc)}) from None
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _validate_fields(data: object, creating: bool) -> dict:
+    """Check every given field with the shared validators; returns the normalized values."""
+    from app.services.userdata import object_body
+
+    data = object_body(data, USER_FIELDS)
+    clean: dict = {}
+    if creating or "name" in data:
+        if not creating:
+            raise invalid("name", "cannot change; the name is the OS account on every node")
+        name = validated(v.username, data.get("name"), "name")
+        if name in RESERVED_NAMES:
+            raise invalid("name", f"{name} is a system account name on the nodes")
+        if db.session.scalar(select(User.id).where(User.name == name)) is not None:
+            raise UserDataError(409, f"user {name} exists", {"name": f"{name} exists"})
+        clean["name"] = name
+    if creating or "password" in data:
+        clean["password"] = validated(v.password, data.get("password"), "password")
+    if "level" in data or creating:
+        clean["level"] = validated(v.choice, data.get("level", "user"), "level", ("user", "admin"))
+    if "roles" in data or creating:
+        roles = data.get("roles", list(USER_ROLES))
+        if not isinstance(roles, list):
+            raise invalid("roles", "must be a list of roles")
+        clean["roles"] = sorted({validated(v.choice, r, "roles", USER_ROLES) for r in roles})
+    if "limits" in data or creating:
+        limits = data.get("limits") or {}
+        if not isinstance(limits, dict):
+            raise invalid("limits", "must be an object")
+        clean["limits"] = {}
+        for key, value in limits.items():
+            field = f"limits.{key}" if isinstance(key, str) and key in LIMIT_KEYS else "limits"
+            validated(v.choice, key, field, LIMIT_KEYS)
+            if value is not None and value != "":
+                clean["limits"][key] = validated(v.integer, value, field, 0, 10_000_000)
+    if "nodes" in data:
+        clean["nodes"] = _validate_nodes(data["nodes"])
+    if "active" in data:
+        clean["active"] = validated(v.boolean, data["active"], "active")
+    return clean
+
+
+def _validate_nodes(value: object) -> dict[str, Node]:
+    """{role: node id or name} chosen by the admin."""
+    if not isinstance(value, dict):
+        raise invalid("nodes", "must be an object {role: node}")
+    chosen = {}
+    for role, ref in value.items():
+        validated(v.choice, role, "nodes", USER_ROLES)
+        if ref is None or ref == "":
+            continue
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            node = db.session.get(Node, ref)
+        elif isinstance(ref, str):
+            node = db.session.scalar(select(Node).where(Node.name == ref))
+        else:
+            node = None
+        if node is None:
+            raise invalid(f"nodes.{role}", "no such node")
+        chosen[role] = node
+    return chosen
+
+
+# ---------------------------------------------------------------- create, edit, suspend, delete
+
+
+def create_user(data: object) -> User:
+    """Create a panel user, place every role (formula or admin's choice) and make the OS accounts."""
+    clean = _validate_fields(data, creating=True)
+    chosen = clean.get("nodes", {})
+    unknown = sorted(set(chosen) - set(clean["roles"]))
+    if unknown:
+        raise invalid(f"nodes.{unknown[0]}", "the user does not have this role")
+    decisions = {role: _decide(role, chosen.get(role)) for role in clean["roles"]}
+    user = User(name=clean["name"], password_hash=accounts.hash_password(clean["password"]), level=clean["level"])
+    db.session.add(user)
+    db.session.flush()
+    uid = allocate_uid()
+    account = UserAccount(user_id=user.id, uid=uid, gid=uid, roles=clean["roles"], limits=clean["limits"])
+    db.session.add(account)
+    body = os_account_body(user, account)
+    made: list[Node] = []
+    try:
+        for node in {d.node.id: d.node for d in decisions.values()}.values():
+            call_agent(node, "POST", "/v1/users", body, what=f"the OS account of {user.name}")
+            made.append(node)
+    except UserDataError:
+        for node in made:
+            _remove_os_account(node, user.name)
+        db.session.rollback()
+        raise
+    for decision in decisions.values():
+        placement.record(user.id, decision)
+    db.session.commit()
+    log.info("created user %s (uid %s) on %s", user.name, uid, ", ".join(n.name for n in made) or "no node")
+    return user
+
+
+def _remove_os_account(node: Node, name: str) -> str | None:
+    """Delete the OS account on a node; the error text when that failed."""
+    try:
+        call_agent(node, "DELETE", f"/v1/users/{name}", what=f"the OS account of {name}")
+    except UserDataError as exc:
+        if exc.status == 404:
+            return None
+        return exc.message
+    return None
+
+
+def data_count(user: User, role: str) -> int:
+    """How many indexed records of this role the user has."""
+    total = 0
+    for kind in KINDS.values():
+        if kind.role == role:
+            total += db.session.scalar(select(func.count()).select_from(kind.model)
+                                       .where(kind.model.owner_id == user.id))
+    return total
+
+
+def update_user(user: User, data: object) -> User:
+    """Change password, level, limits, roles, or move a role that holds no data to another node."""
+    clean = _validate_fields(data, creating=False)
+    account = ensure_account(user)
+    if "roles" in clean:
+        for role in sorted(set(account.roles or []) - set(clean["roles"])):
+            if data_count(user, role):
+                raise UserDataError(409, f"{user.name} still has {role} data; delete it before removing the role.",
+                                    {"roles": f"{role} still holds data"})
+    for role, node in clean.get("nodes", {}).items():
+        current = placement_of(user, role)
+        if current is not None and current.node_id != node.id and data_count(user, role):
+            raise UserDataError(409, f"{user.name}'s {role} role holds data on {current.node.name}; "
+                                     "it can move only while it holds none.", {f"nodes.{role}": "role holds data"})
+    if "password" in clean:
+        accounts.set_password(user, clean["password"])
+    if "level" in clean:
+        user.level = clean["level"]
+    if "limits" in clean:
+        account.limits = clean["limits"]
+    if "active" in clean:
+        user.active = clean["active"]
+    if "roles" in clean:
+        for role in sorted(set(account.roles or []) - set(clean["roles"])):
+            _drop_role(user, role)
+        account.roles = clean["roles"]
+    db.session.commit()
+    for role, node in clean.get("nodes", {}).items():
+        if role in (account.roles or []):
+            old = placement_of(user, role)
+            ensure_role(user, role, node)
+            if old is not None and old.node_id != node.id:
+                _forget_node_if_unused(user, old.node)
+    return user
+
+
+def _drop_role(user: User, role: str) -> None:
+    """Forget where an emptied role lived; the OS account goes when no other role is on that node."""
+    current = placement_of(user, role)
+    if current is None:
+        return
+    node = current.node
+    db.session.delete(current)
+    db.session.flush()
+    _forget_node_if_unused(user, node)
+
+
+def _forget_node_if_unused(user: User, node: Node) -> None:
+    """Remove the OS account from a node that holds none of the user's roles any more."""
+    still = db.session.scalar(select(Placement.id).where(Placement.user_id == user.id, Placement.node_id == node.id))
+    if still is None and node.state == "ready":
+        error = _remove_os_account(node, user.name)
+        if error:
+            log.warning("could not remove %s's OS account from %s: %s", user.name, node.name, error)
+
+
+def set_active(user: User, active: bool) -> None:
+    """Suspend (no login, no API) or resume a user."""
+    user.active = active
+    db.session.commit()
+
+
+def location(user: User) -> dict[str, dict | None]:
+    """Per role, the node that holds it and the recorded decision that put it there."""
+    result: dict[str, dict | None] = {}
+    account = account_of(user)
+    for role in USER_ROLES:
+        row = placement_of(user, role)
+        if row is None:
+            result[role] = None
+            continue
+        decision = row.decision
+        result[role] = {
+            "node_id": row.node_id, "node": row.node.name, "state": row.node.state,
+            "allowed": role in ((account.roles if account else None) or []),
+            "data": data_count(user, role),
+            "chosen_by": decision.chosen_by if decision else None,
+            "resource": decision.resource if decision else None,
+            "at": decision.at.isoformat() if decision else None,
+            "candidates": decision.candidates if decision else [],
+        }
+    return result
+
+
+def user_to_dict(user: User) -> dict:
+    """A user as the API shows it (SPEC §8.1; the password is never shown)."""
+    account = account_of(user)
+    return {
+        "id": user.id, "name": user.name, "level": user.level, "active": user.active,
+        "roles": list(account.roles) if account else [],
+        "limits": dict(account.limits or {}) if account else {},
+        "uid": account.uid if account else None, "gid": account.gid if account else None,
+        "location": {role: (row.node.name if row else None) for role in USER_ROLES
+                     for row in [placement_of(user, role)]},
+    }
+
+
+def delete_user(user: User) -> dict:
+    """Remove the user's data and OS account on every node holding them; the user goes only when all succeeded.
+
+    Returns {"deleted": bool, "nodes": [{"node_id", "node", "outcome", "removed", "error"}]}.
+    """
+    node_ids = set(db.session.scalars(select(Placement.node_id).where(Placement.user_id == user.id)))
+    for kind in KINDS.values():
+        node_ids |= set(db.session.scalars(select(kind.model.node_id).where(kind.model.owner_id == user.id)))
+    report = []
+    for node in db.session.scalars(select(Node).where(Node.id.in_(node_ids)).order_by(Node.id)):
+        report.append(_purge_node(user, node))
+    deleted = all(r["outcome"] == "applied" for r in report)
+    name = user.name
+    if deleted:
+        db.session.delete(user)
+    db.session.commit()
+    log.info("deleting user %s: %s", name, "; ".join(f"{r['node']} {r['outcome']}" for r in report) or "no nodes")
+    return {"deleted": deleted, "nodes": report}
+
+
+def _purge_node(user: User, node: Node) -> dict:
+    """Delete everything the user owns on one node (as the agent lists it), then the OS account."""
+    entry = {"node_id": node.id, "node": node.name, "outcome": "applied", "removed": [], "error": None}
+    what = f"{user.name}'s data"
+    try:
+        maildomains = [d["name"] for d in call_agent(node, "GET", "/v1/maildomains", what=what)["items"]
+                       if d.get("owner") == user.name]
+        mailboxes = [m["address"] for m in call_agent(node, "GET", "/v1/mailboxes", what=what)["items"]
+                     if m["address"].rpartition("@")[2] in maildomains]
+        steps = [("mailboxes", a) for a in mailboxes] + [("maildomains", d) for d in maildomains]
+        for kind_name in ("webdomains", "domains"):
+            items = call_agent(node, "GET", KINDS[kind_name].path, what=what)["items"]
+            steps += [(kind_name, i["name"]) for i in items if i.get("owner") == user.name]
+        for kind_name, key in steps:
+            kind = KINDS[kind_name]
+            call_agent(node, "DELETE", f"{kind.path}/{key}", what=what)
+            db.session.execute(kind.model.__table__.delete().where(getattr(kind.model, kind.key) == key))
+            entry["removed"].append(f"{kind.label} {key}")
+        error = _remove_os_account(node, user.name)
+        if error:
+            raise UserDataError(502, error)
+        for kind in KINDS.values():
+            db.session.execute(kind.model.__table__.delete().where(kind.model.owner_id == user.id,
+                                                                   kind.model.node_id == node.id))
+        db.session.execute(Placement.__table__.delete().where(Placement.user_id == user.id,
+                                                              Placement.node_id == node.id))
+    except UserDataError as exc:
+        entry["outcome"] = "unavailable" if exc.status in (503, 504) else "failed"
+        entry["error"] = exc.message
+    db.session.commit()
+    return entry
+
+
+def make_user(name: str, password: str, roles=USER_ROLES, level: UserLevel = UserLevel.USER, **extra) -> User:
+    """Create a user from Python (tests, CLI) through the same path as the API."""
+    return create_user({"name": name, "password": password, "roles": list(roles), "level": level.value, **extra})

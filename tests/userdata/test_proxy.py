@@ -1,0 +1,94 @@
+"""Web domains, DNS zones and mail proxied to the node that holds them; the index follows the agent."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.userdata.conftest import basic
+
+
+@pytest.fixture
+def one_node(app, cluster):
+    """A node with every role and a user placed on it."""
+    node_id = cluster.node("n1")
+    cluster.user("alice")
+    return node_id
+
+
+def test_web_domain_create_list_edit_delete(app, client, cluster, one_node):
+    """The vhost appears in the agent's root, changes with an edit and goes with a delete."""
+    headers = basic("alice")
+    created = client.post("/api/v1/webdomains", json={"name": "Example.COM", "aliases": ["www.example.com"]},
+                          headers=headers)
+    assert created.status_code == 201, created.json
+    body = created.json
+    assert body["name"] == "example.com" and body["owner"] == "alice" and body["node"] == "n1"
+    vhost = cluster.root(one_node) / "etc/nginx/hostfleet/alice/example.com.conf"
+    assert "server_name example.com www.example.com;" in vhost.read_text()
+    listed = client.get("/api/v1/webdomains", headers=headers).json["items"]
+    assert [(i["id"], i["name"], i["aliases"]) for i in listed] == [(body["id"], "example.com", ["www.example.com"])]
+    edited = client.put(f"/api/v1/webdomains/{body['id']}", json={"php": True, "aliases": []}, headers=headers)
+    assert edited.status_code == 200, edited.json
+    assert edited.json["php"] is True and "www.example.com" not in vhost.read_text()
+    assert "fastcgi_pass" in vhost.read_text()
+    assert client.delete(f"/api/v1/webdomains/{body['id']}", headers=headers).status_code == 204
+    assert not vhost.exists()
+    assert client.get("/api/v1/webdomains", headers=headers).json["items"] == []
+
+
+def test_zone_records_serial_rises_on_every_edit(client, cluster, one_node):
+    """A zone with records: the agent's zone file holds them and its serial rises with each edit."""
+    headers = basic("alice")
+    zone = client.post("/api/v1/domains", json={"name": "example.org", "ip": "192.0.2.10"}, headers=headers)
+    assert zone.status_code == 201, zone.json
+    zone_id, serial = zone.json["id"], zone.json["serial"]
+    zone_file = cluster.root(one_node) / "etc/bind/hostfleet/example.org.zone"
+    assert "192.0.2.10" in zone_file.read_text()
+    added = client.post(f"/api/v1/domains/{zone_id}/records",
+                        json={"name": "mail", "type": "MX", "value": "mx.example.org.", "priority": 10},
+                        headers=headers)
+    assert added.status_code == 201, added.json
+    record_id = added.json["id"]
+    after_add = client.get(f"/api/v1/domains/{zone_id}", headers=headers).json["serial"]
+    assert after_add > serial
+    edited = client.put(f"/api/v1/domains/{zone_id}/records/{record_id}",
+                        json={"value": "mx2.example.org.", "priority": 20}, headers=headers)
+    assert edited.status_code == 200, edited.json
+    assert edited.json["value"] == "20 mx2.example.org." and edited.json["priority"] == 20
+    after_edit = client.get(f"/api/v1/domains/{zone_id}", headers=headers).json["serial"]
+    assert after_edit > after_add
+    text = zone_file.read_text()
+    assert "mx2.example.org." in text and f"{after_edit}" in text
+    records = client.get(f"/api/v1/domains/{zone_id}/records", headers=headers).json["items"]
+    assert {(r["name"], r["type"]) for r in records} >= {("@", "NS"), ("@", "A"), ("www", "A"), ("mail", "MX")}
+    assert client.delete(f"/api/v1/domains/{zone_id}/records/{record_id}", headers=headers).status_code == 204
+    assert "mx2.example.org." not in zone_file.read_text()
+    assert client.delete(f"/api/v1/domains/{zone_id}", headers=headers).status_code == 204
+    assert not zone_file.exists()
+
+
+def test_mailbox_password_hashed_on_the_node_only(app, client, cluster, one_node, caplog):
+    """The password reaches the node's dovecot passwd-file as a SHA512-CRYPT hash; the master keeps none of it."""
+    headers = basic("alice")
+    secret = "Tr0ub4dor&3 horse"
+    domain = client.post("/api/v1/maildomains", json={"name": "example.net"}, headers=headers)
+    assert domain.status_code == 201, domain.json
+    with caplog.at_level("DEBUG"):
+        box = client.post("/api/v1/mailboxes", json={"address": "Info@example.net", "password": secret,
+                                                     "quota_mb": 100}, headers=headers)
+    assert box.status_code == 201, box.json
+    assert box.json == {"id": box.json["id"], "address": "info@example.net", "quota_mb": 100, "owner": "alice",
+                        "node": "n1"}
+    passwd = (cluster.root(one_node) / "etc/dovecot/hostfleet/passwd").read_text()
+    assert "info@example.net:{SHA512-CRYPT}$6$" in passwd and secret not in passwd
+    assert secret not in caplog.text
+    for path in app.config["DATA_DIR"].glob("test.db*"):
+        assert secret.encode() not in path.read_bytes(), path
+    changed = client.put(f"/api/v1/mailboxes/{box.json['id']}", json={"password": "another long one"},
+                         headers=headers)
+    assert changed.status_code == 200 and "password" not in changed.json
+    assert (cluster.root(one_node) / "etc/dovecot/hostfleet/passwd").read_text() != passwd
+    refused = client.delete(f"/api/v1/maildomains/{domain.json['id']}", headers=headers)
+    assert refused.status_code == 409 and "info@example.net" in refused.json["error"]
+    assert client.delete(f"/api/v1/mailboxes/{box.json['id']}", headers=headers).status_code == 204
+    assert client.delete(f"/api/v1/maildomains/{domain.json['id']}", headers=headers).status_code == 204
