@@ -14,7 +14,6 @@ from app.models import Node, NodeState, Policy
 from app.models.base import utcnow
 from app.services import nodes as node_service
 from app.services.policies import get_policy
-from app.services.sync import detect_drift
 from app.services.synchronizers import implied_state
 
 log = logging.getLogger(__name__)
@@ -84,7 +83,6 @@ def record_poll_success(node: Node, stats: dict) -> None:
             f"{sorted(node_service.SUPPORTED_API_VERSIONS)}: update the agent",
         )
         return
-    detect_drift(node, stats.get("lists"))
     target = implied_state([d.list for d in node.desyncs])
     if node.state == target.value:
         return
