@@ -10,6 +10,7 @@ from app.jobs import job
 from app.queues import redis_connection
 from app.services.collector import collect_stats
 from app.services.policies import get_policy
+from app.services.sync import SYNC_INTERVAL_S, run_sync
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class PeriodicTask:
 
 PERIODIC_TASKS = (
     PeriodicTask("collect_stats", collect_stats, lambda: get_policy().poll_interval_s),
+    PeriodicTask("sync", run_sync, lambda: SYNC_INTERVAL_S),
 )
 
 

@@ -1,0 +1,412 @@
+"""Distributed requests: one change to a system-wide list, applied to every node it concerns (SPEC §5).
+
+The order of the steps is what makes it crash-safe. A desync for every target is committed
+before anything is sent; a node's desync is cleared only in the same transaction that commits
+the master's new list, and only for nodes that confirmed exactly that version and hash; that
+transaction also marks the ListChange committed. So wherever the process dies, the master holds
+the old or the new list, ListChange.committed says which, and every node that might differ
+from it still has a desync that the sync job will push the master's list through.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from flask import current_app
+from redis import Redis
+from redis.exceptions import LockError
+from sqlalchemy import delete, select, update
+
+from agent import liststate
+from agent.client import AgentClient, AgentError
+from agent.validation import ValidationError
+from app.extensions import db
+from app.failpoints import failpoint
+from app.models import (
+    Desync,
+    ListChange,
+    Node,
+    NodeOutcome,
+    NodeState,
+    Operation,
+    OperationNode,
+    OperationStatus,
+    SystemList,
+)
+from app.models.base import utcnow
+from app.queues import redis_connection
+from app.services import lists, operations
+from app.services.desyncs import register_desync
+from app.services.nodes import agent_client, change_state
+from app.services.policies import get_policy
+from app.services.synchronizers import implied_state
+
+LOCK_PREFIX = "hostfleet:lock:list:"
+ALIVE_PREFIX = "hostfleet:alive:op:"
+# Threads that send one list to the targets; a request to 100 nodes goes out in one wave.
+MAX_PUSH_THREADS = 128
+LOCK_WAIT_S = 300
+# How often per-node outcomes are written while answers come in (the Operations page is live).
+PROGRESS_COMMIT_S = 0.25
+
+
+def lease_seconds() -> float:
+    """How long a list lock outlives a dead holder (the holder renews it every third of that)."""
+    return float(os.environ.get("HOSTFLEET_LIST_LEASE_S") or current_app.config.get("LIST_LEASE_S", 15))
+
+
+def push_timeout() -> float:
+    """Seconds a node has to apply a full list and answer."""
+    return float(current_app.config.get("LIST_PUSH_TIMEOUT_S", 30))
+
+
+def lock_key(name: str) -> str:
+    """The Redis key of a list's lock."""
+    return LOCK_PREFIX + name
+
+
+def list_busy(name: str) -> bool:
+    """True while a distributed request or a sync round holds the list's lock."""
+    return bool(redis_connection().exists(lock_key(name)))
+
+
+def operation_alive(operation_id: int) -> bool:
+    """True while the process running this operation is alive (its lease key is renewed)."""
+    return bool(redis_connection().exists(ALIVE_PREFIX + str(operation_id)))
+
+
+class Lease:
+    """List locks and an optional "operation alive" key, renewed by a thread while this process lives.
+
+    A SIGKILLed holder stops renewing, so its locks and alive key vanish after `ttl` seconds.
+    `lost` turns true if a renewal found a lock no longer ours; the holder must then not commit.
+    """
+
+    def __init__(self, redis: Redis, ttl: float, alive_key: str | None = None):
+        self.redis = redis
+        self.ttl = ttl
+        self.alive_key = alive_key
+        self.locks: dict[str, object] = {}
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Lease:
+        if self.alive_key:
+            self.redis.set(self.alive_key, "1", px=int(self.ttl * 1000))
+        self._thread = threading.Thread(target=self._renew, name="lease-renewal", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        for lock in self.locks.values():
+            try:
+                lock.release()
+            except LockError:
+                pass
+        if self.alive_key:
+            self.redis.delete(self.alive_key)
+
+    def acquire(self, name: str, wait: float | None) -> bool:
+        """Take a list's lock, waiting up to `wait` seconds (None: do not wait)."""
+        lock = self.redis.lock(lock_key(name), timeout=self.ttl, sleep=0.05, thread_local=False)
+        got = lock.acquire(blocking=wait is not None, blocking_timeout=wait)
+        if got:
+            self.locks[name] = lock
+        return got
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            if self.alive_key:
+                self.redis.set(self.alive_key, "1", px=int(self.ttl * 1000))
+            for lock in list(self.locks.values()):
+                try:
+                    lock.reacquire()
+                except LockError:
+                    self.lost = True
+
+
+def describe_error(exc: AgentError) -> str:
+    """An agent error with the fields it named (the agent says which row and field it refused)."""
+    fields = exc.payload.get("fields") if isinstance(exc.payload, dict) else None
+    if fields:
+        return f"{exc}; " + "; ".join(f"{k}: {v}" for k, v in fields.items())
+    return str(exc)
+
+
+def classify(exc: AgentError) -> NodeOutcome:
+    """No answer is `unavailable`; an answer that refused is `failed`."""
+    return NodeOutcome.UNAVAILABLE if exc.kind in ("unreachable", "timeout") else NodeOutcome.FAILED
+
+
+def confirms(payload: object, version: int, content_hash: str) -> bool:
+    """Whether an agent's answer says it holds exactly this version and hash."""
+    return isinstance(payload, dict) and payload.get("version") == version and payload.get("hash") == content_hash
+
+
+def push_list(client: AgentClient, name: str, body: dict) -> tuple[NodeOutcome, str | None, str | None]:
+    """Send a full list to one agent: (outcome, error, error kind); never raises."""
+    try:
+        _, payload = client.put(f"/v1/lists/{name}", json=body)
+    except AgentError as exc:
+        # A signature or TLS refusal, or a 4xx, means the agent did not apply anything.
+        refused = exc.kind in ("auth", "tls") or (exc.kind == "http" and (exc.status or 500) < 500)
+        return classify(exc), describe_error(exc), "refused" if refused else exc.kind
+    if confirms(payload, body["version"], body["hash"]):
+        return NodeOutcome.APPLIED, None, None
+    held = payload if isinstance(payload, dict) else {}
+    return (
+        NodeOutcome.FAILED,
+        f"the agent answered version {held.get('version')!r}, hash {str(held.get('hash'))[:12]}…; "
+        f"expected version {body['version']}",
+        "mismatch",
+    )
+
+
+def _finish(operation: Operation, status: OperationStatus, message: str) -> None:
+    operations.append_log(operation, message)
+    operations.finish(operation, status, message)
+
+
+def distribute_change(operation_id: int) -> OperationStatus:
+    """Run one distributed request (the operation's params say which list and which change)."""
+    operation = db.session.get(Operation, operation_id)
+    params = operation.params
+    name = params["list"]
+    defn = lists.LISTS[name]
+    redis = redis_connection()
+    with Lease(redis, lease_seconds(), alive_key=ALIVE_PREFIX + str(operation_id)) as lease:
+        operations.mark_running(operation)
+        operations.append_log(operation, f"waiting for the {defn.title.lower()} list's lock")
+        if not lease.acquire(name, LOCK_WAIT_S):
+            _finish(operation, OperationStatus.FAILED,
+                    f"Another change to the {defn.title.lower()} list held its lock for {LOCK_WAIT_S} s; "
+                    "nothing was changed. Try again.")
+            return OperationStatus.FAILED
+        failpoint("dr.after_lock")
+        return _distribute_locked(operation, defn, lease)
+
+
+def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) -> OperationStatus:
+    """Steps 2-8 of SPEC §5, with the list's lock held."""
+    name, params = defn.name, operation.params
+    master = lists.get_list(name)
+    base_version, base_hash = master.version, master.hash
+    targets = lists.targets(name)
+    try:
+        new_rows = lists.apply_change(name, master.rows, params["action"], params.get("row_id"), params.get("row"))
+        lists.check_list(name, new_rows, {n.agent_port for n in targets}, "rows")
+    except (lists.RowNotFound, ValidationError) as exc:
+        db.session.rollback()
+        _finish(operation, OperationStatus.FAILED, f"Nothing was changed: {exc}.")
+        return OperationStatus.FAILED
+
+    ready = [n for n in targets if lists.is_ready(n)]
+    minimum = get_policy().min_ready_percent
+    if targets and len(ready) * 100 < minimum * len(targets):
+        percent = len(ready) * 100 // len(targets)
+        db.session.rollback()
+        _finish(operation, OperationStatus.REFUSED,
+                f"Refused: {len(ready)} of {len(targets)} target nodes are ready ({percent}%); the policy "
+                f"requires at least {minimum}%. Nothing was changed anywhere.")
+        return OperationStatus.REFUSED
+
+    new_version, new_hash = base_version + 1, liststate.list_hash(new_rows)
+    target_ids = [n.id for n in targets]
+    prior = set(db.session.scalars(
+        select(Desync.node_id).where(Desync.list == name, Desync.node_id.in_(target_ids))
+    )) if target_ids else set()
+    change = ListChange(
+        operation_id=operation.id, list_name=name, action=params["action"], row_id=params.get("row_id"),
+        row=params.get("row"), base_version=base_version, base_hash=base_hash, new_version=new_version,
+        new_hash=new_hash, new_rows=new_rows, prior_desyncs=sorted(prior), committed=False,
+    )
+    db.session.add(change)
+    rows_by_node: dict[int, OperationNode] = {}
+    for node in targets:
+        row = OperationNode(node_id=node.id, node_name=node.name)
+        operation.nodes.append(row)
+        rows_by_node[node.id] = row
+        register_desync(node, name)
+    db.session.commit()
+    failpoint("dr.after_desyncs")
+
+    if not targets:
+        if _commit_master(change, []):
+            _finish(operation, OperationStatus.SUCCEEDED,
+                    f"{defn.title} v{new_version}: no node matches this list; applied to the master only.")
+            return OperationStatus.SUCCEEDED
+        _finish(operation, OperationStatus.FAILED, "The master's list changed under this request; nothing was changed.")
+        return OperationStatus.FAILED
+
+    kinds: dict[int, str | None] = {}
+    for node in targets:
+        if node not in ready:
+            why = "in maintenance" if node.maintenance else f"{node.state}"
+            rows_by_node[node.id].outcome = NodeOutcome.UNAVAILABLE.value
+            rows_by_node[node.id].error = f"not sent: the node is {why}; it keeps a desync and will be synchronized"
+            kinds[node.id] = "not_sent"
+    operations.append_log(operation, f"sending {defn.title.lower()} v{new_version} ({len(new_rows)} rows) "
+                                     f"to {len(ready)} of {len(targets)} nodes")
+    body = {"version": new_version, "hash": new_hash, "rows": new_rows}
+    timeout = push_timeout()
+    clients = {node.id: agent_client(node, timeout) for node in ready}
+    last_commit = time.monotonic()
+    with ThreadPoolExecutor(max_workers=min(MAX_PUSH_THREADS, max(1, len(ready)))) as pool:
+        futures = {pool.submit(push_list, clients[node_id], name, body): node_id for node_id in clients}
+        for index, future in enumerate(as_completed(futures)):
+            if index == 0:
+                failpoint("dr.after_some_sent")
+            node_id = futures[future]
+            outcome, error, kind = future.result()
+            rows_by_node[node_id].outcome = outcome.value
+            rows_by_node[node_id].error = error
+            kinds[node_id] = kind
+            if outcome == NodeOutcome.APPLIED:
+                db.session.commit()
+                last_commit = time.monotonic()
+                failpoint("dr.after_confirm")
+            elif time.monotonic() - last_commit > PROGRESS_COMMIT_S:
+                db.session.commit()
+                last_commit = time.monotonic()
+    db.session.commit()
+    failpoint("dr.before_commit")
+
+    applied = [nid for nid, row in rows_by_node.items() if row.outcome == NodeOutcome.APPLIED.value]
+    if applied and not lease.lost and _commit_master(change, applied):
+        failpoint("dr.after_commit")
+        status, message = _result_message(defn, new_version, targets, rows_by_node)
+        _finish(operation, status, message)
+        return status
+
+    # Nothing confirmed (or the lock was lost): the master keeps its list. A desync this request
+    # added is dropped only where the node certainly did not take the new list: it was not sent
+    # one, or its agent answered with a refusal (and restored its files).
+    untouched = [nid for nid, kind in kinds.items() if kind in ("not_sent", "refused") and nid not in prior]
+    if untouched:
+        db.session.execute(delete(Desync).where(Desync.list == name, Desync.node_id.in_(untouched)))
+    if applied:
+        reason = "the list's lock was lost" if lease.lost else "the master's list changed under this request"
+        for nid in applied:
+            rows_by_node[nid].outcome = NodeOutcome.FAILED.value
+            rows_by_node[nid].error = (f"applied v{new_version}, but {reason}; the node is synchronized back "
+                                       "to the master's list")
+    db.session.commit()
+    errors = "; ".join(f"{row.node_name}: {row.outcome}: {row.error}" for row in rows_by_node.values())
+    _finish(operation, OperationStatus.FAILED,
+            f"{defn.title}: no node applied v{new_version}; the master's list is unchanged (v{change.base_version}). "
+            f"{errors}")
+    return OperationStatus.FAILED
+
+
+def _commit_master(change: ListChange, applied: list[int]) -> bool:
+    """One transaction: the master's new list (only if still at the base version), the change
+    marked committed, and the desyncs of the nodes that confirmed it cleared. False if fenced."""
+    lists.get_list(change.list_name)
+    result = db.session.execute(
+        update(SystemList)
+        .where(SystemList.name == change.list_name, SystemList.version == change.base_version,
+               SystemList.hash == change.base_hash)
+        .values(version=change.new_version, hash=change.new_hash, rows=change.new_rows, updated_at=utcnow(),
+                operation_id=change.operation_id)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        return False
+    change.committed = True
+    if applied:
+        db.session.execute(delete(Desync).where(Desync.list == change.list_name, Desync.node_id.in_(applied)))
+        follow_implied_state(applied)
+    db.session.commit()
+    return True
+
+
+def follow_implied_state(node_ids: list[int]) -> None:
+    """Nodes that are syncing or ready move to the state their remaining desyncs imply."""
+    pending: dict[int, list[str]] = {nid: [] for nid in node_ids}
+    for node_id, name in db.session.execute(select(Desync.node_id, Desync.list).where(Desync.node_id.in_(node_ids))):
+        pending[node_id].append(name)
+    nodes = db.session.scalars(select(Node).where(Node.id.in_(node_ids))).all()
+    for node in nodes:
+        if node.state not in (NodeState.SYNCING.value, NodeState.READY.value):
+            continue
+        target = implied_state(pending[node.id])
+        if target.value != node.state:
+            why = "every synchronizer confirmed" if target == NodeState.READY else "waiting for " + ", ".join(
+                sorted(pending[node.id]))
+            change_state(node, target, why)
+
+
+def _result_message(defn: lists.ListDef, version: int, targets: list[Node],
+                    rows: dict[int, OperationNode]) -> tuple[OperationStatus, str]:
+    """Succeeded or partial, naming who applied it and who will be synchronized later."""
+    by_outcome: dict[str, list[str]] = {}
+    for node in targets:
+        by_outcome.setdefault(rows[node.id].outcome, []).append(node.name)
+    applied = by_outcome.pop(NodeOutcome.APPLIED.value, [])
+    message = f"{defn.title} v{version}: applied on {len(applied)} of {len(targets)} nodes ({', '.join(applied)})"
+    if not by_outcome:
+        return OperationStatus.SUCCEEDED, message + "."
+    later = "; ".join(f"{outcome} on {', '.join(names)}" for outcome, names in sorted(by_outcome.items()))
+    return OperationStatus.PARTIAL, f"{message}; {later}: these keep a desync and will be synchronized later."
+
+
+def recover_interrupted(operation: Operation) -> None:
+    """Give an operation whose worker died the honest final status: what the master committed."""
+    change = db.session.get(ListChange, operation.id)
+    name = operation.params.get("list")
+    title = lists.LISTS[name].title if name in lists.LISTS else "List"
+    if change is not None and change.committed:
+        for row in operation.nodes:
+            if row.outcome == NodeOutcome.PENDING.value:
+                row.outcome = NodeOutcome.FAILED.value
+                row.error = ("the worker stopped before this node's answer was recorded; it keeps a desync "
+                             "and is synchronized")
+        applied = [r.node_name for r in operation.nodes if r.outcome == NodeOutcome.APPLIED.value]
+        others = [r.node_name for r in operation.nodes if r.outcome != NodeOutcome.APPLIED.value]
+        status = OperationStatus.PARTIAL if others else OperationStatus.SUCCEEDED
+        message = (f"{title} v{change.new_version}: the master committed it, then the worker stopped. "
+                   f"Applied on {len(applied)} of {len(operation.nodes)} nodes ({', '.join(applied) or 'none'})")
+        if others:
+            message += f"; {', '.join(others)} keep a desync and will be synchronized later."
+    else:
+        version = change.base_version if change else lists.get_list(name).version
+        for row in operation.nodes:
+            if row.outcome == NodeOutcome.APPLIED.value:
+                row.outcome = NodeOutcome.FAILED.value
+                row.error = (f"applied v{change.new_version}, but the worker stopped before the master committed it; "
+                             f"the node is synchronized back to v{version}")
+            elif row.outcome == NodeOutcome.PENDING.value:
+                row.outcome = NodeOutcome.FAILED.value
+                row.error = "no confirmation recorded: the worker stopped; the node keeps a desync and is synchronized"
+        status = OperationStatus.FAILED
+        message = (f"{title}: the worker stopped before the master committed the change; the master's list is "
+                   f"unchanged (v{version}) and every node is synchronized to it.")
+    operations.append_log(operation, "recovered after the worker stopped: " + message)
+    operations.finish(operation, status, message)
+
+
+def request_change(name: str, action: str, data: object = None, *, row_id: int | None = None,
+                   user_id: int | None) -> Operation:
+    """Validate a change (ValidationError names the field, RowNotFound for an unknown id) and
+    start its distributed request; nothing is stored or sent when the input is bad."""
+    from app.jobs.system import distribute_list_change
+
+    defn = lists.LISTS[name]
+    row = lists.clean_row(name, data) if action in ("add", "edit") else None
+    master = lists.get_list(name)
+    new_rows = lists.apply_change(name, master.rows, action, row_id, row)
+    ports = {n.agent_port for n in lists.targets(name)}
+    lists.check_list(name, new_rows, ports, "id" if action == "delete" else "action")
+    db.session.rollback()
+    what = {"add": f"add {defn.noun}", "edit": f"edit {defn.noun} #{row_id}", "delete": f"delete {defn.noun} #{row_id}"}
+    return operations.start_operation(
+        "list_change", f"{defn.title}: {what[action]}", distribute_list_change, user_id=user_id,
+        params={"list": name, "action": action, "row_id": row_id, "row": row},
+    )

@@ -1,0 +1,258 @@
+"""The sync job (SPEC §6): walks the desync registry and brings nodes in line with the master;
+also drift detection for the collector and the recovery of requests whose worker died."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, timedelta
+
+from flask import current_app
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import select
+
+from agent.client import AgentError
+from app.extensions import db
+from app.failpoints import failpoint
+from app.models import Desync, Node, NodeOutcome, NodeState, Operation, OperationStatus
+from app.models.base import utcnow
+from app.queues import redis_connection
+from app.services import distributed, lists, operations
+from app.services.desyncs import applies_to, register_desync
+from app.services.nodes import agent_client
+from app.services.synchronizers import SYNCHRONIZERS, SyncError, get_runner, sync_runner
+
+SYNC_INTERVAL_S = 2
+BACKOFF_BASE_S = 5
+BACKOFF_MAX_S = 300
+MAX_SYNC_THREADS = 64
+# Nodes whose agent answers and that are set up far enough to take data.
+SYNCABLE_STATES = {NodeState.INSTALLING.value, NodeState.SYNCING.value, NodeState.READY.value}
+DEAD_RQ_STATUSES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+
+def _make_list_runner(name: str):
+    """The runner that pushes the master's current list `name` to one node."""
+
+    def push(node: Node) -> bool:
+        master = lists.get_list(name)
+        body = {"version": master.version, "hash": master.hash, "rows": master.rows}
+        outcome, error, _ = distributed.push_list(agent_client(node, distributed.push_timeout()), name, body)
+        if outcome != NodeOutcome.APPLIED:
+            raise SyncError(error)
+        return True
+
+    push.__name__ = f"push_{name}"
+    push.__doc__ = f"Push the master's {name} list to the node; True once it confirmed version and hash."
+    return push
+
+
+for _name in lists.LISTS:
+    sync_runner(_name)(_make_list_runner(_name))
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before the next try after `attempts` failures in a row: 5 s doubling up to 5 min."""
+    return timedelta(seconds=min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(0, attempts - 1)))
+
+
+def plan_for(desyncs: list[Desync]) -> list[str]:
+    """Synchronizers to run on one node this round, in priority order.
+
+    While one that implies `installing` (roles, software) is pending, only those run: the data
+    lists need the node's software. Otherwise every due one runs, each on its own: a list that
+    keeps failing backs off without holding back the node's other lists.
+    """
+    names = sorted((d.list for d in desyncs if d.list in SYNCHRONIZERS), key=lambda n: SYNCHRONIZERS[n].priority)
+    installing = [n for n in names if SYNCHRONIZERS[n].implies == NodeState.INSTALLING]
+    return [n for n in (installing[:1] if installing else names) if get_runner(n)]
+
+
+def run_sync(node_ids: list[int] | None = None, force: bool = False) -> dict[int, dict[str, str]]:
+    """One round over the registry; returns node id → {synchronizer: "ok" | "working" | error | "busy"}."""
+    recover_interrupted_operations()
+    now = utcnow()
+    query = (select(Desync).join(Node)
+             .where(Node.state.in_(SYNCABLE_STATES), Node.maintenance.is_(False), Node.missed_polls == 0)
+             .order_by(Desync.node_id))
+    if node_ids is not None:
+        query = query.where(Desync.node_id.in_(node_ids))
+    per_node: dict[int, list[Desync]] = {}
+    for desync in db.session.scalars(query):
+        due = force or desync.next_try_at is None or _aware(desync.next_try_at) <= now
+        if due:
+            per_node.setdefault(desync.node_id, []).append(desync)
+    plans = {node_id: plan_for(rows) for node_id, rows in per_node.items()}
+    plans = {k: v for k, v in plans.items() if v}
+    if not plans:
+        db.session.rollback()
+        return {}
+    wanted = sorted({n for plan in plans.values() for n in plan if n in lists.LISTS})
+    app = current_app._get_current_object()
+    with distributed.Lease(redis_connection(), distributed.lease_seconds()) as lease:
+        # A list with a distributed request in flight is skipped this round (not an attempt):
+        # pushing the old version under it could undo what the request is confirming.
+        busy = {n for n in wanted if not lease.acquire(n, None)}
+        db.session.rollback()
+
+        def run_node(node_id: int) -> dict[str, object]:
+            with app.app_context():
+                try:
+                    node = db.session.get(Node, node_id)
+                    results: dict[str, object] = {}
+                    for name in plans[node_id]:
+                        if name in busy:
+                            results[name] = "busy"
+                            continue
+                        try:
+                            results[name] = bool(get_runner(name)(node))
+                        except SyncError as exc:
+                            results[name] = exc
+                        except AgentError as exc:
+                            results[name] = SyncError(distributed.describe_error(exc))
+                    return results
+                finally:
+                    db.session.remove()
+
+        with ThreadPoolExecutor(max_workers=min(MAX_SYNC_THREADS, len(plans))) as pool:
+            outcomes = dict(zip(plans, pool.map(run_node, plans), strict=False))
+        return _record(outcomes, lease)
+
+
+def _record(outcomes: dict[int, dict[str, object]], lease: distributed.Lease) -> dict[int, dict[str, str]]:
+    """Clear confirmed desyncs, back off failed ones, move nodes to their implied state."""
+    now = utcnow()
+    summary: dict[int, dict[str, str]] = {}
+    for node_id, results in outcomes.items():
+        summary[node_id] = {}
+        for name, result in results.items():
+            desync = db.session.scalar(select(Desync).where(Desync.node_id == node_id, Desync.list == name))
+            if result is True:
+                summary[node_id][name] = "ok"
+                if desync is None:
+                    continue
+                failpoint("sync.after_push")
+                if name in lists.LISTS and lease.lost:
+                    summary[node_id][name] = "lock lost; kept for the next round"
+                    continue
+                db.session.delete(desync)
+            elif result is False or result == "busy":
+                summary[node_id][name] = "working" if result is False else "busy"
+            else:
+                summary[node_id][name] = str(result)
+                if desync is not None:
+                    desync.attempts += 1
+                    desync.last_error = str(result)[:4000]
+                    desync.next_try_at = now + backoff(desync.attempts)
+    db.session.flush()
+    distributed.follow_implied_state(list(outcomes))
+    db.session.commit()
+    return summary
+
+
+def _aware(moment):
+    """SQLite hands back naive UTC datetimes; compare them as aware ones."""
+
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def resync(node: Node, names: list[str] | None = None) -> list[str]:
+    """Register desyncs on a node (the named lists, or every synchronizer that can run) due now."""
+    if names is None:
+        names = [n for n in SYNCHRONIZERS if get_runner(n) and applies_to(node, n)]
+    for name in names:
+        register_desync(node, name).next_try_at = None
+    return names
+
+
+def retry_now(desync: Desync) -> None:
+    """Make a backed-off desync due at once."""
+    desync.next_try_at = None
+
+
+def sync_node_operation(operation_id: int) -> OperationStatus:
+    """Run a sync round for the operation's one node, ignoring back-off, and record the outcome."""
+    operation = db.session.get(Operation, operation_id)
+    operations.mark_running(operation)
+    row = operation.nodes[0]
+    node = db.session.get(Node, row.node_id)
+    if node is None or node.state not in SYNCABLE_STATES or node.maintenance or node.missed_polls:
+        why = "removed" if node is None else ("in maintenance" if node.maintenance else
+                                               f"{node.state}, its agent did not answer the last poll")
+        operations.set_node_outcome(operation, row.node_id, NodeOutcome.UNAVAILABLE,
+                                    f"not synchronized: the node is {why}")
+        operations.finish(operation, OperationStatus.FAILED,
+                          f"{row.node_name} was not synchronized: the node is {why}; the periodic sync job "
+                          "takes it when it answers")
+        return OperationStatus.FAILED
+    results = run_sync([node.id], force=True).get(node.id, {})
+    for name, result in results.items():
+        operations.append_log(operation, f"{name}: {result}")
+    left = [d.list for d in db.session.scalars(select(Desync).where(Desync.node_id == node.id))]
+    if left:
+        operations.set_node_outcome(operation, node.id, NodeOutcome.FAILED, "still pending: " + ", ".join(left))
+        operations.finish(operation, OperationStatus.FAILED,
+                          f"{node.name}: still pending: {', '.join(left)}; the sync job keeps trying")
+        return OperationStatus.FAILED
+    operations.set_node_outcome(operation, node.id, NodeOutcome.APPLIED)
+    operations.finish(operation, OperationStatus.SUCCEEDED,
+                      f"{node.name} holds the master's data ({', '.join(results) or 'nothing was pending'}).")
+    return OperationStatus.SUCCEEDED
+
+
+def recover_interrupted_operations() -> list[int]:
+    """Finish distributed requests whose worker died (SIGKILL, power cut) with an honest status."""
+    stuck = db.session.scalars(select(Operation).where(
+        Operation.kind == "list_change",
+        Operation.status.in_((OperationStatus.QUEUED.value, OperationStatus.RUNNING.value)),
+    )).all()
+    recovered = []
+    for operation in stuck:
+        if operation.status == OperationStatus.RUNNING.value:
+            dead = not distributed.operation_alive(operation.id)
+        else:
+            dead = _rq_job_dead(operation.rq_job_id)
+        if dead:
+            distributed.recover_interrupted(operation)
+            recovered.append(operation.id)
+    return recovered
+
+
+def _rq_job_dead(job_id: str | None) -> bool:
+    """True when a queued operation's RQ job will never run (gone, failed, stopped, canceled)."""
+    if not job_id:
+        return False
+    try:
+        job = Job.fetch(job_id, connection=redis_connection())
+    except NoSuchJobError:
+        return True
+    return job.get_status(refresh=False) in DEAD_RQ_STATUSES
+
+
+def detect_drift(node: Node, reported: object, master_heads: dict[str, tuple[int, str]] | None = None) -> list[str]:
+    """Register a desync for every list whose version or hash on the node differs from the master's.
+
+    Skipped for lists the node already has a desync for and lists with a request in flight
+    (the answer may predate the request's commit). Returns the lists found drifted.
+    """
+    if node.state not in (NodeState.SYNCING.value, NodeState.READY.value) or not isinstance(reported, dict):
+        return []
+    master_heads = master_heads or lists.heads()
+    pending = {d.list for d in node.desyncs}
+    drifted = []
+    for name, (version, content_hash) in master_heads.items():
+        if name in pending or not applies_to(node, name):
+            continue
+        held = reported.get(name) or {"version": 0, "hash": lists.empty_hash()}
+        if not isinstance(held, dict) or (held.get("version"), held.get("hash")) == (version, content_hash):
+            continue
+        if distributed.list_busy(name):
+            continue
+        register_desync(node, name, f"drift: the node reports v{held.get('version')} "
+                                    f"{str(held.get('hash'))[:12]}…, the master holds v{version} {content_hash[:12]}…")
+        drifted.append(name)
+    if drifted:
+        db.session.flush()
+        db.session.expire(node, ["desyncs"])
+        current_app.logger.info("drift on %s: %s", node.name, ", ".join(drifted))
+    return drifted

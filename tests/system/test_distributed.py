@@ -1,0 +1,184 @@
+"""Distributed requests (SPEC §5) against real agent processes on loopback, through the API."""
+
+from __future__ import annotations
+
+from tests.system.conftest import cron_file, firewall_file, spawn_worker
+
+RULE = {"action": "accept", "protocol": "tcp", "ports": "8080", "source": "", "comment": "web alt"}
+
+
+def test_one_node_down_applied_on_three_then_converges_without_a_click(cluster):
+    """4 nodes, one agent stopped: applied on 3, desync on 1, the API says so; back → converged."""
+    for name in ("n1", "n2", "n3", "n4"):
+        cluster.add(name)
+    cluster.stop("n4")
+
+    operation = cluster.change("firewall", body=RULE)
+
+    assert operation["status"] == "partial", operation
+    outcomes = {n["node"]: n["outcome"] for n in operation["nodes"]}
+    assert outcomes == {"n1": "applied", "n2": "applied", "n3": "applied", "n4": "unavailable"}
+    assert "applied on 3 of 4 nodes (n1, n2, n3)" in operation["message"]
+    assert "n4" in operation["message"] and "synchronized later" in operation["message"]
+    assert cluster.desyncs() == {("n4", "firewall")}
+    status, registry = cluster.api("GET", "/sync")
+    assert status == 200 and [(r["node"], r["list"]) for r in registry["items"]] == [("n4", "firewall")]
+    master = cluster.master("firewall")
+    assert master["version"] == 1 and master["rows"] == [{"id": 1, **RULE}]
+    for name in ("n1", "n2", "n3"):
+        assert "tcp dport { 8080 } accept" in firewall_file(cluster, name)
+        held = cluster.held(name, "firewall")
+        assert (held["version"], held["hash"], held["rows"]) == (1, master["hash"], master["rows"])
+    assert "8080" not in firewall_file(cluster, "n4")
+
+    cluster.start("n4")
+    cluster.set_policy(missed_polls=1)
+    cluster.poll_and_sync()
+    assert cluster.desyncs() == set()
+    assert "tcp dport { 8080 } accept" in firewall_file(cluster, "n4")
+    assert cluster.converged("firewall", ["n1", "n2", "n3", "n4"])
+    assert cluster.node_state("n4") == "ready"
+
+
+def test_all_targets_down_is_refused_with_both_numbers(cluster):
+    """Policy 50 %, every agent down: refused, numbers in the message, nothing changed anywhere."""
+    for name in ("n1", "n2"):
+        cluster.add(name)
+    cluster.set_policy(missed_polls=1)
+    for name in ("n1", "n2"):
+        cluster.stop(name)
+    cluster.collect()
+    operation = cluster.change("firewall", body=RULE)
+    assert operation["status"] == "refused"
+    assert "0 of 2 target nodes are ready (0%)" in operation["message"]
+    assert "at least 50%" in operation["message"]
+    assert cluster.master("firewall")["version"] == 0
+    assert cluster.desyncs() == set()
+
+
+def test_all_targets_down_with_policy_zero_fails_and_master_unchanged(cluster):
+    """Policy 0 %, every agent down: failed, each node's error shown, master unchanged."""
+    for name in ("n1", "n2"):
+        cluster.add(name)
+    cluster.set_policy(min_ready_percent=0)
+    for name in ("n1", "n2"):
+        cluster.stop(name)
+    operation = cluster.change("firewall", body=RULE)
+    assert operation["status"] == "failed", operation
+    assert {n["outcome"] for n in operation["nodes"]} == {"unavailable"}
+    assert all("cannot connect" in n["error"] for n in operation["nodes"])
+    assert "master's list is unchanged (v0)" in operation["message"]
+    assert cluster.master("firewall") == {"version": 0, "hash": cluster.master("firewall")["hash"], "rows": []}
+    # They might have taken the request before the connection broke: they are re-synced to v0.
+    assert cluster.desyncs() == {("n1", "firewall"), ("n2", "firewall")}
+    for name in ("n1", "n2"):
+        cluster.start(name)
+    cluster.poll_and_sync()
+    assert cluster.desyncs() == set()
+
+
+def test_zero_targets_changes_the_master_only(cluster):
+    """No mail node: a whitelist change is applied to the master only."""
+    cluster.add("web1", roles=("web",))
+    operation = cluster.change("mail/whitelist", body={"sender": "Friend@Example.ORG"})
+    assert operation["status"] == "succeeded" and "master only" in operation["message"]
+    assert cluster.master("mail_whitelist")["rows"] == [{"id": 1, "sender": "friend@example.org"}]
+    assert cluster.desyncs() == set()
+
+
+def test_mail_lists_reach_mail_nodes_only_and_exim_files(cluster):
+    """Whitelist and blacklist go to nodes with role mail, into the files exim reads."""
+    cluster.add("mx1", roles=("mail",))
+    cluster.add("web1", roles=("web",))
+    white = cluster.change("mail/whitelist", body={"sender": "partner.example"})
+    black = cluster.change("mail/blacklist", body={"sender": "spam@bad.example"})
+    assert white["status"] == black["status"] == "succeeded"
+    assert [n["node"] for n in white["nodes"]] == ["mx1"]
+    assert cluster.file("mx1", "etc/exim4/hostfleet/whitelist").splitlines() == ["*@partner.example"]
+    assert "spam@bad.example" in cluster.file("mx1", "etc/exim4/hostfleet/blacklist")
+    assert cluster.file("web1", "etc/exim4/hostfleet/whitelist") == ""
+    assert cluster.held("mx1", "mail_blacklist")["rows"] == [{"id": 1, "sender": "spam@bad.example"}]
+
+
+def test_edit_and_delete_rows(cluster):
+    """Edit then delete a scheduler entry; the cron file follows."""
+    cluster.add("n1")
+    cluster.change("scheduler", body={"schedule": "*/5 * * * *", "user": "root", "command": "/bin/true"})
+    assert "*/5 * * * * root /bin/true" in cron_file(cluster, "n1")
+    edited = cluster.change("scheduler", "PUT", {"schedule": "@daily", "user": "root", "command": "echo 50%",
+                                                 "enabled": False}, row_id=1)
+    assert edited["status"] == "succeeded"
+    assert "#@daily root echo 50\\%" in cron_file(cluster, "n1")
+    deleted = cluster.change("scheduler", "DELETE", row_id=1)
+    assert deleted["status"] == "succeeded" and cluster.master("scheduler")["rows"] == []
+    assert "root" not in cron_file(cluster, "n1").split("PATH=")[-1]
+    status, body = cluster.api("DELETE", "/scheduler/1")
+    assert status == 404 and "no entry with id 1" in body["error"]
+
+
+def test_one_failing_list_does_not_block_the_nodes_other_lists(cluster):
+    """A cron user missing on n2: scheduler fails there and backs off; its firewall still syncs."""
+    for name in ("n1", "n2"):
+        cluster.add(name)
+    cluster.add_os_user("n1", "deploy")
+    cron = cluster.change("scheduler", body={"schedule": "@hourly", "user": "deploy", "command": "/bin/true"})
+    assert cron["status"] == "partial"
+    failed = {n["node"]: n for n in cron["nodes"]}["n2"]
+    assert failed["outcome"] == "failed" and "no account 'deploy' on this node" in failed["error"]
+    cluster.stop("n2")
+    cluster.change("firewall", body=RULE)
+    cluster.start("n2")
+    assert cluster.desyncs() == {("n2", "scheduler"), ("n2", "firewall")}
+    summary = cluster.sync()
+    assert summary[cluster.ids["n2"]]["firewall"] == "ok"
+    assert "no account 'deploy'" in summary[cluster.ids["n2"]]["scheduler"]
+    assert cluster.desyncs() == {("n2", "scheduler")}
+    status, registry = cluster.api("GET", "/sync")
+    row = registry["items"][0]
+    assert row["attempts"] == 1 and row["next_try_at"] and "deploy" in row["last_error"]
+    assert "8080" in firewall_file(cluster, "n2")
+    assert cluster.node_state("n2") == "syncing"
+    cluster.add_os_user("n2", "deploy")
+    status, answer = cluster.api("POST", f"/nodes/{cluster.ids['n2']}/sync", {"lists": ["scheduler"]})
+    assert status == 202
+    cluster.run_jobs()
+    assert cluster.operation(answer["operation"]["id"])["status"] == "succeeded"
+    assert cluster.desyncs() == set() and cluster.node_state("n2") == "ready"
+    assert "@hourly deploy /bin/true" in cron_file(cluster, "n2")
+
+
+def test_two_changes_to_one_list_are_serialized_and_two_lists_run_in_parallel(cluster, app, tmp_path):
+    """Two worker processes: two firewall changes take turns (v1 then v2, both rules kept);
+    a firewall and a scheduler change overlap in time."""
+    from app.extensions import db
+    from app.models import ListChange, Operation
+
+    cluster.add("n1")
+    cluster.add("n2")
+    ids = []
+    for body in ({**RULE, "ports": "7001"}, {**RULE, "ports": "7002"}):
+        status, answer = cluster.api("POST", "/firewall", body)
+        ids.append(answer["operation"]["id"])
+    # Each request sleeps 1 s with its lock held, so without the lock both would read v0.
+    log = open(tmp_path / "workers.log", "ab")
+    workers = [spawn_worker(app, failpoints="dr.after_desyncs=sleep:1", log=log) for _ in range(2)]
+    assert [w.wait(60) for w in workers] == [0, 0], (tmp_path / "workers.log").read_text()
+    master = cluster.master("firewall")
+    assert master["version"] == 2 and [r["ports"] for r in master["rows"]] == ["7001", "7002"]
+    with app.app_context():
+        bases = sorted(db.session.get(ListChange, i).base_version for i in ids)
+    assert bases == [0, 1]
+    assert cluster.converged("firewall", ["n1", "n2"])
+    nft = firewall_file(cluster, "n1")
+    assert "7001" in nft and "7002" in nft
+
+    ids = [cluster.api("POST", "/firewall", {**RULE, "ports": "7003"})[1]["operation"]["id"],
+           cluster.api("POST", "/scheduler", {"schedule": "@daily", "user": "root", "command": "/bin/true"})[1][
+               "operation"]["id"]]
+    workers = [spawn_worker(app, failpoints="dr.after_desyncs=sleep:2", log=log) for _ in range(2)]
+    assert [w.wait(60) for w in workers] == [0, 0], (tmp_path / "workers.log").read_text()
+    with app.app_context():
+        ops = [db.session.get(Operation, i) for i in ids]
+        assert [op.status for op in ops] == ["succeeded", "succeeded"], [op.message for op in ops]
+        # Overlapping intervals: each started before the other finished.
+        assert ops[0].started_at < ops[1].finished_at and ops[1].started_at < ops[0].finished_at
