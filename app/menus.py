@@ -26,19 +26,15 @@ class MenuSection:
 
 MENU = (
     MenuSection("Accounts", (
-        MenuItem("Users", "users", admin_only=True,
-                 planned="Panel users with their roles, limits, UID/GID and the node holding each role."),
+        MenuItem("Users", "users", endpoint="accounts.users_index", admin_only=True),
     )),
     MenuSection("Domains", (
-        MenuItem("Web domains", "webdomains",
-                 planned="Sites served by nginx on the node that holds your web role."),
-        MenuItem("Domain names", "domains",
-                 planned="DNS zones and records served by bind9 on the node that holds your DNS role."),
+        MenuItem("Web domains", "webdomains", endpoint="domains.webdomains"),
+        MenuItem("Domain names", "domains", endpoint="domains.zones"),
     )),
     MenuSection("Mail", (
-        MenuItem("Mail domains", "maildomains",
-                 planned="Domains that receive mail on the node that holds your mail role."),
-        MenuItem("Mailboxes", "mailboxes", planned="Mailboxes with quota and forwarding."),
+        MenuItem("Mail domains", "maildomains", endpoint="mail.domains"),
+        MenuItem("Mailboxes", "mailboxes", endpoint="mail.mailboxes"),
         MenuItem("Whitelist", "mail-whitelist", admin_only=True,
                  planned="Senders always accepted, identical on every mail node."),
         MenuItem("Blacklist", "mail-blacklist", admin_only=True,

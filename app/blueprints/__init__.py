@@ -6,13 +6,16 @@ from flask import Flask
 def register_blueprints(app: Flask) -> None:
     """Register the page blueprints and the JSON API."""
     from app.blueprints.account.views import bp as account_bp
+    from app.blueprints.accounts.views import bp as accounts_bp
     from app.blueprints.api import register_api
     from app.blueprints.auth.views import bp as auth_bp
     from app.blueprints.cluster.views import bp as cluster_bp
+    from app.blueprints.domains.views import bp as domains_bp
+    from app.blueprints.mail.views import bp as mail_bp
     from app.blueprints.main.views import bp as main_bp
     from app.blueprints.operations.views import bp as operations_bp
 
-    for bp in (auth_bp, main_bp, cluster_bp, operations_bp, account_bp):
+    for bp in (auth_bp, main_bp, cluster_bp, operations_bp, account_bp, accounts_bp, domains_bp, mail_bp):
         app.register_blueprint(bp)
     register_api(app)
 

@@ -14,7 +14,7 @@ def index():
     """Administrators start at the cluster; users at their sites."""
     if current_user.is_admin:
         return redirect(url_for("cluster.nodes"))
-    return redirect(url_for("main.planned", slug="webdomains"))
+    return redirect(url_for("domains.webdomains"))
 
 
 @bp.route("/menu/<slug>")

@@ -1,0 +1,1 @@
+"""Accounts → Users: roles, limits, UID/GID and where each role lives."""

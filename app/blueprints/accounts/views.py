@@ -1,0 +1,126 @@
+"""Accounts → Users (administrators): create, edit, suspend, resume, delete; where each role lives."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import login_required
+from sqlalchemy import select
+
+from app.auth_hooks import admin_required
+from app.blueprints.accounts.forms import UserForm
+from app.extensions import db
+from app.htmx import render
+from app.models import Node, User
+from app.services import users
+from app.services.userdata import UserDataError
+
+bp = Blueprint("accounts", __name__, url_prefix="/accounts")
+
+
+@bp.errorhandler(UserDataError)
+def refused(exc: UserDataError):
+    """Any refusal a view did not show in a form: the error page with its status, never a 500."""
+    return render_template("errors/error.html", code=exc.status, message=exc.message), exc.status
+
+
+def user_form(**kwargs) -> UserForm:
+    """The user form with the cluster's nodes to choose from."""
+    form = UserForm(**kwargs)
+    form.set_nodes(list(db.session.scalars(select(Node.name).order_by(Node.id))))
+    return form
+
+
+def show_errors(form: UserForm, exc: UserDataError) -> None:
+    """Put a service refusal under the fields it names."""
+    placed = False
+    for name, message in exc.fields.items():
+        field = form.field_for(name)
+        if field is not None:
+            field.errors = [*list(field.errors or []), message]
+            placed = True
+    if not placed:
+        form.form_errors.append(exc.message)
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@login_required
+@admin_required
+def users_index():
+    """Every panel user with roles, UID and location; the form to add one."""
+    form = user_form()
+    if form.validate_on_submit():
+        try:
+            user = users.create_user(form.payload(creating=True))
+            flash(f"User {user.name} created.")
+            return redirect(url_for("accounts.user", user_id=user.id))
+        except UserDataError as exc:
+            show_errors(form, exc)
+    rows = [users.user_to_dict(u) for u in db.session.scalars(select(User).order_by(User.name))]
+    status = 400 if form.errors or form.form_errors else 200
+    return render("accounts/users.html", "accounts/_users.html", form=form, rows=rows), status
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@login_required
+@admin_required
+def user(user_id: int):
+    """One user: change level, password, roles, limits, or the node of a role that holds no data."""
+    subject = db.get_or_404(User, user_id)
+    shown = users.user_to_dict(subject)
+    defaults = {"level": subject.level, **{f"role_{r}": r in shown["roles"] for r in ("web", "dns", "mail")},
+                **{f"limit_{k}": v for k, v in shown["limits"].items()}}
+    form = user_form(data=defaults)
+    if form.validate_on_submit():
+        try:
+            users.update_user(subject, form.payload(creating=False))
+            flash(f"User {subject.name} saved.")
+            return redirect(url_for("accounts.user", user_id=user_id))
+        except UserDataError as exc:
+            show_errors(form, exc)
+    status = 400 if form.errors or form.form_errors else 200
+    return render("accounts/user.html", "accounts/_user.html", subject=subject, shown=shown, form=form,
+                  location=users.location(subject)), status
+
+
+@bp.route("/users/<int:user_id>/location")
+@login_required
+@admin_required
+def location(user_id: int):
+    """Per role, the node that holds it and the scores of the placement decision."""
+    subject = db.get_or_404(User, user_id)
+    return render("accounts/location.html", "accounts/_location.html", subject=subject,
+                  location=users.location(subject))
+
+
+@bp.route("/users/<int:user_id>/suspend", methods=["POST"])
+@login_required
+@admin_required
+def suspend(user_id: int):
+    """Suspend: no login, no API."""
+    subject = db.get_or_404(User, user_id)
+    users.set_active(subject, False)
+    flash(f"User {subject.name} suspended.")
+    return redirect(url_for("accounts.user", user_id=user_id))
+
+
+@bp.route("/users/<int:user_id>/resume", methods=["POST"])
+@login_required
+@admin_required
+def resume(user_id: int):
+    """Resume a suspended user."""
+    subject = db.get_or_404(User, user_id)
+    users.set_active(subject, True)
+    flash(f"User {subject.name} resumed.")
+    return redirect(url_for("accounts.user", user_id=user_id))
+
+
+@bp.route("/users/<int:user_id>/delete", methods=["POST"])
+@login_required
+@admin_required
+def delete(user_id: int):
+    """Remove the user's data on every node, then the user; shows what each node did."""
+    subject = db.get_or_404(User, user_id)
+    name = subject.name
+    report = users.delete_user(subject)
+    status = 200 if report["deleted"] else 503
+    return render_template("accounts/deleted.html", name=name, report=report), status

@@ -1,0 +1,1 @@
+"""Mail → Mail domains and Mailboxes (proxied to the node holding the owner's mail role)."""

@@ -1,0 +1,50 @@
+"""Forms of Mail; values are checked by the agent's validators in the service, passwords never kept."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, PasswordField, StringField
+from wtforms.validators import Optional
+
+
+class MailDomainForm(FlaskForm):
+    """A new mail domain."""
+
+    name = StringField("Domain name")
+    owner = StringField("Owner (user name)")
+
+    def payload(self, admin: bool) -> dict:
+        """The API body this form stands for."""
+        data = {"name": self.name.data or ""}
+        if admin:
+            data["owner"] = self.owner.data or ""
+        return data
+
+
+class MailboxForm(FlaskForm):
+    """A new mailbox in one of the caller's mail domains."""
+
+    address = StringField("Address")
+    password = PasswordField("Password (hashed on the node)")
+    quota_mb = IntegerField("Quota (MB, 0 = none)", default=0, validators=[Optional()])
+
+    def payload(self) -> dict:
+        """The API body this form stands for."""
+        return {"address": self.address.data or "", "password": self.password.data or "",
+                "quota_mb": self.quota_mb.data or 0}
+
+
+class MailboxEditForm(FlaskForm):
+    """A new password and/or quota."""
+
+    password = PasswordField("New password (empty: keep)")
+    quota_mb = IntegerField("Quota (MB, 0 = none)", validators=[Optional()])
+
+    def payload(self) -> dict:
+        """The API body this form stands for."""
+        data = {}
+        if self.password.data:
+            data["password"] = self.password.data
+        if self.quota_mb.data is not None:
+            data["quota_mb"] = self.quota_mb.data
+        return data

@@ -1,0 +1,91 @@
+"""The Domains, Mail and Accounts pages: forms go to the node, lists come from the index, HTMX fragments."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Users, csrf_from
+
+
+@pytest.fixture
+def alice(cluster, client, auth):
+    """A node, and alice (a hosting user) logged in."""
+    node_id = cluster.node("n1")
+    cluster.user("alice")
+    auth.login("alice", create=False)
+    return node_id
+
+
+def test_user_adds_a_web_domain_and_sees_it(client, cluster, alice):
+    """The form creates the vhost on the node and the list shows it; HTMX gets only the table."""
+    page = client.get("/domains/web")
+    assert page.status_code == 200 and "No web domains yet." in page.text
+    answer = client.post("/domains/web", data={"name": "shop.example.com", "aliases": "www.shop.example.com",
+                                               "csrf_token": csrf_from(page.text)}, follow_redirects=True)
+    assert answer.status_code == 200 and "shop.example.com is live on n1" in answer.text
+    assert (cluster.root(alice) / "etc/nginx/hostfleet/alice/shop.example.com.conf").exists()
+    fragment = client.get("/domains/web", headers={"HX-Request": "true"})
+    assert fragment.text.lstrip().startswith('<div id="webdomains-table"') and "shop.example.com" in fragment.text
+    assert "<html" not in fragment.text and "HX-Request" in fragment.headers["Vary"]
+
+
+def test_bad_name_shows_under_the_field(client, cluster, alice):
+    """An invalid name: 400 with the message under the name field, nothing on the node."""
+    before = cluster.tree(alice)
+    page = client.get("/domains/web")
+    answer = client.post("/domains/web", data={"name": "exa_mple.com; include /etc/passwd",
+                                               "csrf_token": csrf_from(page.text)})
+    assert answer.status_code == 400
+    assert 'data-field="name"' in answer.text
+    assert cluster.tree(alice) == before
+
+
+def test_zone_page_adds_and_edits_records(client, cluster, alice):
+    """A zone made from the page; a record added and edited; the serial shown rises."""
+    page = client.get("/domains/names")
+    made = client.post("/domains/names", data={"name": "example.org", "ip": "192.0.2.1",
+                                               "csrf_token": csrf_from(page.text)})
+    assert made.status_code == 302, made.text
+    zone_url = made.headers["Location"]
+    zone = client.get(zone_url)
+    serial = int(zone.text.split('id="serial">')[1].split("<")[0])
+    added = client.post(zone_url, data={"name": "api", "type": "A", "value": "192.0.2.7", "ttl": "300",
+                                        "csrf_token": csrf_from(zone.text)}, follow_redirects=True)
+    assert "192.0.2.7" in added.text
+    serial_after = int(added.text.split('id="serial">')[1].split("<")[0])
+    assert serial_after > serial
+    fragment = client.get(zone_url, headers={"HX-Request": "true"})
+    assert fragment.text.lstrip().startswith('<div id="zone">')
+
+
+def test_mail_pages(client, cluster, alice):
+    """A mail domain and a mailbox from the pages; the password never appears in any answer."""
+    page = client.get("/mail/domains")
+    assert client.post("/mail/domains", data={"name": "example.net", "csrf_token": csrf_from(page.text)}
+                       ).status_code == 302
+    page = client.get("/mail/mailboxes")
+    made = client.post("/mail/mailboxes", data={"address": "box@example.net", "password": "sekret password 1",
+                                                "quota_mb": "50", "csrf_token": csrf_from(page.text)},
+                       follow_redirects=True)
+    assert "box@example.net" in made.text and "sekret password 1" not in made.text
+    assert client.get("/mail/mailboxes", headers={"HX-Request": "true"}).text.lstrip().startswith(
+        '<div id="mailboxes-table"')
+
+
+def test_admin_users_page_creates_and_locates(client, cluster, auth):
+    """The admin creates a user from the page; Location shows the node with the scores."""
+    cluster.node("n1")
+    auth.login("root", admin=True)
+    page = client.get("/accounts/users")
+    made = client.post("/accounts/users", data={"name": "erin", "password": Users.PASSWORD, "level": "user",
+                                                "role_web": "y", "role_mail": "y", "limit_webdomains": "3",
+                                                "csrf_token": csrf_from(page.text)})
+    assert made.status_code == 302, made.text
+    detail = client.get(made.headers["Location"])
+    assert "erin" in detail.text and 'id="location-web"' in detail.text and "n1" in detail.text
+    location = client.get(made.headers["Location"] + "/location")
+    assert "0 / 100 /" in location.text
+    fragment = client.get(made.headers["Location"] + "/location", headers={"HX-Request": "true"})
+    assert fragment.text.lstrip().startswith('<div id="location">')
+    listing = client.get("/accounts/users", headers={"HX-Request": "true"})
+    assert listing.text.lstrip().startswith('<div id="users-table"') and "erin" in listing.text
