@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Users, run_worker_burst, wait_until
+from tests.conftest import run_worker_burst, wait_until
 
 
 class Cluster:
@@ -18,9 +17,15 @@ class Cluster:
         self.app = app
         self.client = client
         self.agent_nodes = agent_nodes
-        users.make("root-admin", admin=True)
-        token = base64.b64encode(f"root-admin:{Users.PASSWORD}".encode()).decode()
-        self.headers = {"Authorization": f"Basic {token}"}
+        from app.extensions import db
+        from app.models import User
+        from app.services import accounts
+
+        user_id = users.make("root-admin", admin=True)
+        with app.app_context():
+            # A Bearer token: Basic auth would hash the password on every one of many calls.
+            _, token = accounts.create_token(db.session.get(User, user_id), "tests")
+        self.headers = {"Authorization": f"Bearer {token}"}
         self.ids: dict[str, int] = {}
 
     def add(self, name: str, roles=("web", "dns", "mail"), **kwargs) -> int:
