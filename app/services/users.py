@@ -255,8 +255,8 @@ def update_user(user: User, data: object) -> User:
         user.level = clean["level"]
     if "limits" in clean:
         account.limits = clean["limits"]
-    if "active" in clean:
-        user.active = clean["active"]
+    if "active" in clean and clean["active"] != user.active:
+        set_active(user, clean["active"])
     if "roles" in clean:
         for role in sorted(set(account.roles or []) - set(clean["roles"])):
             _drop_role(user, role)
@@ -292,7 +292,9 @@ def _forget_node_if_unused(user: User, node: Node) -> None:
 
 
 def set_active(user: User, active: bool) -> None:
-    """Suspend (no login, no API) or resume a user."""
+    """Suspend (no login, no API, open sessions end) or resume a user."""
+    if user.active and not active:
+        user.session_epoch += 1
     user.active = active
     db.session.commit()
 
