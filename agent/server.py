@@ -39,11 +39,12 @@ def create_app(config: AgentConfig) -> Flask:
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)
 
-    from agent.routes import data, lists, stats
+    from agent.routes import data, lists, software, stats
 
     app.register_blueprint(stats.bp)
     app.register_blueprint(lists.bp)
     app.register_blueprint(data.bp)
+    app.register_blueprint(software.bp)
     return app
 
 

@@ -113,13 +113,21 @@ def disk_usage(path: str) -> dict:
     }
 
 
-def software_state() -> dict:
-    """Progress of role software installation; nothing runs it yet, so always idle."""
-    return {"state": "idle"}
+def software_state(config: AgentConfig) -> dict:
+    """Progress of role software installation (agent/software.py), without its log."""
+    from agent.software import manager_for
+
+    status = manager_for(config).status()
+    if status.get("state") == "idle":
+        return {"state": "idle"}
+    status.pop("log", None)
+    return status
 
 
 def collect(config: AgentConfig, started_at: float, checker: RoleChecker) -> dict:
     """The /v1/stats document for this node."""
+    # First: loading the software state applies the roles the master last assigned.
+    software = software_state(config)
     return {
         "api_version": API_VERSION,
         "agent_version": __version__,
@@ -128,6 +136,6 @@ def collect(config: AgentConfig, started_at: float, checker: RoleChecker) -> dic
         "memory": memory_usage(),
         "disk": disk_usage(str(config.root)),
         "roles": checker.roles(config.roles),
-        "software": software_state(),
+        "software": software,
         "lists": liststate.read_all(config.state_dir),
     }

@@ -14,6 +14,7 @@ from app.models import Node, NodeState, Policy
 from app.models.base import utcnow
 from app.services import nodes as node_service
 from app.services.policies import get_policy
+from app.services.roles import absorb_software_report
 from app.services.synchronizers import implied_state
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,10 @@ MAX_POLL_THREADS = 64
 
 def collect_stats() -> dict[int, str]:
     """Poll every agent in parallel and apply the results; returns node id → "ok" or the error."""
-    nodes = db.session.scalars(select(Node).where(Node.state.in_(POLLED_STATES))).all()
+    # A node whose setup job has not registered its desyncs yet must not look "ready" to anyone.
+    nodes = db.session.scalars(
+        select(Node).where(Node.state.in_(POLLED_STATES), Node.setup_pending.is_(False))
+    ).all()
     if not nodes:
         return {}
     timeout = current_app.config["AGENT_TIMEOUT_S"]
@@ -83,6 +87,9 @@ def record_poll_success(node: Node, stats: dict) -> None:
             f"{sorted(node_service.SUPPORTED_API_VERSIONS)}: update the agent",
         )
         return
+    if node.setup_pending:
+        return
+    absorb_software_report(node, stats)
     target = implied_state([d.list for d in node.desyncs])
     if node.state == target.value:
         return
