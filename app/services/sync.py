@@ -185,9 +185,15 @@ def sync_node_operation(operation_id: int) -> OperationStatus:
                           f"{row.node_name} was not synchronized: the node is {why}; the periodic sync job "
                           "takes it when it answers")
         return OperationStatus.FAILED
-    results = run_sync([node.id], force=True).get(node.id, {})
-    for name, result in results.items():
-        operations.append_log(operation, f"{name}: {result}")
+    results: dict[str, str] = {}
+    # Rounds until nothing more confirms: roles and software must finish before the data lists run.
+    for _ in range(len(SYNCHRONIZERS)):
+        round_results = run_sync([node.id], force=True).get(node.id, {})
+        for name, result in round_results.items():
+            operations.append_log(operation, f"{name}: {result}")
+        results.update(round_results)
+        if "ok" not in round_results.values():
+            break
     left = [d.list for d in db.session.scalars(select(Desync).where(Desync.node_id == node.id))]
     if left:
         operations.set_node_outcome(operation, node.id, NodeOutcome.FAILED, "still pending: " + ", ".join(left))

@@ -50,8 +50,11 @@ def check(node_id: int):
 @admin_required
 def sync():
     """The desync registry: what each node may still differ in from the master."""
+    from app.services.lists import LISTS
+
     rows = db.session.scalars(select(Desync).order_by(Desync.node_id, Desync.id)).all()
-    return render("cluster/sync.html", "cluster/_sync_table.html", desyncs=rows)
+    nodes = db.session.scalars(select(Node).order_by(Node.id)).all()
+    return render("cluster/sync.html", "cluster/_sync_table.html", desyncs=rows, nodes=nodes, list_names=list(LISTS))
 
 
 @bp.app_template_filter("ago")
