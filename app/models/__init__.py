@@ -3,6 +3,7 @@
 from app.models.accounts import ApiToken, User, UserLevel
 from app.models.cluster import Desync, Node, NodeState, NodeStateChange, Policy
 from app.models.operations import Operation, OperationNode, OperationStatus, NodeOutcome
+from app.models.system import ListChange, SystemList
 from app.models.userdata import (
     DomainIndex,
     MailboxIndex,
@@ -17,6 +18,7 @@ from app.models.userdata import (
 __all__ = [
     "ApiToken",
     "Desync",
+    "ListChange",
     "DomainIndex",
     "MailboxIndex",
     "MailDomainIndex",
@@ -31,6 +33,7 @@ __all__ = [
     "Placement",
     "PlacementDecision",
     "Policy",
+    "SystemList",
     "User",
     "UserAccount",
     "UserLevel",
