@@ -48,3 +48,34 @@ def register_cli(app: Flask) -> None:
             click.echo(
                 f"{n.id:>3}  {n.name:<16} {n.state:<13} {n.address:<18} {','.join(n.roles or []):<16} {seen}{flags}"
             )
+
+    @nodes.command("add")
+    @click.argument("name")
+    @click.argument("address")
+    @click.option("--ssh-port", default=22, show_default=True, help="The node's SSH port.")
+    @click.option("--roles", default="web,dns,mail", show_default=True, help="Comma-separated roles.")
+    @click.option("--weight", default=100, show_default=True, help="Placement weight.")
+    @click.option("--private-key-file", type=click.File("r"), help="Root's private key instead of the password.")
+    @click.option("--host-key-fingerprint", help="SHA256:... the node's SSH host key must match.")
+    def add_node(name, address, ssh_port, roles, weight, private_key_file, host_key_fingerprint) -> None:
+        """Add a node over SSH (asks for root's password unless --private-key-file) and start its setup."""
+        from flask import current_app
+
+        from app.services import setup
+
+        data = {"name": name, "address": address, "ssh_port": ssh_port, "weight": weight,
+                "roles": [r.strip() for r in roles.split(",") if r.strip()],
+                "host_key_fingerprint": host_key_fingerprint}
+        if private_key_file:
+            data["private_key"] = private_key_file.read()
+        else:
+            data["password"] = click.prompt(f"root password for {address}", hide_input=True)
+        try:
+            node, operation = setup.add_node(setup.validate_node_input(data), user_id=None,
+                                             data_dir=current_app.config["DATA_DIR"])
+        except setup.InputErrors as exc:
+            raise click.ClickException("; ".join(f"{k}: {v}" for k, v in exc.fields.items())) from None
+        except setup.SetupError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"node {node.name} (id {node.id}) added, host key {node.host_key_fingerprint}; "
+                   f"setup runs as operation {operation.id}")

@@ -109,11 +109,12 @@ def absorb_software_report(node: Node, stats: dict) -> None:
 
 def start_roles(node: Node, operation: Operation) -> None:
     """Run the role synchronizer now (after setup, a roles change or a retry) and record the outcome."""
-    register_desync(node, "software")
-    node_service.change_state(node, NodeState.INSTALLING,
-                              f"role synchronizer: roles {', '.join(node.roles or []) or 'none'}; installing software")
-    db.session.commit()
     try:
+        _refuse_incompatible(node)
+        register_desync(node, "software")
+        node_service.change_state(node, NodeState.INSTALLING,
+                                  f"role synchronizer: roles {', '.join(node.roles or []) or 'none'}; installing")
+        db.session.commit()
         confirmed = sync_roles(node)
     except SyncError as exc:
         db.session.commit()
@@ -128,8 +129,9 @@ def start_roles(node: Node, operation: Operation) -> None:
     operations.append_log(operation, f"role synchronizer: roles assigned ({packages}); the agent installs the "
                                      "packages now, progress on the node's page")
     operations.set_node_outcome(operation, node.id, NodeOutcome.APPLIED)
+    done = "set up" if operation.kind == "node_setup" else "roles assigned"
     operations.finish(operation, OperationStatus.SUCCEEDED,
-                      f"{node.name} set up; software installation started, the node becomes ready by itself")
+                      f"{node.name} {done}; software installation started, the node becomes ready by itself")
 
 
 def change_roles(node: Node, roles: list[str], *, user_id: int | None) -> Operation:

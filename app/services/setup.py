@@ -163,7 +163,8 @@ def validate_node_input(data: dict, *, require_credentials: bool = True) -> Node
         if password and key_text:
             errors["password"] = "give the root password or a private key, not both"
         elif not password and not key_text:
-            errors["password"] = "the root password (or a private key) is needed once to set the node up"
+            missing = "private_key" if "private_key" in data and "password" not in data else "password"
+            errors[missing] = "the root password (or a private key) is needed once to set the node up"
         elif password:
             password = check("password", lambda: validation.text(password, "password", 1024, empty=False))
         else:
@@ -202,8 +203,6 @@ def _address(value: object) -> str:
 
 
 def _roles(value: object) -> list[str]:
-    if isinstance(value, str):
-        value = [r.strip() for r in value.split(",") if r.strip()]
     if not isinstance(value, list):
         raise validation.ValidationError("roles", "must be a list of roles")
     roles: list[str] = []
@@ -942,7 +941,7 @@ def copy_templates_over_ssh(node: Node) -> str:
 def setup_steps(node: Node) -> list[dict]:
     """The 8 steps with their status as the node page and the API show them."""
     operation = db.session.get(Operation, node.setup_operation_id) if node.setup_operation_id else None
-    running = operation is not None and not operation.op_status.finished
+    running = operation is not None and operation.status == OperationStatus.RUNNING.value
     current = node.setup_step or (0 if node.setup_pending else len(STEPS) + 1)
     steps = []
     for n, title in enumerate(STEPS, start=1):

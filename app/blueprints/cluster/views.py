@@ -78,3 +78,4 @@ def ago(moment) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+from app.blueprints.cluster import setup_views  # noqa: E402,F401  (routes on bp: add a node, roles, flags)

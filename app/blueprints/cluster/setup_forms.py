@@ -1,0 +1,42 @@
+"""Forms of Cluster → Nodes → Add and of a node's roles and flags (values are checked by app.services.setup)."""
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, SelectMultipleField, StringField, TextAreaField, widgets
+
+from agent.stats import ROLE_PACKAGES
+
+ROLE_CHOICES = list(ROLE_PACKAGES)
+
+
+class RolesField(SelectMultipleField):
+    """Roles as a row of checkboxes."""
+
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+    def pre_validate(self, form):
+        """Unknown roles are reported by the service's validator, naming the field."""
+
+
+class AddNodeForm(FlaskForm):
+    """Step 1: where the node is and what it will do."""
+
+    name = StringField("Name")
+    address = StringField("Address")
+    ssh_port = StringField("SSH port", default="22")
+    roles = RolesField("Roles", choices=ROLE_CHOICES, default=["web", "dns", "mail"])
+    weight = StringField("Weight", default="100")
+
+
+class ConfirmNodeForm(AddNodeForm):
+    """Step 2: the host key shown for confirmation, and the root credential, used once."""
+
+    host_key_fingerprint = HiddenField("Host key fingerprint")
+    password = PasswordField("Root password")
+    private_key = TextAreaField("or root's private key")
+
+
+class RolesForm(FlaskForm):
+    """A node's roles."""
+
+    roles = RolesField("Roles", choices=ROLE_CHOICES)

@@ -1,0 +1,207 @@
+"""A whole panel (as `make run` starts it) pointed at the lab: policy set to the lab's repository, extra workers."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import psutil
+import requests
+
+from tests.conftest import ROOT, wait_until
+from tests.panel import Panel, new_panel
+
+WHEELHOUSE = "/var/cache/hostfleet-lab/wheelhouse"
+TERMINAL = {"ready", "error", "incompatible"}
+
+
+class LabPanel:
+    """The panel, its extra RQ workers (setup jobs run in parallel), and API helpers."""
+
+    def __init__(self, tmp: Path, repo_line: str, workers: int = 3, poll_interval_s: int = 2, missed_polls: int = 2):
+        self.tmp = tmp
+        self.repo_line = repo_line
+        self.n_workers = workers
+        self.poll_interval_s = poll_interval_s
+        self.missed_polls = missed_polls
+        self.panel: Panel | None = None
+        self.workers: list[subprocess.Popen] = []
+        self.env: dict[str, str] = {}
+        self.cleared: list[str] = []
+
+    def start(self) -> LabPanel:
+        """Start the panel, set the policy for the lab, start the extra workers (all stopped again on failure)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LabPanel:
+        self.panel = new_panel(self.tmp).start(env={"HOSTFLEET_WHEELHOUSE": WHEELHOUSE}, timeout=180)
+
+        def local_ready():
+            try:
+                items = self.request("GET", "/api/v1/nodes", timeout=60).json()["items"]
+            except requests.RequestException:
+                return False
+            return any(n["is_local"] and n["state"] == "ready" for n in items)
+
+        # A busy machine makes the first requests slow; Panel.wait_ready's 10 s read timeout is too tight.
+        wait_until(local_ready, 240, interval=0.5, what="the panel's local node to be ready")
+        self.sql("UPDATE policies SET node_apt_source = ?, poll_interval_s = ?, missed_polls = ?",
+                 (self.repo_line, self.poll_interval_s, self.missed_polls))
+        redis_port = re.search(r"embedded Redis on 127\.0\.0\.1:(\d+)", "".join(self.panel.output)).group(1)
+        self.env = dict(os.environ, HOSTFLEET_DATA=str(self.panel.data), PYTHONUNBUFFERED="1",
+                        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", HOSTFLEET_WHEELHOUSE=WHEELHOUSE)
+        for _ in range(self.n_workers - 1):
+            self.start_worker()
+        return self
+
+    def start_worker(self) -> subprocess.Popen:
+        """One more `worker.py default`, in its own process group."""
+        log = open(self.panel.data / "logs" / f"extra-worker-{len(self.workers)}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "worker.py", "default"], cwd=ROOT, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.workers.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        """Stop the extra workers and the panel."""
+        for proc in self.workers:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        if self.panel:
+            self.panel.stop()
+
+    def kill_default_workers(self) -> list[int]:
+        """SIGKILL every default-queue worker this panel runs, and their job processes."""
+        victims = []
+        roots = [psutil.Process(self.panel.proc.pid)] + [psutil.Process(p.pid) for p in self.workers
+                                                           if p.poll() is None]
+        for root in roots:
+            for proc in [root, *root.children(recursive=True)]:
+                try:
+                    cmd = proc.cmdline()
+                except psutil.NoSuchProcess:
+                    continue
+                if "worker.py" in " ".join(cmd) and "default" in cmd:
+                    victims.append(proc)
+                    victims += proc.children(recursive=True)
+        for proc in victims:
+            try:
+                proc.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
+        return [p.pid for p in victims]
+
+    @property
+    def url(self) -> str:
+        return self.panel.url
+
+    @property
+    def data(self) -> Path:
+        return self.panel.data
+
+    def request(self, method: str, path: str, json=None, timeout: float = 120) -> requests.Response:
+        """An API call as the panel's admin."""
+        return requests.request(method, self.url + path, json=json, auth=("admin", self.panel.password),
+                                timeout=timeout)
+
+    def sql(self, statement: str, args: tuple = ()) -> list:
+        """Run SQL on the panel's database (for what has no API: the test's policy, the node's secret)."""
+        with sqlite3.connect(self.data / "hostfleet.db", timeout=30) as conn:
+            return conn.execute(statement, args).fetchall()
+
+    def add(self, lab_node, name: str, roles=("web",), **extra) -> requests.Response:
+        """POST /api/v1/nodes for a lab node with its root password."""
+        body = {"name": name, "address": lab_node.address, "password": lab_node.root_password,
+                "roles": list(roles), **extra}
+        return self.request("POST", "/api/v1/nodes", body)
+
+    def node(self, node_id: int) -> dict:
+        """GET /api/v1/nodes/<id>."""
+        return self.request("GET", f"/api/v1/nodes/{node_id}").json()
+
+    def setup(self, node_id: int) -> dict:
+        """GET /api/v1/nodes/<id>/setup."""
+        return self.request("GET", f"/api/v1/nodes/{node_id}/setup").json()
+
+    def wait_state(self, node_id: int, states, timeout: float = 600) -> dict:
+        """Wait until the node is in one of states (or fails); return it."""
+        states = {states} if isinstance(states, str) else set(states)
+
+        def reached():
+            node = self.node(node_id)
+            if node["state"] in states:
+                return node
+            if "ready" in states and node["state"] == "syncing":
+                self.clear_unowned(node)
+            if node["state"] == "error" and "error" not in states:
+                raise AssertionError(f"node {node['name']} went to error: {self.setup(node_id)}")
+            return None
+
+        return wait_until(reached, timeout, interval=0.5, what=f"node {node_id} to be {'/'.join(sorted(states))}")
+
+    def clear_unowned(self, node: dict) -> None:
+        """Delete desyncs that no code in this tree can ever clear (no runner registered), and say so."""
+        names = [d["list"] for d in node["desyncs"] if d["list"] in unowned_synchronizers()]
+        for name in names:
+            self.sql("DELETE FROM desyncs WHERE node_id = ? AND list = ?", (node["id"], name))
+            message = f"no runner is registered for synchronizer {name!r}: the test cleared it on {node['name']}"
+            if message not in self.cleared:
+                self.cleared.append(message)
+                warnings.warn(message, stacklevel=2)
+
+    def operation(self, op_id: int) -> dict:
+        """GET /api/v1/operations/<id>."""
+        return self.request("GET", f"/api/v1/operations/{op_id}").json()
+
+    def wait_operation(self, op_id: int, timeout: float = 600) -> dict:
+        """Wait until the operation finished; return it."""
+        def finished():
+            op = self.operation(op_id)
+            return op if op["status"] not in ("queued", "running") else None
+
+        return wait_until(finished, timeout, interval=0.5, what=f"operation {op_id} to finish")
+
+    def secret_and_fingerprint(self, node_id: int) -> tuple[str, str]:
+        """The node's agent secret and pinned certificate fingerprint, from the master's database."""
+        return tuple(self.sql("SELECT agent_secret, cert_fingerprint FROM nodes WHERE id = ?", (node_id,))[0])
+
+    def master_public_key(self) -> str:
+        """The master's public key line."""
+        return (self.data / "ssh" / "id_ed25519.pub").read_text().strip()
+
+
+def unowned_synchronizers() -> list[str]:
+    """Synchronizers for which no module of app.services registers a runner."""
+    import importlib
+    import pkgutil
+
+    import app.services
+    from app.services.synchronizers import SYNCHRONIZERS, get_runner
+
+    for module in pkgutil.iter_modules(app.services.__path__):
+        importlib.import_module(f"app.services.{module.name}")
+    return [name for name in SYNCHRONIZERS if get_runner(name) is None]
+
+
+def timed(func):
+    """(result, seconds)."""
+    started = time.monotonic()
+    result = func()
+    return result, time.monotonic() - started
