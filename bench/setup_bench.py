@@ -1,0 +1,135 @@
+"""Adding nodes over SSH in the lab: 1 node, then 5 at once, from the API call to `ready`; master CPU per node.
+
+Needs root and the lab (tests/lab); starts it with 5 nodes if it is not running (and leaves it running).
+Each node is first taken back to a fresh server (no agent, no ispmaster, no role packages), so every
+run installs the agent from the wheelhouse and the role's packages from the lab's repository for real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.cluster.labpanel import LabPanel  # noqa: E402
+from tests.cluster.test_lab_setup import reset  # noqa: E402
+from tests.lab.lab import Lab, preflight  # noqa: E402
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds of these processes and all their descendants (reaped children included)."""
+    seen: set[int] = set()
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in procs:
+            if proc.pid in seen:
+                continue
+            seen.add(proc.pid)
+            try:
+                cmd = " ".join(proc.cmdline())
+                if "agent serve" in cmd:
+                    continue  # the local node's agent is a node, not the master
+                t = proc.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.NoSuchProcess:
+                continue
+    return total
+
+
+def _parse(moment: str | None) -> float | None:
+    return datetime.fromisoformat(moment).timestamp() if moment else None
+
+
+def add_nodes(lab: Lab, count: int, roles: list[str]) -> dict:
+    """Reset `count` lab nodes, add them at once through the API and time each to `ready`."""
+    nodes = lab.nodes[:count]
+    for node in nodes:
+        reset(node)
+    panel = LabPanel(Path(tempfile.mkdtemp(prefix="setup-bench-")), lab.repo_line, workers=max(count, 1)).start()
+    try:
+        time.sleep(3)  # let the panel settle: its start-up CPU is not the setup's
+        pids = [panel.panel.proc.pid] + [w.pid for w in panel.workers]
+        cpu_before = tree_cpu_seconds(pids)
+        results: dict[int, dict] = {}
+
+        def add(i: int) -> None:
+            started = time.monotonic()
+            response = panel.add(nodes[i], f"bench{i + 1}", roles=roles)
+            assert response.status_code == 202, response.text
+            body = response.json()
+            results[i] = {"started": started, "bootstrap_s": time.monotonic() - started,
+                          "node_id": body["node"]["id"], "operation": body["operation"]["id"]}
+            panel.wait_state(body["node"]["id"], "ready", timeout=1800)
+            results[i]["ready_s"] = time.monotonic() - started
+
+        began = time.monotonic()
+        threads = [threading.Thread(target=add, args=(i,)) for i in range(count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.monotonic() - began
+        cpu = tree_cpu_seconds(pids) - cpu_before
+        for r in results.values():
+            op = panel.operation(r["operation"])
+            r["job_s"] = _parse(op["finished_at"]) - _parse(op["started_at"])
+        return {"count": count, "wall_s": wall, "cpu_s": cpu, "results": list(results.values()),
+                "cleared": panel.cleared}
+    finally:
+        panel.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures (and the markdown rows for bench/README.md)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 5])
+    parser.add_argument("--roles", default="web")
+    args = parser.parse_args(argv)
+    reason = preflight()
+    if reason:
+        print(f"setup bench skipped: {reason}")
+        return 0
+    lab = Lab()
+    if not lab.is_up() or len(lab.nodes) < max(args.sizes):
+        lab.up(max(args.sizes))
+    roles = [r for r in args.roles.split(",") if r]
+    print(f"roles {','.join(roles)}; machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    rows = []
+    for size in args.sizes:
+        run = add_nodes(lab, size, roles)
+        ready = [r["ready_s"] for r in run["results"]]
+        jobs = [r["job_s"] for r in run["results"]]
+        boots = [r["bootstrap_s"] for r in run["results"]]
+        row = (f"| {size} | {run['wall_s']:.1f} s | {statistics.median(ready):.1f} s | "
+               f"{statistics.median(boots):.1f} s | {statistics.median(jobs):.1f} s | "
+               f"{run['cpu_s']:.1f} s | {run['cpu_s'] / size:.1f} s |")
+        rows.append(row)
+        print(f"{size} node(s): all ready in {run['wall_s']:.1f} s; "
+              f"per node: API call {statistics.median(boots):.1f} s, "
+              f"setup job {statistics.median(jobs):.1f} s, call→ready {statistics.median(ready):.1f} s (median); "
+              f"master CPU {run['cpu_s']:.1f} s = {run['cpu_s'] / size:.1f} s per node")
+        for note in run["cleared"]:
+            print(f"  note: {note}")
+    print("\n| nodes at once | all ready | call→ready (median) | API call (steps 1-3) | setup job (steps 1-8) "
+          "| master CPU | master CPU per node |\n|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
