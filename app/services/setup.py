@@ -857,6 +857,9 @@ def wheelhouse_dir(data_dir: Path) -> Path:
 def update_agent(operation: Operation) -> None:
     """One-click agent update: reinstall the master's agent and templates over SSH, restart, poll it."""
     node = db.session.get(Node, operation.params["node_id"])
+    if node is None:
+        operations.finish(operation, OperationStatus.FAILED, "the node was removed")
+        return
     operations.mark_running(operation)
     data_dir = Path(current_app.config["DATA_DIR"])
     log = lambda line: operations.append_log(operation, line)  # noqa: E731

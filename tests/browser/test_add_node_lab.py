@@ -7,8 +7,7 @@ import threading
 import pytest
 
 from tests.browser.conftest import screenshot
-from tests.cluster.labpanel import LabPanel
-from tests.cluster.test_lab_setup import reset
+from tests.cluster.labpanel import LabPanel, reset
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1200)]
 

@@ -35,6 +35,7 @@ class LabPanel:
         self.workers: list[subprocess.Popen] = []
         self.env: dict[str, str] = {}
         self.cleared: list[str] = []
+        self.token: str | None = None
 
     def start(self) -> LabPanel:
         """Start the panel, set the policy for the lab, start the extra workers (all stopped again on failure)."""
@@ -56,6 +57,7 @@ class LabPanel:
 
         # A busy machine makes the first requests slow; Panel.wait_ready's 10 s read timeout is too tight.
         wait_until(local_ready, 240, interval=0.5, what="the panel's local node to be ready")
+        self.token = self.make_token()
         self.sql("UPDATE policies SET node_apt_source = ?, poll_interval_s = ?, missed_polls = ?",
                  (self.repo_line, self.poll_interval_s, self.missed_polls))
         redis_port = re.search(r"embedded Redis on 127\.0\.0\.1:(\d+)", "".join(self.panel.output)).group(1)
@@ -117,9 +119,37 @@ class LabPanel:
         return self.panel.data
 
     def request(self, method: str, path: str, json=None, timeout: float = 120) -> requests.Response:
-        """An API call as the panel's admin."""
+        """An API call as the panel's admin (a Bearer token once made: Basic hashes the password every call)."""
+        if self.token:
+            return requests.request(method, self.url + path, json=json, timeout=timeout,
+                                    headers={"Authorization": f"Bearer {self.token}"})
         return requests.request(method, self.url + path, json=json, auth=("admin", self.panel.password),
                                 timeout=timeout)
+
+    def make_token(self) -> str:
+        """An API token for the admin, made directly in the panel's database."""
+        from sqlalchemy import select
+
+        from app import create_app
+        from app.config import Config
+        from app.extensions import db
+        from app.models import User
+        from app.services.accounts import create_token
+
+        saved = os.environ.get("HOSTFLEET_DATA")
+        os.environ["HOSTFLEET_DATA"] = str(self.data)
+        try:
+            app = create_app(Config())
+        finally:
+            if saved is None:
+                del os.environ["HOSTFLEET_DATA"]
+            else:
+                os.environ["HOSTFLEET_DATA"] = saved
+        with app.app_context():
+            _, raw = create_token(db.session.scalar(select(User).where(User.name == "admin")), "lab tests")
+            db.session.remove()
+            db.engine.dispose()
+        return raw
 
     def sql(self, statement: str, args: tuple = ()) -> list:
         """Run SQL on the panel's database (for what has no API: the test's policy, the node's secret)."""
@@ -140,7 +170,7 @@ class LabPanel:
         """GET /api/v1/nodes/<id>/setup."""
         return self.request("GET", f"/api/v1/nodes/{node_id}/setup").json()
 
-    def wait_state(self, node_id: int, states, timeout: float = 600) -> dict:
+    def wait_state(self, node_id: int, states, timeout: float = 600, interval: float = 0.5) -> dict:
         """Wait until the node is in one of states (or fails); return it."""
         states = {states} if isinstance(states, str) else set(states)
 
@@ -154,7 +184,7 @@ class LabPanel:
                 raise AssertionError(f"node {node['name']} went to error: {self.setup(node_id)}")
             return None
 
-        return wait_until(reached, timeout, interval=0.5, what=f"node {node_id} to be {'/'.join(sorted(states))}")
+        return wait_until(reached, timeout, interval=interval, what=f"node {node_id} to be {'/'.join(sorted(states))}")
 
     def clear_unowned(self, node: dict) -> None:
         """Delete desyncs that no code in this tree can ever clear (no runner registered), and say so."""
@@ -185,6 +215,29 @@ class LabPanel:
     def master_public_key(self) -> str:
         """The master's public key line."""
         return (self.data / "ssh" / "id_ed25519.pub").read_text().strip()
+
+
+# What a node looks like before any panel touched it (the lab's base has none of this).
+RESET_NODE = r"""
+systemctl disable --now hostfleet-agent >/dev/null 2>&1
+rm -rf /opt/hostfleet-agent /etc/hostfleet-agent /var/lib/hostfleet-agent /var/log/hostfleet-agent.log \
+       /etc/systemd/system/hostfleet-agent.service /etc/apt/sources.list.d/hostfleet.list \
+       /etc/ssh/sshd_config.d/00-hostfleet-test.conf
+systemctl daemon-reload
+sed -i '/^ispmaster:/d' /etc/passwd /etc/shadow
+[ -f /root/.ssh/authorized_keys ] && sed -i '/ hostfleet-master$/d' /root/.ssh/authorized_keys
+pkgs=$(dpkg-query -W -f='${Package} ${Status}\n' 'nginx*' 'php*' 'bind9*' 'exim4*' 'dovecot*' 'mariadb*' 2>/dev/null \
+       | awk '$NF == "installed" {print $1}')
+[ -n "$pkgs" ] && DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $pkgs >/dev/null 2>&1
+DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -q >/dev/null 2>&1
+systemctl reload ssh
+true
+"""
+
+
+def reset(node) -> None:
+    """Take a lab node back to a fresh server: no agent, no ispmaster, no role packages."""
+    node.exec(RESET_NODE, timeout=300)
 
 
 def unowned_synchronizers() -> list[str]:

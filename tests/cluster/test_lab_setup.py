@@ -9,33 +9,10 @@ import pytest
 import requests
 
 from agent.client import AgentClient
-from tests.cluster.labpanel import LabPanel
+from tests.cluster.labpanel import LabPanel, reset
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
-
-# What a node looks like before any panel touched it (the lab's base has none of this).
-RESET_NODE = r"""
-systemctl disable --now hostfleet-agent >/dev/null 2>&1
-rm -rf /opt/hostfleet-agent /etc/hostfleet-agent /var/lib/hostfleet-agent /var/log/hostfleet-agent.log \
-       /etc/systemd/system/hostfleet-agent.service /etc/apt/sources.list.d/hostfleet.list \
-       /etc/ssh/sshd_config.d/00-hostfleet-test.conf
-systemctl daemon-reload
-sed -i '/^ispmaster:/d' /etc/passwd /etc/shadow
-[ -f /root/.ssh/authorized_keys ] && sed -i '/ hostfleet-master$/d' /root/.ssh/authorized_keys
-pkgs=$(dpkg-query -W -f='${Package} ${Status}\n' 'nginx*' 'php*' 'bind9*' 'exim4*' 'dovecot*' 'mariadb*' 2>/dev/null \
-       | awk '$NF == "installed" {print $1}')
-[ -n "$pkgs" ] && DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $pkgs >/dev/null 2>&1
-DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -q >/dev/null 2>&1
-systemctl reload ssh
-true
-"""
-
-
-def reset(node) -> None:
-    """Take a lab node back to a fresh server: no agent, no ispmaster, no role packages."""
-    node.exec(RESET_NODE, timeout=300)
-
 
 @pytest.fixture(scope="module")
 def nodes(lab_nodes):
