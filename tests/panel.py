@@ -68,7 +68,7 @@ class Panel:
         return [p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)]
 
     def api(self, path: str) -> requests.Response:
-        return requests.get(self.url + path, auth=("admin", self.password), timeout=10)
+        return requests.get(self.url + path, auth=("admin", self.password), timeout=60)
 
     def wait_ready(self, timeout: float = 60) -> dict:
         """Wait until the local node is `ready` and return it as the API shows it."""

@@ -105,5 +105,5 @@ def test_poll_interval_comes_from_the_policy(app, local_node):
     from app.jobs.periodic import tick
 
     Redis.from_url(app.config["REDIS_URL"]).delete("hostfleet:periodic:collect_stats")
-    assert tick() == ["collect_stats"]
-    assert tick() == [], "a second tick within the interval does not poll again"
+    assert "collect_stats" in tick()
+    assert "collect_stats" not in tick(), "a second tick within the interval does not poll again"
