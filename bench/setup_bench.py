@@ -25,6 +25,7 @@ from tests.cluster.labpanel import LabPanel, reset  # noqa: E402
 from tests.lab.lab import Lab, preflight  # noqa: E402
 
 IDLE_SAMPLE_S = 10
+SETTLE_S = 15
 
 
 def tree_cpu_seconds(pids: list[int]) -> float:
@@ -63,7 +64,7 @@ def add_nodes(lab: Lab, count: int, roles: list[str]) -> dict:
         reset(node)
     panel = LabPanel(Path(tempfile.mkdtemp(prefix="setup-bench-")), lab.repo_line, workers=max(count, 1)).start()
     try:
-        time.sleep(3)  # let the panel settle: its start-up CPU is not the setup's
+        time.sleep(SETTLE_S)  # the workers import the app at start: that CPU is not the setup's
         pids = [panel.panel.proc.pid] + [w.pid for w in panel.workers]
         # The idle panel polls the local node and ticks every second: measured, then taken off.
         idle_start = tree_cpu_seconds(pids)
