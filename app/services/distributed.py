@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from flask import current_app
 from redis import Redis
 from redis.exceptions import LockError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from agent import liststate
 from agent.client import AgentClient, AgentError
@@ -39,7 +39,6 @@ from app.models import (
 from app.models.base import utcnow
 from app.queues import redis_connection
 from app.services import lists, operations
-from app.services.desyncs import register_desync
 from app.services.nodes import agent_client, change_state
 from app.services.policies import get_policy
 from app.services.synchronizers import implied_state
@@ -190,7 +189,14 @@ def distribute_change(operation_id: int) -> OperationStatus:
                     "nothing was changed. Try again.")
             return OperationStatus.FAILED
         failpoint("dr.after_lock")
-        return _distribute_locked(operation, defn, lease)
+        session = db.session()
+        # The request is the only writer of what it loaded (the list's lock); reloading every
+        # node and outcome row after each progress commit was most of the master's CPU.
+        session.expire_on_commit = False
+        try:
+            return _distribute_locked(operation, defn, lease)
+        finally:
+            session.expire_on_commit = True
 
 
 def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) -> OperationStatus:
@@ -233,7 +239,14 @@ def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) 
         row = OperationNode(node_id=node.id, node_name=node.name)
         operation.nodes.append(row)
         rows_by_node[node.id] = row
-        register_desync(node, name)
+    # One statement for the whole cluster (register_desync would cost a query per node).
+    missing = [{"node_id": nid, "list": name, "since": utcnow(), "attempts": 0} for nid in target_ids
+               if nid not in prior]
+    if missing:
+        db.session.execute(insert(Desync), missing)
+    if prior:
+        db.session.execute(update(Desync).where(Desync.list == name, Desync.node_id.in_(prior))
+                           .values(next_try_at=None))
     db.session.commit()
     failpoint("dr.after_desyncs")
 
@@ -257,7 +270,7 @@ def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) 
     body = {"version": new_version, "hash": new_hash, "rows": new_rows}
     timeout = push_timeout()
     clients = {node.id: agent_client(node, timeout) for node in ready}
-    last_commit = time.monotonic()
+    last_commit, confirmed_once = time.monotonic(), False
     with ThreadPoolExecutor(max_workers=min(MAX_PUSH_THREADS, max(1, len(ready)))) as pool:
         futures = {pool.submit(push_list, clients[node_id], name, body): node_id for node_id in clients}
         for index, future in enumerate(as_completed(futures)):
@@ -268,7 +281,8 @@ def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) 
             rows_by_node[node_id].outcome = outcome.value
             rows_by_node[node_id].error = error
             kinds[node_id] = kind
-            if outcome == NodeOutcome.APPLIED:
+            if outcome == NodeOutcome.APPLIED and not confirmed_once:
+                confirmed_once = True
                 db.session.commit()
                 last_commit = time.monotonic()
                 failpoint("dr.after_confirm")
@@ -315,13 +329,15 @@ def _commit_master(change: ListChange, applied: list[int]) -> bool:
                SystemList.hash == change.base_hash)
         .values(version=change.new_version, hash=change.new_hash, rows=change.new_rows, updated_at=utcnow(),
                 operation_id=change.operation_id)
+        .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         db.session.rollback()
         return False
     change.committed = True
     if applied:
-        db.session.execute(delete(Desync).where(Desync.list == change.list_name, Desync.node_id.in_(applied)))
+        db.session.execute(delete(Desync).where(Desync.list == change.list_name, Desync.node_id.in_(applied))
+                           .execution_options(synchronize_session=False))
         follow_implied_state(applied)
     db.session.commit()
     return True
@@ -332,12 +348,14 @@ def follow_implied_state(node_ids: list[int]) -> None:
     pending: dict[int, list[str]] = {nid: [] for nid in node_ids}
     for node_id, name in db.session.execute(select(Desync.node_id, Desync.list).where(Desync.node_id.in_(node_ids))):
         pending[node_id].append(name)
-    nodes = db.session.scalars(select(Node).where(Node.id.in_(node_ids))).all()
-    for node in nodes:
-        if node.state not in (NodeState.SYNCING.value, NodeState.READY.value):
+    # Columns only: loading whole nodes (with their stats documents) cost more than the rest.
+    states = db.session.execute(select(Node.id, Node.state).where(Node.id.in_(node_ids))).all()
+    for node_id, state in states:
+        if state not in (NodeState.SYNCING.value, NodeState.READY.value):
             continue
-        target = implied_state(pending[node.id])
-        if target.value != node.state:
+        target = implied_state(pending[node_id])
+        node = db.session.get(Node, node_id) if target.value != state else None
+        if node is not None:
             why = "every synchronizer confirmed" if target == NodeState.READY else "waiting for " + ", ".join(
                 sorted(pending[node.id]))
             change_state(node, target, why)

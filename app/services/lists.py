@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from agent import liststate
 from agent import validation as v
@@ -146,7 +147,8 @@ def check_list(name: str, rows: list[dict], agent_ports: set[int], field: str) -
 
 def targets(name: str) -> list[Node]:
     """Nodes matching the list's criterion, past `installing` (SPEC §5.2)."""
-    nodes = db.session.scalars(select(Node).where(Node.state.not_in(NOT_YET_TARGETS)).order_by(Node.id)).all()
+    query = select(Node).options(defer(Node.stats)).where(Node.state.not_in(NOT_YET_TARGETS)).order_by(Node.id)
+    nodes = db.session.scalars(query).all()
     return [n for n in nodes if applies_to(n, name)]
 
 

