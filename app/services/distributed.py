@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from flask import current_app
 from redis import Redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 from sqlalchemy import delete, insert, select, update
 
 from agent import liststate
@@ -122,13 +122,14 @@ class Lease:
 
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 3):
-            if self.alive_key:
-                self.redis.set(self.alive_key, "1", px=int(self.ttl * 1000))
-            for lock in list(self.locks.values()):
-                try:
+            try:
+                if self.alive_key:
+                    self.redis.set(self.alive_key, "1", px=int(self.ttl * 1000))
+                for lock in list(self.locks.values()):
                     lock.reacquire()
-                except LockError:
-                    self.lost = True
+            except (LockError, RedisError):
+                # Redis restarted or the lease lapsed: someone else may hold the list now.
+                self.lost = True
 
 
 def describe_error(exc: AgentError) -> str:

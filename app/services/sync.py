@@ -26,6 +26,7 @@ SYNC_INTERVAL_S = 2
 BACKOFF_BASE_S = 5
 BACKOFF_MAX_S = 300
 MAX_SYNC_THREADS = 64
+ENQUEUE_GRACE_S = 60
 # Nodes whose agent answers and that are set up far enough to take data.
 SYNCABLE_STATES = {NodeState.INSTALLING.value, NodeState.SYNCING.value, NodeState.READY.value}
 DEAD_RQ_STATUSES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -216,6 +217,9 @@ def recover_interrupted_operations() -> list[int]:
     for operation in stuck:
         if operation.status == OperationStatus.RUNNING.value:
             dead = not distributed.operation_alive(operation.id)
+        elif operation.rq_job_id is None:
+            # The web process died between recording the operation and enqueueing its job.
+            dead = _aware(operation.created_at) < utcnow() - timedelta(seconds=ENQUEUE_GRACE_S)
         else:
             dead = _rq_job_dead(operation.rq_job_id)
         if dead:
@@ -224,10 +228,8 @@ def recover_interrupted_operations() -> list[int]:
     return recovered
 
 
-def _rq_job_dead(job_id: str | None) -> bool:
+def _rq_job_dead(job_id: str) -> bool:
     """True when a queued operation's RQ job will never run (gone, failed, stopped, canceled)."""
-    if not job_id:
-        return False
     try:
         job = Job.fetch(job_id, connection=redis_connection())
     except NoSuchJobError:
@@ -241,7 +243,9 @@ def detect_drift(node: Node, reported: object, master_heads: dict[str, tuple[int
     Skipped for lists the node already has a desync for and lists with a request in flight
     (the answer may predate the request's commit). Returns the lists found drifted.
     """
-    if node.state not in (NodeState.SYNCING.value, NodeState.READY.value) or not isinstance(reported, dict):
+    # Called for a node that just answered; one back from `unavailable` is compared at once.
+    answering = (NodeState.SYNCING.value, NodeState.READY.value, NodeState.UNAVAILABLE.value)
+    if node.state not in answering or not isinstance(reported, dict):
         return []
     master_heads = master_heads or lists.heads()
     pending = {d.list for d in node.desyncs}

@@ -1,0 +1,83 @@
+"""Recovery of distributed requests whose worker, web process or Redis went away."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.conftest import wait_until
+
+
+def _list_change(app, status: str, **fields) -> int:
+    from app.extensions import db
+    from app.models import Operation
+
+    with app.app_context():
+        operation = Operation(kind="list_change", title="t", status=status,
+                              params={"list": "firewall", "action": "add", "row_id": None,
+                                      "row": {"action": "accept", "protocol": "tcp", "ports": "1", "source": "",
+                                              "comment": ""}}, **fields)
+        db.session.add(operation)
+        db.session.commit()
+        return operation.id
+
+
+def test_queued_operation_without_a_job_is_failed_after_the_grace(app):
+    """The web process died between recording the operation and enqueueing it."""
+    from app.extensions import db
+    from app.models import Operation
+    from app.models.base import utcnow
+    from app.services.sync import recover_interrupted_operations
+
+    fresh = _list_change(app, "queued")
+    old = _list_change(app, "queued", created_at=utcnow() - timedelta(minutes=5))
+    gone = _list_change(app, "queued", rq_job_id="no-such-job")
+    with app.app_context():
+        assert sorted(recover_interrupted_operations()) == sorted([old, gone])
+        assert db.session.get(Operation, fresh).status == "queued"
+        for operation_id in (old, gone):
+            operation = db.session.get(Operation, operation_id)
+            assert operation.status == "failed" and "unchanged (v0)" in operation.message
+
+
+def test_a_lease_whose_redis_went_away_is_lost(app, redis_url):
+    """Redis restarted under a running request: the renewal notices and the request must not commit."""
+    from redis import Redis
+
+    from app.queues import redis_connection
+    from app.services.distributed import Lease, lock_key
+
+    with app.app_context():
+        lease = Lease(redis_connection(), 0.3, alive_key="hostfleet:alive:op:test")
+        with lease:
+            assert lease.acquire("firewall", 1)
+            Redis.from_url(redis_url).delete(lock_key("firewall"))
+            wait_until(lambda: lease.lost, 5, what="the lease to be reported lost")
+
+
+def test_a_request_that_lost_its_lease_does_not_commit(cluster, app, monkeypatch):
+    """The lock vanishes (Redis restart) while the nodes apply: master unchanged, nodes synced back."""
+    import time
+
+    from redis import Redis
+
+    from app.services import distributed
+
+    cluster.add("n1")
+    real_push = distributed.push_list
+    redis = Redis.from_url(app.config["REDIS_URL"])
+
+    def push_then_lose_lock(client, name, body):
+        result = real_push(client, name, body)
+        redis.delete(distributed.lock_key(name))
+        time.sleep(1.2)
+        return result
+
+    monkeypatch.setenv("HOSTFLEET_LIST_LEASE_S", "0.6")
+    monkeypatch.setattr(distributed, "push_list", push_then_lose_lock)
+    operation = cluster.change("firewall", body={"action": "accept", "protocol": "tcp", "ports": "81"})
+    assert operation["status"] == "failed", operation
+    assert "lock was lost" in operation["nodes"][0]["error"]
+    assert cluster.master("firewall")["version"] == 0
+    monkeypatch.setattr(distributed, "push_list", real_push)
+    cluster.sync()
+    assert cluster.desyncs() == set() and cluster.converged("firewall", ["n1"])
