@@ -155,11 +155,7 @@ def apply_files(
             snapshot.restore()
             # Only a reload can have made the new files live; a refused check changed nothing.
             if reloaded:
-                for service in services:
-                    try:
-                        reload_service(config, service)
-                    except OpError:
-                        pass
+                reload_quietly(config, services)
             fsutil.remove(journal)
             raise
         fsutil.remove(journal)
@@ -169,6 +165,23 @@ def apply_files(
         written=sorted(_relative(root, p) for p in writes),
         removed=sorted(_relative(root, p) for p in deletes),
     )
+
+
+def reload_quietly(config, services: Iterable[str]) -> None:
+    """Reload services after their old files were put back; the original error is what gets reported."""
+    for service in services:
+        try:
+            reload_service(config, service)
+        except OpError:
+            pass
+
+
+def find_record(config, kind: str, name: str, what: str) -> dict:
+    """One stored record of a kind by its name, or NotFound naming what was looked for."""
+    for record in load_records(config, kind):
+        if record["name"] == name:
+            return record
+    raise NotFound(what, name)
 
 
 def journal_path(config) -> Path:
@@ -184,11 +197,7 @@ def recover_interrupted(config) -> list[str]:
     snapshot, services = fsutil.Snapshot.load(journal)
     with OP_LOCK:
         snapshot.restore()
-        for service in services:
-            try:
-                reload_service(config, service)
-            except OpError:
-                pass
+        reload_quietly(config, services)
         fsutil.remove(journal)
     return sorted(str(p) for p in snapshot.files)
 

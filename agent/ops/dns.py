@@ -154,10 +154,7 @@ def list_domains(config) -> list[dict]:
 
 def get(config, name: str) -> dict:
     """One domain name."""
-    for domain in list_domains(config):
-        if domain["name"] == name:
-            return domain
-    raise apply.NotFound("domain", name)
+    return apply.find_record(config, KIND, name, "domain")
 
 
 def create(config, data: object) -> dict:

@@ -144,10 +144,7 @@ def list_domains(config) -> list[dict]:
 
 def get(config, name: str) -> dict:
     """One web domain by name."""
-    for domain in list_domains(config):
-        if domain["name"] == name:
-            return domain
-    raise apply.NotFound("web domain", name)
+    return apply.find_record(config, KIND, name, "web domain")
 
 
 def create(config, data: object) -> dict:
