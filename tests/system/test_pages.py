@@ -51,7 +51,20 @@ def test_add_answers_at_once_and_the_operation_page_shows_the_result(admin, app,
     final = admin.get(target, headers={"HX-Request": "true"}).text
     assert "hx-trigger" not in final and "succeeded" in final and "applied" in final
     listing = admin.get(path).text
-    assert 'id="row-1"' in listing and "Every node holds it." in listing
+    assert 'id="row-1"' in listing and "Every node holds it." in listing and 'data-polling="no"' in listing
+    fragment = admin.get(path, headers={"HX-Request": "true"}).text
+    assert fragment.lstrip().startswith("<div id=\"list-page\"") and 'id="list-form"' not in fragment
+
+
+def test_list_polls_while_a_change_runs_but_not_the_form(admin, app, agent_nodes):
+    """A queued change makes the status part poll; the form is outside it."""
+    agent_nodes.add("n1")
+    page = admin.get("/mail/blacklist")
+    admin.post("/mail/blacklist", data={"sender": "x.example", "csrf_token": csrf_from(page.text)})
+    page = admin.get("/mail/blacklist").text
+    assert 'data-polling="yes"' in page and page.index('id="list-form"') > page.index("</table>\n</div>")
+    run_worker_burst(app)
+    assert 'data-polling="no"' in admin.get("/mail/blacklist", headers={"HX-Request": "true"}).text
 
 
 @pytest.mark.parametrize("path,field", [(p, f) for p, row in PAGES.items() for f in row if f != "enabled"])
