@@ -29,6 +29,7 @@ from pathlib import Path
 import fabric
 import paramiko
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
 from agent import validation
 from agent.client import AgentClient, AgentError
@@ -171,6 +172,10 @@ def validate_node_input(data: dict, *, require_credentials: bool = True) -> Node
             pkey = check("private_key", lambda: parse_private_key(key_text))
     if name and not errors.get("name") and db.session.scalar(db.select(Node.id).where(Node.name == name)):
         errors["name"] = f"a node named {name} already exists"
+    if address and port and not errors.get("address"):
+        other = db.session.scalar(db.select(Node.name).where(Node.address == address, Node.ssh_port == port))
+        if other:
+            errors["address"] = f"node {other} is already this server ({address} port {port})"
     if errors:
         raise InputErrors(errors)
     return NodeInput(name=name, address=address, ssh_port=port, roles=roles, weight=weight, password=password,
@@ -681,7 +686,12 @@ def add_node(data: NodeInput, *, user_id: int | None, data_dir: Path) -> tuple[N
         agent_port=AGENT_PORT, host_key_fingerprint=fingerprint, setup_pending=True, setup_step=1,
         reason=f"added over SSH; host key {fingerprint} pinned",
     )
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Another request added a node with this name while this one was bootstrapping.
+        db.session.rollback()
+        raise InputErrors({"name": f"a node named {data.name} already exists"}) from None
     operation = start_setup(node, user_id=user_id, job=setup_node, preface=lines)
     return node, operation
 
@@ -695,12 +705,12 @@ def start_setup(node: Node, *, user_id: int | None, job=None, preface: list[str]
     previous = db.session.get(Operation, node.setup_operation_id) if node.setup_operation_id else None
     if previous is not None and not previous.op_status.finished:
         operations.finish(previous, OperationStatus.FAILED, "interrupted: the worker running it stopped")
+    # The bootstrap's lines go in with the job (it writes them first): appending them here could
+    # race the job's own appends to the same log.
     operation = operations.start_operation(
         "node_setup", f"Set up node {node.name}", job or setup_node, user_id=user_id, targets=[node],
-        params={"node_id": node.id}, job_timeout=3600,
+        params={"node_id": node.id, "preface": list(preface or [])}, job_timeout=3600,
     )
-    for line in preface or []:
-        operations.append_log(operation, line)
     node.setup_operation_id = operation.id
     db.session.commit()
     return operation
@@ -755,6 +765,9 @@ def run_setup(operation: Operation) -> None:
         operations.finish(operation, OperationStatus.FAILED, "the node was removed")
         return
     operations.mark_running(operation)
+    preface = operation.params.get("preface") or []
+    if preface and not (operation.log or "").strip():
+        operations.append_log(operation, "\n".join(preface))
     try:
         with SetupLock(node.id):
             _run_steps(operation, node)

@@ -96,10 +96,14 @@ def test_api_add_against_a_loopback_sshd_stores_the_node_and_starts_setup(app, c
         node = db.session.get(Node, body["node"]["id"])
         assert node.setup_pending and node.host_key_fingerprint.startswith("SHA256:") and node.weight == 50
         operation = db.session.get(Operation, body["operation"]["id"])
-        assert operation.kind == "node_setup" and "step 3/8" in operation.log
-        assert server.node.root_password not in operation.log
+        preface = "\n".join(operation.params["preface"])
+        assert operation.kind == "node_setup" and "step 3/8" in preface
+        assert server.node.root_password not in preface + json.dumps(operation.params)
         columns = [str(getattr(node, c.key)) for c in Node.__table__.columns]
         assert not any(server.node.root_password in value for value in columns)
+    again = client.post("/api/v1/nodes", headers=admin_api, json={
+        "name": "n2", "address": "127.0.0.1", "ssh_port": server.port, "password": "x"})
+    assert again.status_code == 422 and "node n1 is already this server" in again.get_json()["fields"]["address"]
     setup = client.get(f"/api/v1/nodes/{body['node']['id']}/setup", headers=admin_api).get_json()
     assert [s["status"] for s in setup["steps"]] == ["pending"] * 8 and setup["pending"] is True
     assert client.post(f"/api/v1/nodes/{body['node']['id']}/update-agent", headers=admin_api).status_code == 409

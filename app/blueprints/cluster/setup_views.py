@@ -173,4 +173,7 @@ def _setup_log(node: Node) -> str:
     from app.models import Operation
 
     operation = db.session.get(Operation, node.setup_operation_id) if node.setup_operation_id else None
-    return operation.log if operation else ""
+    if operation is None:
+        return ""
+    # Until the job starts, its log is the bootstrap's lines it carries.
+    return operation.log or "\n".join((operation.params or {}).get("preface") or [])
