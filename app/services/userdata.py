@@ -16,6 +16,7 @@ from urllib.parse import quote
 from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 from agent import validation as v
@@ -91,7 +92,8 @@ def key_of(row) -> str:
 
 def visible(kind: Kind, actor: User):
     """The index rows of kind this actor may see: all for admins, their own for users."""
-    query = select(kind.model)
+    # Owner and node come with the row: templates and API shapes show both for every row.
+    query = select(kind.model).options(joinedload(kind.model.owner), joinedload(kind.model.node))
     if not actor.is_admin:
         query = query.where(kind.model.owner_id == actor.id)
     return query
@@ -101,7 +103,10 @@ def list_index(kind_name: str, actor: User, page: int = 1, per_page: int = 100) 
     """One page of the index rows the actor may see, by name, and the total count."""
     kind = KINDS[kind_name]
     query = visible(kind, actor)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    count = select(func.count()).select_from(kind.model)
+    if not actor.is_admin:
+        count = count.where(kind.model.owner_id == actor.id)
+    total = db.session.scalar(count)
     column = getattr(kind.model, kind.key)
     rows = db.session.scalars(query.order_by(column).limit(per_page).offset((max(page, 1) - 1) * per_page)).all()
     return rows, total
@@ -206,12 +211,12 @@ def resolve_owner(actor: User, data: dict) -> User:
     if not actor.is_admin:
         if given is not None and given != actor.name:
             if isinstance(given, str):
-                v.username(given, "owner")
+                validated(v.username, given, "owner")
             raise invalid("owner", "you can only create data for your own account")
         return actor
     if given is None or given == "":
         raise invalid("owner", "required: the user who will own this")
-    name = v.username(given, "owner")
+    name = validated(v.username, given, "owner")
     owner = db.session.scalar(select(User).where(User.name == name))
     if owner is None:
         raise invalid("owner", f"no panel user {name!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
@@ -17,7 +18,7 @@ class UserForm(FlaskForm):
 
     name = StringField("User name (the OS account on the nodes)")
     password = PasswordField("Password")
-    level = SelectField("Level", choices=[("user", "user"), ("admin", "admin")], validate_choice=False)
+    level = SelectField("Level", choices=[SelectChoice("user"), SelectChoice("admin")], validate_choice=False)
     role_web = BooleanField("web", default=True)
     role_dns = BooleanField("dns", default=True)
     role_mail = BooleanField("mail", default=True)
@@ -33,7 +34,8 @@ class UserForm(FlaskForm):
     def set_nodes(self, names: list[str]) -> None:
         """Offer "by placement score" and every node for each role."""
         for role in USER_ROLES:
-            getattr(self, f"node_{role}").choices = [("", "by placement score"), *[(n, n) for n in names]]
+            getattr(self, f"node_{role}").choices = [SelectChoice("", "by placement score"),
+                                                     *[SelectChoice(n) for n in names]]
 
     def payload(self, creating: bool) -> dict:
         """The API body this form stands for (an empty password keeps the old one when editing)."""

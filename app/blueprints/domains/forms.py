@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
 from app.services.userdata import UserDataError
@@ -88,7 +89,7 @@ class RecordForm(FlaskForm):
     """A DNS record."""
 
     name = StringField("Name (@ for the zone itself)", default="@")
-    type = SelectField("Type", choices=RECORD_TYPES, validate_choice=False)
+    type = SelectField("Type", choices=[SelectChoice(t) for t in RECORD_TYPES], validate_choice=False)
     value = StringField("Value")
     ttl = IntegerField("TTL (s)", default=3600, validators=[Optional()])
     priority = IntegerField("Priority (MX, SRV)", validators=[Optional()])

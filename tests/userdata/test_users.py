@@ -1,0 +1,105 @@
+"""Panel users as hosting accounts: UID/GID from the range, suspend/resume, roles, delete per node."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from tests.userdata.conftest import basic
+
+
+def test_uids_from_the_configured_range_same_on_every_node(app, client, cluster, users):
+    """UIDs come from HOSTFLEET_UID_RANGE, one per user, the same in every holding node's passwd."""
+    app.config["HOSTFLEET_UID_RANGE"] = "20000-20001"
+    a = cluster.node("a", roles=("web",))
+    b = cluster.node("b", roles=("mail",))
+    users.make("root", admin=True)
+    made = [client.post("/api/v1/users", json={"name": name, "password": "a long password",
+                                                "roles": ["web", "mail"]}, headers=basic("root"))
+            for name in ("u1", "u2", "u3")]
+    assert [m.status_code for m in made] == [201, 201, 409]
+    assert [m.json["uid"] for m in made[:2]] == [20000, 20001]
+    assert "UID range 20000-20001 is used up" in made[2].json["error"]
+    for node_id in (a, b):
+        passwd = (cluster.root(node_id) / "etc/passwd").read_text()
+        assert "u1:x:20000:20000:" in passwd and "u2:x:20001:20001:" in passwd and "u3:" not in passwd
+
+
+def test_suspended_user_cannot_log_in_or_call_the_api(app, client, cluster, users, auth):
+    """Suspend ends the session and refuses Basic auth; resume lets them back."""
+    cluster.node("n1")
+    cluster.user("sam")
+    users.make("root", admin=True)
+    sam_id = client.get("/api/v1/users", headers=basic("root")).json["items"][1]["id"]
+    assert client.get("/api/v1/webdomains", headers=basic("sam")).status_code == 200
+    assert client.put(f"/api/v1/users/{sam_id}", json={"active": False}, headers=basic("root")).json["active"] is False
+    assert client.get("/api/v1/webdomains", headers=basic("sam")).status_code == 401
+    assert client.put(f"/api/v1/users/{sam_id}", json={"active": True}, headers=basic("root")).status_code == 200
+    assert client.get("/api/v1/webdomains", headers=basic("sam")).status_code == 200
+
+
+def test_delete_user_removes_data_on_every_node_and_reports(app, client, cluster, users):
+    """Data on two nodes: one stopped → reported unavailable, user kept; restarted → all gone, user gone."""
+    web = cluster.node("web1", roles=("web",))
+    mail = cluster.node("mail1", roles=("dns", "mail"))
+    users.make("root", admin=True)
+    cluster.user("dora")
+    alice = basic("dora")
+    assert client.post("/api/v1/webdomains", json={"name": "dora.example.com"}, headers=alice).status_code == 201
+    assert client.post("/api/v1/domains", json={"name": "dora.example.org", "ip": "192.0.2.1"},
+                       headers=alice).status_code == 201
+    assert client.post("/api/v1/maildomains", json={"name": "dora.example.net"}, headers=alice).status_code == 201
+    assert client.post("/api/v1/mailboxes", json={"address": "me@dora.example.net", "password": "long enough"},
+                       headers=alice).status_code == 201
+    with app.app_context():
+        from app.extensions import db
+        from app.models import User
+
+        dora_id = db.session.scalar(select(User.id).where(User.name == "dora"))
+    cluster.agent_nodes.agents[mail].stop()
+    partial = client.delete(f"/api/v1/users/{dora_id}", headers=basic("root"))
+    assert partial.status_code == 503, partial.json
+    outcomes = {n["node"]: (n["outcome"], n["removed"]) for n in partial.json["nodes"]}
+    print("\nfirst delete:", outcomes)
+    assert outcomes["web1"] == ("applied", ["web domain dora.example.com"])
+    assert outcomes["mail1"][0] == "unavailable"
+    assert not (cluster.root(web) / "etc/nginx/hostfleet/dora/dora.example.com.conf").exists()
+    assert "dora:" not in (cluster.root(web) / "etc/passwd").read_text()
+    assert client.get(f"/api/v1/users/{dora_id}", headers=basic("root")).status_code == 200
+    cluster.agent_nodes.agents[mail].start()
+    from tests.conftest import listening_on, wait_until
+
+    wait_until(listening_on(cluster.agent_nodes.agents[mail].port), 15, what="the mail agent")
+    done = client.delete(f"/api/v1/users/{dora_id}", headers=basic("root"))
+    assert done.status_code == 200, done.json
+    outcomes = {n["node"]: (n["outcome"], sorted(n["removed"])) for n in done.json["nodes"]}
+    print("second delete:", outcomes)
+    assert outcomes == {"mail1": ("applied", ["domain name dora.example.org", "mail domain dora.example.net",
+                                              "mailbox me@dora.example.net"])}
+    assert "me@dora.example.net" not in (cluster.root(mail) / "etc/dovecot/hostfleet/passwd").read_text()
+    assert "dora:" not in (cluster.root(mail) / "etc/passwd").read_text()
+    assert client.get(f"/api/v1/users/{dora_id}", headers=basic("root")).status_code == 404
+
+
+def test_removing_a_role_with_data_is_refused(app, client, cluster, users):
+    """A role that holds data stays; an empty one goes with its OS account on that node."""
+    a = cluster.node("a", roles=("web",))
+    b = cluster.node("b", roles=("mail",))
+    users.make("root", admin=True)
+    cluster.user("rita", roles=("web", "mail"))
+    made = client.post("/api/v1/webdomains", json={"name": "rita.example.com"}, headers=basic("rita"))
+    assert made.status_code == 201
+    with app.app_context():
+        from app.extensions import db
+        from app.models import User
+
+        rita = db.session.scalar(select(User.id).where(User.name == "rita"))
+    refused = client.put(f"/api/v1/users/{rita}", json={"roles": ["mail"]}, headers=basic("root"))
+    assert refused.status_code == 409 and "roles" in refused.json["fields"]
+    dropped = client.put(f"/api/v1/users/{rita}", json={"roles": ["web"]}, headers=basic("root"))
+    assert dropped.status_code == 200 and dropped.json["location"] == {"web": "a", "dns": None, "mail": None}
+    assert "rita:" not in (cluster.root(b) / "etc/passwd").read_text()
+    assert "rita:" in (cluster.root(a) / "etc/passwd").read_text()
+    with app.app_context():
+        from app.services.userdata import users_holding
+
+        assert users_holding(a) == ["rita"] and users_holding(b) == []
