@@ -1,0 +1,224 @@
+"""The master's proxy overhead on user data, and the web-domain list page at 10,000 domains.
+
+Run: .venv/bin/python bench/proxy_bench.py [--calls 200] [--creates 50] [--domains 10000]
+
+1. One real agent on loopback (private root) and the master served over HTTP by a threaded
+   werkzeug server in this process, with a Bearer token (Basic auth would add an argon2 check,
+   about 0.1 s, to every call). p50/p99 of listing and creating a web domain through the master
+   (GET/POST /api/v1/webdomains) against the same calls made straight to the agent with the
+   pinned, signed client the master uses.
+2. The index alone: 10,000 web domains on 10 nodes; the time of the Web domains page (first and
+   last of 100 pages, as the admin) and of a user's page holding 1,000 of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+
+from tests.conftest import csrf_from, free_port, listening_on, redis_server_binary, wait_until  # noqa: E402
+from tests.userdata.conftest import seed_account_files  # noqa: E402
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds."""
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+def timed(action) -> float:
+    """Seconds one call takes."""
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
+    """A private redis-server (rate limits and the reconcile marker need one)."""
+    port = free_port()
+    proc = subprocess.Popen([redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir",
+                             str(workdir), "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(listening_on(port), 10, what="redis")
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def start_agent(home: Path) -> tuple[subprocess.Popen, dict]:
+    """A real agent process for one node, with the account files a Debian root has."""
+    from agent.config import initialize
+
+    port = free_port()
+    result = initialize(home / "agent.json", root=home / "root", state_dir=home / "state",
+                        secret_file=home / "secret", listen_host="127.0.0.1", listen_port=port, roles=["web"],
+                        hostnames=["localhost"], addresses=["127.0.0.1"], log_file=home / "agent.log")
+    seed_account_files(home / "root")
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "serve", "--config", str(home / "agent.json")],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(listening_on(port), 15, what="the agent")
+    return proc, {"port": port, "fingerprint": result["fingerprint"],
+                  "secret": (home / "secret").read_text().strip()}
+
+
+def serve(app) -> str:
+    """The master over HTTP in a thread; its base URL."""
+    from werkzeug.serving import make_server
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{port}"
+
+
+def proxy_overhead(app, tmp: Path, calls: int, creates: int) -> None:
+    """List and create through the master and straight to the agent; print p50/p99 of each."""
+    from agent.client import AgentClient
+    from app.extensions import db
+    from app.models import Node, NodeState, UserLevel
+    from app.services import accounts
+    from app.services.collector import collect_stats
+    from app.services.nodes import change_state, create_node
+    from app.services.users import make_user
+
+    agent, facts = start_agent(tmp / "n1")
+    try:
+        with app.app_context():
+            node = create_node("n1", "127.0.0.1", roles=["web"], reason="bench", agent_port=facts["port"],
+                               agent_secret=facts["secret"], cert_fingerprint=facts["fingerprint"])
+            db.session.flush()
+            change_state(node, NodeState.READY, "bench")
+            db.session.commit()
+            collect_stats()
+            user = make_user("bench", "a bench password", roles=("web",), level=UserLevel.USER)
+            token = accounts.create_token(user, "bench")[1]
+        base = serve(app)
+        master = requests.Session()
+        master.headers["Authorization"] = f"Bearer {token}"
+        direct = AgentClient(f"https://127.0.0.1:{facts['port']}", facts["secret"], facts["fingerprint"],
+                             timeout=(3.05, 30))
+        for i in range(20):
+            master.post(base + "/api/v1/webdomains", json={"name": f"seed{i}.example.com"}).raise_for_status()
+        for _ in range(10):
+            master.get(base + "/api/v1/webdomains").raise_for_status()
+            direct.get("/v1/webdomains")
+        results = {"list via master": [], "list direct": [], "create via master": [], "create direct": []}
+        for _ in range(calls):
+            results["list via master"].append(timed(lambda: master.get(base + "/api/v1/webdomains").raise_for_status()))
+            results["list direct"].append(timed(lambda: direct.get("/v1/webdomains")))
+        for i in range(creates):
+            body = {"name": f"m{i}.example.com"}
+            results["create via master"].append(
+                timed(lambda b=body: master.post(base + "/api/v1/webdomains", json=b).raise_for_status()))
+            body = {"name": f"d{i}.example.com", "owner": "bench"}
+            results["create direct"].append(timed(lambda b=body: direct.post("/v1/webdomains", json=b)))
+        print(f"\nproxy overhead: {calls} lists (20-{20 + 2 * creates} domains), {creates} creates each way")
+        print(f"{'call':<22} {'p50 ms':>8} {'p99 ms':>8}")
+        for label, samples in results.items():
+            p50, p99 = percentiles(samples)
+            print(f"{label:<22} {p50:8.2f} {p99:8.2f}")
+        for what in ("list", "create"):
+            via = percentiles(results[f"{what} via master"])[0]
+            straight = percentiles(results[f"{what} direct"])[0]
+            print(f"{what + ' overhead (p50)':<22} {via - straight:8.2f}")
+    finally:
+        agent.terminate()
+        agent.wait(10)
+
+
+def list_page_at_scale(app, domains: int, nodes: int) -> None:
+    """The Web domains page with `domains` index rows spread over `nodes` nodes (no agent asked)."""
+    from sqlalchemy import insert
+
+    from app.extensions import db
+    from app.models import Node, User, UserLevel, WebDomainIndex
+    from app.services import accounts
+
+    with app.app_context():
+        node_ids = []
+        for i in range(nodes):
+            node = Node(name=f"scale{i}", address=f"198.18.0.{i + 10}", roles=["web"], state="ready")
+            db.session.add(node)
+            db.session.flush()
+            node_ids.append(node.id)
+        owners = [accounts.create_user(f"owner{i}", "a bench password", UserLevel.USER).id for i in range(10)]
+        accounts.create_user("scaleadmin", "a bench password", UserLevel.ADMIN)
+        rows = [{"name": f"site{i:05d}.example.com", "owner_id": owners[i % len(owners)],
+                 "node_id": node_ids[i % nodes]} for i in range(domains)]
+        db.session.execute(insert(WebDomainIndex), rows)
+        db.session.commit()
+        per_user = db.session.query(WebDomainIndex).filter_by(owner_id=owners[0]).count()
+        assert db.session.query(User).count() >= 11
+
+    def session(name: str):
+        client = app.test_client()
+        page = client.get("/login")
+        client.post("/login", data={"username": name, "password": "a bench password",
+                                    "csrf_token": csrf_from(page.text)})
+        return client
+
+    admin, user = session("scaleadmin"), session("owner0")
+    last = (domains + 99) // 100
+    cases = {
+        f"admin, page 1 of {last}": (admin, "/domains/web"),
+        f"admin, page {last} of {last}": (admin, f"/domains/web?page={last}"),
+        f"user with {per_user}, page 1": (user, "/domains/web"),
+        "admin, HTMX table only": (admin, "/domains/web"),
+    }
+    print(f"\nweb-domain list page: {domains} domains on {nodes} nodes (index only, 100 per page)")
+    print(f"{'page':<28} {'p50 ms':>8} {'p99 ms':>8}")
+    for label, (client, path) in cases.items():
+        headers = {"HX-Request": "true"} if "HTMX" in label else {}
+        for _ in range(5):
+            assert client.get(path, headers=headers).status_code == 200
+        samples = [timed(lambda c=client, p=path, h=headers: c.get(p, headers=h)) for _ in range(50)]
+        p50, p99 = percentiles(samples)
+        print(f"{label:<28} {p50:8.2f} {p99:8.2f}")
+
+
+def main() -> None:
+    """Start Redis, the app on a fresh SQLite database, and run both measurements."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--creates", type=int, default=50)
+    parser.add_argument("--domains", type=int, default=10_000)
+    parser.add_argument("--nodes", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        redis, redis_url = start_redis(tmp)
+        try:
+            from flask_migrate import upgrade
+
+            from app import create_app
+            from app.config import TestConfig
+
+            (tmp / "data").mkdir()
+            os.environ.pop("TEST_DATABASE_URL", None)
+            app = create_app(TestConfig(tmp / "data", redis_url))
+            app.config["TESTING"] = False
+            with app.app_context():
+                upgrade()
+            import logging
+
+            logging.getLogger("app").setLevel(logging.WARNING)
+            proxy_overhead(app, tmp, args.calls, args.creates)
+            list_page_at_scale(app, args.domains, args.nodes)
+        finally:
+            redis.terminate()
+            redis.wait(10)
+
+
+if __name__ == "__main__":
+    main()
