@@ -302,9 +302,10 @@ def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) 
 
     # Nothing confirmed (or the lock was lost): the master keeps its list. A desync this request
     # added is dropped only where the node certainly did not take the new list: it was not sent
-    # one, or its agent answered with a refusal (and restored its files).
+    # one, or its agent answered with a refusal (and restored its files). Not after a lost lease:
+    # another request may hold the list now, and some of those desyncs may be its own.
     untouched = [nid for nid, kind in kinds.items() if kind in ("not_sent", "refused") and nid not in prior]
-    if untouched:
+    if untouched and not lease.lost:
         db.session.execute(delete(Desync).where(Desync.list == name, Desync.node_id.in_(untouched)))
     if applied:
         reason = "the list's lock was lost" if lease.lost else "the master's list changed under this request"
