@@ -150,6 +150,9 @@ def change_roles(node: Node, roles: list[str], *, user_id: int | None) -> Operat
     register_desync(node, "roles")
     register_desync(node, "software")
     _note(node, f"roles changed from {', '.join(before) or 'none'} to {', '.join(roles) or 'none'}")
+    if node.state in (NodeState.READY.value, NodeState.SYNCING.value):
+        # Pending roles/software imply `installing`; say so now rather than at the next poll.
+        node_service.change_state(node, NodeState.INSTALLING, "roles changed: the role synchronizer runs")
     db.session.commit()
     return operations.start_operation("node_roles", f"Apply roles on {node.name}", apply_roles, user_id=user_id,
                                       targets=[node], params={"node_id": node.id})

@@ -207,7 +207,10 @@ def test_roles_change_installs_and_stops(lab_panel, nodes):
     node = _ready_node(lab_panel, "api1")
     changed = lab_panel.request("PATCH", f"/api/v1/nodes/{node['id']}", {"roles": ["dns"]})
     assert changed.status_code == 202, changed.text
+    assert changed.json()["node"]["state"] == "installing"
+    assert lab_panel.wait_operation(changed.json()["operation"]["id"])["status"] == "succeeded"
     lab_panel.wait_state(node["id"], "ready", timeout=600)
+    assert lab_panel.setup(node["id"])["software"]["roles"] == ["dns"]
     assert nodes[0].exec("systemctl is-active nginx", check=False).stdout.strip() != "active"
     assert nodes[0].exec("systemctl is-active named", check=False).stdout.strip() == "active"
     flags = lab_panel.request("PATCH", f"/api/v1/nodes/{node['id']}", {"maintenance": True})
