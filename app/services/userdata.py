@@ -73,9 +73,9 @@ KINDS = {
     "mailboxes": Kind("mailboxes", "mailbox", MailboxIndex, "mail", "/v1/mailboxes", "address"),
 }
 CREATE_FIELDS = {
-    "webdomains": ("name", "aliases", "owner", "php", "docroot"),
+    "webdomains": ("name", "aliases", "owner", "php", "docroot", "dns"),
     "domains": ("name", "owner", "ip", "nameservers", "records"),
-    "maildomains": ("name", "owner"),
+    "maildomains": ("name", "owner", "dns"),
     "mailboxes": ("address", "password", "quota_mb"),
 }
 UPDATE_FIELDS = {"webdomains": ("aliases", "php", "docroot"), "mailboxes": ("password", "quota_mb")}
@@ -160,6 +160,10 @@ def agent_failure(node: Node, exc: AgentError, what: str) -> UserDataError:
     payload = exc.payload if isinstance(exc.payload, dict) else {}
     if exc.kind == "http" and exc.status is not None and exc.status < 500 and exc.status != 422:
         return UserDataError(exc.status, payload.get("error") or str(exc), payload.get("fields") or {})
+    if exc.kind == "http" and exc.status == 422:
+        # The service's own checker (nginx -t, named-checkzone...) refused the result; the node rolled back.
+        return UserDataError(422, f"Node {node.name} refused the change for {what}: {payload.get('error') or exc}; "
+                                  "nothing was changed.", payload.get("fields") or {})
     if exc.kind == "http":
         return UserDataError(502, f"Node {node.name} refused the change for {what}: "
                                   f"{payload.get('error') or exc}; nothing was changed.")
@@ -274,6 +278,7 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     """Validate, send to the holding node, then index; returns the agent's record with the index id."""
     kind = KINDS[kind_name]
     data = object_body(data, CREATE_FIELDS[kind_name])
+    with_dns = validated(v.boolean, data.pop("dns", False), "dns")
     if kind_name == "mailboxes":
         body, owner, node = _mailbox_body(actor, data)
     else:
@@ -291,7 +296,49 @@ def create(kind_name: str, actor: User, data: object) -> dict:
         db.session.add(row)
     end_write(pending)
     log.info("created %s %s for %s on node %s", kind.label, name, owner.name, node.name)
-    return _shape(kind_name, result, row)
+    shaped = _shape(kind_name, result, row)
+    if with_dns:
+        shaped["dns"] = zone_records_for(owner, name, node, mail=kind_name == "maildomains")
+    return shaped
+
+
+def zone_records_for(owner: User, host: str, node: Node, mail: bool) -> dict:
+    """DNS for a new web or mail domain: records in the owner's zone holding the name, or a new zone.
+
+    A web domain gets an A/AAAA record to its node; a mail domain `mail.<name>` to its node and an
+    MX to that. The domain itself is kept whatever happens here; the answer says what was done.
+    """
+    from app.services.users import account_of
+
+    account = account_of(owner)
+    if "dns" not in ((account.roles if account else None) or []):
+        return {"skipped": f"{owner.name} does not have the dns role"}
+    try:
+        address = v.ip_address(node.address, "address")
+    except v.ValidationError:
+        return {"skipped": f"node {node.name}'s address {node.address} is not an IP address"}
+    family = "AAAA" if ":" in address else "A"
+    zones = db.session.scalars(select(DomainIndex).where(DomainIndex.owner_id == owner.id)).all()
+    holding = max((z for z in zones if host == z.name or host.endswith("." + z.name)),
+                  key=lambda z: len(z.name), default=None)
+    try:
+        if holding is None:
+            extra = ([{"name": "mail", "type": family, "value": address},
+                      {"name": "@", "type": "MX", "value": f"mail.{host}.", "priority": 10}] if mail else [])
+            zone = create("domains", owner, {"name": host, "owner": owner.name, "ip": address, "records": extra})
+            return {"zone": zone["name"], "created_zone": True, "records": len(zone.get("records", []))}
+        relative = "@" if host == holding.name else host[: -len(holding.name) - 1]
+        if mail:
+            mail_host = "mail" if relative == "@" else f"mail.{relative}"
+            records = [{"name": mail_host, "type": family, "value": address},
+                       {"name": relative, "type": "MX", "value": f"mail.{host}.", "priority": 10}]
+        else:
+            records = [{"name": relative, "type": family, "value": address}]
+        for record in records:
+            add_record(owner, holding.id, record)
+        return {"zone": holding.name, "created_zone": False, "records": len(records)}
+    except UserDataError as exc:
+        return {"error": exc.message}
 
 
 def _validate_new(kind_name: str, data: dict, owner: User) -> dict:

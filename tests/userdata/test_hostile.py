@@ -46,7 +46,7 @@ def legitimate(field: str, value: object, api: bool) -> bool:
         return len(value) >= 8 and not any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value)
     if field in BLANK_MEANS_UNSET and (value is None or (isinstance(value, str) and not value.strip())):
         return True
-    if field in ("php", "active") and isinstance(value, bool):
+    if field in ("php", "active", "dns") and isinstance(value, bool):
         return True
     if field == "docroot" and isinstance(value, str):
         return all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", p) and p != ".." for p in value.split("/"))
@@ -123,7 +123,7 @@ _api("users.create", "root", "POST", "/api/v1/users",
 _api("users.update", "root", "PUT", "/api/v1/users/{alice}", lambda i: {},
      ("password", "level", "roles", "limits", "nodes", "active"), wrapped=("roles",))
 _api("webdomains.create", "alice", "POST", "/api/v1/webdomains",
-     lambda i: {"name": f"w{i}.example.com", "php": False}, ("name", "aliases", "owner", "php", "docroot"),
+     lambda i: {"name": f"w{i}.example.com", "php": False}, ("name", "aliases", "owner", "php", "docroot", "dns"),
      wrapped=("aliases",))
 _api("webdomains.create_as_admin", "root", "POST", "/api/v1/webdomains",
      lambda i: {"name": f"a{i}.example.com", "owner": "alice"}, ("owner",))
@@ -137,7 +137,7 @@ _api("records.create", "alice", "POST", "/api/v1/domains/{zone}/records",
 _api("records.update", "alice", "PUT", "/api/v1/domains/{zone}/records/{record}",
      lambda i: {"value": "192.0.2.4"}, ("name", "type", "value", "ttl", "priority"))
 _api("maildomains.create", "alice", "POST", "/api/v1/maildomains", lambda i: {"name": f"m{i}.example.net"},
-     ("name", "owner"))
+     ("name", "owner", "dns"))
 _api("mailboxes.create", "alice", "POST", "/api/v1/mailboxes",
      lambda i: {"address": f"box{i}@example.net", "password": "a long password", "quota_mb": 10},
      ("address", "password", "quota_mb"))

@@ -92,3 +92,22 @@ def test_mailbox_password_hashed_on_the_node_only(app, client, cluster, one_node
     assert refused.status_code == 409 and "info@example.net" in refused.json["error"]
     assert client.delete(f"/api/v1/mailboxes/{box.json['id']}", headers=headers).status_code == 204
     assert client.delete(f"/api/v1/maildomains/{domain.json['id']}", headers=headers).status_code == 204
+
+
+def test_web_and_mail_domains_create_their_dns_records(client, cluster, one_node):
+    """dns=true: a new zone for a new name; records in the owner's zone for a name inside it."""
+    headers = basic("alice")
+    web = client.post("/api/v1/webdomains", json={"name": "example.info", "dns": True}, headers=headers)
+    assert web.status_code == 201 and web.json["dns"] == {"zone": "example.info", "created_zone": True,
+                                                          "records": 4}, web.json
+    blog = client.post("/api/v1/webdomains", json={"name": "blog.example.info", "dns": True}, headers=headers)
+    assert blog.json["dns"] == {"zone": "example.info", "created_zone": False, "records": 1}
+    mail = client.post("/api/v1/maildomains", json={"name": "example.info", "dns": True}, headers=headers)
+    assert mail.json["dns"] == {"zone": "example.info", "created_zone": False, "records": 2}
+    zone = (cluster.root(one_node) / "etc/bind/hostfleet/example.info.zone").read_text()
+    assert "blog 3600 IN A 127.0.0.1" in zone and "@ 3600 IN MX 10 mail.example.info." in zone
+    zone_id = client.get("/api/v1/domains", headers=headers).json["items"][0]["id"]
+    records = {(r["name"], r["type"], r["value"]) for r in
+               client.get(f"/api/v1/domains/{zone_id}/records", headers=headers).json["items"]}
+    assert {("blog", "A", "127.0.0.1"), ("mail", "A", "127.0.0.1"),
+            ("@", "MX", "10 mail.example.info.")} <= records

@@ -5,9 +5,9 @@ from marshmallow import Schema, fields
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 
 
-def _bool():
+def _bool(**kwargs):
     """A JSON true or false only (no "yes", "1" or 0)."""
-    return fields.Boolean(truthy={True}, falsy={False})
+    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
 
 
 def _int(**kwargs):
@@ -88,6 +88,8 @@ class IndexedSchema(Schema):
     owner = fields.String(required=True)
     node = fields.String(required=True)
     available = fields.Boolean(metadata={"description": "false when the holding node did not answer the listing"})
+    dns = fields.Dict(metadata={"description": "what a create with dns=true did: zone, created_zone, records, "
+                                               "or error / skipped"})
 
 
 class WebDomainInSchema(Schema):
@@ -98,6 +100,8 @@ class WebDomainInSchema(Schema):
     owner = fields.String(metadata={"description": "the owner's user name; administrators only"})
     php = _bool()
     docroot = fields.String(metadata={"description": "relative to the owner's home; default www/<name>"})
+    dns = _bool(load_only=True, metadata={"description": "also create DNS records in the owner's zone "
+                                                         "(or a new zone) pointing at the web node"})
 
 
 class WebDomainSchema(IndexedSchema):
@@ -160,6 +164,7 @@ class MailDomainInSchema(Schema):
 
     name = fields.String()
     owner = fields.String()
+    dns = _bool(load_only=True, metadata={"description": "also create mail.<name> and an MX record"})
 
 
 class MailDomainSchema(IndexedSchema):

@@ -123,8 +123,9 @@ def _register(kind: str, in_schema, out_schema, list_schema, can_update: bool) -
         func.__name__ = f"{func.__name__.split('_')[0]}_{kind}"
         func.__doc__ = doc
     blp.route(f"/{kind}")(blp.response(200, list_schema)(_errors(401)(list_items)))
+    refusals = _errors(400, 401, 404, 409, 422, 502, 503, 504)
     blp.route(f"/{kind}", methods=["POST"])(
-        blp.arguments(in_schema)(blp.response(201, out_schema)(_errors(400, 401, 404, 409, 502, 503)(create_item))))
+        blp.arguments(in_schema)(blp.response(201, out_schema)(refusals(create_item))))
     blp.route(f"/{kind}/<int:item_id>")(blp.response(200, out_schema)(_errors(401, 404, 503)(show_item)))
     if can_update:
         blp.route(f"/{kind}/<int:item_id>", methods=["PUT"])(

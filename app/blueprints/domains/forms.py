@@ -42,10 +42,12 @@ class WebDomainForm(OwnerMixin, FlaskForm):
     aliases = StringField("Aliases (space or comma separated)")
     php = BooleanField("PHP")
     docroot = StringField("Document root (below the owner's home; default www/<name>)")
+    dns = BooleanField("Create its DNS records", default=True)
 
     def payload(self, admin: bool) -> dict:
         """The API body this form stands for."""
-        data = {"name": self.name.data or "", "aliases": words(self.aliases.data), "php": bool(self.php.data)}
+        data = {"name": self.name.data or "", "aliases": words(self.aliases.data), "php": bool(self.php.data),
+                "dns": bool(self.dns.data)}
         if self.docroot.data:
             data["docroot"] = self.docroot.data
         if admin:

@@ -32,6 +32,17 @@ def listing(kind: str) -> dict:
     return {"rows": rows, "total": total, "page_no": page, "pages": max((total + PER_PAGE - 1) // PER_PAGE, 1)}
 
 
+def dns_note(created: dict) -> str:
+    """What the DNS part of a create did, for the flash message."""
+    dns = created.get("dns")
+    if not dns:
+        return ""
+    if "error" in dns or "skipped" in dns:
+        return f" DNS records were not made: {dns.get('error') or dns.get('skipped')}"
+    where = f"new zone {dns['zone']}" if dns["created_zone"] else f"zone {dns['zone']}"
+    return f" DNS: {dns['records']} records in {where}."
+
+
 def failed(exc: UserDataError) -> None:
     """A refusal with no form to show it under (a delete): flash it, or 404 for data the caller cannot see."""
     if exc.status == 404:
@@ -48,7 +59,7 @@ def webdomains():
     if form.validate_on_submit():
         try:
             created = userdata.create("webdomains", current_user, form.payload(current_user.is_admin))
-            flash(f"Web domain {created['name']} is live on {created['node']}.")
+            flash(f"Web domain {created['name']} is live on {created['node']}.{dns_note(created)}")
             return redirect(url_for("domains.webdomains"))
         except UserDataError as exc:
             show_errors(form, exc)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, PasswordField, StringField
+from wtforms import BooleanField, IntegerField, PasswordField, StringField
 from wtforms.validators import Optional
 
 
@@ -12,10 +12,11 @@ class MailDomainForm(FlaskForm):
 
     name = StringField("Domain name")
     owner = StringField("Owner (user name)")
+    dns = BooleanField("Create its MX and mail.<domain> records", default=True)
 
     def payload(self, admin: bool) -> dict:
         """The API body this form stands for."""
-        data = {"name": self.name.data or ""}
+        data = {"name": self.name.data or "", "dns": bool(self.dns.data)}
         if admin:
             data["owner"] = self.owner.data or ""
         return data

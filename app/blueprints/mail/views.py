@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from app.blueprints.domains.forms import show_errors
-from app.blueprints.domains.views import failed, listing
+from app.blueprints.domains.views import dns_note, failed, listing
 from app.blueprints.mail.forms import MailboxEditForm, MailboxForm, MailDomainForm
 from app.htmx import render
 from app.services import userdata
@@ -29,7 +29,7 @@ def domains():
     if form.validate_on_submit():
         try:
             created = userdata.create("maildomains", current_user, form.payload(current_user.is_admin))
-            flash(f"Mail domain {created['name']} receives mail on {created['node']}.")
+            flash(f"Mail domain {created['name']} receives mail on {created['node']}.{dns_note(created)}")
             return redirect(url_for("mail.domains"))
         except UserDataError as exc:
             show_errors(form, exc)
