@@ -599,6 +599,10 @@ def reconcile_after_poll(node_ids: list[int]) -> dict[int, dict | str]:
             db.session.rollback()
             results[node_id] = f"not reconciled: {exc}"
             log.warning("could not reconcile the index of node %s: %s", node.name, exc)
+        except Exception as exc:  # noqa: BLE001  (one node's odd answer must not stop the collector)
+            db.session.rollback()
+            results[node_id] = f"not reconciled: {exc!r}"
+            log.exception("could not reconcile the index of node %s", node_id)
     return results
 
 

@@ -93,3 +93,28 @@ def test_crash_after_agent_confirmed_is_repaired_by_the_next_poll(app, client, c
         from app.models import PendingWrite
 
         assert db.session.scalars(select(PendingWrite)).all() == []
+
+
+def test_full_reconcile_follows_changes_made_on_the_node(app, client, cluster, one_node):
+    """Data added or removed on the node behind the master's back shows up after the periodic full pass."""
+    from app.extensions import db
+    from app.models import Node
+    from app.queues import redis_connection
+    from app.services.nodes import agent_client
+
+    headers = basic("alice")
+    gone = client.post("/api/v1/maildomains", json={"name": "gone.example.net"}, headers=headers).json
+    with app.app_context():
+        agent = agent_client(db.session.get(Node, one_node))
+        agent.post("/v1/webdomains", json={"name": "side.example.com", "owner": "alice"})
+        agent.delete("/v1/maildomains/gone.example.net")
+    cluster.poll()
+    assert [i["name"] for i in client.get("/api/v1/webdomains", headers=headers).json["items"]] == []
+    stale = client.get(f"/api/v1/maildomains/{gone['id']}", headers=headers)
+    assert stale.status_code == 404, "the index still has it; the node says it is gone"
+    with app.app_context():
+        redis_connection().delete("hostfleet:userdata:full-reconcile")
+    cluster.poll()
+    assert [(i["name"], i["owner"]) for i in client.get("/api/v1/webdomains", headers=headers).json["items"]] == [
+        ("side.example.com", "alice")]
+    assert client.get("/api/v1/maildomains", headers=headers).json["items"] == []
