@@ -238,6 +238,21 @@ true
 def reset(node) -> None:
     """Take a lab node back to a fresh server: no agent, no ispmaster, no role packages."""
     node.exec(RESET_NODE, timeout=300)
+    wait_for_sshd(node)
+
+
+def wait_for_sshd(node, timeout: float = 30) -> None:
+    """sshd re-executes itself on reload and refuses connections for a moment: wait for its banner."""
+    import socket
+
+    def banner():
+        try:
+            with socket.create_connection((node.address, 22), timeout=2) as sock:
+                return sock.recv(64).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    wait_until(banner, timeout, interval=0.2, what=f"sshd on {node.name} to answer")
 
 
 def unowned_synchronizers() -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from agent.client import AgentClient
-from tests.cluster.labpanel import LabPanel, reset
+from tests.cluster.labpanel import LabPanel, reset, wait_for_sshd
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -49,6 +49,7 @@ def test_clear_errors_and_nothing_stored(lab_panel, nodes):
     assert "password" in wrong.json()["fields"] and "wrong" in wrong.json()["error"]
 
     node.exec("printf 'PermitRootLogin no\\n' > /etc/ssh/sshd_config.d/00-hostfleet-test.conf && systemctl reload ssh")
+    wait_for_sshd(node)
     try:
         refused = lab_panel.add(node, "no-root-login")
         assert refused.status_code == 422, refused.text
@@ -56,12 +57,14 @@ def test_clear_errors_and_nothing_stored(lab_panel, nodes):
         # Root may log in, but not the UID 0 admin user the master will use: step 1 says what to change.
         node.exec("printf 'PermitRootLogin no\\nMatch User root\\n  PermitRootLogin yes\\n' "
                   "> /etc/ssh/sshd_config.d/00-hostfleet-test.conf && systemctl reload ssh")
+        wait_for_sshd(node)
         match = lab_panel.add(node, "no-admin-login")
         assert match.status_code == 422, match.text
         assert "`PermitRootLogin no` for the master's connections" in match.json()["error"]
         assert "Change it to `PermitRootLogin prohibit-password`" in match.json()["error"]
     finally:
         node.exec("rm -f /etc/ssh/sshd_config.d/00-hostfleet-test.conf && systemctl reload ssh")
+        wait_for_sshd(node)
 
     started = time.monotonic()
     unreachable = lab_panel.add(node, "nowhere", address="198.18.0.250")
@@ -223,6 +226,7 @@ def test_changed_host_key_stops_the_next_connection(lab_panel, nodes):
     keys = nodes[2]
     keys.exec("mkdir -p /root/hostkeys-backup && cp -a /etc/ssh/ssh_host_* /root/hostkeys-backup/ && "
               "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A -q && systemctl restart ssh")
+    wait_for_sshd(keys)
     try:
         update = lab_panel.request("POST", f"/api/v1/nodes/{node['id']}/update-agent")
         assert update.status_code == 202
@@ -232,6 +236,7 @@ def test_changed_host_key_stops_the_next_connection(lab_panel, nodes):
     finally:
         keys.exec("cp -a /root/hostkeys-backup/ssh_host_* /etc/ssh/ && rm -rf /root/hostkeys-backup && "
                   "systemctl restart ssh")
+        wait_for_sshd(keys)
     assert lab_panel.node(node["id"])["state"] == "ready"
 
 
