@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from agent import API_VERSION, __version__, liststate
+from agent import API_VERSION, __version__
 from agent.config import AgentConfig
 
 ROLE_PACKAGES: dict[str, list[str]] = {
@@ -137,5 +137,4 @@ def collect(config: AgentConfig, started_at: float, checker: RoleChecker) -> dic
         "disk": disk_usage(str(config.root)),
         "roles": checker.roles(config.roles),
         "software": software,
-        "lists": liststate.read_all(config.state_dir),
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import subprocess
 import threading
@@ -27,6 +29,25 @@ _env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+# While set, apply_files only tells whether the files differ from what would be written.
+_dry_run = contextvars.ContextVar("dry_run", default=False)
+
+
+def dry_run() -> bool:
+    """True inside a drift check: compute what would change, change nothing."""
+    return _dry_run.get()
+
+
+@contextlib.contextmanager
+def comparing_only():
+    """Run operations so that they only report whether anything would change."""
+    token = _dry_run.set(True)
+    try:
+        yield
+    finally:
+        _dry_run.reset(token)
 
 
 class OpError(Exception):
@@ -136,6 +157,8 @@ def apply_files(
     deletes = [p for p in current if p not in desired]
     if not writes and not deletes:
         return Result()
+    if dry_run():
+        return Result(changed=True)
     services = list(services)
     journal = journal_path(config)
     with OP_LOCK:
@@ -260,6 +283,16 @@ def replace_list(
             fsutil.atomic_write(Path(config.state_dir) / "lists" / f"{name}.json", body, 0o600)
             liststate.record(Path(config.state_dir), name, version, content_hash)
     return {"name": name, "version": version, "hash": content_hash, "changed": result.changed}
+
+
+def drifted(config, name: str, apply_rows: Callable[[object, list[dict]], Result]) -> bool:
+    """True when the node's live files no longer match the list it recorded (edited behind its back)."""
+    try:
+        with comparing_only():
+            return apply_rows(config, load_list_rows(config, name)).changed
+    except (ValidationError, OpError):
+        # The recorded rows cannot be rendered here any more (a user gone, say): a re-push decides.
+        return True
 
 
 def read_list(config, name: str) -> dict:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import subprocess
 from collections.abc import Iterable
+from pathlib import Path
 
 from agent import fsutil
 from agent import validation as v
@@ -82,6 +85,9 @@ def _match_text(rule: dict) -> str:
     return "".join(part + " " for part in parts)
 
 
+LIVE_STATE = "firewall-loaded.sha256"
+
+
 def render(rules: list[dict]) -> bytes:
     """The nft script for the rules, in list order."""
     return apply.render(
@@ -100,7 +106,33 @@ def apply_rules(config, rows: list[dict], masters: Iterable[str] = ()) -> apply.
     def check(_written: dict) -> None:
         apply.run_checker("firewall", ["nft", "-c", "-f", str(path)])
 
-    return apply.apply_files(config, {path: render(rules)}, current, check, ["firewall"])
+    result = apply.apply_files(config, {path: render(rules)}, current, check, ["firewall"])
+    if not config.reload_commands.get("firewall"):
+        return result
+    # The loaded table can change without the file (`nft flush table inet hostfleet`): compare the
+    # kernel's table with the one recorded after the last load, and load the file again if it differs.
+    recorded = fsutil.read_or_none(Path(config.state_dir) / LIVE_STATE)
+    live = loaded_table_digest()
+    if apply.dry_run():
+        return apply.Result(changed=result.changed or recorded != live)
+    if not result.changed and recorded == live:
+        return result
+    if not result.changed:
+        with apply.OP_LOCK:
+            apply.reload_service(config, "firewall")
+        result = apply.Result(changed=True)
+    fsutil.atomic_write(Path(config.state_dir) / LIVE_STATE, loaded_table_digest(), 0o600)
+    return result
+
+
+def loaded_table_digest() -> bytes:
+    """SHA-256 of `nft list table inet hostfleet` as the kernel holds it now (empty if absent)."""
+    try:
+        proc = subprocess.run(["nft", "list", "table", "inet", "hostfleet"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return hashlib.sha256(b"").hexdigest().encode()
+    listing = proc.stdout if proc.returncode == 0 else b""
+    return hashlib.sha256(listing).hexdigest().encode()
 
 
 def replace(config, version: int, content_hash: str, rows: list, masters: Iterable[str] = ()):

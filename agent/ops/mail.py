@@ -192,6 +192,8 @@ def _commit(config, **changes) -> apply.Result:
     }
     result = apply_state(config, clean["domains"], clean["mailboxes"], clean["whitelist"],
                          clean["blacklist"])
+    if apply.dry_run():
+        return result
     if "domains" in changes:
         apply.save_records(config, DOMAINS_KIND, state["domains"])
     if "mailboxes" in changes:
@@ -199,15 +201,18 @@ def _commit(config, **changes) -> apply.Result:
     return result
 
 
+def apply_senders(config, which: str, rows: list) -> apply.Result:
+    """Make the whitelist or blacklist file hold these rows (checked, reloaded); idempotent."""
+    apply.validate_rows(rows, validate_sender_row)
+    return _commit(config, **{which: rows})
+
+
 def replace_senders(config, which: str, version: int, content_hash: str, rows: list) -> dict:
     """PUT /v1/lists/mail_whitelist|mail_blacklist: full replace, recorded version and hash."""
-    name = SENDER_LISTS[which]
-
-    def apply_rows(cfg, raw_rows):
-        apply.validate_rows(raw_rows, validate_sender_row)
-        return _commit(cfg, **{which: raw_rows})
-
-    return apply.replace_list(config, name, version, content_hash, rows, apply_rows)
+    return apply.replace_list(
+        config, SENDER_LISTS[which], version, content_hash, rows,
+        lambda cfg, raw_rows: apply_senders(cfg, which, raw_rows),
+    )
 
 
 def list_domains(config) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
+from agent import liststate
 from agent.ops import apply, cron, firewall, mail
 from agent.validation import ValidationError
 
@@ -18,6 +19,24 @@ REPLACE = {
     "mail_whitelist": lambda config, *args: mail.replace_senders(config, "whitelist", *args),
     "mail_blacklist": lambda config, *args: mail.replace_senders(config, "blacklist", *args),
 }
+
+# Each list's rows → files operation, used to tell whether the files still match the recorded list.
+APPLY_ROWS = {
+    "firewall": firewall.apply_rules,
+    "scheduler": cron.apply_entries,
+    "mail_whitelist": lambda config, rows: mail.apply_senders(config, "whitelist", rows),
+    "mail_blacklist": lambda config, rows: mail.apply_senders(config, "blacklist", rows),
+}
+DRIFT_HASH = "drift"
+
+
+def held_lists(config) -> dict[str, dict]:
+    """Each list's recorded version and hash; the hash reads "drift" where the live files differ."""
+    held = liststate.read_all(config.state_dir)
+    for name, state in held.items():
+        if name in APPLY_ROWS and apply.drifted(config, name, APPLY_ROWS[name]):
+            held[name] = {**state, "hash": DRIFT_HASH}
+    return held
 
 
 def json_errors(blueprint: Blueprint) -> None:

@@ -2,6 +2,7 @@
 
 from flask import Blueprint, current_app, jsonify
 
+from agent.routes.lists import held_lists
 from agent.stats import RoleChecker, collect
 
 bp = Blueprint("stats", __name__, url_prefix="/v1")
@@ -12,4 +13,7 @@ _role_checker = RoleChecker()
 def show():
     """Versions, load, memory, disk, role packages and list versions of this node."""
     config = current_app.config["AGENT_CONFIG"]
-    return jsonify(collect(config, current_app.config["STARTED_AT"], _role_checker))
+    document = collect(config, current_app.config["STARTED_AT"], _role_checker)
+    # A list edited behind the agent's back reports a hash the master cannot match: it re-pushes.
+    document["lists"] = held_lists(config)
+    return jsonify(document)

