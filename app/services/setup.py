@@ -659,6 +659,11 @@ def bootstrap(data: NodeInput, data_dir: Path, log: Callable[[str], None]) -> st
         log(f"step 1/8 {STEPS[0]}: {step_check_os(s)}")
         log(f"step 2/8 {STEPS[1]}: {step_create_admin(s)}")
         log(f"step 3/8 {STEPS[2]}: {step_register_key(s, master_public_key(data_dir))}")
+    except SetupError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an odd answer from the node is its error, never a 500
+        raise SetupError(f"{data.address} answered unexpectedly during steps 1-3: {type(exc).__name__}: {exc}",
+                         field="address") from None
     finally:
         conn.close()
     # Proves the next connections work before the credential is forgotten.

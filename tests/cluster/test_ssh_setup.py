@@ -154,3 +154,12 @@ def test_private_key_login_for_the_bootstrap(app, sshd):
     with app.app_context():
         setup.bootstrap(node_input(sshd, password=None, private_key=key), app.config["DATA_DIR"], lambda _l: None)
     assert ("root", "publickey") in sshd.node.auth_attempts
+
+
+def test_an_odd_answer_is_a_clear_error_not_a_crash(app, sshd):
+    """A node whose shell answers something unexpected gives a SetupError naming the address."""
+    original = sshd.node.run
+    sshd.node.run = lambda command, stdin: (0, "", "") if "SSH_CONNECTION" in command else original(command, stdin)
+    with app.app_context(), pytest.raises(setup.SetupError) as caught:
+        setup.bootstrap(node_input(sshd), app.config["DATA_DIR"], lambda _line: None)
+    assert caught.value.field == "address" and "answered unexpectedly" in caught.value.message
