@@ -139,6 +139,28 @@ def write_config(path: str | os.PathLike, **fields_: object) -> AgentConfig:
     return config
 
 
+# What a Debian root holds before any account is added; shadow-utils needs these files to exist.
+BASE_ACCOUNT_FILES = {
+    "passwd": "root:x:0:0:root:/root:/bin/bash\n",
+    "group": "root:x:0:\n",
+    "shadow": "root:*:19000:0:99999:7:::\n",
+    "gshadow": "root:*::\n",
+}
+
+
+def seed_account_files(root: Path) -> None:
+    """Give a private root prefix the account files of a fresh system (a real `/` has them already)."""
+    if root.resolve() == Path("/"):
+        return
+    etc = root / "etc"
+    etc.mkdir(exist_ok=True)
+    for name, content in BASE_ACCOUNT_FILES.items():
+        path = etc / name
+        if not path.exists():
+            path.write_text(content)
+            path.chmod(0o640 if name in ("shadow", "gshadow") else 0o644)
+
+
 def initialize(
     config_path: str | os.PathLike,
     *,
@@ -170,6 +192,7 @@ def initialize(
         raise ConfigError(f"unknown roles {', '.join(unknown)}; known: {', '.join(ROLE_PACKAGES)}")
     root, state_dir, secret_file = Path(root), Path(state_dir), Path(secret_file)
     root.mkdir(parents=True, exist_ok=True)
+    seed_account_files(root)
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if secret_file.exists():

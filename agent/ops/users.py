@@ -56,6 +56,11 @@ def _run(config, argv: list[str]) -> None:
                               capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
         raise apply.CheckFailed("users", f"{argv[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        snapshot.restore()
+        raise apply.CheckFailed(
+            "users", f"{argv[0]} did not finish in 60 s: check that {config.root}/etc/passwd exists and is not locked"
+        ) from None
     if proc.returncode != 0:
         snapshot.restore()
         raise apply.CheckFailed("users", (proc.stderr or proc.stdout).strip())

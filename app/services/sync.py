@@ -266,3 +266,7 @@ def detect_drift(node: Node, reported: object, master_heads: dict[str, tuple[int
         db.session.expire(node, ["desyncs"])
         current_app.logger.info("drift on %s: %s", node.name, ", ".join(drifted))
     return drifted
+
+
+# Registers the `users` synchronizer's runner; imported last because it builds on the user services.
+from app.services import os_accounts  # noqa: E402, F401
