@@ -238,7 +238,13 @@ def data_count(user: User, role: str) -> int:
 def update_user(user: User, data: object) -> User:
     """Change password, level, limits, roles, or move a role that holds no data to another node."""
     clean = _validate_fields(data, creating=False)
-    account = ensure_account(user)
+    account = account_of(user)
+    if account is None and not (clean.get("roles") or clean.get("limits") or clean.get("nodes")):
+        # A panel account that owns no data (an administrator): nothing here needs a hosting account.
+        clean = {k: val for k, val in clean.items() if k not in ("roles", "limits", "nodes")}
+        account = UserAccount(roles=[], limits={})
+    elif account is None:
+        account = ensure_account(user)
     if "roles" in clean:
         for role in sorted(set(account.roles or []) - set(clean["roles"])):
             if data_count(user, role):

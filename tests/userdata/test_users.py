@@ -103,3 +103,14 @@ def test_removing_a_role_with_data_is_refused(app, client, cluster, users):
         from app.services.userdata import users_holding
 
         assert users_holding(a) == ["rita"] and users_holding(b) == []
+
+
+def test_admin_without_hosting_account_changes_password(client, users):
+    """An administrator named like a system account ("admin", "root") still edits their own password."""
+    root = users.make("root", admin=True)
+    answer = client.put(f"/api/v1/users/{root}", json={"password": "a new long password"}, headers=basic("root"))
+    assert answer.status_code == 200, answer.json
+    assert answer.json["uid"] is None and answer.json["roles"] == []
+    assert client.get("/api/v1/users", headers=basic("root", "a new long password")).status_code == 200
+    refused = client.put(f"/api/v1/users/{root}", json={"roles": ["web"]}, headers=basic("root", "a new long password"))
+    assert refused.status_code == 400 and "system account name" in refused.json["error"]
