@@ -118,3 +118,43 @@ def test_full_reconcile_follows_changes_made_on_the_node(app, client, cluster, o
     assert [(i["name"], i["owner"]) for i in client.get("/api/v1/webdomains", headers=headers).json["items"]] == [
         ("side.example.com", "alice")]
     assert client.get("/api/v1/maildomains", headers=headers).json["items"] == []
+
+
+def test_timeout_keeps_the_pending_mark_and_the_poll_settles_it(app, client, cluster, one_node, monkeypatch):
+    """The agent applied the change but its answer never came: 504 saying so, then the poll indexes it."""
+    from agent.client import AgentClient, AgentError
+    from app.extensions import db
+    from app.models import PendingWrite
+
+    real = AgentClient.request
+
+    def slow_answer(self, method, path, *args, **kwargs):
+        status, body = real(self, method, path, *args, **kwargs)
+        if method == "POST" and path == "/v1/webdomains":
+            raise AgentError("timeout", f"{self.base_url}{path}: no answer within 5s", url=path)
+        return status, body
+
+    monkeypatch.setattr(AgentClient, "request", slow_answer)
+    answer = client.post("/api/v1/webdomains", json={"name": "slow.example.com"}, headers=basic("alice"))
+    monkeypatch.undo()
+    assert answer.status_code == 504 and "may have been applied" in answer.json["error"]
+    with app.app_context():
+        assert [p.name for p in db.session.scalars(select(PendingWrite))] == ["slow.example.com"]
+    assert client.get("/api/v1/webdomains", headers=basic("alice")).json["items"] == []
+    cluster.poll()
+    assert [i["name"] for i in client.get("/api/v1/webdomains", headers=basic("alice")).json["items"]] == [
+        "slow.example.com"]
+    with app.app_context():
+        assert db.session.scalars(select(PendingWrite)).all() == []
+
+
+def test_limits_are_enforced_from_the_index(app, client, cluster, users):
+    """A limit of 1 web domain: the second is refused with 409 naming the field, before the node is asked."""
+    node_id = cluster.node("n1")
+    users.make("root", admin=True)
+    cluster.user("lim", limits={"webdomains": 1})
+    assert client.post("/api/v1/webdomains", json={"name": "one.example.com"}, headers=basic("lim")).status_code == 201
+    before = cluster.tree(node_id)
+    second = client.post("/api/v1/webdomains", json={"name": "two.example.com"}, headers=basic("lim"))
+    assert second.status_code == 409 and "limit of 1 web domains" in second.json["fields"]["name"]
+    assert cluster.tree(node_id) == before
