@@ -56,7 +56,7 @@ def invalid(field: str, message: str) -> UserDataError:
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of user data: its index model, role, agent path, key field and limit name."""
+    """One kind of user data: its name (also its limit's name), label, index model, role, agent path, key."""
 
     name: str
     label: str
@@ -119,16 +119,6 @@ def get_row(kind_name: str, actor: User, row_id: int):
     if row is None:
         raise UserDataError(404, f"No {kind.label} with id {row_id}.")
     return row
-
-
-def index_to_dict(row) -> dict:
-    """The index fields of a row as the API shows them."""
-    return {"id": row.id, KINDS[kind_of(row)].key: key_of(row), "owner": row.owner.name, "node": row.node.name}
-
-
-def kind_of(row) -> str:
-    """The kind name of an index row."""
-    return next(name for name, kind in KINDS.items() if isinstance(row, kind.model))
 
 
 # ---------------------------------------------------------------- talking to the holding node
