@@ -7,6 +7,9 @@ Run: .venv/bin/python bench/proxy_bench.py [--calls 200] [--creates 50] [--domai
    about 0.1 s, to every call). p50/p99 of listing and creating a web domain through the master
    (GET/POST /api/v1/webdomains) against the same calls made straight to the agent with the
    pinned, signed client the master uses.
+   The in-process figures (the Flask test client, no HTTP) leave out the server; the HTTP ones
+   use werkzeug's development server, slower than gunicorn. Where the master's time goes is
+   printed too (the token check, the agent call, the rest).
 2. The index alone: 10,000 web domains on 10 nodes; the time of the Web domains page (first and
    last of 100 pages, as the admin) and of a user's page holding 1,000 of them.
 """
@@ -44,6 +47,40 @@ def timed(action) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
+
+
+def watch_time() -> dict:
+    """Wrap the API token check and the agent client so their time adds up in the returned dict."""
+    from agent.client import AgentClient
+    from app.services import accounts
+
+    spent = {"token": 0.0, "agent": 0.0}
+    check, request = accounts.user_for_token, AgentClient.request
+
+    def user_for_token(raw):
+        start = time.perf_counter()
+        try:
+            return check(raw)
+        finally:
+            spent["token"] += time.perf_counter() - start
+
+    def agent_request(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return request(self, *args, **kwargs)
+        finally:
+            spent["agent"] += time.perf_counter() - start
+
+    accounts.user_for_token = user_for_token
+    AgentClient.request = agent_request
+    return spent
+
+
+def add_parts(parts: dict, spent: dict, took: float) -> None:
+    """Add one call's token, agent and total time."""
+    parts["token"] += spent["token"]
+    parts["agent"] += spent["agent"]
+    parts["total"] += took
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
@@ -86,7 +123,7 @@ def proxy_overhead(app, tmp: Path, calls: int, creates: int) -> None:
     """List and create through the master and straight to the agent; print p50/p99 of each."""
     from agent.client import AgentClient
     from app.extensions import db
-    from app.models import Node, NodeState, UserLevel
+    from app.models import NodeState, UserLevel
     from app.services import accounts
     from app.services.collector import collect_stats
     from app.services.nodes import change_state, create_node
@@ -106,6 +143,8 @@ def proxy_overhead(app, tmp: Path, calls: int, creates: int) -> None:
         base = serve(app)
         master = requests.Session()
         master.headers["Authorization"] = f"Bearer {token}"
+        inproc = app.test_client()
+        bearer = {"Authorization": f"Bearer {token}"}
         direct = AgentClient(f"https://127.0.0.1:{facts['port']}", facts["secret"], facts["fingerprint"],
                              timeout=(3.05, 30))
         for i in range(20):
@@ -113,25 +152,47 @@ def proxy_overhead(app, tmp: Path, calls: int, creates: int) -> None:
         for _ in range(10):
             master.get(base + "/api/v1/webdomains").raise_for_status()
             direct.get("/v1/webdomains")
-        results = {"list via master": [], "list direct": [], "create via master": [], "create direct": []}
+        spent = watch_time()
+        results = {"list via master (HTTP)": [], "list via master (WSGI)": [], "list direct": [],
+                   "create via master (HTTP)": [], "create via master (WSGI)": [], "create direct": []}
+        parts = {"list": {"token": 0.0, "agent": 0.0, "total": 0.0}, "create": {"token": 0.0, "agent": 0.0,
+                                                                               "total": 0.0}}
         for _ in range(calls):
-            results["list via master"].append(timed(lambda: master.get(base + "/api/v1/webdomains").raise_for_status()))
+            results["list via master (HTTP)"].append(
+                timed(lambda: master.get(base + "/api/v1/webdomains").raise_for_status()))
+            spent.update(token=0.0, agent=0.0)
+            took = timed(lambda: inproc.get("/api/v1/webdomains", headers=bearer))
+            results["list via master (WSGI)"].append(took)
+            add_parts(parts["list"], spent, took)
             results["list direct"].append(timed(lambda: direct.get("/v1/webdomains")))
         for i in range(creates):
             body = {"name": f"m{i}.example.com"}
-            results["create via master"].append(
+            results["create via master (HTTP)"].append(
                 timed(lambda b=body: master.post(base + "/api/v1/webdomains", json=b).raise_for_status()))
+            body = {"name": f"w{i}.example.com"}
+            spent.update(token=0.0, agent=0.0)
+            took = timed(lambda b=body: inproc.post("/api/v1/webdomains", json=b, headers=bearer))
+            results["create via master (WSGI)"].append(took)
+            add_parts(parts["create"], spent, took)
             body = {"name": f"d{i}.example.com", "owner": "bench"}
             results["create direct"].append(timed(lambda b=body: direct.post("/v1/webdomains", json=b)))
-        print(f"\nproxy overhead: {calls} lists (20-{20 + 2 * creates} domains), {creates} creates each way")
-        print(f"{'call':<22} {'p50 ms':>8} {'p99 ms':>8}")
+        print(f"\nproxy overhead: {calls} lists (20-{20 + 3 * creates} domains), {creates} creates each way, "
+              f"load average {os.getloadavg()[0]:.1f}")
+        print(f"{'call':<26} {'p50 ms':>8} {'p99 ms':>8}")
         for label, samples in results.items():
             p50, p99 = percentiles(samples)
-            print(f"{label:<22} {p50:8.2f} {p99:8.2f}")
+            print(f"{label:<26} {p50:8.2f} {p99:8.2f}")
         for what in ("list", "create"):
-            via = percentiles(results[f"{what} via master"])[0]
             straight = percentiles(results[f"{what} direct"])[0]
-            print(f"{what + ' overhead (p50)':<22} {via - straight:8.2f}")
+            for way in ("HTTP", "WSGI"):
+                via = percentiles(results[f"{what} via master ({way})"])[0]
+                print(f"{f'{what} overhead, {way} (p50)':<26} {via - straight:8.2f}")
+        print("where the master's time goes (WSGI, mean per call):")
+        for what, count in (("list", calls), ("create", creates)):
+            ms = {k: v / count * 1000 for k, v in parts[what].items()}
+            rest = ms["total"] - ms["token"] - ms["agent"]
+            print(f"  {what:<7} total {ms['total']:6.2f} ms = API token check {ms['token']:5.2f}"
+                  f" + agent call {ms['agent']:6.2f} + the rest {rest:5.2f}")
     finally:
         agent.terminate()
         agent.wait(10)
