@@ -15,6 +15,7 @@ from app.models.base import utcnow
 from app.services import nodes as node_service
 from app.services.policies import get_policy
 from app.services.roles import absorb_software_report
+from app.services.sync import detect_drift
 from app.services.synchronizers import implied_state
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def record_poll_success(node: Node, stats: dict) -> None:
     if node.setup_pending:
         return
     absorb_software_report(node, stats)
+    detect_drift(node, stats.get("lists"))
     target = implied_state([d.list for d in node.desyncs])
     if node.state == target.value:
         return
