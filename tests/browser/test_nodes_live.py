@@ -42,10 +42,11 @@ def test_nodes_page_turns_ready_by_itself(page, panel):
     assert page.js_errors == []
 
 
-def test_sidebar_and_planned_menu(page, panel):
+def test_sidebar_and_api_token(page, panel):
     log_in(page, panel)
-    page.click("text=Firewall")
-    assert "This menu is not built yet." in page.locator("main").inner_text()
+    page.click("nav >> text=Firewall")
+    page.wait_for_url(panel.url + "/system/firewall**")
+    assert "Firewall" in page.locator("h1").inner_text()
     page.click("text=API tokens")
     page.fill("input[name=name]", "billing")
     page.click("button:has-text('Create token')")
