@@ -1,4 +1,4 @@
-"""The sidebar, mirroring ISPmanager's menus (SPEC §8); menus not built yet say so."""
+"""The sidebar, mirroring ISPmanager's menus (SPEC §8)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class MenuItem:
-    """One sidebar entry: its label, endpoint (or placeholder slug) and who sees it."""
+    """One sidebar entry: its label, endpoint and who sees it."""
 
     label: str
     slug: str
-    endpoint: str | None = None
+    endpoint: str
     admin_only: bool = False
-    planned: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,30 +34,22 @@ MENU = (
     MenuSection("Mail", (
         MenuItem("Mail domains", "maildomains", endpoint="mail.domains"),
         MenuItem("Mailboxes", "mailboxes", endpoint="mail.mailboxes"),
-        MenuItem("Whitelist", "mail-whitelist", endpoint="mail_lists.whitelist", admin_only=True,
-                 planned="Senders always accepted, identical on every mail node."),
-        MenuItem("Blacklist", "mail-blacklist", endpoint="mail_lists.blacklist", admin_only=True,
-                 planned="Senders always refused, identical on every mail node."),
+        MenuItem("Whitelist", "mail-whitelist", endpoint="mail_lists.whitelist", admin_only=True),
+        MenuItem("Blacklist", "mail-blacklist", endpoint="mail_lists.blacklist", admin_only=True),
     )),
     MenuSection("System", (
-        MenuItem("Firewall", "firewall", endpoint="system.firewall", admin_only=True,
-                 planned="Firewall rules applied to every node by distributed request."),
-        MenuItem("Scheduler", "scheduler", endpoint="system.scheduler", admin_only=True,
-                 planned="Cron entries kept identical on every node."),
+        MenuItem("Firewall", "firewall", endpoint="system.firewall", admin_only=True),
+        MenuItem("Scheduler", "scheduler", endpoint="system.scheduler", admin_only=True),
     )),
     MenuSection("Cluster", (
         MenuItem("Nodes", "nodes", endpoint="cluster.nodes", admin_only=True),
-        MenuItem("Policies", "policies", endpoint="system.policies", admin_only=True,
-                 planned="Ready-percent for distributed requests, missed polls, poll interval, placement."),
+        MenuItem("Policies", "policies", endpoint="system.policies", admin_only=True),
         MenuItem("Synchronization", "sync", endpoint="cluster.sync", admin_only=True),
     )),
     MenuSection("Operations", (
         MenuItem("Operations", "operations", endpoint="operations.index"),
     )),
 )
-
-PLANNED = {item.slug: item for section in MENU for item in section.items if item.endpoint is None}
-
 
 def menu_for(user) -> list[MenuSection]:
     """The sections and items this user may see."""

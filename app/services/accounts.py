@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -19,6 +20,7 @@ _hasher = PasswordHasher()
 # Verifying against this keeps a login for an unknown name as slow as one for a known name.
 _DUMMY_HASH = _hasher.hash("hostfleet-timing-equaliser")
 TOKEN_PREFIX = "hf_"
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 
 
 def hash_password(password: str) -> str:
@@ -92,8 +94,14 @@ def user_for_token(raw: str) -> User | None:
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_digest(raw)))
     if token is None or not token.user.active:
         return None
-    token.last_used_at = utcnow()
-    db.session.commit()
+    now = utcnow()
+    last = token.last_used_at
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=now.tzinfo)
+    # "Last used" to the minute is enough; a write on every API call would cost a commit each.
+    if last is None or now - last > TOKEN_USE_RESOLUTION:
+        token.last_used_at = now
+        db.session.commit()
     return token.user
 
 
