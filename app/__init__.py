@@ -26,7 +26,8 @@ def create_app(config: object | None = None) -> Flask:
     extensions.limiter.init_app(app)
     _tune_sqlite(app)
 
-    from app import auth_hooks, errors, htmx as htmx_helpers
+    from app import auth_hooks, errors
+    from app import htmx as htmx_helpers
     from app.blueprints import register_blueprints
     from app.cli import register_cli
 

@@ -66,8 +66,8 @@ def test_polling_stops_when_nothing_is_in_progress(client, scene, app):
 
 
 def test_operation_row_polls_while_queued(client, app, scene):
-    from app.jobs.nodes import check_nodes
     from app.extensions import db
+    from app.jobs.nodes import check_nodes
     from app.models import Node
     from app.services import operations
 

@@ -2,7 +2,7 @@
 
 from app.models.accounts import ApiToken, User, UserLevel
 from app.models.cluster import Desync, Node, NodeState, NodeStateChange, Policy
-from app.models.operations import Operation, OperationNode, OperationStatus, NodeOutcome
+from app.models.operations import NodeOutcome, Operation, OperationNode, OperationStatus
 from app.models.system import ListChange, SystemList
 from app.models.userdata import (
     DomainIndex,

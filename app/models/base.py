@@ -1,8 +1,8 @@
 """Shared column helpers."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
     """The current time in UTC, timezone-aware (stored naive-UTC by SQLite, aware by PostgreSQL)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -1,7 +1,6 @@
 """The JSON API under /api/v1, documented by flask-smorest from the schemas in code."""
 
 from flask import Flask
-
 from flask_smorest import Api
 
 from app.extensions import csrf

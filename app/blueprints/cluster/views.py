@@ -1,5 +1,7 @@
 """Cluster → Nodes and Synchronization."""
 
+from datetime import UTC
+
 from flask import Blueprint, redirect, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -65,9 +67,7 @@ def ago(moment) -> str:
     if moment is None:
         return "never"
     if moment.tzinfo is None:
-        from datetime import timezone
-
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     seconds = int((utcnow() - moment).total_seconds())
     if seconds < 60:
         return f"{max(seconds, 0)} s ago"
