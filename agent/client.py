@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
+import json as jsonlib
 import re
+import select
 import socket
 import ssl
+import threading
 from typing import Any
-
-import requests
-from requests.adapters import HTTPAdapter
+from urllib.parse import quote, urlsplit
 
 from agent.signing import sign_headers
 
 KINDS = ("unreachable", "timeout", "tls", "auth", "http")
 _FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
+# Methods that may be sent again on a fresh connection when a kept-alive one turns out dead.
+_IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 
 
 class AgentError(Exception):
@@ -44,29 +48,51 @@ def normalize_fingerprint(value: str) -> str:
     return fp
 
 
-class PinnedAdapter(HTTPAdapter):
-    """HTTPS adapter that trusts exactly one certificate, by its SHA-256 fingerprint."""
+class _PinMismatch(Exception):
+    """The agent presented a certificate other than the pinned one."""
 
-    def __init__(self, fingerprint: str, **kwargs: Any) -> None:
-        self.fingerprint = normalize_fingerprint(fingerprint)
-        super().__init__(**kwargs)
 
-    def send(self, request, **kwargs):  # type: ignore[override]
-        # CA validation is off on purpose: the agent's cert is self-signed and the pin,
-        # checked by urllib3 on every new connection, is the only trust anchor.
-        kwargs["verify"] = False
-        return super().send(request, **kwargs)
+def _client_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # CA validation is off on purpose: the agent's cert is self-signed and the pin, checked
+    # on every new connection before a byte of the request is sent, is the only trust anchor.
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
-        """Pool settings for request, with the pin added (it is part of urllib3's pool key)."""
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, False, cert)
-        pool_kwargs["cert_reqs"] = "CERT_NONE"
-        pool_kwargs["assert_fingerprint"] = self.fingerprint
-        return host_params, pool_kwargs
+
+def _dropped(conn: http.client.HTTPSConnection, timeout: float) -> bool:
+    """Whether an idle kept-alive connection was closed by the agent.
+
+    A readable idle socket is either EOF or TLS records with no data in them (TLS 1.3 sends
+    session tickets after the handshake); a non-blocking read tells the two apart.
+    """
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        sock.setblocking(False)
+        try:
+            sock.recv(1)
+        except ssl.SSLWantReadError:
+            return False
+        finally:
+            sock.settimeout(timeout)
+    except (OSError, ValueError):
+        return True
+    return True
 
 
 class AgentClient:
-    """Signed, certificate-pinned calls to one node's agent; safe to share between threads."""
+    """Signed, certificate-pinned calls to one node's agent; safe to share between threads.
+
+    Each call takes a kept-alive TLS connection from a small pool (or opens one, checking the
+    pin), sends the signed headers and the body in one write, and puts the connection back.
+    """
 
     def __init__(
         self,
@@ -79,64 +105,172 @@ class AgentClient:
         if not base_url.startswith("https://"):
             raise ValueError(f"agent URL must be https://, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        self._host = parts.hostname or ""
+        self._port = parts.port or 443
+        self._host_header = parts.netloc
+        self._prefix = parts.path
         self.timeout = timeout
         self._secret = bytes.fromhex(secret)
         self.fingerprint = normalize_fingerprint(fingerprint)
-        self._session = requests.Session()
-        # No proxies, netrc or CA bundles from the environment: the pin is the whole story.
-        self._session.trust_env = False
-        self._session.verify = False
-        adapter = PinnedAdapter(self.fingerprint, pool_connections=1, pool_maxsize=pool_size)
-        self._session.mount("https://", adapter)
+        self._context = _client_context()
+        self._idle: list[http.client.HTTPSConnection] = []
+        self._lock = threading.Lock()
+        self._pool_size = pool_size
+        self.connections_opened = 0
 
     def __repr__(self) -> str:
         return f"AgentClient({self.base_url!r})"
 
     def close(self) -> None:
         """Close the kept-alive connections."""
-        self._session.close()
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
-    def request(self, method: str, path: str, json: Any = None, *, check: bool = True) -> tuple[int, Any]:
+    def request(self, method: str, path: str, json: Any = None, *, body: bytes | None = None,
+                check: bool = True) -> tuple[int, Any]:
         """Send a signed request; return (status, decoded JSON or None).
 
-        Raises AgentError for transport and TLS failures, for 401 (kind "auth"), and when
-        check is true for any other status >= 400 (kind "http", with .status and .payload).
+        `body` is an already JSON-encoded body (a fan-out encodes one change once for every
+        node); otherwise `json` is encoded here. Raises AgentError for transport and TLS
+        failures, for 401 (kind "auth"), and when check is true for any other status >= 400
+        (kind "http", with .status and .payload).
         """
+        method = method.upper()
         url = self.base_url + path
-        prepared = requests.Request(method.upper(), url, json=json).prepare()
-        body = prepared.body or b""
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        # path_url is the request target as it goes on the wire, so the agent can rebuild
-        # exactly the signed string from REQUEST_URI.
-        prepared.headers.update(sign_headers(self._secret, prepared.method, prepared.path_url, body))
-        prepared.headers["Accept"] = "application/json"
+        # The request target exactly as it goes on the wire (what the agent rebuilds from
+        # REQUEST_URI to check the signature): already-escaped sequences are kept.
+        target = quote(self._prefix + path, safe="/:@!$&'()*+,;=?%~-._")
+        if body is None:
+            body = b"" if json is None else jsonlib.dumps(json, separators=(",", ":")).encode("utf-8")
+        headers = sign_headers(self._secret, method, target, body)
+        headers.update({"Host": self._host_header, "Accept": "application/json",
+                        "Content-Length": str(len(body))})
+        if body:
+            headers["Content-Type"] = "application/json"
+        conn, reused = self._checkout(url)
         try:
-            response = self._session.send(prepared, timeout=self.timeout, allow_redirects=False)
-        except requests.exceptions.SSLError as exc:
-            raise self._tls_error(url, exc) from None
-        except requests.exceptions.ConnectTimeout:
-            raise AgentError(
-                "unreachable",
-                f"{url}: no connection within {self.timeout[0]}s; check that the node is up "
-                "and that its firewall lets the master reach the agent's port",
-                url=url,
-            ) from None
-        except requests.exceptions.Timeout:
+            try:
+                status, raw, keep = self._exchange(conn, method, target, body, headers)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()
+                if not (reused and method in _IDEMPOTENT):
+                    raise
+                # The agent closed the idle connection just as it was taken: once more on a new one.
+                conn, reused = self._open(url), False
+                status, raw, keep = self._exchange(conn, method, target, body, headers)
+        except TimeoutError:
+            conn.close()
             raise AgentError(
                 "timeout",
                 f"{url}: the agent accepted the connection but did not answer within "
                 f"{self.timeout[1]}s; check the agent's log and the node's load",
                 url=url,
             ) from None
-        except requests.exceptions.ConnectionError as exc:
+        except ssl.SSLError as exc:
+            conn.close()
+            raise AgentError("tls", f"{url}: TLS error talking to the agent ({exc})", url=url) from None
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
             raise AgentError(
                 "unreachable",
-                f"{url}: cannot connect to the agent ({_root_cause(exc)}); check that the "
+                f"{url}: the connection to the agent broke ({exc or type(exc).__name__}); check that "
+                "the agent service is running",
+                url=url,
+            ) from None
+        if keep:
+            self._checkin(conn)
+        else:
+            conn.close()
+        return self._result(url, status, _decode(raw), check)
+
+    def _exchange(self, conn, method, target, body, headers) -> tuple[int, bytes, bool]:
+        # http.client sends headers and a bytes body in one write (no Nagle/delayed-ACK stall).
+        conn.request(method, target, body=body, headers=headers)
+        response = conn.getresponse()
+        raw = response.read()
+        return response.status, raw, not response.will_close
+
+    def _checkout(self, url: str) -> tuple[http.client.HTTPSConnection, bool]:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self._open(url), False
+            if not _dropped(conn, self.timeout[1]):
+                return conn, True
+            conn.close()
+
+    def _checkin(self, conn: http.client.HTTPSConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self._pool_size:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def _open(self, url: str) -> http.client.HTTPSConnection:
+        """A new TLS connection whose certificate matches the pin, or AgentError."""
+        conn = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout[1],
+                                           context=self._context)
+        try:
+            sock = socket.create_connection((self._host, self._port), timeout=self.timeout[0])
+        except TimeoutError:
+            raise AgentError(
+                "unreachable",
+                f"{url}: no connection within {self.timeout[0]}s; check that the node is up "
+                "and that its firewall lets the master reach the agent's port",
+                url=url,
+            ) from None
+        except OSError as exc:
+            raise AgentError(
+                "unreachable",
+                f"{url}: cannot connect to the agent ({exc.strerror or exc}); check that the "
                 "agent service is running and that the address and port are right",
                 url=url,
             ) from None
-        return self._result(url, response, check)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(self.timeout[1])
+            conn.sock = self._context.wrap_socket(sock, server_hostname=self._host)
+            der = conn.sock.getpeercert(binary_form=True)
+            if hashlib.sha256(der or b"").hexdigest() != self.fingerprint:
+                raise _PinMismatch
+        except _PinMismatch:
+            conn.close()
+            raise AgentError(
+                "tls",
+                f"{url}: the agent's TLS certificate changed (it no longer matches the pinned "
+                f"fingerprint {self.fingerprint[:16]}...). If the node was reinstalled on "
+                "purpose, re-pin its certificate; otherwise treat this as a possible "
+                "interception and investigate before trusting the node",
+                url=url,
+            ) from None
+        except TimeoutError:
+            sock.close()
+            raise AgentError(
+                "timeout",
+                f"{url}: the agent accepted the connection but did not complete the TLS handshake "
+                f"within {self.timeout[1]}s; check the agent's log and the node's load",
+                url=url,
+            ) from None
+        except ssl.SSLError as exc:
+            sock.close()
+            raise AgentError(
+                "tls",
+                f"{url}: TLS handshake with the agent failed ({exc}); check that the port serves the agent over HTTPS",
+                url=url,
+            ) from None
+        except OSError as exc:
+            sock.close()
+            raise AgentError(
+                "unreachable",
+                f"{url}: the connection to the agent broke during the TLS handshake ({exc.strerror or exc})",
+                url=url,
+            ) from None
+        self.connections_opened += 1
+        return conn
 
     def get(self, path: str, **kwargs: Any) -> tuple[int, Any]:
         """Signed GET."""
@@ -158,9 +292,7 @@ class AgentClient:
         """The node's /v1/stats document."""
         return self.get("/v1/stats")[1]
 
-    def _result(self, url: str, response: requests.Response, check: bool) -> tuple[int, Any]:
-        payload = _decode(response)
-        status = response.status_code
+    def _result(self, url: str, status: int, payload: Any, check: bool) -> tuple[int, Any]:
         if status == 401:
             reason = payload.get("error") if isinstance(payload, dict) else None
             raise AgentError(
@@ -184,43 +316,14 @@ class AgentClient:
             )
         return status, payload
 
-    def _tls_error(self, url: str, exc: Exception) -> AgentError:
-        cause = _root_cause(exc)
-        if "fingerprint" in cause.lower():
-            return AgentError(
-                "tls",
-                f"{url}: the agent's TLS certificate changed (it no longer matches the pinned "
-                f"fingerprint {self.fingerprint[:16]}...). If the node was reinstalled on "
-                "purpose, re-pin its certificate; otherwise treat this as a possible "
-                "interception and investigate before trusting the node",
-                url=url,
-            )
-        return AgentError(
-            "tls",
-            f"{url}: TLS handshake with the agent failed ({cause}); check that the port serves the agent over HTTPS",
-            url=url,
-        )
 
-
-def _decode(response: requests.Response) -> Any:
-    if not response.content:
+def _decode(raw: bytes) -> Any:
+    if not raw:
         return None
     try:
-        return response.json()
+        return jsonlib.loads(raw)
     except ValueError:
-        return {"error": response.text[:200]}
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost exception's message: requests wraps urllib3, which wraps the OS error."""
-    seen = {id(exc)}
-    while True:
-        inner = exc.__cause__ or exc.__context__
-        if inner is None or id(inner) in seen:
-            break
-        seen.add(id(inner))
-        exc = inner
-    return str(exc)
+        return {"error": raw[:200].decode("utf-8", "replace")}
 
 
 def fingerprint_of(host: str, port: int, timeout: float = 5.0) -> str:

@@ -112,6 +112,9 @@ def setup_logging(config: AgentConfig) -> None:
         root.addHandler(handler)
 
 
+KEEP_ALIVE_CONNECTIONS = 64
+
+
 def build_server(config: AgentConfig, app: Flask):
     """A cheroot HTTPS server for app: TLS 1.2+, a pool of THREADS workers, keep-alive."""
     from cheroot import wsgi
@@ -131,6 +134,10 @@ def build_server(config: AgentConfig, app: Flask):
     adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
     server.ssl_adapter = adapter
     server.error_log = _cheroot_error_log
+    # Every master process (web threads, workers, collector) keeps its own connections alive;
+    # past cheroot's default of 10 idle ones each answer says "Connection: close" and the next
+    # call pays a new TLS handshake. Idle connections wait in a selector, not in a thread.
+    server.keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS
     return server
 
 

@@ -4,7 +4,6 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
 from agent.client import AgentClient, AgentError, fingerprint_of, normalize_fingerprint
 from agent.tls import fingerprint
@@ -113,10 +112,24 @@ def test_plain_http_urls_are_refused():
 def test_keep_alive_reuses_the_connection(agent):
     """Consecutive calls from one client share one TLS connection."""
     client = agent.client()
-    adapter = client._session.get_adapter(agent.url)
-    probe = requests.Request("GET", agent.url + "/v1/stats").prepare()
     for _ in range(5):
         client.stats()
-    pool = adapter.get_connection_with_tls_context(probe, verify=False)
-    assert pool.num_connections == 1
-    assert pool.num_requests == 5
+    assert client.connections_opened == 1
+
+
+def test_a_connection_the_agent_closed_is_replaced(agent):
+    """An idle connection the agent dropped is noticed and replaced, not reported as a failure."""
+    client = agent.client()
+    client.stats()
+    for conn in client._idle:
+        conn.sock.shutdown(socket.SHUT_RDWR)
+    assert client.stats()["api_version"] == 1
+    assert client.connections_opened == 2
+
+
+def test_bodies_are_signed_as_sent(client):
+    """A pre-encoded body and a JSON value reach the agent the same way (the signature covers both)."""
+    status, _ = client.put("/v1/lists/scheduler", body=b'{"not": "a list"}', check=False)
+    assert status == 400
+    status, _ = client.put("/v1/lists/scheduler", json={"not": "a list"}, check=False)
+    assert status == 400

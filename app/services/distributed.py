@@ -10,6 +10,7 @@ from it still has a desync that the sync job will push the master's list through
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -150,10 +151,14 @@ def confirms(payload: object, version: int, content_hash: str) -> bool:
     return isinstance(payload, dict) and payload.get("version") == version and payload.get("hash") == content_hash
 
 
-def push_list(client: AgentClient, name: str, body: dict) -> tuple[NodeOutcome, str | None, str | None]:
-    """Send a full list to one agent: (outcome, error, error kind); never raises."""
+def push_list(client: AgentClient, name: str, body: dict,
+              encoded: bytes | None = None) -> tuple[NodeOutcome, str | None, str | None]:
+    """Send a full list to one agent: (outcome, error, error kind); never raises.
+
+    `encoded` is body already JSON-encoded, so a fan-out encodes one change once, not per node.
+    """
     try:
-        _, payload = client.put(f"/v1/lists/{name}", json=body)
+        _, payload = client.put(f"/v1/lists/{name}", json=body, body=encoded)
     except AgentError as exc:
         # A signature or TLS refusal, or a 4xx, means the agent did not apply anything.
         refused = exc.kind in ("auth", "tls") or (exc.kind == "http" and (exc.status or 500) < 500)
@@ -269,11 +274,12 @@ def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) 
     operations.append_log(operation, f"sending {defn.title.lower()} v{new_version} ({len(new_rows)} rows) "
                                      f"to {len(ready)} of {len(targets)} nodes")
     body = {"version": new_version, "hash": new_hash, "rows": new_rows}
+    encoded = json.dumps(body, separators=(",", ":")).encode("utf-8")
     timeout = push_timeout()
     clients = {node.id: agent_client(node, timeout) for node in ready}
     last_commit, confirmed_once = time.monotonic(), False
     with ThreadPoolExecutor(max_workers=min(MAX_PUSH_THREADS, max(1, len(ready)))) as pool:
-        futures = {pool.submit(push_list, clients[node_id], name, body): node_id for node_id in clients}
+        futures = {pool.submit(push_list, clients[node_id], name, body, encoded): node_id for node_id in clients}
         for index, future in enumerate(as_completed(futures)):
             if index == 0:
                 failpoint("dr.after_some_sent")
