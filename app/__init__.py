@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import IntegerConverter
 
 from app.config import Config
 
@@ -13,6 +15,7 @@ def create_app(config: object | None = None) -> Flask:
     """Build the panel: configuration, extensions, blueprints, error pages, CLI."""
     app = Flask(__name__)
     app.config.from_object(config or Config())
+    app.url_map.converters["int"] = DatabaseId
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
@@ -37,6 +40,16 @@ def create_app(config: object | None = None) -> Flask:
     htmx_helpers.init_app(app)
     register_cli(app)
     return app
+
+
+class DatabaseId(IntegerConverter):
+    """<int:...> in URLs: an id beyond a 64-bit column is no row (404), never a database overflow."""
+
+    def to_python(self, value: str) -> int:
+        number = super().to_python(value)
+        if number > 2**63 - 1:
+            raise NotFound(f"No such id: {value}.")
+        return number
 
 
 def _migrations_dir() -> str:
