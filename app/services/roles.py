@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -14,6 +15,8 @@ from app.services import nodes as node_service
 from app.services import operations
 from app.services.desyncs import applies_to, clear_desync, pending, register_desync
 from app.services.synchronizers import SYNCHRONIZERS, SyncError, sync_runner
+
+log = logging.getLogger(__name__)
 
 SOFTWARE_DONE_STATES = ("done", "skipped")
 
@@ -210,12 +213,21 @@ class RemovalRefused(Exception):
     """The node cannot be removed; the message names why (and the owners)."""
 
 
-def remove_node(node: Node) -> None:
-    """Forget a node (its desyncs and history go with it); refused for the local node and while it holds user data."""
+def remove_node(node: Node) -> str:
+    """Remove a node: take the agent and the master's access off it, then forget it (desyncs and history go too).
+
+    Refused for the local node and while it holds user data. Returns what happened on the node; the
+    node is forgotten even when it cannot be reached (the message then says what to run on it).
+    """
+    from app.services.setup import decommission
+
     if node.is_local:
         raise RemovalRefused("the local node is the master's own server and cannot be removed")
     owners = removal_blockers(node)
     if owners:
         raise RemovalRefused(f"{node.name} still holds user data of: {', '.join(owners)}; move or delete it first")
+    _, outcome = decommission(node)
+    log.info("node %s removed; %s", node.name, outcome)
     db.session.delete(node)
     db.session.commit()
+    return outcome

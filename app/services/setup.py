@@ -959,6 +959,48 @@ def copy_templates_over_ssh(node: Node) -> str:
         conn.close()
 
 
+# What removing a node undoes on it, as ispmaster (UID 0): the agent and its secret, the panel's
+# apt source, the master's key and ispmaster itself. The sites, zones and mail it serves stay.
+DECOMMISSION_SCRIPT = f"""
+systemctl disable --now {AGENT_UNIT} 2>/dev/null || true
+rm -f /etc/systemd/system/{AGENT_UNIT}
+systemctl daemon-reload 2>/dev/null || true
+rm -rf {AGENT_HOME} {AGENT_ETC} {AGENT_STATE} {APT_LIST}
+sed -i '/ hostfleet-master$/d' /root/.ssh/authorized_keys 2>/dev/null || true
+userdel -f {ADMIN_USER} 2>/dev/null || true
+echo done
+"""
+DECOMMISSION_TIMEOUT_S = 60
+
+
+def decommission(node: Node) -> tuple[bool, str]:
+    """Best effort at removal: take the agent, the master's key and ispmaster off the node over SSH.
+
+    Never raises: returns (done, what happened); when the node cannot be reached the message says
+    what to run on it by hand, so a removed server never keeps a listening agent or a key unknowingly.
+    """
+    by_hand = (f"on {node.address}, as root: systemctl disable --now {AGENT_UNIT}; rm -rf {AGENT_HOME} "
+               f"{AGENT_ETC} {AGENT_STATE} {APT_LIST}; sed -i '/ hostfleet-master$/d' /root/.ssh/authorized_keys; "
+               f"userdel -f {ADMIN_USER}")
+    if not node.host_key_fingerprint:
+        return False, f"{node.name} was never reached over SSH, so nothing was installed by the panel"
+    try:
+        key = master_key(Path(current_app.config["DATA_DIR"]))
+        conn, _ = connect(node.address, node.ssh_port, ADMIN_USER, pkey=key,
+                          expected_fingerprint=node.host_key_fingerprint)
+    except SetupError as exc:
+        return False, f"the agent could not be removed from {node.name} ({exc.message}); {by_hand}"
+    try:
+        Session(conn, node.address, lambda _line: None).run(
+            DECOMMISSION_SCRIPT, timeout=DECOMMISSION_TIMEOUT_S, what="removing the agent")
+    except SetupError as exc:
+        return False, f"removing the agent from {node.name} failed ({exc.message}); {by_hand}"
+    finally:
+        conn.close()
+    return True, (f"on {node.address}: the agent was stopped and removed, and the master's key and {ADMIN_USER} "
+                  "were taken off; its sites, zones and mail were left as they are")
+
+
 def setup_steps(node: Node) -> list[dict]:
     """The 8 steps with their status as the node page and the API show them."""
     operation = db.session.get(Operation, node.setup_operation_id) if node.setup_operation_id else None

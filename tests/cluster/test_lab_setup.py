@@ -241,7 +241,15 @@ def test_changed_host_key_stops_the_next_connection(lab_panel, nodes):
 
 
 def test_remove_node(lab_panel, nodes):
-    """A node without user data is removed with its desyncs and history."""
+    """A node without user data is removed with its desyncs and history; the agent and the master's access go too."""
     node = _ready_node(lab_panel, "api3")
-    assert lab_panel.request("DELETE", f"/api/v1/nodes/{node['id']}").status_code == 204
+    server = next(n for n in nodes if n.address == node["address"])
+    removed = lab_panel.request("DELETE", f"/api/v1/nodes/{node['id']}")
+    assert removed.status_code == 200, removed.text
+    assert "the agent was stopped and removed" in removed.json()["node"]
     assert lab_panel.request("GET", f"/api/v1/nodes/{node['id']}").status_code == 404
+    left = server.exec("systemctl is-active hostfleet-agent; ls /opt/hostfleet-agent /etc/hostfleet-agent; "
+                       "getent passwd ispmaster; grep -c hostfleet-master /root/.ssh/authorized_keys; "
+                       "ss -ltn 'sport = :8443' | tail -n +2", check=False).stdout
+    assert "inactive" in left and "ispmaster" not in left and "8443" not in left, left
+    assert "No such file" in left and left.count("No such file") == 2, left

@@ -126,7 +126,10 @@ def test_api_patch_validates_and_records(app, client, admin_api, agent_nodes, lo
     assert response.status_code == 409 and "roles" in response.get_json()["fields"]
     assert client.delete(f"/api/v1/nodes/{local_node.node_id}", headers=admin_api).status_code == 409
     assert client.post(f"/api/v1/nodes/{node_id}/retry", headers=admin_api).status_code == 409
-    assert client.delete(f"/api/v1/nodes/{node_id}", headers=admin_api).status_code == 204
+    removed = client.delete(f"/api/v1/nodes/{node_id}", headers=admin_api)
+    assert removed.status_code == 200 and removed.get_json()["removed"]
+    # Never reached over SSH: nothing to take off the server, and the answer says so.
+    assert "never reached" in removed.get_json()["node"]
     assert client.delete(f"/api/v1/nodes/{node_id}", headers=admin_api).status_code == 404
 
 

@@ -68,6 +68,13 @@ def _setup_error(exc: setup_service.SetupError):
     return _error(exc.status, exc.message, {exc.field: exc.message} if exc.field else {})
 
 
+class RemovedSchema(Schema):
+    """A removed node."""
+
+    removed = fields.String(required=True, metadata={"description": "the node's name"})
+    node = fields.String(required=True, metadata={"description": "what was undone on the server, or what to run there"})
+
+
 def _accepted(operation: Operation, node: Node | None = None):
     url = url_for("api.get_operation", operation_id=operation.id)
     body = {"operation": {"id": operation.id, "url": url}}
@@ -167,19 +174,20 @@ def validate_changes(data: dict) -> dict:
 
 
 @blp.route("/nodes/<int:node_id>", methods=["DELETE"])
-@blp.response(204, description="Removed")
+@blp.response(200, RemovedSchema, description="Removed; `node` says what was undone on the server")
 @_errors(401, 403, 404, 409)
 @admin_required
 def delete_node(node_id: int):
-    """Remove a node; refused (409, owners named) while it holds user data."""
+    """Remove a node, taking the agent and the master's key off it; refused (409) while it holds user data."""
     node, missing = _node_or_404(node_id)
     if missing:
         return missing
+    name = node.name
     try:
-        role_service.remove_node(node)
+        outcome = role_service.remove_node(node)
     except role_service.RemovalRefused as exc:
         return _error(409, str(exc))
-    return "", 204
+    return {"removed": name, "node": outcome}
 
 
 @blp.route("/nodes/<int:node_id>/update-agent", methods=["POST"])

@@ -154,11 +154,11 @@ def remove_node(node_id: int):
     node = db.get_or_404(Node, node_id)
     name = node.name
     try:
-        role_service.remove_node(node)
+        outcome = role_service.remove_node(node)
     except role_service.RemovalRefused as exc:
         flash(str(exc))
         return _redirect(url_for("cluster.node", node_id=node_id))
-    flash(f"Node {name} removed.")
+    flash(f"Node {name} removed; {outcome}.")
     return _redirect(url_for("cluster.nodes"))
 
 
