@@ -14,6 +14,9 @@ from agent.ops import apply
 KIND = "domains"
 ZONE_DIR = "etc/bind/hostfleet"
 INCLUDE = "etc/bind/named.conf.hostfleet"
+# Debian's named.conf includes named.conf.local, meant for the admin's zones: the panel's go in there.
+NAMED_CONF = "etc/bind/named.conf"
+NAMED_LOCAL = "etc/bind/named.conf.local"
 DEFAULT_TTL = 3600
 DOMAIN_FIELDS = ("name", "owner", "ip", "nameservers", "records")
 RECORD_FIELDS = ("id", "name", "type", "value", "ttl", "priority")
@@ -106,14 +109,28 @@ def plan(config, domains: list[dict]) -> dict[Path, bytes]:
             content = render_zone(domain, domain["serial"])
         files[path] = content
     zones = [{"name": d["name"], "file": zone_path(config, d["name"])} for d in domains]
-    files[apply.under_root(config, INCLUDE)] = apply.render("named-include.conf.j2", zones=zones)
+    include = apply.under_root(config, INCLUDE)
+    files[include] = apply.render("named-include.conf.j2", zones=zones)
+    local = apply.under_root(config, NAMED_LOCAL)
+    if apply.under_root(config, NAMED_CONF).exists():
+        files[local] = with_include(fsutil.read_or_none(local) or b"", include)
     return files
+
+
+def with_include(text: bytes, include: Path) -> bytes:
+    """named.conf.local as it is, with the include of the panel's zones added once at its end."""
+    line = f'include "{include}";\n'.encode()
+    if line in text.splitlines(keepends=True) or line.rstrip() in text.splitlines():
+        return text
+    return text + (b"" if not text or text.endswith(b"\n") else b"\n") + line
 
 
 def check(config, written: dict[Path, bytes]) -> None:
     """named-checkconf on the include, named-checkzone on every zone written."""
-    include = apply.under_root(config, INCLUDE)
-    apply.run_checker("bind", ["named-checkconf", str(include)])
+    main = apply.under_root(config, NAMED_CONF)
+    # A node with bind installed: the whole configuration as named will read it, else the include alone.
+    conf = main if main.exists() else apply.under_root(config, INCLUDE)
+    apply.run_checker("bind", ["named-checkconf", str(conf)])
     zones = [(p.name[: -len(".zone")], p) for p in written if p.suffix == ".zone"]
 
     def check_zone(item):
@@ -128,9 +145,9 @@ def apply_domains(config, domains: list[dict]) -> apply.Result:
     """Make the zone tree hold exactly these domains; check, write, reload bind."""
     desired = plan(config, domains)
     current = fsutil.read_tree(apply.under_root(config, ZONE_DIR), ".zone")
-    include = apply.under_root(config, INCLUDE)
-    if include.exists():
-        current[include] = include.read_bytes()
+    for path in (apply.under_root(config, INCLUDE), apply.under_root(config, NAMED_LOCAL)):
+        if path in desired and path.exists():
+            current[path] = path.read_bytes()
     return apply.apply_files(config, desired, current, lambda w: check(config, w), ["bind"])
 
 

@@ -1,4 +1,4 @@
-"""Mail domains, mailboxes (dovecot passwd-file) and the sender lists exim's ACLs read."""
+"""Mail domains, mailboxes (dovecot passwd-file), forwarding and the sender lists exim's ACLs read."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agent import fsutil
 from agent import validation as v
-from agent.ops import apply
+from agent.ops import apply, suspension
 
 DOMAINS_KIND = "maildomains"
 MAILBOXES_KIND = "mailboxes"
@@ -16,11 +16,14 @@ EXIM_DIR = "etc/exim4/hostfleet"
 EXIM_CONF = "etc/exim4/exim4.conf"
 DOVECOT_DIR = "etc/dovecot/hostfleet"
 DOVECOT_CONF = "etc/dovecot/hostfleet.conf"
+# Debian's dovecot reads only dovecot.conf: the node's copy says to read the panel's file instead.
+DOVECOT_MAIN = "etc/dovecot/dovecot.conf"
 PASSWD = "etc/dovecot/hostfleet/passwd"
 MAIL_DIR = "var/mail/hostfleet"
 SENDER_LISTS = {"whitelist": "mail_whitelist", "blacklist": "mail_blacklist"}
 DOMAIN_FIELDS = ("name", "owner")
-MAILBOX_FIELDS = ("address", "password", "quota_mb")
+MAILBOX_FIELDS = ("address", "password", "quota_mb", "forward")
+MAX_FORWARDS = 20
 SENDER_FIELDS = ("id", "sender")
 MAX_QUOTA_MB = 10_000_000
 # glibc's default is 5000; more rounds cost every login, this is a middle ground.
@@ -101,11 +104,30 @@ def validate_mailbox(data: object, domains: list[dict], partial: dict | None = N
         address = partial["address"]
     quota = v.integer(data.get("quota_mb", (partial or {}).get("quota_mb", 0)), "quota_mb", 0,
                       MAX_QUOTA_MB)
+    forward = validate_forward(data.get("forward", (partial or {}).get("forward", [])), address)
     if "password" in data or partial is None:
         crypt = "{SHA512-CRYPT}" + sha512_crypt(v.password(data.get("password"), "password"))
     else:
         crypt = partial["hash"]
-    return {"address": address, "hash": crypt, "quota_mb": quota}
+    return {"address": address, "hash": crypt, "quota_mb": quota, "forward": forward}
+
+
+def validate_forward(value: object, address: str) -> list[str]:
+    """Addresses a mailbox forwards a copy to (it keeps its own): a list, or one string, comma separated."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or len(value) > MAX_FORWARDS:
+        raise v.ValidationError("forward", f"must be a list of at most {MAX_FORWARDS} addresses")
+    targets: list[str] = []
+    for item in value:
+        target = v.email_address(item, "forward")
+        if target == address:
+            raise v.ValidationError("forward", "a mailbox cannot forward to itself")
+        if target not in targets:
+            targets.append(target)
+    return targets
 
 
 def validate_sender_row(row: object) -> dict:
@@ -125,27 +147,43 @@ def _sender_lines(rows: list[dict]) -> bytes:
     return _lines([r["sender"] if "@" in r["sender"] else f"*@{r['sender']}" for r in rows])
 
 
-def render_files(config, domains, mailboxes, whitelist, blacklist) -> dict[Path, bytes]:
-    """Every managed mail file for this state."""
+def _passwd_line(mailbox: dict, suspended: bool) -> str:
+    """One dovecot passwd-file line; a suspended owner's mailbox refuses every login (nologin)."""
+    extra = []
+    if mailbox["quota_mb"]:
+        extra.append(f"userdb_quota_rule=*:storage={mailbox['quota_mb']}M")
+    if suspended:
+        extra += ["nologin=y", "reason=account_suspended"]
+    return f"{mailbox['address']}:{mailbox['hash']}::::::{' '.join(extra)}"
+
+
+def render_files(config, domains, mailboxes, whitelist, blacklist, suspended=None) -> dict[Path, bytes]:
+    """Every managed mail file for this state (suspended: owners whose mailboxes refuse logins)."""
+    suspended = suspension.owners(config) if suspended is None else suspended
     exim_dir = apply.under_root(config, EXIM_DIR)
     passwd = apply.under_root(config, PASSWD)
+    owner_of = {d["name"]: d["owner"] for d in domains}
     passwd_lines = [
-        f"{m['address']}:{m['hash']}::::::userdb_quota_rule=*:storage={m['quota_mb']}M"
-        if m["quota_mb"] else f"{m['address']}:{m['hash']}::::::"
-        for m in mailboxes
+        _passwd_line(m, owner_of.get(m["address"].rpartition("@")[2]) in suspended) for m in mailboxes
     ]
+    forwards = [f"{m['address']}: {', '.join(m['forward'])}" for m in mailboxes if m.get("forward")]
     return {
         exim_dir / "domains": _lines([d["name"] for d in domains]),
+        # Exim routes as its own user: it reads the addresses from here, never the passwd-file.
+        exim_dir / "mailboxes": _lines([m["address"] for m in mailboxes]),
+        exim_dir / "forwards": _lines(forwards),
         exim_dir / "whitelist": _sender_lines(whitelist),
         exim_dir / "blacklist": _sender_lines(blacklist),
         passwd: _lines(passwd_lines),
         apply.under_root(config, EXIM_CONF): apply.render(
-            "exim4.conf.j2", dir=exim_dir, passwd=passwd,
-            lmtp_socket=apply.under_root(config, "run/dovecot/lmtp"),
+            "exim4.conf.j2", dir=exim_dir, mail_dir=apply.under_root(config, MAIL_DIR),
         ),
         apply.under_root(config, DOVECOT_CONF): apply.render(
             "dovecot.conf.j2", passwd=passwd, base_dir=apply.under_root(config, "run/dovecot"),
             mail_dir=apply.under_root(config, MAIL_DIR),
+        ),
+        apply.under_root(config, DOVECOT_MAIN): apply.render(
+            "dovecot-main.conf.j2", conf=apply.under_root(config, DOVECOT_CONF),
         ),
     }
 
@@ -154,18 +192,19 @@ def check(config) -> None:
     """exim -bV on the rendered exim config, doveconf -n on the rendered dovecot config."""
     apply.run_checker("exim", ["exim", "-bV", "-C", str(apply.under_root(config, EXIM_CONF))])
     apply.run_checker("dovecot", ["doveconf", "-n", "-c",
-                                  str(apply.under_root(config, DOVECOT_CONF))])
+                                  str(apply.under_root(config, DOVECOT_MAIN))])
 
 
-def apply_state(config, domains, mailboxes, whitelist, blacklist) -> apply.Result:
+def apply_state(config, domains, mailboxes, whitelist, blacklist, suspended=None) -> apply.Result:
     """Make the mail files match this state; check both configs; reload what changed."""
-    desired = render_files(config, domains, mailboxes, whitelist, blacklist)
+    desired = render_files(config, domains, mailboxes, whitelist, blacklist, suspended)
     current = {p: d for p in desired if (d := fsutil.read_or_none(p)) is not None}
     changed = {p for p in desired if desired[p] != current.get(p)}
+    dovecot_files = {apply.under_root(config, f) for f in (PASSWD, DOVECOT_CONF, DOVECOT_MAIN)}
     services = []
-    if changed - {apply.under_root(config, PASSWD), apply.under_root(config, DOVECOT_CONF)}:
+    if changed - dovecot_files:
         services.append("exim")
-    if changed & {apply.under_root(config, PASSWD), apply.under_root(config, DOVECOT_CONF)}:
+    if changed & dovecot_files:
         services.append("dovecot")
     # The passwd-file holds password hashes: readable by root only (dovecot's auth runs as root).
     modes = {apply.under_root(config, PASSWD): 0o600}
@@ -182,7 +221,7 @@ def _state(config) -> dict:
     }
 
 
-def _commit(config, **changes) -> apply.Result:
+def _commit(config, suspended=None, **changes) -> apply.Result:
     """Apply the stored state with changes, then store the changed kinds."""
     state = {**_state(config), **changes}
     clean = {
@@ -191,7 +230,7 @@ def _commit(config, **changes) -> apply.Result:
         "blacklist": [validate_sender_row(r) for r in state["blacklist"]],
     }
     result = apply_state(config, clean["domains"], clean["mailboxes"], clean["whitelist"],
-                         clean["blacklist"])
+                         clean["blacklist"], suspended)
     if apply.dry_run():
         return result
     if "domains" in changes:
@@ -199,6 +238,11 @@ def _commit(config, **changes) -> apply.Result:
     if "mailboxes" in changes:
         apply.save_records(config, MAILBOXES_KIND, state["mailboxes"])
     return result
+
+
+def apply_suspended(config, suspended: set[str]) -> apply.Result:
+    """Render the mail files with this set of suspended owners (their mailboxes refuse logins)."""
+    return _commit(config, suspended=suspended)
 
 
 def apply_senders(config, which: str, rows: list) -> apply.Result:
@@ -251,7 +295,8 @@ def delete_domain(config, name: str) -> None:
 
 def public(mailbox: dict) -> dict:
     """A mailbox as the API shows it (never the hash)."""
-    return {"address": mailbox["address"], "quota_mb": mailbox["quota_mb"]}
+    return {"address": mailbox["address"], "quota_mb": mailbox["quota_mb"],
+            "forward": list(mailbox.get("forward", []))}
 
 
 def list_mailboxes(config) -> list[dict]:
@@ -279,7 +324,7 @@ def create_mailbox(config, data: object) -> dict:
 
 
 def update_mailbox(config, address: str, data: object) -> dict:
-    """Change a mailbox's password or quota."""
+    """Change a mailbox's password, quota or forwarding."""
     with apply.OP_LOCK:
         old = get_mailbox(config, address)
         if isinstance(data, dict) and "address" in data and data["address"] != address:

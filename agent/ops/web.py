@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from agent import fsutil
 from agent import validation as v
-from agent.ops import apply
+from agent.ops import apply, suspension
 
 KIND = "webdomains"
 NGINX_CONF = "etc/nginx/nginx.conf"
@@ -15,6 +17,7 @@ VHOST_DIR = "etc/nginx/hostfleet"
 POOL_DIR = "etc/php/8.2/fpm/pool.d"
 POOL_PREFIX = "hostfleet-"
 LOG_DIR = "var/log/nginx"
+PHP_FPM = "php-fpm8.2"
 FIELDS = ("name", "aliases", "owner", "php", "docroot")
 
 
@@ -55,8 +58,12 @@ def php_socket(config, owner: str) -> Path:
     return apply.under_root(config, f"run/php/{POOL_PREFIX}{owner}.sock")
 
 
-def render_files(config, domains: list[dict]) -> dict[Path, bytes]:
-    """Every managed file for this set of domains: vhosts, the include, the owners' pools."""
+def render_files(config, domains: list[dict], suspended: set[str] | None = None) -> dict[Path, bytes]:
+    """Every managed file for this set of domains: vhosts, the include, the owners' pools.
+
+    A suspended owner's domains answer 503 "suspended" and their PHP pool is gone.
+    """
+    suspended = suspension.owners(config) if suspended is None else suspended
     root = Path(config.root)
     log_dir = apply.under_root(config, LOG_DIR)
     vhost_dir = apply.under_root(config, VHOST_DIR)
@@ -75,8 +82,9 @@ def render_files(config, domains: list[dict]) -> dict[Path, bytes]:
             log_dir=log_dir,
             php=domain["php"],
             php_socket=php_socket(config, owner),
+            suspended=owner in suspended,
         )
-        if domain["php"]:
+        if domain["php"] and owner not in suspended:
             php_owners.add(owner)
     for owner in sorted(php_owners):
         files[apply.under_root(config, f"{POOL_DIR}/{POOL_PREFIX}{owner}.conf")] = apply.render(
@@ -108,10 +116,23 @@ def nginx_test(config) -> None:
     )
 
 
-def apply_domains(config, domains: list[dict]) -> apply.Result:
+def php_test(config) -> None:
+    """`php-fpm8.2 -t` on a real node (a private root's pools name users the host lacks)."""
+    if Path(config.root).resolve() == Path("/") and shutil.which(PHP_FPM):
+        apply.run_checker("php-fpm", [PHP_FPM, "-t"])
+
+
+def check(config, pools_changed: bool) -> None:
+    """nginx -t always; php-fpm -t when a pool changed."""
+    if pools_changed:
+        php_test(config)
+    nginx_test(config)
+
+
+def apply_domains(config, domains: list[dict], suspended: set[str] | None = None) -> apply.Result:
     """Make the vhost tree hold exactly these (validated) domains; check, write, reload."""
     _check_unique_names(domains)
-    desired = render_files(config, domains)
+    desired = render_files(config, domains, suspended)
     current = current_files(config)
     conf = apply.under_root(config, NGINX_CONF)
     if not conf.exists():
@@ -122,7 +143,50 @@ def apply_domains(config, domains: list[dict]) -> apply.Result:
         POOL_PREFIX in p.name and desired.get(p) != current.get(p) for p in {*desired, *current}
     )
     services = ["php-fpm", "nginx"] if pools_changed else ["nginx"]
-    return apply.apply_files(config, desired, current, lambda _w: nginx_test(config), services)
+    return apply.apply_files(config, desired, current, lambda _w: check(config, pools_changed), services)
+
+
+def apply_suspended(config, suspended: set[str]) -> apply.Result:
+    """Render the node's domains with this set of suspended owners."""
+    return apply_domains(config, list_domains(config), suspended)
+
+
+def _account(config, owner: str) -> tuple[int, int] | None:
+    """The owner's UID and GID from the root prefix's /etc/passwd."""
+    data = fsutil.read_or_none(apply.under_root(config, "etc/passwd")) or b""
+    for line in data.decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) > 3 and parts[0] == owner:
+            return int(parts[2]), int(parts[3])
+    return None
+
+
+def ensure_docroot(config, domain: dict) -> None:
+    """A new domain's document root, owned by its owner, with a default index page; kept if it exists.
+
+    nginx runs as www-data: the owner's home gets o+x (enter, not list) so it can reach the files.
+    """
+    home = apply.under_root(config, f"home/{domain['owner']}")
+    docroot = home / domain["docroot"]
+    if docroot.exists():
+        return
+    ids = _account(config, domain["owner"])
+    home.mkdir(parents=True, exist_ok=True)
+    created = []
+    path = home
+    for part in docroot.relative_to(home).parts:
+        path = path / part
+        if not path.exists():
+            path.mkdir(mode=0o755)
+            created.append(path)
+    index = docroot / "index.html"
+    index.write_bytes(apply.render("index.html.j2", name=domain["name"]))
+    index.chmod(0o644)
+    created.append(index)
+    if ids is not None and os.geteuid() == 0:
+        for path in created:
+            os.chown(path, *ids)
+    home.chmod(home.stat().st_mode | 0o001)
 
 
 def replace_all(config, rows: list) -> apply.Result:
@@ -155,6 +219,7 @@ def create(config, data: object) -> dict:
         if any(d["name"] == domain["name"] for d in domains):
             raise apply.Conflict("name", f"web domain {domain['name']} exists")
         _commit(config, [*domains, domain])
+        ensure_docroot(config, domain)
     return domain
 
 

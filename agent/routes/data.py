@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from agent.ops import dns, mail, users, web
+from agent.ops import dns, mail, suspension, users, web
 from agent.routes.lists import json_body, json_errors
 
 bp = Blueprint("data", __name__, url_prefix="/v1")
@@ -51,6 +51,18 @@ def users_delete(name: str):
     """Remove an account that owns nothing here."""
     users.delete(config(), name)
     return "", 204
+
+
+@bp.get("/users/<name>/suspension")
+def suspension_show(name: str):
+    """Whether an owner's sites and mailboxes are suspended here."""
+    return jsonify(suspension.get(config(), name))
+
+
+@bp.put("/users/<name>/suspension")
+def suspension_set(name: str):
+    """Suspend or resume an owner's sites (503 page) and mailboxes (no login): {"suspended": bool}."""
+    return jsonify(suspension.set_suspended(config(), name, json_body()))
 
 
 @bp.get("/webdomains")
@@ -179,7 +191,7 @@ def mailboxes_show(address: str):
 
 @bp.put("/mailboxes/<address>")
 def mailboxes_update(address: str):
-    """Change a mailbox's password or quota."""
+    """Change a mailbox's password, quota or forwarding."""
     return jsonify(mail.update_mailbox(config(), address, json_body()))
 
 

@@ -30,7 +30,7 @@ _serial = itertools.count(1)
 # that is one printable line is legitimate; it must still never carry a control character.
 FREE_TEXT = {"command", "comment", "password"}
 # Optional fields where null or a blank string means "not set" (any source, all ports...).
-BLANK_MEANS_UNSET = {"source", "ports", "comment", "docroot", "priority", "aliases", "nameservers"}
+BLANK_MEANS_UNSET = {"source", "ports", "comment", "docroot", "priority", "aliases", "nameservers", "forward"}
 
 
 def _list_case(name: str, row: dict, field: str):
@@ -99,6 +99,10 @@ CASES = {
        for f in [*record(0), "priority"]},
     **{f"maildomains.{f}": _object_case("/v1/maildomains", maildomain, f) for f in maildomain(0)},
     **{f"mailboxes.{f}": _object_case("/v1/mailboxes", mailbox, f) for f in mailbox(0)},
+    "mailboxes.forward": _object_case("/v1/mailboxes", mailbox, "forward"),
+    "mailboxes.forward[]": (_object_case("/v1/mailboxes", mailbox, "forward", wrap=True)[0], "forward"),
+    "suspension.suspended": (lambda value, n: ("PUT", "/v1/users/alice/suspension", {"suspended": value}),
+                             "suspended"),
 }
 
 
@@ -120,13 +124,13 @@ def agent(tmp_path_factory):
 
 def _legitimate(case: str, value: object) -> bool:
     """Whether a value may be accepted in this field (free text, or a blank optional one)."""
-    bare = case.rsplit(".", 1)[-1]
+    bare = case.rsplit(".", 1)[-1].removesuffix("[]")
     if case == "records.name" and isinstance(value, str):
         # Numeric labels (999.1.1.1) are legal owner names inside a zone.
         return all(re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", p) for p in value.split("."))
     if bare in BLANK_MEANS_UNSET and (value is None or (isinstance(value, str) and not value.strip())):
         return True
-    if bare in ("enabled", "php") and isinstance(value, bool):
+    if bare in ("enabled", "php", "suspended") and isinstance(value, bool):
         return True
     if bare == "docroot" and isinstance(value, str):
         # A plain folder name below the owner's home is a fine document root.

@@ -36,7 +36,7 @@ def test_mailbox_password_is_hashed_and_verifies(agent):
     config, reloads = agent
     shown = mail.create_mailbox(config, {"address": "Info@Example.com", "password": SECRET,
                                          "quota_mb": 100})
-    assert shown == {"address": "info@example.com", "quota_mb": 100}
+    assert shown == {"address": "info@example.com", "quota_mb": 100, "forward": []}
     passwd = (config.root / mail.PASSWD)
     line = passwd.read_text().strip()
     assert line.startswith("info@example.com:{SHA512-CRYPT}$6$rounds=")

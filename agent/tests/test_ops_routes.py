@@ -97,7 +97,7 @@ def test_user_data_crud(agent):
                                                    "password": "a fine password", "quota_mb": 5})
     assert box.status_code == 201 and "password" not in box.json and "hash" not in box.json
     assert client.request("GET", "/v1/mailboxes").json == {
-        "items": [{"address": "me@carol.example", "quota_mb": 5}]}
+        "items": [{"address": "me@carol.example", "quota_mb": 5, "forward": []}]}
     busy = client.request("DELETE", "/v1/users/carol")
     assert busy.status_code == 409 and "carol.example" in busy.json["error"]
     for path in ["/v1/mailboxes/me@carol.example", "/v1/maildomains/carol.example",

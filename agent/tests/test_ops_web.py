@@ -70,8 +70,8 @@ def test_checker_refusal_returns_message_and_restores(agent, monkeypatch):
     calls = reloads.calls()
     real = web.render_files
 
-    def broken(config, domains):
-        files = real(config, domains)
+    def broken(config, domains, *args):
+        files = real(config, domains, *args)
         path = vhost(config, "bob", "shop.example.net")
         files[path] = files[path].replace(b"index index", b"bogus_directive on;\n    index index")
         return files
