@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 
 from agent import fsutil, liststate
+from agent.failpoints import failpoint
 from agent.validation import ValidationError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -169,6 +170,7 @@ def apply_files(
         reloaded = False
         try:
             fsutil.write_changes(writes, deletes, modes)
+            failpoint("apply.after_write")
             if check is not None:
                 check(writes)
             for service in services:
