@@ -35,7 +35,9 @@ lab-down:
 
 bench:
 	@scripts/bootstrap-venv.sh requirements-test.txt
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@for script in agent_rss agent_ops_bench fanout_bench proxy_bench setup_bench compare_bench; do \
+		echo "== bench/$$script.py"; $(PY) bench/$$script.py || exit 1; done
+	@echo "== bench/plot.py"; venv=$$($(PY) bench/compare_bench.py --venv) && $$venv/bin/python bench/plot.py
 
 lint:
 	$(PY) -m ruff check .

@@ -11,6 +11,7 @@ restarted agent to converged (collector poll + sync round, what the periodic job
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,6 +249,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {size} | {wall * 1000:.0f} ms | {cpu * 1000 / size:.2f} ms | {', '.join(sorted(statuses))} |")
     print(f"\nRestarted agent: {healed[0] * 1000:.0f} ms to listen, then {healed[1] * 1000:.0f} ms to converged "
           "(one collector poll + one sync round; the periodic job adds up to a poll interval)")
+    out = Path(__file__).resolve().parent / "results" / f"{datetime.now(UTC):%Y-%m-%d}-fanout.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"list": args.list, "repeat": args.repeat, "cores": os.cpu_count(),
+                               "load": os.getloadavg()[0], "restart_to_listen_s": healed[0],
+                               "listen_to_converged_s": healed[1],
+                               "fanout": [{"size": size, "wall_s": wall, "cpu_per_node_s": cpu / size}
+                                          for size, wall, cpu, _ in results]}, indent=1))
+    print(f"written: bench/results/{out.name}")
 
 
 if __name__ == "__main__":
