@@ -25,8 +25,10 @@ TERMINAL = {"ready", "error", "incompatible"}
 class LabPanel:
     """The panel, its extra RQ workers (setup jobs run in parallel), and API helpers."""
 
-    def __init__(self, tmp: Path, repo_line: str, workers: int = 3, poll_interval_s: int = 2, missed_polls: int = 2):
+    def __init__(self, tmp: Path, repo_line: str, workers: int = 3, poll_interval_s: int = 2, missed_polls: int = 2,
+                 env: dict[str, str] | None = None):
         self.tmp = tmp
+        self.extra_env = dict(env or {})
         self.repo_line = repo_line
         self.n_workers = workers
         self.poll_interval_s = poll_interval_s
@@ -46,7 +48,8 @@ class LabPanel:
             raise
 
     def _start(self) -> LabPanel:
-        self.panel = new_panel(self.tmp).start(env={"HOSTFLEET_WHEELHOUSE": WHEELHOUSE}, timeout=180)
+        self.panel = new_panel(self.tmp).start(env={"HOSTFLEET_WHEELHOUSE": WHEELHOUSE, **self.extra_env},
+                                               timeout=180)
 
         def local_ready():
             try:
@@ -62,22 +65,41 @@ class LabPanel:
                  (self.repo_line, self.poll_interval_s, self.missed_polls))
         redis_port = re.search(r"embedded Redis on 127\.0\.0\.1:(\d+)", "".join(self.panel.output)).group(1)
         self.env = dict(os.environ, HOSTFLEET_DATA=str(self.panel.data), PYTHONUNBUFFERED="1",
-                        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", HOSTFLEET_WHEELHOUSE=WHEELHOUSE)
+                        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", HOSTFLEET_WHEELHOUSE=WHEELHOUSE,
+                        **self.extra_env)
         for _ in range(self.n_workers - 1):
             self.start_worker()
         return self
 
-    def start_worker(self) -> subprocess.Popen:
-        """One more `worker.py default`, in its own process group."""
+    def start_worker(self, failpoints: str = "", burst: bool = False, simple: bool = False) -> subprocess.Popen:
+        """One more `worker.py default`, in its own process group (failpoints: HOSTFLEET_FAILPOINTS for it)."""
         log = open(self.panel.data / "logs" / f"extra-worker-{len(self.workers)}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "worker.py", "default"], cwd=ROOT, env=self.env, stdout=log,
+        argv = [sys.executable, "worker.py", "default"] + ["--burst"] * burst + ["--simple"] * simple
+        env = dict(self.env, HOSTFLEET_FAILPOINTS=failpoints) if failpoints else self.env
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.workers.append(proc)
         return proc
 
+    def pause_restarts(self) -> None:
+        """SIGSTOP the runner itself (its children keep running): a worker killed now is not restarted."""
+        psutil.Process(self.panel.proc.pid).suspend()
+
+    def resume_restarts(self) -> None:
+        """SIGCONT the runner: it restarts whatever died meanwhile."""
+        if self.panel and self.panel.proc and self.panel.proc.poll() is None:
+            psutil.Process(self.panel.proc.pid).resume()
+
+    def redis(self):
+        """A client of the panel's Redis."""
+        from redis import Redis
+
+        return Redis.from_url(self.env["REDIS_URL"])
+
     def stop(self) -> None:
         """Stop the extra workers and the panel."""
+        self.resume_restarts()
         for proc in self.workers:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)

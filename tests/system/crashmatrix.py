@@ -1,0 +1,43 @@
+"""What the crash-point matrix checks and prints, shared by the loopback matrix and the lab's."""
+
+from __future__ import annotations
+
+from agent.ops import firewall
+from app.failpoints import POINTS
+
+DR_POINTS = [p for p in POINTS if p.startswith("dr.")]
+# What the master must hold after each crash: committed only once the commit transaction ran.
+EXPECTED_MASTER = {p: "old" for p in DR_POINTS} | {"dr.after_commit": "new", "sync.after_push": "new",
+                                                   "agent killed mid-apply": "new"}
+
+
+def rendered(rows: list[dict]) -> str:
+    """The nft file an agent writes for these rows."""
+    return firewall.render([firewall.validate_row(r) for r in rows]).decode()
+
+
+def judge(old: dict, master: dict, committed: bool, status: str, message: str) -> dict:
+    """Which list the master holds after the crash, checked against what the operation recorded."""
+    state = "old" if (master["version"], master["hash"]) == (old["version"], old["hash"]) else "new"
+    assert state == "old" or master["version"] == old["version"] + 1
+    assert committed == (state == "new")
+    if state == "new":
+        assert status in ("succeeded", "partial"), message
+    else:
+        assert status == "failed" and "unchanged" in message, message
+    return {"master": state, "status": status}
+
+
+def print_matrix(table: list[tuple[str, dict]], capsys) -> None:
+    """The matrix as a table: crash point × (master after, operation status, outcome)."""
+    with capsys.disabled():
+        print("\n\ncrash point                          | master after | operation | outcome")
+        print("-------------------------------------|--------------|-----------|----------")
+        for point, facts in table:
+            print(f"{point:<37}| {facts['master']:<13}| {facts['status']:<10}| converged")
+
+
+def check_expected(table: list[tuple[str, dict]]) -> None:
+    """Every cell holds the list the crash point allows (the part before " (" names the point)."""
+    for point, facts in table:
+        assert facts["master"] == EXPECTED_MASTER[point.split(" (")[0]], (point, facts)
