@@ -76,9 +76,9 @@ CREATE_FIELDS = {
     "webdomains": ("name", "aliases", "owner", "php", "docroot", "dns"),
     "domains": ("name", "owner", "ip", "nameservers", "records"),
     "maildomains": ("name", "owner", "dns"),
-    "mailboxes": ("address", "password", "quota_mb"),
+    "mailboxes": ("address", "password", "quota_mb", "forward"),
 }
-UPDATE_FIELDS = {"webdomains": ("aliases", "php", "docroot"), "mailboxes": ("password", "quota_mb")}
+UPDATE_FIELDS = {"webdomains": ("aliases", "php", "docroot"), "mailboxes": ("password", "quota_mb", "forward")}
 RECORD_FIELDS = ("name", "type", "value", "ttl", "priority")
 
 
@@ -352,9 +352,11 @@ def _mailbox_body(actor: User, data: dict) -> tuple[dict, User, Node]:
         raise invalid("address", f"{domain_name} is not one of your mail domains")
     validated(v.password, data.get("password"), "password")
     quota = validated(v.integer, data.get("quota_mb", 0), "quota_mb", 0, mail.MAX_QUOTA_MB)
+    forward = validated(mail.validate_forward, data.get("forward"), address)
     check_new_name("mailboxes", address)
     check_limit(domain.owner, "mailboxes")
-    return {"address": address, "password": data["password"], "quota_mb": quota}, domain.owner, domain.node
+    body = {"address": address, "password": data["password"], "quota_mb": quota, "forward": forward}
+    return body, domain.owner, domain.node
 
 
 def show(kind_name: str, actor: User, row_id: int) -> dict:
@@ -367,7 +369,7 @@ def show(kind_name: str, actor: User, row_id: int) -> dict:
 
 
 def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
-    """Change a web domain (aliases, PHP, docroot) or a mailbox (password, quota)."""
+    """Change a web domain (aliases, PHP, docroot) or a mailbox (password, quota, forwarding)."""
     kind = KINDS[kind_name]
     row = get_row(kind_name, actor, row_id)
     if not isinstance(data, dict):
@@ -385,6 +387,8 @@ def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
             body["password"] = validated(v.password, data["password"], "password")
         if "quota_mb" in data:
             body["quota_mb"] = validated(v.integer, data["quota_mb"], "quota_mb", 0, mail.MAX_QUOTA_MB)
+        if "forward" in data:
+            body["forward"] = validated(mail.validate_forward, data["forward"], key_of(row))
     what = f"{row.owner.name}'s {kind.label} {key_of(row)}"
     path = f"{kind.path}/{quote(key_of(row), safe='@')}"
     result, pending = send_change(row.node, kind_name, key_of(row), "PUT", path, body, what)

@@ -261,8 +261,8 @@ def update_user(user: User, data: object) -> User:
         user.level = clean["level"]
     if "limits" in clean:
         account.limits = clean["limits"]
-    if "active" in clean and clean["active"] != user.active:
-        set_active(user, clean["active"])
+    if "active" in clean:
+        user.suspension_report = set_active(user, clean["active"])
     if "roles" in clean:
         for role in sorted(set(account.roles or []) - set(clean["roles"])):
             _drop_role(user, role)
@@ -297,12 +297,41 @@ def _forget_node_if_unused(user: User, node: Node) -> None:
             log.warning("could not remove %s's OS account from %s: %s", user.name, node.name, error)
 
 
-def set_active(user: User, active: bool) -> None:
-    """Suspend (no login, no API, open sessions end) or resume a user."""
+def set_active(user: User, active: bool) -> list[dict]:
+    """Suspend or resume a user: panel logins, API and sessions here, sites and mailboxes on every node.
+
+    The panel side changes whatever the nodes answer (a suspension must not wait for a cut node);
+    returns the per-node report [{"node_id", "node", "outcome", "error"}]. Repeating it re-sends
+    to every node (the agents' operation is idempotent).
+    """
     if user.active and not active:
         user.session_epoch += 1
     user.active = active
     db.session.commit()
+    report = [_suspend_on_node(user, node, not active) for node in nodes_of(user)]
+    log.info("%s user %s: %s", "resumed" if active else "suspended", user.name,
+             "; ".join(f"{r['node']} {r['outcome']}" for r in report) or "no nodes")
+    return report
+
+
+def nodes_of(user: User) -> list[Node]:
+    """Every node holding one of the user's roles or indexed data, by id."""
+    node_ids = set(db.session.scalars(select(Placement.node_id).where(Placement.user_id == user.id)))
+    for kind in KINDS.values():
+        node_ids |= set(db.session.scalars(select(kind.model.node_id).where(kind.model.owner_id == user.id)))
+    return list(db.session.scalars(select(Node).where(Node.id.in_(node_ids)).order_by(Node.id)))
+
+
+def _suspend_on_node(user: User, node: Node, suspended: bool) -> dict:
+    """Tell one node's agent to suspend or resume the user's sites and mailboxes."""
+    entry = {"node_id": node.id, "node": node.name, "outcome": "applied", "error": None}
+    try:
+        call_agent(node, "PUT", f"/v1/users/{user.name}/suspension", {"suspended": suspended},
+                   what=f"the {'suspension' if suspended else 'resumption'} of {user.name}")
+    except UserDataError as exc:
+        entry["outcome"] = "unavailable" if exc.status in (503, 504) else "failed"
+        entry["error"] = exc.message
+    return entry
 
 
 def location(user: User) -> dict[str, dict | None]:
@@ -337,6 +366,7 @@ def user_to_dict(user: User) -> dict:
         "uid": account.uid if account else None, "gid": account.gid if account else None,
         "location": {role: (row.node.name if row else None) for role in USER_ROLES
                      for row in [placement_of(user, role)]},
+        **({"nodes": user.suspension_report} if getattr(user, "suspension_report", None) is not None else {}),
     }
 
 

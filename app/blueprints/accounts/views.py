@@ -96,10 +96,10 @@ def location(user_id: int):
 @login_required
 @admin_required
 def suspend(user_id: int):
-    """Suspend: no login, no API."""
+    """Suspend: no login, no API; their sites answer "suspended" and their mailboxes refuse logins."""
     subject = db.get_or_404(User, user_id)
-    users.set_active(subject, False)
-    flash(f"User {subject.name} suspended.")
+    report = users.set_active(subject, False)
+    flash(f"User {subject.name} suspended.{_node_report(report)}")
     return redirect(url_for("accounts.user", user_id=user_id))
 
 
@@ -107,11 +107,19 @@ def suspend(user_id: int):
 @login_required
 @admin_required
 def resume(user_id: int):
-    """Resume a suspended user."""
+    """Resume a suspended user: logins, sites and mailboxes back."""
     subject = db.get_or_404(User, user_id)
-    users.set_active(subject, True)
-    flash(f"User {subject.name} resumed.")
+    report = users.set_active(subject, True)
+    flash(f"User {subject.name} resumed.{_node_report(report)}")
     return redirect(url_for("accounts.user", user_id=user_id))
+
+
+def _node_report(report: list[dict]) -> str:
+    """What each node did with a suspension, for the flash message (empty when every node applied it)."""
+    failed = [f"{r['node']}: {r['outcome']} ({r['error']})" for r in report if r["outcome"] != "applied"]
+    if not failed:
+        return f" Applied on {', '.join(r['node'] for r in report)}." if report else ""
+    return " Not applied on " + "; ".join(failed) + ". Repeat the action once the node is ready."
 
 
 @bp.route("/users/<int:user_id>/delete", methods=["POST"])

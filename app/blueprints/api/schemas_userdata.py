@@ -50,6 +50,8 @@ class UserSchema(Schema):
     uid = fields.Integer(allow_none=True)
     gid = fields.Integer(allow_none=True)
     location = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
+    nodes = fields.List(fields.Nested("NodeOutcomeSchema"),
+                        metadata={"description": "after a suspension or resumption: what each node did"})
 
 
 class UserListSchema(Schema):
@@ -179,6 +181,7 @@ class MailboxInSchema(Schema):
     address = fields.String()
     password = fields.String(load_only=True)
     quota_mb = _int()
+    forward = fields.List(fields.String(), metadata={"description": "addresses that get a copy (kept here too)"})
 
 
 class MailboxSchema(IndexedSchema):
@@ -186,6 +189,7 @@ class MailboxSchema(IndexedSchema):
 
     address = fields.String(required=True)
     quota_mb = fields.Integer()
+    forward = fields.List(fields.String())
 
 
 def list_of(schema: type[Schema], name: str) -> type[Schema]:

@@ -36,14 +36,15 @@ class MailboxForm(FlaskForm):
 
 
 class MailboxEditForm(FlaskForm):
-    """A new password and/or quota."""
+    """A new password, quota and/or forwarding."""
 
     password = PasswordField("New password (empty: keep)")
     quota_mb = IntegerField("Quota (MB, 0 = none)", validators=[Optional()])
+    forward = StringField("Forward a copy to (addresses, comma separated; empty: none)")
 
     def payload(self) -> dict:
         """The API body this form stands for."""
-        data = {}
+        data = {"forward": self.forward.data or ""}
         if self.password.data:
             data["password"] = self.password.data
         if self.quota_mb.data is not None:

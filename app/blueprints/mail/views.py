@@ -70,7 +70,7 @@ def mailboxes():
 def mailbox(item_id: int):
     """One mailbox as its node holds it; the form changes its password or quota."""
     box = userdata.show("mailboxes", current_user, item_id)
-    form = MailboxEditForm(data={"quota_mb": box.get("quota_mb")})
+    form = MailboxEditForm(data={"quota_mb": box.get("quota_mb"), "forward": ", ".join(box.get("forward") or [])})
     if form.validate_on_submit():
         try:
             userdata.update("mailboxes", current_user, item_id, form.payload())
