@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 
@@ -52,6 +53,9 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "") == "1"
         self.REMEMBER_COOKIE_HTTPONLY = True
+        # A session unused this long is over: the signed cookie's timestamp is checked on every request
+        # and renewed on each one (SESSION_REFRESH_EACH_REQUEST), so this is an idle lifetime.
+        self.PERMANENT_SESSION_LIFETIME = timedelta(minutes=int(os.environ.get("SESSION_IDLE_MINUTES", "240")))
         self.WTF_CSRF_TIME_LIMIT = None
         self.AGENT_TIMEOUT_S = float(os.environ.get("AGENT_TIMEOUT_S", "5"))
         self.API_TITLE = "Hostfleet API"

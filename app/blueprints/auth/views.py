@@ -30,6 +30,7 @@ def login():
             form.password.errors.append("Wrong user name or password.")
         else:
             session.clear()  # a fresh session on login (no fixation)
+            session.permanent = True  # ends after PERMANENT_SESSION_LIFETIME without a request
             login_user(user)
             return redirect(safe_next(request.args.get("next")) or url_for("main.index"))
     status = 400 if form.errors else 200
