@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
@@ -172,15 +172,23 @@ def begin_write(node: Node, kind: str, name: str) -> PendingWrite:
     return pending
 
 
+def _drop_mark(pending: PendingWrite) -> int:
+    """Delete the pending mark by id (not through the ORM): a reconciliation may have removed it already."""
+    # The object expired at begin_write's commit; reading pending.id would reload a row that may be gone.
+    mark_id = inspect(pending).identity[0]
+    db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.id == mark_id))
+    return mark_id
+
+
 def end_write(pending: PendingWrite) -> None:
     """Commit the index change together with the end of its pending mark."""
-    db.session.delete(pending)
+    mark_id = _drop_mark(pending)
     try:
         db.session.commit()
     except (IntegrityError, StaleDataError):
         # A reconciliation already wrote (or removed) the same row from the agent's listing.
         db.session.rollback()
-        db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.id == pending.id))
+        db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.id == mark_id))
         db.session.commit()
 
 
@@ -191,7 +199,7 @@ def send_change(node: Node, kind: str, name: str, method: str, path: str, body: 
         return call_agent(node, method, path, body, what=what), pending
     except UserDataError as exc:
         if exc.status != 504:
-            db.session.delete(pending)
+            _drop_mark(pending)
             db.session.commit()
         raise
 

@@ -1,0 +1,143 @@
+"""The soak's bookkeeping on synthetic inputs (the soak itself needs the lab: `make soak`)."""
+
+from tests.soak import (
+    Change,
+    Sample,
+    count_5xx,
+    cron_keys,
+    exit_code,
+    final_line,
+    firewall_keys,
+    firewall_port,
+    keys_in,
+    lost_changes,
+    percentile,
+    table,
+)
+
+NODES = ("local", "soak1", "soak2")
+
+
+def _everywhere(keys: set[str]) -> dict[str, set[str]]:
+    return {n: set(keys) for n in NODES}
+
+
+def test_final_line_reads_exactly_and_exit_code_needs_three_zeros():
+    """The last line's wording, and a non-zero exit for any 5xx, lost change or desync left."""
+    assert final_line(1234, 0, 0, 0) == "soak: 1234 requests, 0 5xx, 0 lost changes, 0 desyncs left"
+    assert exit_code(0, 0, 0) == 0
+    assert exit_code(1, 0, 0) == exit_code(0, 1, 0) == exit_code(0, 0, 1) == 1
+
+
+def test_committed_adds_and_deletes_in_place_are_not_lost():
+    """A 202 whose operation succeeded or was partial is committed; found everywhere it must be: nothing lost."""
+    changes = [
+        Change("firewall", "a", "add", 202, 1, op_id=1, outcome="succeeded"),
+        Change("firewall", "b", "add", 202, 2, op_id=2, outcome="partial"),
+        Change("firewall", "b", "delete", 202, 3, op_id=3, outcome="succeeded"),
+        Change("webdomain", "w.test", "add", 201, 4, node="soak2"),
+    ]
+    master = {"firewall": {"a"}, "webdomain": {"w.test"}}
+    nodes = {"firewall": _everywhere({"a"}), "webdomain": {"soak1": set(), "soak2": {"w.test"}}}
+    assert lost_changes(changes, master, nodes) == ([], [])
+
+
+def test_missing_on_one_node_or_still_present_after_delete_is_lost():
+    """A committed add missing on one node, and a committed delete still on the master, each count once."""
+    changes = [
+        Change("scheduler", "a", "add", 202, 1, op_id=1, outcome="succeeded"),
+        Change("scheduler", "b", "add", 202, 2, op_id=2, outcome="succeeded"),
+        Change("scheduler", "b", "delete", 202, 3, op_id=3, outcome="partial"),
+        Change("webdomain", "w.test", "add", 201, 4, node="soak1"),
+    ]
+    nodes = {"scheduler": {"local": {"a"}, "soak1": {"a"}, "soak2": set()}, "webdomain": {"soak1": set()}}
+    lost, orphans = lost_changes(changes, {"scheduler": {"a", "b"}, "webdomain": {"w.test"}}, nodes)
+    assert lost == ["scheduler a: added (2xx, committed) but missing on soak2",
+                    "scheduler b: deleted (2xx, committed) but still on the master",
+                    "webdomain w.test: added (2xx, committed) but missing on soak1"]
+    assert orphans == []
+
+
+def test_failed_operations_are_not_lost_unless_the_master_holds_them():
+    """A 202 whose operation failed everywhere changed nothing: lost only if the master has it anyway."""
+    failed = Change("firewall", "x", "add", 202, 1, op_id=1, outcome="failed")
+    refused = Change("firewall", "y", "add", 202, 2, op_id=2, outcome="refused")
+    assert lost_changes([failed, refused], {"firewall": set()}, {"firewall": _everywhere(set())}) == ([], [])
+    lost, _ = lost_changes([failed], {"firewall": {"x"}}, {"firewall": _everywhere({"x"})})
+    assert lost == ["firewall x: never committed but still on the master"]
+    lost, _ = lost_changes([failed], {"firewall": set()}, {"firewall": {"local": set(), "soak1": {"x"}}})
+    assert lost == ["firewall x: never committed but still on soak1"]
+
+
+def test_a_failed_delete_leaves_the_item_expected_present():
+    """The last committed change decides: add committed, delete failed -> it must still be everywhere."""
+    changes = [Change("firewall", "a", "add", 202, 1, op_id=1, outcome="succeeded"),
+               Change("firewall", "a", "delete", 202, 2, op_id=2, outcome="failed")]
+    assert lost_changes(changes, {"firewall": {"a"}}, {"firewall": _everywhere({"a"})}) == ([], [])
+    lost, _ = lost_changes(changes, {"firewall": set()}, {"firewall": _everywhere(set())})
+    assert lost == ["firewall a: added (2xx, committed) but missing on master, local, soak1, soak2"]
+
+
+def test_unfinished_operations_count_as_lost_and_non_2xx_changes_as_nothing():
+    """An accepted operation still queued is unverifiable (lost); a 400 or 503 answer changed nothing."""
+    changes = [Change("firewall", "q", "add", 202, 1, op_id=1, outcome="queued"),
+               Change("firewall", "r", "add", 400, 2),
+               Change("webdomain", "w.test", "add", 503, 3, node="soak1")]
+    lost, orphans = lost_changes(changes, {"firewall": set()}, {"firewall": _everywhere(set()),
+                                                                 "webdomain": {"soak1": {"w.test"}}})
+    assert lost == ["firewall q: its operation never finished"]
+    assert orphans == ["webdomain w.test: never committed, not on the master, left on soak1"]
+
+
+def test_5xx_count_percentiles_and_table():
+    """No answer counts as a 5xx, excused answers do not; nearest-rank percentiles; one row per kind + all."""
+    samples = [Sample("page", 200, 0.010, 0), Sample("page", 500, 0.020, 0), Sample("api read", 0, 60, 0),
+               Sample("webdomain add", 504, 5, 0, excused=True)]
+    assert count_5xx(samples) == 2
+    assert percentile([1, 2, 3, 4], 50) == 2 and percentile([1, 2, 3, 4], 99) == 4
+    assert percentile(list(range(1, 101)), 99) == 99
+    rows = table(samples)
+    assert rows[2].startswith("| page | 2 | 10 | 20 | 1 | 0 | 0 |")
+    assert rows[-1].startswith("| all | 4 |") and "| 2 | 1 |" in rows[-1]
+
+
+def test_tags_are_read_from_files_without_prefix_collisions():
+    """Keys of this run only, whole tags only; cron comment lines do not count."""
+    nft = 'tcp dport 41001 accept comment "soakab12x01x01"\ncomment "soakab12x01x011" comment "soakffffx01x02"'
+    assert keys_in(nft, "ab12") == {"soakab12x01x01"}
+    cron = "# 3: soakab12x02x01\n1 3 * * * root /bin/true soakab12x02x02\n"
+    assert cron_keys(cron, "ab12") == {"soakab12x02x02"}
+
+
+def test_firewall_rules_are_read_from_the_kernel_table_by_port():
+    """nft keeps no comment: a node's rules map back to keys through their ports."""
+    assert firewall_port("soakab12x03x02") == 41302
+    text = "tcp dport 41302 accept\n\t\ttcp dport 22 accept\n\t\ttcp dport 41001 accept\n"
+    assert firewall_keys(text, "ab12", clients=5, writes=4) == {"soakab12x03x02", "soakab12x00x01"}
+
+
+def test_a_create_whose_pending_mark_a_reconciliation_removed_still_ends(app):
+    """Found by the soak (a 500): a poll's reconciliation deleted the node's pending marks while a create was
+    in flight; end_write then reloaded the vanished mark through the ORM and raised ObjectDeletedError."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import PendingWrite
+    from app.services import userdata
+    from app.services.nodes import ensure_local_node
+
+    with app.app_context():
+        node = ensure_local_node(app.config["DATA_DIR"])
+        pending = userdata.begin_write(node, "webdomains", "race.example")
+        kept = userdata.begin_write(node, "webdomains", "other.example")
+        kept_id = kept.id
+        with db.engine.begin() as conn:  # what reconcile_node does in another process
+            conn.execute(PendingWrite.__table__.delete().where(PendingWrite.id != kept_id))
+        userdata.end_write(pending)
+        assert db.session.scalars(select(PendingWrite.id)).all() == [kept_id]
+        failed = userdata.begin_write(node, "webdomains", "refused.example")
+        with db.engine.begin() as conn:
+            conn.execute(PendingWrite.__table__.delete().where(PendingWrite.id != kept_id))
+        userdata.end_write(failed)
+        userdata.end_write(kept)
+        assert db.session.scalars(select(PendingWrite)).all() == []
