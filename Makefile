@@ -1,5 +1,5 @@
 # Hostfleet: `make run` starts the panel, `make test` runs every test.
-.PHONY: run test test-fast lab lab-down bench lint help
+.PHONY: run test test-fast lab lab-down bench soak lint help
 
 PY := .venv/bin/python
 N ?= 3
@@ -10,6 +10,7 @@ help:
 	@echo "make test-fast  the suite without lab, browser and PostgreSQL tests"
 	@echo "make lab N=3    start a lab of N Debian nodes (root); make lab-down removes it"
 	@echo "make bench      print the benchmark figures"
+	@echo "make soak       60 s of load with a link cut and a worker SIGKILL on lab nodes hf-node5..8 (root, lab up)"
 
 run:
 	@scripts/bootstrap-venv.sh requirements.txt
@@ -38,6 +39,10 @@ bench:
 	@for script in agent_rss agent_ops_bench fanout_bench proxy_bench setup_bench compare_bench; do \
 		echo "== bench/$$script.py"; $(PY) bench/$$script.py || exit 1; done
 	@echo "== bench/plot.py"; venv=$$($(PY) bench/compare_bench.py --venv) && $$venv/bin/python bench/plot.py
+
+soak:
+	@scripts/bootstrap-venv.sh requirements-test.txt
+	$(PY) -m tests.soak $(SOAK_ARGS)
 
 lint:
 	$(PY) -m ruff check .
