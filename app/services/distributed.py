@@ -182,6 +182,9 @@ def _finish(operation: Operation, status: OperationStatus, message: str) -> None
 def distribute_change(operation_id: int) -> OperationStatus:
     """Run one distributed request (the operation's params say which list and which change)."""
     operation = db.session.get(Operation, operation_id)
+    if operation.status != OperationStatus.QUEUED.value:
+        # A second copy of the job (re-queued by recovery while the first was only slow).
+        return operation.op_status
     params = operation.params
     name = params["list"]
     defn = lists.LISTS[name]
@@ -195,6 +198,10 @@ def distribute_change(operation_id: int) -> OperationStatus:
                     "nothing was changed. Try again.")
             return OperationStatus.FAILED
         failpoint("dr.after_lock")
+        if db.session.get(ListChange, operation_id) is not None:
+            # The other copy of a re-queued job recorded this change first; it (or recovery) finishes it.
+            db.session.refresh(operation)
+            return operation.op_status
         session = db.session()
         # The request is the only writer of what it loaded (the list's lock); reloading every
         # node and outcome row after each progress commit was most of the master's CPU.

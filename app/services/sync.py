@@ -16,7 +16,7 @@ from app.extensions import db
 from app.failpoints import failpoint
 from app.models import Desync, Node, NodeOutcome, NodeState, Operation, OperationStatus
 from app.models.base import utcnow
-from app.queues import redis_connection
+from app.queues import get_queue, redis_connection
 from app.services import distributed, lists, operations
 from app.services.desyncs import applies_to, register_desync
 from app.services.nodes import agent_client
@@ -27,6 +27,9 @@ BACKOFF_BASE_S = 5
 BACKOFF_MAX_S = 300
 MAX_SYNC_THREADS = 64
 ENQUEUE_GRACE_S = 60
+# A request's first step (marking it running) follows its job's start within milliseconds; a job
+# started longer ago than this with the operation still queued lost its worker before that step.
+ABANDONED_GRACE_S = 10
 # Nodes whose agent answers and that are set up far enough to take data.
 SYNCABLE_STATES = {NodeState.INSTALLING.value, NodeState.SYNCING.value, NodeState.READY.value}
 DEAD_RQ_STATUSES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -221,20 +224,48 @@ def recover_interrupted_operations() -> list[int]:
             # The web process died between recording the operation and enqueueing its job.
             dead = _aware(operation.created_at) < utcnow() - timedelta(seconds=ENQUEUE_GRACE_S)
         else:
-            dead = _rq_job_dead(operation.rq_job_id)
+            state = _rq_job_state(operation.rq_job_id)
+            if state == "abandoned":
+                _requeue(operation)
+                continue
+            dead = state == "dead"
         if dead:
             distributed.recover_interrupted(operation)
             recovered.append(operation.id)
     return recovered
 
 
-def _rq_job_dead(job_id: str) -> bool:
-    """True when a queued operation's RQ job will never run (gone, failed, stopped, canceled)."""
+def _rq_job_state(job_id: str) -> str:
+    """A queued operation's RQ job: "dead" (gone, failed, stopped, canceled: it will never run),
+    "abandoned" (started, but its worker vanished before the job's first step) or "alive"."""
     try:
         job = Job.fetch(job_id, connection=redis_connection())
     except NoSuchJobError:
-        return True
-    return job.get_status(refresh=False) in DEAD_RQ_STATUSES
+        return "dead"
+    status = job.get_status(refresh=False)
+    if status in DEAD_RQ_STATUSES:
+        return "dead"
+    if status == JobStatus.STARTED:
+        since = job.started_at
+    elif status == JobStatus.QUEUED and job.id in get_queue(job.origin).intermediate_queue.get_job_ids():
+        # Taken off the queue by a worker that died before registering it as started (RQ would
+        # only notice at its maintenance, every 10 minutes, and then fail it).
+        since = job.enqueued_at
+    else:
+        return "alive"
+    if since and _aware(since) < utcnow() - timedelta(seconds=ABANDONED_GRACE_S):
+        return "abandoned"
+    return "alive"
+
+
+def _requeue(operation: Operation) -> None:
+    """Queue a request again whose worker died before its first step: nothing of it ran, and the
+    user was told it was accepted (RQ itself would only mark the job failed, minutes later)."""
+    from app.jobs.system import distribute_list_change
+
+    job = get_queue().enqueue(distribute_list_change, operation.id, job_timeout=600)
+    operation.rq_job_id = job.id
+    operations.append_log(operation, "the worker that took this request stopped before its first step; queued again")
 
 
 def detect_drift(node: Node, reported: object, master_heads: dict[str, tuple[int, str]] | None = None) -> list[str]:
