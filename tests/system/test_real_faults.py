@@ -243,6 +243,42 @@ def test_agent_killed_mid_apply_is_rolled_back_and_synced(cluster, app, monkeypa
     RESULTS.append(("agent SIGKILLed mid-apply (files written)", master, status, "converged"))
 
 
+def test_a_job_abandoned_before_its_first_step_is_queued_again_and_runs_once(cluster, app):
+    """What the power cut can leave, made deterministic: RQ took the job and its worker died before
+    the request's first step. Recovery queues it again, the change lands once, and the abandoned
+    copy, were it to run after all, changes nothing."""
+    from datetime import timedelta
+
+    from rq.job import Job, JobStatus
+
+    from app.extensions import db
+    from app.jobs.system import distribute_list_change
+    from app.models import Operation
+    from app.models.base import utcnow
+    from app.queues import get_queue, redis_connection
+    from app.services.sync import ABANDONED_GRACE_S, recover_interrupted_operations
+
+    start_cluster(cluster)
+    operation_id = submit(cluster, 9306)
+    with app.app_context():
+        abandoned = db.session.get(Operation, operation_id).rq_job_id
+        job = Job.fetch(abandoned, connection=redis_connection())
+        get_queue().remove(job)
+        job.set_status(JobStatus.STARTED)
+        job.started_at = utcnow() - timedelta(seconds=ABANDONED_GRACE_S + 1)
+        job.save()
+        assert recover_interrupted_operations() == []
+        operation = db.session.get(Operation, operation_id)
+        assert operation.status == "queued" and operation.rq_job_id != abandoned
+        assert "queued again" in operation.log
+    cluster.run_jobs()
+    after = cluster.master("firewall")
+    assert [r["ports"] for r in after["rows"]] == ["8000", "9306"]
+    assert cluster.operation(operation_id)["status"] == "succeeded"
+    assert distribute_list_change(operation_id) == "succeeded"
+    assert cluster.master("firewall") == after, "the second copy must not apply the change again"
+
+
 # The whole panel, as `make run` starts it.
 
 def panel_nodes(panel: Panel, tmp_path, monkeypatch) -> AgentNodes:
