@@ -29,7 +29,7 @@ _serial = itertools.count(1)
 pytestmark = pytest.mark.slow
 FREE_TEXT = {"password"}
 BLANK_MEANS_UNSET = {"docroot", "aliases", "nameservers", "priority", "ttl", "ip", "records", "limits", "nodes",
-                     "quota_mb", "owner_admin_blank"}
+                     "quota_mb", "owner_admin_blank", "forward"}
 
 
 NUMBER_RANGES = {"quota_mb": (0, 10_000_000), "ttl": (0, 2**31 - 1), "priority": (0, 65535)}
@@ -140,9 +140,9 @@ _api("maildomains.create", "alice", "POST", "/api/v1/maildomains", lambda i: {"n
      ("name", "owner", "dns"))
 _api("mailboxes.create", "alice", "POST", "/api/v1/mailboxes",
      lambda i: {"address": f"box{i}@example.net", "password": "a long password", "quota_mb": 10},
-     ("address", "password", "quota_mb"))
+     ("address", "password", "quota_mb", "forward"), wrapped=("forward",))
 _api("mailboxes.update", "alice", "PUT", "/api/v1/mailboxes/{mailbox}", lambda i: {"quota_mb": 5},
-     ("password", "quota_mb"))
+     ("password", "quota_mb", "forward"), wrapped=("forward",))
 
 LEGIT_AS = {"records.create.name": "record.name", "records.update.name": "record.name"}
 
@@ -203,7 +203,8 @@ _form("maildomain.create_as_admin", "root", "/mail/domains", lambda i: {"name": 
 _form("mailbox.create", "alice", "/mail/mailboxes",
       lambda i: {"address": f"fbox{i}@example.net", "password": "a long password", "quota_mb": "1"},
       ("address", "password", "quota_mb"))
-_form("mailbox.edit", "alice", "/mail/mailboxes/{mailbox}", lambda i: {"quota_mb": "2"}, ("password", "quota_mb"))
+_form("mailbox.edit", "alice", "/mail/mailboxes/{mailbox}", lambda i: {"quota_mb": "2"},
+      ("password", "quota_mb", "forward"))
 _form("user.create", "root", "/accounts/users",
       lambda i: {"name": f"f{i}", "password": "a long password", "level": "user", "role_web": "y"},
       ("name", "password", "level", "limit_webdomains", "limit_disk_mb", "node_web"))
