@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.cluster.fakessh import FakeSSHServer
 
 # Valid-looking requests (positive) and requests that break the schema on purpose (negative), per operation.
-EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 4}
+EXAMPLES = {GenerationMode.POSITIVE: 6, GenerationMode.NEGATIVE: 3}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
