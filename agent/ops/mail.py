@@ -248,7 +248,10 @@ def apply_suspended(config, suspended: set[str]) -> apply.Result:
 def apply_senders(config, which: str, rows: list) -> apply.Result:
     """Make the whitelist or blacklist file hold these rows (checked, reloaded); idempotent."""
     apply.validate_rows(rows, validate_sender_row)
-    return _commit(config, **{which: rows})
+    # The drift check calls this too (comparing only): under the lock it never sees a mailbox or
+    # domain change half done (files written, record not yet stored) and reports false drift.
+    with apply.OP_LOCK:
+        return _commit(config, **{which: rows})
 
 
 def replace_senders(config, which: str, version: int, content_hash: str, rows: list) -> dict:
