@@ -37,8 +37,8 @@ LIST_NAMES = ("firewall", "scheduler")
 DR_POINTS = sorted(p for p in POINTS if p.startswith("dr."))
 # Sync rounds allowed at the end of a run before "did not converge" is a failure.
 FINAL_ROUNDS = 6
-MAX_EXAMPLES = int(os.environ.get("HOSTFLEET_PROPERTY_EXAMPLES", "10"))
-STEPS = int(os.environ.get("HOSTFLEET_PROPERTY_STEPS", "12"))
+MAX_EXAMPLES = int(os.environ.get("HOSTFLEET_PROPERTY_EXAMPLES", "8"))
+STEPS = int(os.environ.get("HOSTFLEET_PROPERTY_STEPS", "10"))
 # Shrinking replays runs against real processes for many minutes (past the suite's per-test
 # timeout); a failure prints its steps unshrunk unless HOSTFLEET_PROPERTY_SHRINK=1.
 PHASES = [Phase.explicit, Phase.generate] + ([Phase.shrink] if os.environ.get("HOSTFLEET_PROPERTY_SHRINK") else [])
