@@ -20,6 +20,8 @@ from pathlib import Path
 from app.config import data_dir
 
 MAX_RESTARTS = 5
+# How long a child may take to stop after TERM (a worker finishes its current job first).
+STOP_GRACE_S = 10
 
 
 @dataclass
@@ -137,7 +139,8 @@ class Runner:
             self.add("agent", [py, "-m", "agent", "serve", "--config", str(agent_config)])
             self.add("worker", [py, "worker.py", "default"])
             self.add("worker-periodic", [py, "worker.py", "periodic", "--simple"])
-            self.add("cron", [py, "-m", "rq.cli", "cron", "app.cron_config", "--url", self.env["REDIS_URL"], "--logging-level", "warning"])
+            self.add("cron", [py, "-m", "rq.cli", "cron", "app.cron_config", "--url", self.env["REDIS_URL"],
+                              "--logging-level", "warning"])
             workers = os.environ.get("WEB_CONCURRENCY", "2")
             self.add(
                 "web",
@@ -171,24 +174,19 @@ class Runner:
                     self.stop()
                     return 1
                 child.restarts += 1
-                say(f"{child.name} exited with code {code}; restarting ({child.restarts}/{MAX_RESTARTS}). See {child.log}")
+                say(f"{child.name} exited with code {code}; restarting ({child.restarts}/{MAX_RESTARTS}). "
+                    f"See {child.log}")
                 self.start_child(child)
             time.sleep(0.5)
         self.stop()
         return 0
 
-    def on_signal(self, signum, _frame) -> None:
-        """Ctrl-C or SIGTERM: leave the watch loop."""
-        self.stopping = True
-
-    def stop(self) -> None:
-        """Stop the children in reverse order: TERM, then KILL after a grace period."""
-        self.stopping = True
-        for child in reversed(self.children):
+    def _stop_group(self, children: list[Child]) -> None:
+        for child in reversed(children):
             if child.proc and child.proc.poll() is None:
                 child.proc.terminate()
-        deadline = time.monotonic() + 10
-        for child in reversed(self.children):
+        deadline = time.monotonic() + STOP_GRACE_S
+        for child in reversed(children):
             if child.proc is None:
                 continue
             try:
@@ -196,6 +194,20 @@ class Runner:
             except subprocess.TimeoutExpired:
                 os.killpg(child.proc.pid, signal.SIGKILL)
                 child.proc.wait()
+
+    def on_signal(self, signum, _frame) -> None:
+        """Ctrl-C or SIGTERM: leave the watch loop."""
+        self.stopping = True
+
+    def stop(self) -> None:
+        """Stop the children: everything but Redis first (a worker finishing its job still needs Redis), then Redis.
+
+        Each group gets TERM, then KILL after a grace period.
+        """
+        self.stopping = True
+        last = [c for c in self.children if c.name == "redis"]
+        self._stop_group([c for c in self.children if c.name != "redis"])
+        self._stop_group(last)
         if self.children:
             say("stopped every process it started")
         self.children.clear()

@@ -66,8 +66,8 @@ def test_a_request_that_lost_its_lease_does_not_commit(cluster, app, monkeypatch
     real_push = distributed.push_list
     redis = Redis.from_url(app.config["REDIS_URL"])
 
-    def push_then_lose_lock(client, name, body):
-        result = real_push(client, name, body)
+    def push_then_lose_lock(client, name, body, encoded=None):
+        result = real_push(client, name, body, encoded)
         redis.delete(distributed.lock_key(name))
         time.sleep(1.2)
         return result
