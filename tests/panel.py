@@ -99,3 +99,17 @@ class Panel:
 def new_panel(tmp_path: Path) -> Panel:
     """A panel on a fresh data dir and a free port (not started)."""
     return Panel(data=tmp_path / "data", port=free_port())
+
+
+def add_loopback_nodes(panel: Panel, base: Path, names, monkeypatch, roles=("web", "dns", "mail")):
+    """Real agents on loopback with private roots, added to a running panel's database as ready nodes."""
+    from app import create_app
+    from tests.conftest import AgentNodes
+
+    port = re.search(r"embedded Redis on 127\.0\.0\.1:(\d+)", "".join(panel.output)).group(1)
+    monkeypatch.setenv("HOSTFLEET_DATA", str(panel.data))
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    nodes = AgentNodes(create_app(), base)
+    for name in names:
+        nodes.add(name, roles=roles)
+    return nodes

@@ -18,7 +18,7 @@ import requests
 
 from agent.ops import firewall
 from tests.conftest import AgentNodes, free_port, listening_on, redis_server_binary, wait_until
-from tests.panel import Panel, new_panel
+from tests.panel import Panel, add_loopback_nodes, new_panel
 from tests.system.conftest import firewall_file, spawn_worker
 
 NODES = ("f1", "f2", "f3")
@@ -283,16 +283,7 @@ def test_a_job_abandoned_before_its_first_step_is_queued_again_and_runs_once(clu
 
 def panel_nodes(panel: Panel, tmp_path, monkeypatch) -> AgentNodes:
     """Two loopback agent nodes added to the running panel's database (the local node is the third)."""
-    from app import create_app
-
-    match = [line for line in panel.output if "embedded Redis on" in line]
-    port = match[0].split("127.0.0.1:")[1].split()[0]
-    monkeypatch.setenv("HOSTFLEET_DATA", str(panel.data))
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
-    nodes = AgentNodes(create_app(), tmp_path / "agents")
-    for name in ("w1", "w2"):
-        nodes.add(name)
-    return nodes
+    return add_loopback_nodes(panel, tmp_path / "agents", ("w1", "w2"), monkeypatch)
 
 
 def panel_roots(panel: Panel, nodes: AgentNodes) -> list:
