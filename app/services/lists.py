@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import defer
 
 from agent import liststate
@@ -14,6 +16,7 @@ from agent import validation as v
 from agent.ops import cron, firewall, mail
 from app.extensions import db
 from app.models import Node, NodeState, SystemList
+from app.models.base import utcnow
 from app.services.desyncs import applies_to
 from app.services.synchronizers import SYNCHRONIZERS
 
@@ -109,9 +112,12 @@ def get_list(name: str) -> SystemList:
     """The master's copy of a list, created empty at version 0 on first use."""
     row = db.session.get(SystemList, name, populate_existing=True)
     if row is None:
-        row = SystemList(name=name, version=0, hash=empty_hash(), rows=[])
-        db.session.add(row)
-        db.session.flush()
+        # Concurrent first uses all find no row: insert-or-nothing, or all but one fail on the key (a 500).
+        dialect = db.session.get_bind().dialect.name
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        db.session.execute(insert(SystemList).values(name=name, version=0, hash=empty_hash(), rows=[],
+                                                     updated_at=utcnow()).on_conflict_do_nothing())
+        row = db.session.get(SystemList, name, populate_existing=True)
     return row
 
 

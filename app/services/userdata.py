@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from agent import validation as v
 from agent.client import AgentError
@@ -182,10 +182,11 @@ def _drop_mark(pending: PendingWrite) -> int:
 
 def end_write(pending: PendingWrite) -> None:
     """Commit the index change together with the end of its pending mark."""
-    mark_id = _drop_mark(pending)
+    mark_id = inspect(pending).identity[0]
     try:
+        _drop_mark(pending)  # its autoflush writes the index change: it may collide like the commit
         db.session.commit()
-    except (IntegrityError, StaleDataError):
+    except (IntegrityError, StaleDataError, ObjectDeletedError):
         # A reconciliation already wrote (or removed) the same row from the agent's listing.
         db.session.rollback()
         db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.id == mark_id))
@@ -293,6 +294,8 @@ def create(kind_name: str, actor: User, data: object) -> dict:
         row = kind.model(owner_id=owner.id, node_id=node.id, **{kind.key: name})
         db.session.add(row)
     end_write(pending)
+    # A reconciliation may have indexed it first (end_write then dropped ours): answer with the index's row.
+    row = db.session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == name)) or row
     log.info("created %s %s for %s on node %s", kind.label, name, owner.name, node.name)
     shaped = _shape(kind_name, result, row)
     if with_dns:
