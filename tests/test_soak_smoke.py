@@ -141,3 +141,97 @@ def test_a_create_whose_pending_mark_a_reconciliation_removed_still_ends(app):
         userdata.end_write(failed)
         userdata.end_write(kept)
         assert db.session.scalars(select(PendingWrite)).all() == []
+
+
+def test_two_first_uses_of_a_list_at_once_do_not_collide(app, monkeypatch):
+    """Found by the soak (500s): two requests both found no firewall list row and both inserted it."""
+    from app.extensions import db
+    from app.models import SystemList
+    from app.models.base import utcnow
+    from app.services import lists
+
+    with app.app_context():
+        real_get = db.session.get
+        raced = []
+
+        def get_while_another_request_creates_it(model, key, **kwargs):
+            if raced:
+                return real_get(model, key, **kwargs)
+            raced.append(key)
+            assert real_get(model, key, **kwargs) is None
+            with db.engine.begin() as conn:  # the other request's first use commits first
+                conn.execute(SystemList.__table__.insert().values(
+                    name=key, version=0, hash=lists.empty_hash(), rows=[], updated_at=utcnow()))
+            return None
+
+        monkeypatch.setattr(db.session, "get", get_while_another_request_creates_it)
+        row = lists.get_list("firewall")
+        assert (row.name, row.version, row.rows) == ("firewall", 0, [])
+        db.session.commit()
+
+
+def test_a_ready_node_is_not_demoted_for_a_list_whose_request_is_in_flight(app):
+    """Found by the soak (503s on user data): every distributed request's desyncs made every node `syncing`
+    while it ran. A list whose lock is held does not count for a ready node; it does once released."""
+    from app.queues import redis_connection
+    from app.services.distributed import counted_desyncs, lock_key
+
+    with app.app_context():
+        redis_connection().set(lock_key("firewall"), "someone", px=5000)
+        assert counted_desyncs("ready", ["firewall", "scheduler", "users"]) == ["scheduler", "users"]
+        assert counted_desyncs("syncing", ["firewall", "scheduler"]) == ["firewall", "scheduler"]
+        # A sync round holds the lock of a list it pushed itself: what it left pending counts.
+        assert counted_desyncs("ready", ["firewall"], held=frozenset({"firewall"})) == ["firewall"]
+        redis_connection().delete(lock_key("firewall"))
+        assert counted_desyncs("ready", ["firewall"]) == ["firewall"]
+
+
+def test_an_index_row_a_reconciliation_wrote_first_does_not_fail_the_create(app, users):
+    """Found by the soak (a 500, and a domain the client was told failed): a poll's reconciliation indexed the
+    new web domain from the node's listing between the create's lookup and its commit."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import PendingWrite, WebDomainIndex
+    from app.services import userdata
+    from app.services.nodes import ensure_local_node
+
+    owner_id = users.make("alice")
+    with app.app_context():
+        node = ensure_local_node(app.config["DATA_DIR"])
+        pending = userdata.begin_write(node, "webdomains", "race.example")
+        node_id = node.id
+        db.session.add(WebDomainIndex(owner_id=owner_id, node_id=node_id, name="race.example"))
+        with db.engine.begin() as conn:  # what reconcile_node does in another process
+            conn.execute(WebDomainIndex.__table__.insert().values(owner_id=owner_id, node_id=node_id,
+                                                                  name="race.example"))
+            conn.execute(PendingWrite.__table__.delete())
+        userdata.end_write(pending)
+        assert db.session.scalars(select(WebDomainIndex.name)).all() == ["race.example"]
+        assert db.session.scalars(select(PendingWrite)).all() == []
+
+
+def test_a_delete_whose_index_row_a_reconciliation_removed_first_still_ends(app, users):
+    """Found by the soak (a 500 for a delete that was done): the poll's reconciliation removed the index row
+    after the node deleted the domain, before the delete's own commit."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import PendingWrite, WebDomainIndex
+    from app.services import userdata
+    from app.services.nodes import ensure_local_node
+
+    owner_id = users.make("alice")
+    with app.app_context():
+        node = ensure_local_node(app.config["DATA_DIR"])
+        db.session.add(WebDomainIndex(owner_id=owner_id, node_id=node.id, name="gone.example"))
+        db.session.commit()
+        row = db.session.scalar(select(WebDomainIndex))
+        pending = userdata.begin_write(node, "webdomains", "gone.example")
+        with db.engine.begin() as conn:  # what reconcile_node does in another process
+            conn.execute(WebDomainIndex.__table__.delete())
+            conn.execute(PendingWrite.__table__.delete())
+        db.session.delete(row)
+        userdata.end_write(pending)
+        assert db.session.scalars(select(WebDomainIndex)).all() == []
+        assert db.session.scalars(select(PendingWrite)).all() == []

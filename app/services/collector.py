@@ -12,6 +12,7 @@ from agent.client import AgentError
 from app.extensions import db
 from app.models import Node, NodeState, Policy
 from app.models.base import utcnow
+from app.services import distributed
 from app.services import nodes as node_service
 from app.services.policies import get_policy
 from app.services.roles import absorb_software_report
@@ -92,13 +93,14 @@ def record_poll_success(node: Node, stats: dict) -> None:
         return
     absorb_software_report(node, stats)
     detect_drift(node, stats.get("lists"))
-    target = implied_state([d.list for d in node.desyncs])
+    counted = distributed.counted_desyncs(node.state, [d.list for d in node.desyncs])
+    target = implied_state(counted)
     if node.state == target.value:
         return
     if target == NodeState.READY:
         reason = "the agent answers and no synchronizer is pending"
     else:
-        pending = ", ".join(d.list for d in node.desyncs)
+        pending = ", ".join(counted)
         reason = f"the agent answers; waiting for synchronizers: {pending}"
     if node.state == NodeState.UNAVAILABLE.value:
         reason = "back after missed polls: " + reason

@@ -358,16 +358,38 @@ def _commit_master(change: ListChange, applied: list[int]) -> bool:
     return True
 
 
-def follow_implied_state(node_ids: list[int]) -> None:
-    """Nodes that are syncing or ready move to the state their remaining desyncs imply."""
+def counted_desyncs(state: str, names: list[str], busy: dict[str, bool] | None = None,
+                    held: frozenset[str] = frozenset()) -> list[str]:
+    """The pending synchronizers that decide a node's next state (busy: a cache of list_busy answers;
+    held: lists whose lock the caller holds itself and whose results it has, which always count).
+
+    A ready node is not demoted for a list whose distributed request or sync round is in flight (its
+    lock is held): every request registers a desync on every target before sending, so counting them
+    made every node `syncing` (refusing user-data changes) whenever a firewall or cron change was on
+    its way. A node the request leaves behind keeps its desync, which counts once the lock is released.
+    """
+    if state != NodeState.READY.value:
+        return names
+    busy = {} if busy is None else busy
+    for name in names:
+        if name not in busy:
+            busy[name] = name in lists.LISTS and name not in held and list_busy(name)
+    return [name for name in names if not busy[name]]
+
+
+def follow_implied_state(node_ids: list[int], held: frozenset[str] = frozenset()) -> None:
+    """Nodes that are syncing or ready move to the state their remaining desyncs imply
+    (held: lists whose lock the caller holds and whose results it has: see counted_desyncs)."""
     pending: dict[int, list[str]] = {nid: [] for nid in node_ids}
     for node_id, name in db.session.execute(select(Desync.node_id, Desync.list).where(Desync.node_id.in_(node_ids))):
         pending[node_id].append(name)
     # Columns only: loading whole nodes (with their stats documents) cost more than the rest.
     states = db.session.execute(select(Node.id, Node.state).where(Node.id.in_(node_ids))).all()
+    busy: dict[str, bool] = {}
     for node_id, state in states:
         if state not in (NodeState.SYNCING.value, NodeState.READY.value):
             continue
+        pending[node_id] = counted_desyncs(state, pending[node_id], busy, held)
         target = implied_state(pending[node_id])
         node = db.session.get(Node, node_id) if target.value != state else None
         if node is not None:

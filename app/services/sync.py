@@ -149,7 +149,10 @@ def _record(outcomes: dict[int, dict[str, object]], lease: distributed.Lease) ->
                     desync.last_error = str(result)[:4000]
                     desync.next_try_at = now + backoff(desync.attempts)
     db.session.flush()
-    distributed.follow_implied_state(list(outcomes))
+    # The lists this round pushed (it holds their locks): a desync left there is a real failure. A list it
+    # found busy belongs to a request in flight, which leaves its own desyncs until it ends.
+    pushed = frozenset(name for results in outcomes.values() for name, result in results.items() if result != "busy")
+    distributed.follow_implied_state(list(outcomes), held=pushed)
     db.session.commit()
     return summary
 
