@@ -94,13 +94,15 @@ def env(lab_nodes, tmp_path_factory, request):
     finally:
         panel.stop()
         if reporter and CHECKS:
-            width = max(len(c[0]) for c in CHECKS)
-            reporter.write_line("")
-            reporter.write_line(f"{'check':<{width}}  {'expected':<28}  seen")
-            for check, expected, seen in CHECKS:
-                reporter.write_line(f"{check:<{width}}  {expected:<28}  {seen}")
-            for note in SYNCING:
-                reporter.write_line(f"retried after the node was syncing: {note}")
+            capture = request.config.pluginmanager.get_plugin("capturemanager")
+            with capture.global_and_fixture_disabled():
+                width = max(len(c[0]) for c in CHECKS)
+                reporter.write_line("")
+                reporter.write_line(f"{'check':<{width}}  {'expected':<28}  seen")
+                for check, expected, seen in CHECKS:
+                    reporter.write_line(f"{check:<{width}}  {expected:<28}  {seen}")
+                for note in SYNCING:
+                    reporter.write_line(f"retried after the node was syncing: {note}")
 
 
 def curl(address: str, host: str, path: str = "/") -> tuple[int, str]:
