@@ -288,9 +288,12 @@ def replace_list(
 
 
 def drifted(config, name: str, apply_rows: Callable[[object, list[dict]], Result]) -> bool:
-    """True when the node's live files no longer match the list it recorded (edited behind its back)."""
+    """True when the node's live files no longer match the list it recorded (edited behind its back).
+
+    Under the op lock: a change half done (files written, the list not yet recorded) is never seen as drift.
+    """
     try:
-        with comparing_only():
+        with OP_LOCK, comparing_only():
             return apply_rows(config, load_list_rows(config, name)).changed
     except (ValidationError, OpError):
         # The recorded rows cannot be rendered here any more (a user gone, say): a re-push decides.
