@@ -40,13 +40,17 @@ NSPAWN_RUN = Path("/run/systemd/nspawn")
 
 BASE_PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "python3",
-    "python3-venv", "ca-certificates", "iproute2", "iputils-ping", "nftables", "cron",
+    "ca-certificates", "iproute2", "iputils-ping", "nftables", "cron",
     "sudo", "curl", "procps", "netbase",
 ]
 ROLE_PACKAGES = [
     "nginx", "php-fpm", "bind9", "bind9-utils", "exim4-daemon-heavy", "dovecot-core",
     "dovecot-imapd", "mariadb-server", "nftables", "cron",
 ]
+# What the panel's setup installs from the node's apt sources besides the roles: the agent's venv
+# needs python3-venv, which a minimal Debian lacks, and an air-gapped node can only get it here.
+AGENT_PACKAGES = ["python3-venv"]
+REPO_PACKAGES = ROLE_PACKAGES + AGENT_PACKAGES
 HOST_TOOLS = ("systemd-nspawn", "debootstrap", "dpkg-scanpackages", "ssh-keygen", "ip", "nsenter", "unshare")
 APT_PACKAGES_FILE = Path(__file__).with_name("apt-packages.txt")
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -87,7 +91,7 @@ def base_key() -> str:
 
 def repo_key() -> str:
     """Content key of the local repository: the base it was computed against and the roles."""
-    return _key({"base": base_key(), "roles": sorted(ROLE_PACKAGES), "recipe": RECIPE_VERSION})
+    return _key({"base": base_key(), "roles": sorted(REPO_PACKAGES), "recipe": RECIPE_VERSION})
 
 
 def base_dir() -> Path:
@@ -258,7 +262,7 @@ def ensure_repo() -> float | None:
     shutil.rmtree(work, ignore_errors=True)
     for d in ("upper", "work", "root"):
         (work / d).mkdir(parents=True)
-    roles = " ".join(ROLE_PACKAGES)
+    roles = " ".join(REPO_PACKAGES)
     # The closure of each role alone as well as of all together: apt may pick other
     # alternatives (an MTA, say) when a node installs one role only.
     script = (
