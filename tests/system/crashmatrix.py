@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agent.ops import firewall
 from app.failpoints import POINTS
+from tests.system.conftest import firewall_file
 
 DR_POINTS = [p for p in POINTS if p.startswith("dr.")]
 # What the master must hold after each crash: committed only once the commit transaction ran.
@@ -26,6 +27,26 @@ def judge(old: dict, master: dict, committed: bool, status: str, message: str) -
     else:
         assert status == "failed" and "unchanged" in message, message
     return {"master": state, "status": status}
+
+
+def check_converged(cluster, app, nodes, operation_id: int, old: dict) -> dict:
+    """Every node's agent and file hold the master's firewall list, no desync is left, and the master's list
+    (old or new) agrees with the operation's outcome; returns the facts for the table."""
+    from app.extensions import db
+    from app.models import ListChange, Operation
+
+    master = cluster.master("firewall")
+    for node in nodes:
+        held = cluster.held(node, "firewall")
+        assert [held[k] for k in ("version", "hash", "rows")] == [master[k] for k in ("version", "hash", "rows")], node
+        assert firewall_file(cluster, node) == rendered(master["rows"]), node
+    assert cluster.desyncs() == set()
+    with app.app_context():
+        operation = db.session.get(Operation, operation_id)
+        change = db.session.get(ListChange, operation_id)
+        status, message = operation.status, operation.message
+        committed = bool(change and change.committed)
+    return judge(old, master, committed, status, message)
 
 
 def print_matrix(table: list[tuple[str, dict]], capsys) -> None:

@@ -14,31 +14,12 @@ import time
 import pytest
 
 from tests.conftest import wait_until
-from tests.system.conftest import firewall_file, spawn_worker
-from tests.system.crashmatrix import DR_POINTS, check_expected, judge, print_matrix, rendered
+from tests.system.conftest import spawn_worker
+from tests.system.crashmatrix import DR_POINTS, check_converged, check_expected, print_matrix
 
 pytestmark = pytest.mark.slow
 
 NODES = ("c1", "c2", "c3", "c4")
-
-
-def check_converged(cluster, app, nodes, operation_id: int, old: dict) -> dict:
-    """Every assertion of convergence; returns the cell's facts for the table."""
-    from app.extensions import db
-    from app.models import ListChange, Operation
-
-    master = cluster.master("firewall")
-    for node in nodes:
-        held = cluster.held(node, "firewall")
-        assert [held[k] for k in ("version", "hash", "rows")] == [master[k] for k in ("version", "hash", "rows")], node
-        assert firewall_file(cluster, node) == rendered(master["rows"]), node
-    assert cluster.desyncs() == set()
-    with app.app_context():
-        operation = db.session.get(Operation, operation_id)
-        change = db.session.get(ListChange, operation_id)
-        status, message = operation.status, operation.message
-        committed = bool(change and change.committed)
-    return judge(old, master, committed, status, message)
 
 
 def settle(cluster, app, log):

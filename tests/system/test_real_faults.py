@@ -16,18 +16,13 @@ import psutil
 import pytest
 import requests
 
-from agent.ops import firewall
 from tests.conftest import AgentNodes, free_port, listening_on, redis_server_binary, wait_until
 from tests.panel import Panel, add_loopback_nodes, new_panel
 from tests.system.conftest import firewall_file, spawn_worker
+from tests.system.crashmatrix import check_converged, rendered
 
 NODES = ("f1", "f2", "f3")
 RESULTS: list[tuple[str, str, str, str]] = []
-
-
-def rendered(rows: list[dict]) -> str:
-    """The nft file an agent writes for these rows."""
-    return firewall.render([firewall.validate_row(r) for r in rows]).decode()
 
 
 def rule(port: int) -> dict:
@@ -100,37 +95,6 @@ def fault_table(request):
             print(f"{fault:<56}| {master:<13}| {status:<10}| {outcome}")
 
 
-def judge(old: dict, master: dict, committed: bool, status: str, message: str) -> str:
-    """'old' or 'new' after checking that the master and the operation's outcome agree."""
-    state = "old" if (master["version"], master["hash"]) == (old["version"], old["hash"]) else "new"
-    assert state == "old" or master["version"] == old["version"] + 1, (old, master)
-    assert committed == (state == "new"), (committed, state)
-    if state == "new":
-        assert status in ("succeeded", "partial"), message
-    else:
-        assert status == "failed" and "unchanged" in message, message
-    return state
-
-
-def check_converged(cluster, app, operation_id: int, old: dict) -> tuple[str, str]:
-    """Every node's files and agent hold the master's list, no desync, the outcome says old or new."""
-    from app.extensions import db
-    from app.models import ListChange, Operation
-
-    master = cluster.master("firewall")
-    for node in NODES:
-        held = cluster.held(node, "firewall")
-        assert [held[k] for k in ("version", "hash", "rows")] == [master[k] for k in ("version", "hash", "rows")], node
-        assert firewall_file(cluster, node) == rendered(master["rows"]), node
-    assert cluster.desyncs() == set()
-    with app.app_context():
-        operation = db.session.get(Operation, operation_id)
-        change = db.session.get(ListChange, operation_id)
-        status, message = operation.status, operation.message
-        committed = bool(change and change.committed)
-    return judge(old, master, committed, status, message), status
-
-
 def converge(cluster, app, timeout: float = 45) -> None:
     """What the periodic job does (a poll, then a sync round), until no desync is left."""
     from app.services.distributed import list_busy
@@ -190,7 +154,8 @@ def test_redis_killed_between_sending_and_committing(cluster, app, owned_redis, 
         owned_redis.start()
         assert worker.wait(60) == 0, (tmp_path / "worker.log").read_text()
     converge(cluster, app)
-    master, status = check_converged(cluster, app, operation_id, old)
+    facts = check_converged(cluster, app, NODES, operation_id, old)
+    master, status = facts["master"], facts["status"]
     RESULTS.append(("redis SIGKILLed between sending and committing", master, status, "converged"))
 
 
@@ -204,7 +169,8 @@ def test_redis_killed_with_the_job_queued(cluster, app, owned_redis, tmp_path):
     with open(tmp_path / "worker.log", "ab") as log:
         assert spawn_worker(app, "default", log=log).wait(60) == 0
     converge(cluster, app)
-    master, status = check_converged(cluster, app, operation_id, old)
+    facts = check_converged(cluster, app, NODES, operation_id, old)
+    master, status = facts["master"], facts["status"]
     assert master == "new", "appendonly keeps the queued job: the change must land"
     RESULTS.append(("redis SIGKILLed with the job queued", master, status, "converged"))
 
@@ -238,7 +204,8 @@ def test_agent_killed_mid_apply_is_rolled_back_and_synced(cluster, app, monkeypa
     cluster.start(NODES[0])
     assert not journal.exists() and firewall_file(cluster, NODES[0]) == before, "the journal restores the old file"
     converge(cluster, app)
-    master, status = check_converged(cluster, app, operation_id, old)
+    facts = check_converged(cluster, app, NODES, operation_id, old)
+    master, status = facts["master"], facts["status"]
     assert (master, status) == ("new", "partial"), "two nodes applied it; the killed one is synchronized"
     RESULTS.append(("agent SIGKILLed mid-apply (files written)", master, status, "converged"))
 
