@@ -10,7 +10,7 @@ help:
 	@echo "make test-fast  the suite without lab, browser and PostgreSQL tests"
 	@echo "make lab N=3    start a lab of N Debian nodes (root); make lab-down removes it"
 	@echo "make bench      print the benchmark figures"
-	@echo "make soak       60 s of load with a link cut and a worker SIGKILL on lab nodes hf-node5..8 (root, lab up)"
+	@echo "make soak       60 s of load with a link cut and a worker SIGKILL on lab nodes hf-node5..8 (root; starts the lab if needed)"
 
 run:
 	@scripts/bootstrap-venv.sh requirements.txt
@@ -42,6 +42,8 @@ bench:
 
 soak:
 	@scripts/bootstrap-venv.sh requirements-test.txt
+	@scripts/install-test-deps.sh
+	$(PY) -m tests.lab up -n 8
 	$(PY) -m tests.soak $(SOAK_ARGS)
 
 lint:
