@@ -172,24 +172,22 @@ def begin_write(node: Node, kind: str, name: str) -> PendingWrite:
     return pending
 
 
-def _drop_mark(pending: PendingWrite) -> int:
+def _drop_mark(pending: PendingWrite) -> None:
     """Delete the pending mark by id (not through the ORM): a reconciliation may have removed it already."""
     # The object expired at begin_write's commit; reading pending.id would reload a row that may be gone.
     mark_id = inspect(pending).identity[0]
     db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.id == mark_id))
-    return mark_id
 
 
 def end_write(pending: PendingWrite) -> None:
     """Commit the index change together with the end of its pending mark."""
-    mark_id = inspect(pending).identity[0]
     try:
         _drop_mark(pending)  # its autoflush writes the index change: it may collide like the commit
         db.session.commit()
     except (IntegrityError, StaleDataError, ObjectDeletedError):
         # A reconciliation already wrote (or removed) the same row from the agent's listing.
         db.session.rollback()
-        db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.id == mark_id))
+        _drop_mark(pending)
         db.session.commit()
 
 

@@ -322,6 +322,11 @@ def nodes_of(user: User) -> list[Node]:
     return list(db.session.scalars(select(Node).where(Node.id.in_(node_ids)).order_by(Node.id)))
 
 
+def node_outcome(exc: UserDataError) -> str:
+    """A node's line in a per-node report: no answer (503, 504) is `unavailable`, a refusal `failed`."""
+    return "unavailable" if exc.status in (503, 504) else "failed"
+
+
 def _suspend_on_node(user: User, node: Node, suspended: bool) -> dict:
     """Tell one node's agent to suspend or resume the user's sites and mailboxes."""
     entry = {"node_id": node.id, "node": node.name, "outcome": "applied", "error": None}
@@ -329,7 +334,7 @@ def _suspend_on_node(user: User, node: Node, suspended: bool) -> dict:
         call_agent(node, "PUT", f"/v1/users/{user.name}/suspension", {"suspended": suspended},
                    what=f"the {'suspension' if suspended else 'resumption'} of {user.name}")
     except UserDataError as exc:
-        entry["outcome"] = "unavailable" if exc.status in (503, 504) else "failed"
+        entry["outcome"] = node_outcome(exc)
         entry["error"] = exc.message
     return entry
 
@@ -375,12 +380,7 @@ def delete_user(user: User) -> dict:
 
     Returns {"deleted": bool, "nodes": [{"node_id", "node", "outcome", "removed", "error"}]}.
     """
-    node_ids = set(db.session.scalars(select(Placement.node_id).where(Placement.user_id == user.id)))
-    for kind in KINDS.values():
-        node_ids |= set(db.session.scalars(select(kind.model.node_id).where(kind.model.owner_id == user.id)))
-    report = []
-    for node in db.session.scalars(select(Node).where(Node.id.in_(node_ids)).order_by(Node.id)):
-        report.append(_purge_node(user, node))
+    report = [_purge_node(user, node) for node in nodes_of(user)]
     deleted = all(r["outcome"] == "applied" for r in report)
     name = user.name
     if deleted:
@@ -417,7 +417,7 @@ def _purge_node(user: User, node: Node) -> dict:
         db.session.execute(Placement.__table__.delete().where(Placement.user_id == user.id,
                                                               Placement.node_id == node.id))
     except UserDataError as exc:
-        entry["outcome"] = "unavailable" if exc.status in (503, 504) else "failed"
+        entry["outcome"] = node_outcome(exc)
         entry["error"] = exc.message
     db.session.commit()
     return entry
