@@ -16,6 +16,7 @@ ENV = "HOSTFLEET_FAILPOINTS"
 
 # Every failpoint in the code, so tests and docs can enumerate them.
 POINTS = {
+    "dr.before_lock": "the request is marked running and waits for its turn at the list's lock",
     "dr.after_lock": "the list's lock is held, nothing recorded yet",
     "dr.after_desyncs": "the change and a desync for every target are committed, nothing sent",
     "dr.after_some_sent": "the first node answered; the others may or may not have applied",

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import timedelta
 
 from flask import current_app
 from redis import Redis
@@ -37,7 +38,7 @@ from app.models import (
     OperationStatus,
     SystemList,
 )
-from app.models.base import utcnow
+from app.models.base import as_utc, utcnow
 from app.queues import redis_connection
 from app.services import lists, operations
 from app.services.nodes import agent_client, change_state
@@ -51,6 +52,8 @@ MAX_PUSH_THREADS = 128
 LOCK_WAIT_S = 300
 # How often per-node outcomes are written while answers come in (the Operations page is live).
 PROGRESS_COMMIT_S = 0.25
+# How long a change waits for an earlier one whose job is not enqueued yet.
+ENQUEUE_WAIT_S = 5
 
 
 def lease_seconds() -> float:
@@ -120,6 +123,13 @@ class Lease:
         if got:
             self.locks[name] = lock
         return got
+
+    def release(self, name: str) -> None:
+        """Give a list's lock back before the lease ends."""
+        try:
+            self.locks.pop(name).release()
+        except LockError:
+            pass
 
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 3):
@@ -192,7 +202,8 @@ def distribute_change(operation_id: int) -> OperationStatus:
     with Lease(redis, lease_seconds(), alive_key=ALIVE_PREFIX + str(operation_id)) as lease:
         operations.mark_running(operation)
         operations.append_log(operation, f"waiting for the {defn.title.lower()} list's lock")
-        if not lease.acquire(name, LOCK_WAIT_S):
+        failpoint("dr.before_lock")
+        if not _take_turn(operation, name, lease):
             _finish(operation, OperationStatus.FAILED,
                     f"Another change to the {defn.title.lower()} list held its lock for {LOCK_WAIT_S} s; "
                     "nothing was changed. Try again.")
@@ -210,6 +221,45 @@ def distribute_change(operation_id: int) -> OperationStatus:
             return _distribute_locked(operation, defn, lease)
         finally:
             session.expire_on_commit = True
+
+
+def _take_turn(operation: Operation, name: str, lease: Lease) -> bool:
+    """Take the list's lock in the order the changes were made: a change made earlier that a
+    worker is already running goes first, even if this worker reached the lock before it
+    (firewall rules apply in order, so two quick additions must keep theirs). False after
+    LOCK_WAIT_S without a turn."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while lease.acquire(name, max(0.0, deadline - time.monotonic())):
+        if not _earlier_change_running(operation, name):
+            return True
+        lease.release(name)
+        time.sleep(0.05)
+    return False
+
+
+def _earlier_change_running(operation: Operation, name: str) -> bool:
+    """True while an earlier change to the same list is in a live worker's hands and has yet to
+    take the lock. One still waiting in the queue is not waited for: with a single worker it
+    could only run after this one."""
+    earlier = db.session.scalars(select(Operation).where(
+        Operation.kind == "list_change",
+        Operation.id < operation.id,
+        Operation.status.in_((OperationStatus.QUEUED.value, OperationStatus.RUNNING.value)),
+    )).all()
+    db.session.commit()  # end the read, so the next look sees other workers' commits
+    for other in earlier:
+        if other.params.get("list") != name:
+            continue
+        if other.status == OperationStatus.RUNNING.value:
+            if operation_alive(other.id) and db.session.get(ListChange, other.id) is None:
+                return True
+        elif other.rq_job_id is None:
+            # Its web request is between recording it and enqueueing its job (a moment).
+            if as_utc(other.created_at) > utcnow() - timedelta(seconds=ENQUEUE_WAIT_S):
+                return True
+        elif operations.rq_job_state(other.rq_job_id) == "taken":
+            return True
+    return False
 
 
 def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) -> OperationStatus:

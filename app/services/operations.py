@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
+
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 from app.extensions import db
 from app.models import NodeOutcome, Operation, OperationNode, OperationStatus
-from app.models.base import utcnow
-from app.queues import DEFAULT_QUEUE, get_queue
+from app.models.base import as_utc, utcnow
+from app.queues import DEFAULT_QUEUE, get_queue, redis_connection
 
 FINAL_NODE_OUTCOMES = {NodeOutcome.APPLIED.value, NodeOutcome.FAILED.value, NodeOutcome.UNAVAILABLE.value}
+DEAD_RQ_STATUSES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+# A job's first step (marking its operation running) follows its start within milliseconds; a job
+# taken by a worker longer ago than this with the operation still queued lost that worker first.
+ABANDONED_GRACE_S = 10
 
 
 def start_operation(
@@ -102,3 +110,27 @@ def operation_to_dict(operation: Operation) -> dict:
             for r in operation.nodes
         ],
     }
+
+
+def rq_job_state(job_id: str) -> str:
+    """Where a queued operation's RQ job is: "dead" (gone, failed, stopped, canceled: it will never
+    run), "abandoned" (taken by a worker that vanished before the job's first step), "taken" (a
+    live worker has it) or "waiting" (still in its queue, or deferred)."""
+    try:
+        job = Job.fetch(job_id, connection=redis_connection())
+    except NoSuchJobError:
+        return "dead"
+    status = job.get_status(refresh=False)
+    if status in DEAD_RQ_STATUSES:
+        return "dead"
+    if status == JobStatus.STARTED:
+        since = job.started_at
+    elif status == JobStatus.QUEUED and job.id in get_queue(job.origin).intermediate_queue.get_job_ids():
+        # Taken off the queue by a worker that has yet to register it as started (if that worker
+        # died, RQ would only notice at its maintenance, every 10 minutes, and then fail it).
+        since = job.enqueued_at
+    else:
+        return "waiting"
+    if since and as_utc(since) < utcnow() - timedelta(seconds=ABANDONED_GRACE_S):
+        return "abandoned"
+    return "taken"

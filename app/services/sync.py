@@ -4,18 +4,16 @@ also drift detection for the collector and the recovery of requests whose worker
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from flask import current_app
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from agent.client import AgentError
 from app.extensions import db
 from app.failpoints import failpoint
 from app.models import Desync, Node, NodeOutcome, NodeState, Operation, OperationStatus
-from app.models.base import utcnow
+from app.models.base import as_utc, utcnow
 from app.queues import get_queue, redis_connection
 from app.services import distributed, lists, operations
 from app.services.desyncs import applies_to, register_desync
@@ -27,12 +25,8 @@ BACKOFF_BASE_S = 5
 BACKOFF_MAX_S = 300
 MAX_SYNC_THREADS = 64
 ENQUEUE_GRACE_S = 60
-# A request's first step (marking it running) follows its job's start within milliseconds; a job
-# started longer ago than this with the operation still queued lost its worker before that step.
-ABANDONED_GRACE_S = 10
 # Nodes whose agent answers and that are set up far enough to take data.
 SYNCABLE_STATES = {NodeState.INSTALLING.value, NodeState.SYNCING.value, NodeState.READY.value}
-DEAD_RQ_STATUSES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
 def _make_list_runner(name: str):
@@ -83,7 +77,7 @@ def run_sync(node_ids: list[int] | None = None, force: bool = False) -> dict[int
         query = query.where(Desync.node_id.in_(node_ids))
     per_node: dict[int, list[Desync]] = {}
     for desync in db.session.scalars(query):
-        due = force or desync.next_try_at is None or _aware(desync.next_try_at) <= now
+        due = force or desync.next_try_at is None or as_utc(desync.next_try_at) <= now
         if due:
             per_node.setdefault(desync.node_id, []).append(desync)
     plans = {node_id: plan_for(rows) for node_id, rows in per_node.items()}
@@ -157,12 +151,6 @@ def _record(outcomes: dict[int, dict[str, object]], lease: distributed.Lease) ->
     return summary
 
 
-def _aware(moment):
-    """SQLite hands back naive UTC datetimes; compare them as aware ones."""
-
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def resync(node: Node, names: list[str] | None = None) -> list[str]:
     """Register desyncs on a node (the named lists, or every synchronizer that can run) due now."""
     if names is None:
@@ -225,9 +213,9 @@ def recover_interrupted_operations() -> list[int]:
             dead = not distributed.operation_alive(operation.id)
         elif operation.rq_job_id is None:
             # The web process died between recording the operation and enqueueing its job.
-            dead = _aware(operation.created_at) < utcnow() - timedelta(seconds=ENQUEUE_GRACE_S)
+            dead = as_utc(operation.created_at) < utcnow() - timedelta(seconds=ENQUEUE_GRACE_S)
         else:
-            state = _rq_job_state(operation.rq_job_id)
+            state = operations.rq_job_state(operation.rq_job_id)
             if state == "abandoned":
                 _requeue(operation)
                 continue
@@ -236,29 +224,6 @@ def recover_interrupted_operations() -> list[int]:
             distributed.recover_interrupted(operation)
             recovered.append(operation.id)
     return recovered
-
-
-def _rq_job_state(job_id: str) -> str:
-    """A queued operation's RQ job: "dead" (gone, failed, stopped, canceled: it will never run),
-    "abandoned" (started, but its worker vanished before the job's first step) or "alive"."""
-    try:
-        job = Job.fetch(job_id, connection=redis_connection())
-    except NoSuchJobError:
-        return "dead"
-    status = job.get_status(refresh=False)
-    if status in DEAD_RQ_STATUSES:
-        return "dead"
-    if status == JobStatus.STARTED:
-        since = job.started_at
-    elif status == JobStatus.QUEUED and job.id in get_queue(job.origin).intermediate_queue.get_job_ids():
-        # Taken off the queue by a worker that died before registering it as started (RQ would
-        # only notice at its maintenance, every 10 minutes, and then fail it).
-        since = job.enqueued_at
-    else:
-        return "alive"
-    if since and _aware(since) < utcnow() - timedelta(seconds=ABANDONED_GRACE_S):
-        return "abandoned"
-    return "alive"
 
 
 def _requeue(operation: Operation) -> None:

@@ -23,14 +23,16 @@ NODES = ("c1", "c2", "c3", "c4")
 
 
 def settle(cluster, app, log):
-    """Wait for the dead worker's lease to lapse, then let a fresh worker recover and sync."""
-    from app.services.distributed import list_busy
+    """Wait for the dead worker's lease (its lock and its "alive" key) to lapse, then let a fresh
+    worker recover and sync."""
+    from app.queues import redis_connection
+    from app.services.distributed import ALIVE_PREFIX, list_busy
 
     def free():
         with app.app_context():
-            return not list_busy("firewall")
+            return not list_busy("firewall") and not redis_connection().keys(ALIVE_PREFIX + "*")
 
-    wait_until(free, 30, what="the dead worker's lock to expire")
+    wait_until(free, 30, what="the dead worker's lease to lapse")
     time.sleep(0.2)
     for _ in range(3):
         with app.app_context():

@@ -147,6 +147,70 @@ def test_one_failing_list_does_not_block_the_nodes_other_lists(cluster):
     assert "@hourly deploy /bin/true" in cron_file(cluster, "n2")
 
 
+def test_changes_to_one_list_take_the_lock_in_the_order_they_were_made(cluster, app, tmp_path):
+    """The worker holding the earlier change is slow to reach the lock; the later change, on
+    another worker, gets there first and must still wait: the rules keep the order they were added."""
+    import time
+
+    from app.extensions import db
+    from app.models import ListChange, Operation
+
+    cluster.add("n1")
+    ids = [cluster.api("POST", "/firewall", {**RULE, "ports": port})[1]["operation"]["id"] for port in ("7001", "7002")]
+    log = open(tmp_path / "workers.log", "ab")
+    first = spawn_worker(app, failpoints="dr.before_lock=sleep:4", log=log)
+    deadline = time.monotonic() + 30
+    with app.app_context():
+        while db.session.get(Operation, ids[0]).status != "running":
+            assert time.monotonic() < deadline and first.poll() is None, (tmp_path / "workers.log").read_text()
+            db.session.rollback()
+            time.sleep(0.02)
+    second = spawn_worker(app, log=log)
+    assert [w.wait(60) for w in (first, second)] == [0, 0], (tmp_path / "workers.log").read_text()
+    assert [r["ports"] for r in cluster.master("firewall")["rows"]] == ["7001", "7002"]
+    with app.app_context():
+        assert [db.session.get(ListChange, i).base_version for i in ids] == [0, 1]
+        assert "waiting for the firewall list's lock" in db.session.get(Operation, ids[1]).log
+    assert cluster.converged("firewall", ["n1"])
+    assert firewall_file(cluster, "n1").index("7001") < firewall_file(cluster, "n1").index("7002")
+
+
+def test_a_change_waits_only_for_earlier_ones_a_live_worker_holds(cluster, app):
+    """Taken off the queue by a worker → waited for; still in the queue, or its job gone → not
+    (with one worker it would never run first); not enqueued yet → waited for a few seconds."""
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.models import Operation
+    from app.models.base import utcnow
+    from app.queues import get_queue, redis_connection
+    from app.services.distributed import _earlier_change_running
+
+    cluster.add("n1")
+    ids = [cluster.api("POST", "/firewall", {**RULE, "ports": port})[1]["operation"]["id"] for port in ("7001", "7002")]
+    with app.app_context():
+        redis, queue = redis_connection(), get_queue()
+        earlier, later = (db.session.get(Operation, i) for i in ids)
+        job_id = earlier.rq_job_id
+        assert not _earlier_change_running(later, "firewall")
+        assert not _earlier_change_running(later, "scheduler")
+        # What a worker does when it dequeues: the job moves to the queue's intermediate list.
+        redis.lrem(queue.key, 1, job_id)
+        redis.rpush(queue.intermediate_queue_key, job_id)
+        assert _earlier_change_running(later, "firewall")
+        assert not _earlier_change_running(earlier, "firewall")
+        redis.lrem(queue.intermediate_queue_key, 1, job_id)
+        queue.fetch_job(job_id).delete()
+        assert not _earlier_change_running(later, "firewall")
+        earlier = db.session.get(Operation, ids[0])
+        earlier.rq_job_id, earlier.created_at = None, utcnow()
+        db.session.commit()
+        assert _earlier_change_running(later, "firewall")
+        earlier.created_at = utcnow() - timedelta(seconds=30)
+        db.session.commit()
+        assert not _earlier_change_running(later, "firewall")
+
+
 def test_two_changes_to_one_list_are_serialized_and_two_lists_run_in_parallel(cluster, app, tmp_path):
     """Two worker processes: two firewall changes take turns (v1 then v2, both rules kept);
     a firewall and a scheduler change overlap in time."""

@@ -223,7 +223,8 @@ def test_a_job_abandoned_before_its_first_step_is_queued_again_and_runs_once(clu
     from app.models import Operation
     from app.models.base import utcnow
     from app.queues import get_queue, redis_connection
-    from app.services.sync import ABANDONED_GRACE_S, recover_interrupted_operations
+    from app.services.operations import ABANDONED_GRACE_S
+    from app.services.sync import recover_interrupted_operations
 
     start_cluster(cluster)
     operation_id = submit(cluster, 9306)

@@ -107,6 +107,7 @@ class DistributedModel(RuleBasedStateMachine):
         passes = len(ready) * 100 >= 50 * len(NODES)
         reached = {
             None: False,
+            "dr.before_lock": True,
             "dr.after_lock": True,
             "dr.after_desyncs": passes,
             "dr.after_some_sent": passes and bool(ready),

@@ -1,6 +1,5 @@
 """Cluster → Nodes and Synchronization."""
 
-from datetime import UTC
 
 from flask import Blueprint, redirect, url_for
 from flask_login import current_user, login_required
@@ -62,13 +61,11 @@ def sync():
 @bp.app_template_filter("ago")
 def ago(moment) -> str:
     """A compact "12 s ago" for timestamps."""
-    from app.models.base import utcnow
+    from app.models.base import as_utc, utcnow
 
     if moment is None:
         return "never"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    seconds = int((utcnow() - moment).total_seconds())
+    seconds = int((utcnow() - as_utc(moment)).total_seconds())
     if seconds < 60:
         return f"{max(seconds, 0)} s ago"
     if seconds < 3600:
