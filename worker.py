@@ -10,7 +10,7 @@ from rq.worker import SimpleWorker
 
 from app import create_app
 from app.jobs import use_app
-from app.queues import ALL_QUEUES, redis_connection
+from app.queues import ALL_QUEUES, PERIODIC_QUEUE, redis_connection
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run a Hostfleet RQ worker.")
     parser.add_argument("queues", nargs="*", default=list(ALL_QUEUES), help="queues to serve, in priority order")
     parser.add_argument(
-        "--simple", action="store_true", help="run jobs in this process instead of a fork per job (for short periodic jobs)"
+        "--simple", action="store_true",
+        help="run jobs in this process instead of a fork per job (starts each job at once and keeps agent connections)"
     )
     parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     parser.add_argument("--name", help="worker name (default: generated)")
@@ -26,11 +27,13 @@ def main(argv: list[str] | None = None) -> None:
 
     app = create_app()
     use_app(app)
-    logging.getLogger("rq.worker").setLevel(logging.WARNING if args.simple else logging.INFO)
+    # The periodic queue runs a job every second: only its problems are worth a log line.
+    quiet = set(args.queues) <= {PERIODIC_QUEUE}
+    logging.getLogger("rq.worker").setLevel(logging.WARNING if quiet else logging.INFO)
     connection = redis_connection(app.config["REDIS_URL"])
     worker_class = SimpleWorker if args.simple else Worker
     worker = worker_class(args.queues, connection=connection, name=args.name)
-    worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING" if args.simple else "INFO")
+    worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING" if quiet else "INFO")
 
 
 if __name__ == "__main__":

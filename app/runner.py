@@ -41,6 +41,14 @@ def say(message: str) -> None:
     print(f"hostfleet: {message}", flush=True)
 
 
+def job_workers() -> int:
+    """How many default-queue workers to run (HOSTFLEET_WORKERS, at least 1)."""
+    raw = os.environ.get("HOSTFLEET_WORKERS", "2")
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"HOSTFLEET_WORKERS must be a whole number of at least 1, not {raw!r}")
+    return int(raw)
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as sock:
@@ -137,7 +145,12 @@ class Runner:
             self.start_redis()
             name, password, agent_config = self.prepare_database()
             self.add("agent", [py, "-m", "agent", "serve", "--config", str(agent_config)])
-            self.add("worker", [py, "worker.py", "default"])
+            # Two job workers, so adding a server (minutes of SSH) never holds up a firewall change.
+            # Each runs its jobs in its own process (no fork per job): a job starts within
+            # milliseconds and keeps the worker's kept-alive agent connections; a worker that dies
+            # is restarted and the operation it held is recovered (docs/distributed-requests.md).
+            for number in range(1, job_workers() + 1):
+                self.add(f"worker-{number}", [py, "worker.py", "default", "--simple"])
             self.add("worker-periodic", [py, "worker.py", "periodic", "--simple"])
             self.add("cron", [py, "-m", "rq.cli", "cron", "app.cron_config", "--url", self.env["REDIS_URL"],
                               "--logging-level", "warning"])

@@ -55,3 +55,17 @@ def test_admin_password_from_the_environment(tmp_path):
         assert not (panel.data / "initial-admin-password").exists()
     finally:
         panel.stop()
+
+
+def test_the_number_of_job_workers_is_checked(monkeypatch):
+    """HOSTFLEET_WORKERS: two by default; anything but a whole number ≥ 1 stops the runner with the variable named."""
+    from app.runner import job_workers
+
+    monkeypatch.delenv("HOSTFLEET_WORKERS", raising=False)
+    assert job_workers() == 2
+    monkeypatch.setenv("HOSTFLEET_WORKERS", "3")
+    assert job_workers() == 3
+    for bad in ("0", "-1", "two", ""):
+        monkeypatch.setenv("HOSTFLEET_WORKERS", bad)
+        with pytest.raises(SystemExit, match="HOSTFLEET_WORKERS"):
+            job_workers()
