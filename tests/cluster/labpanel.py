@@ -1,4 +1,4 @@
-"""A whole panel (as `make run` starts it) pointed at the lab: policy set to the lab's repository, extra workers."""
+"""A whole panel (as `make run` starts it) pointed at the lab, with the lab's repository and N job workers."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ TERMINAL = {"ready", "error", "incompatible"}
 
 
 class LabPanel:
-    """The panel, its extra RQ workers (setup jobs run in parallel), and API helpers."""
+    """The panel (`workers` job workers: setup jobs run in parallel), workers a test starts, API helpers."""
 
     def __init__(self, tmp: Path, repo_line: str, workers: int = 3, poll_interval_s: int = 2, missed_polls: int = 2,
                  env: dict[str, str] | None = None):
@@ -40,7 +40,7 @@ class LabPanel:
         self.token: str | None = None
 
     def start(self) -> LabPanel:
-        """Start the panel, set the policy for the lab, start the extra workers (all stopped again on failure)."""
+        """Start the panel and set the policy for the lab (stopped again on failure)."""
         try:
             return self._start()
         except BaseException:
@@ -48,8 +48,9 @@ class LabPanel:
             raise
 
     def _start(self) -> LabPanel:
-        self.panel = new_panel(self.tmp).start(env={"HOSTFLEET_WHEELHOUSE": WHEELHOUSE, **self.extra_env},
-                                               timeout=180)
+        # The runner's own job workers, as many as asked (setup jobs run in parallel).
+        env = {"HOSTFLEET_WHEELHOUSE": WHEELHOUSE, "HOSTFLEET_WORKERS": str(max(self.n_workers, 1)), **self.extra_env}
+        self.panel = new_panel(self.tmp).start(env=env, timeout=180)
 
         def local_ready():
             try:
@@ -67,8 +68,6 @@ class LabPanel:
         self.env = dict(os.environ, HOSTFLEET_DATA=str(self.panel.data), PYTHONUNBUFFERED="1",
                         REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", HOSTFLEET_WHEELHOUSE=WHEELHOUSE,
                         **self.extra_env)
-        for _ in range(self.n_workers - 1):
-            self.start_worker()
         return self
 
     def start_worker(self, failpoints: str = "", burst: bool = False, simple: bool = False) -> subprocess.Popen:
@@ -98,7 +97,7 @@ class LabPanel:
         return Redis.from_url(self.env["REDIS_URL"])
 
     def stop(self) -> None:
-        """Stop the extra workers and the panel."""
+        """Stop the workers the test started and the panel."""
         self.resume_restarts()
         for proc in self.workers:
             if proc.poll() is None:
