@@ -8,7 +8,7 @@ import shlex
 import sys
 
 from agent import __version__
-from agent.config import DEFAULT_PORT, AgentConfig, ConfigError, initialize
+from agent.config import DEFAULT_PORT, INIT_SYSTEMS, AgentConfig, ConfigError, initialize
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="how to reload a service, e.g. nginx='systemctl reload nginx'; repeatable",
     )
     init.add_argument("--log-file", help="also log to this file")
+    init.add_argument(
+        "--init-system",
+        choices=INIT_SYSTEMS,
+        default="systemd",
+        help="how the node starts and enables services: systemd units (default) or init scripts (sysv)",
+    )
     return parser
 
 
@@ -112,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 addresses=args.address,
                 log_file=args.log_file,
                 reload_commands=dict(args.reload_command),
+                init_system=args.init_system,
             )
             print(json.dumps(result, indent=2))
             return 0

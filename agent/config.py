@@ -15,6 +15,9 @@ DEFAULT_MAX_CLOCK_SKEW_S = 60
 # 128 bits is the floor for an HMAC key; the generated secret is 256 bits.
 MIN_SECRET_BYTES = 16
 _PATH_FIELDS = ("root", "state_dir", "secret_file", "cert_file", "key_file", "log_file")
+# How the node starts services: systemd units, or Debian's init scripts (`service`, `update-rc.d`)
+# on nodes whose init is not systemd (sysvinit, or a container's plain process supervisor).
+INIT_SYSTEMS = ("systemd", "sysv")
 
 
 class ConfigError(Exception):
@@ -36,6 +39,7 @@ class AgentConfig:
     reload_commands: dict[str, list[str]] = field(default_factory=dict)
     max_clock_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S
     log_file: Path | None = None
+    init_system: str = "systemd"
 
     def __post_init__(self) -> None:
         for name in _PATH_FIELDS:
@@ -48,6 +52,8 @@ class AgentConfig:
             raise ConfigError("max_clock_skew_s must be a positive number of seconds")
         if not isinstance(self.roles, list) or not all(isinstance(r, str) for r in self.roles):
             raise ConfigError("roles must be a list of role names")
+        if self.init_system not in INIT_SYSTEMS:
+            raise ConfigError(f"init_system must be one of {', '.join(INIT_SYSTEMS)}, got {self.init_system!r}")
         for service, argv in self.reload_commands.items():
             if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
                 raise ConfigError(f"reload_commands[{service!r}] must be a non-empty argv list")
@@ -177,6 +183,7 @@ def initialize(
     log_file: str | os.PathLike | None = None,
     reload_commands: dict[str, list[str]] | None = None,
     max_clock_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S,
+    init_system: str = "systemd",
 ) -> dict:
     """Set a node up to serve (idempotent): config, secret if absent, certificate if absent.
 
@@ -213,6 +220,7 @@ def initialize(
         reload_commands=dict(reload_commands or {}),
         max_clock_skew_s=max_clock_skew_s,
         log_file=Path(log_file) if log_file else None,
+        init_system=init_system,
     )
     if config.key_file.exists():
         require_private(config.key_file, "TLS key file")

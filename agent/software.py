@@ -42,6 +42,18 @@ _APT_ENV = {
 }
 
 
+def service_commands(init_system: str, service: str, start: bool, *, systemctl: str = "systemctl",
+                     service_cmd: str = "service", update_rc_d: str = "update-rc.d") -> list[list[str]]:
+    """The commands that enable and start (or stop and disable) one service under the node's init."""
+    if init_system == "sysv":
+        # `defaults` makes the rc links a package may not have made; `enable` turns K links back into S.
+        if start:
+            return [[update_rc_d, service, "defaults"], [update_rc_d, service, "enable"],
+                    [service_cmd, service, "start"]]
+        return [[service_cmd, service, "stop"], [update_rc_d, service, "disable"]]
+    return [[systemctl, "enable" if start else "disable", "--now", service]]
+
+
 class Busy(Exception):
     """An installation for other roles is running; the caller should ask again later."""
 
@@ -88,12 +100,16 @@ class SoftwareManager:
         config: AgentConfig,
         apt_get: str = "apt-get",
         systemctl: str = "systemctl",
+        service: str = "service",
+        update_rc_d: str = "update-rc.d",
         installed: Callable[[list[str]], set[str]] = dpkg_installed,
         manage_packages: bool | None = None,
     ) -> None:
         self.config = config
         self.apt_get = apt_get
         self.systemctl = systemctl
+        self.service = service
+        self.update_rc_d = update_rc_d
         self.installed = installed
         # A private root (tests, the demo's local node) must never touch the host's packages.
         self.manage_packages = Path(config.root) == Path("/") if manage_packages is None else manage_packages
@@ -259,15 +275,24 @@ class SoftwareManager:
 
     def _services(self, roles: list[str], previous: list[str]) -> None:
         """Start the services of the node's roles; stop those of roles it no longer has."""
-        if not Path("/run/systemd/system").is_dir():
+        init = self.config.init_system
+        if init == "systemd" and not Path("/run/systemd/system").is_dir():
             self._log("systemd is not running: services are left as the packages set them")
             return
         keep = {s for r in roles for s in ROLE_SERVICES.get(r, [])}
         stop = [s for r in previous if r not in roles for s in ROLE_SERVICES.get(r, []) if s not in keep]
         for service in stop:
-            self._command([self.systemctl, "disable", "--now", service], f"stopping {service}", check=False)
+            self._service_commands(service, False, f"stopping {service}")
         for service in sorted(keep):
-            self._command([self.systemctl, "enable", "--now", service], f"starting {service}", check=False)
+            self._service_commands(service, True, f"starting {service}")
+
+    def _service_commands(self, service: str, start: bool, what: str) -> None:
+        if self.config.init_system == "sysv" and not Path(self.config.root, "etc/init.d", service).exists():
+            self._log(f"{service}: no init script /etc/init.d/{service}; left as it is")
+            return
+        for argv in service_commands(self.config.init_system, service, start, systemctl=self.systemctl,
+                                     service_cmd=self.service, update_rc_d=self.update_rc_d):
+            self._command(argv, what, check=False)
 
 
 _managers: dict[str, SoftwareManager] = {}

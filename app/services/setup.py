@@ -62,7 +62,7 @@ SUPPORTED_OS = {"debian": 12, "ubuntu": 22}
 INSTALLED_VERSION = "import importlib.metadata as m; print(m.version('hostfleet-agent'))"
 NODE_NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 FINGERPRINT_RE = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
-# How the agent reloads each service it manages on a real node (agent/ops apply_files keys).
+# How the agent reloads each service it manages on a real node (agent/ops apply_files keys), per init.
 RELOAD_COMMANDS = {
     "firewall": "nft -f /etc/hostfleet/firewall.nft",
     "nginx": "systemctl reload-or-restart nginx",
@@ -71,6 +71,11 @@ RELOAD_COMMANDS = {
     "exim": "systemctl reload-or-restart exim4",
     "dovecot": "systemctl reload-or-restart dovecot",
 }
+# The init scripts Debian's packages ship, behind the agent's service names.
+INIT_SCRIPT_NAMES = {"nginx": "nginx", "php-fpm": "php8.2-fpm", "bind": "named", "exim": "exim4",
+                     "dovecot": "dovecot"}
+SYSTEMD = "systemd"
+SYSV = "sysv"
 UNIT_TEXT = f"""[Unit]
 Description=Hostfleet node agent
 After=network-online.target
@@ -83,12 +88,184 @@ RestartSec=2
 [Install]
 WantedBy=multi-user.target
 """
+AGENT_SERVICE = "hostfleet-agent"
+INIT_SCRIPT = f"/etc/init.d/{AGENT_SERVICE}"
+SUPERVISOR_PIDFILE = f"/run/{AGENT_SERVICE}.pid"
+AGENT_PIDFILE = f"/run/{AGENT_SERVICE}.agent.pid"
+# What the agent writes to stdout/stderr (a traceback before its log is set up): the journal's part.
+AGENT_CONSOLE_LOG = "/var/log/hostfleet-agent.console.log"
+
+
+def reload_commands(init_system: str) -> dict[str, str]:
+    """How the agent reloads each service it manages on a node with this init."""
+    if init_system == SYSTEMD:
+        return dict(RELOAD_COMMANDS)
+    commands = {"firewall": RELOAD_COMMANDS["firewall"]}
+    for service, script in INIT_SCRIPT_NAMES.items():
+        # Init scripts have no reload-or-restart: a reload fails on a stopped service, so restart it then.
+        commands[service] = f"sh -c {q(f'service {script} reload || service {script} restart')}"
+    return commands
+
+
+def agent_control(init_system: str, action: str) -> str:
+    """The shell command that starts/stops/restarts the agent (or asks its status) under the node's init."""
+    if init_system == SYSTEMD:
+        return f"systemctl {action} {AGENT_UNIT}"
+    return f"service {AGENT_SERVICE} {action}"
+
+
+def render_init_script(*, python: str = f"{AGENT_VENV}/bin/python", config: str = AGENT_CONFIG,
+                       log: str = AGENT_LOG, console_log: str = AGENT_CONSOLE_LOG, pidfile: str = SUPERVISOR_PIDFILE,
+                       agent_pidfile: str = AGENT_PIDFILE) -> str:
+    """The LSB init script that runs the agent under a small supervisor where systemd is not the init."""
+    values = {"PYTHON": python, "CONFIG": config, "LOG": log, "CONSOLE_LOG": console_log, "PIDFILE": pidfile,
+              "AGENT_PIDFILE": agent_pidfile}
+    text = INIT_SCRIPT_TEMPLATE
+    for name, value in values.items():
+        text = text.replace(f"@{name}@", q(value))
+    return text
+
+
+INIT_SCRIPT_TEMPLATE = r"""#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          hostfleet-agent
+# Required-Start:    $network $remote_fs $syslog
+# Required-Stop:     $network $remote_fs $syslog
+# Default-Start:     2 3 4 5
+# Default-Stop:      0 1 6
+# Short-Description: Hostfleet node agent
+# Description:       Serves the Hostfleet master's signed HTTPS requests; a supervisor
+#                    restarts it whenever it exits (as Restart=always does under systemd).
+### END INIT INFO
+# Written by the Hostfleet master at node setup; rewritten on every setup and agent update.
+
+NAME=hostfleet-agent
+PYTHON=@PYTHON@
+CONFIG=@CONFIG@
+LOG=@LOG@
+CONSOLE_LOG=@CONSOLE_LOG@
+PIDFILE=@PIDFILE@
+AGENT_PIDFILE=@AGENT_PIDFILE@
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+
+note() {
+    echo "$(date '+%Y-%m-%d %H:%M:%S') $NAME supervisor: $*" >>"$LOG"
+}
+
+uptime_s() {
+    cut -d. -f1 /proc/uptime
+}
+
+# The supervisor: runs the agent, restarts it when it exits (2 s, doubling up to 60 s while it keeps
+# failing within a minute of its start), and stops it when it is told to stop.
+on_stop() {
+    stopping=1
+    if [ -n "$child" ]; then
+        kill -s TERM "$child" 2>/dev/null
+    fi
+    if [ -n "$pause" ]; then
+        kill "$pause" 2>/dev/null
+    fi
+}
+
+supervise() {
+    stopping=
+    child=
+    pause=
+    trap on_stop TERM INT HUP
+    delay=2
+    note "started (pid $$)"
+    while [ -z "$stopping" ]; do
+        started=$(uptime_s)
+        "$PYTHON" -m agent serve --config "$CONFIG" </dev/null >>"$CONSOLE_LOG" 2>&1 &
+        child=$!
+        echo "$child" >"$AGENT_PIDFILE"
+        status=0
+        wait "$child" || status=$?
+        # A trapped signal interrupts wait while the agent may still be shutting down.
+        while kill -s 0 "$child" 2>/dev/null; do
+            wait "$child" || status=$?
+        done
+        child=
+        rm -f "$AGENT_PIDFILE"
+        [ -n "$stopping" ] && break
+        if [ $(( $(uptime_s) - started )) -ge 60 ]; then
+            delay=2
+        fi
+        note "the agent exited (status $status); restarting it in $delay s"
+        sleep "$delay" &
+        pause=$!
+        wait "$pause" 2>/dev/null
+        pause=
+        delay=$(( delay * 2 ))
+        if [ "$delay" -gt 60 ]; then
+            delay=60
+        fi
+    done
+    note "stopped"
+}
+
+do_start() {
+    if start-stop-daemon --status --pidfile "$PIDFILE" --exec /bin/sh; then
+        echo "$NAME is already running"
+        return 0
+    fi
+    umask 077
+    start-stop-daemon --start --quiet --background --make-pidfile --pidfile "$PIDFILE" \
+        --exec /bin/sh -- "$0" supervise
+}
+
+do_stop() {
+    start-stop-daemon --stop --quiet --oknodo --retry TERM/15/KILL/5 --pidfile "$PIDFILE" --exec /bin/sh
+    status=$?
+    # A supervisor that had to be killed leaves its agent behind.
+    start-stop-daemon --stop --quiet --oknodo --retry TERM/10/KILL/5 --pidfile "$AGENT_PIDFILE" \
+        --exec "$PYTHON" >/dev/null 2>&1
+    rm -f "$PIDFILE" "$AGENT_PIDFILE"
+    return "$status"
+}
+
+case "$1" in
+    start)
+        echo "Starting $NAME"
+        do_start
+        ;;
+    stop)
+        echo "Stopping $NAME"
+        do_stop
+        ;;
+    restart|force-reload)
+        echo "Restarting $NAME"
+        do_stop && do_start
+        ;;
+    status)
+        start-stop-daemon --status --pidfile "$PIDFILE" --exec /bin/sh
+        status=$?
+        if [ "$status" -eq 0 ] && [ -s "$AGENT_PIDFILE" ] && kill -s 0 "$(cat "$AGENT_PIDFILE")" 2>/dev/null; then
+            echo "$NAME is running (supervisor $(cat "$PIDFILE"), agent $(cat "$AGENT_PIDFILE"))"
+        elif [ "$status" -eq 0 ]; then
+            echo "$NAME supervisor is running (pid $(cat "$PIDFILE")); the agent is being restarted"
+        else
+            echo "$NAME is not running"
+        fi
+        exit "$status"
+        ;;
+    supervise)
+        supervise
+        ;;
+    *)
+        echo "Usage: $0 {start|stop|restart|force-reload|status}" >&2
+        exit 3
+        ;;
+esac
+"""
 STEPS = (
     "Check the OS and sshd's PermitRootLogin",
     f"Create the admin user {ADMIN_USER} (UID 0)",
     "Register the master's SSH key",
     "Add the package repository (policy node_apt_source)",
-    "Install the node agent (venv from the master's wheelhouse, systemd unit)",
+    "Install the node agent (venv from the master's wheelhouse, systemd unit or supervised init script)",
     "Copy the agent's templates",
     "Configure the agent's HTTPS endpoint, secret and pinned certificate",
     "Register all synchronizers",
@@ -411,6 +588,8 @@ class Session:
     address: str
     log: Callable[[str], None]
     python_version: str = ""
+    # Step 1 finds it: SYSTEMD when systemd is the node's init, else SYSV (Debian's init scripts).
+    init_system: str = ""
 
     def run(self, command: str, *, input: str | None = None, timeout: int = 120, check: bool = True,
             what: str | None = None):
@@ -431,8 +610,32 @@ class Session:
         self.run(f"mv -f {q(remote + '.part')} {q(remote)}")
 
 
+# What a node without systemd needs to run the agent and its roles' services from init scripts.
+SYSV_TOOLS = ("start-stop-daemon", "update-rc.d", "service")
+
+
+def detect_init(s: Session) -> str:
+    """SYSTEMD when systemd runs as the node's init (/run/systemd/system), else SYSV; kept on the session."""
+    s.init_system = SYSTEMD if s.run("test -d /run/systemd/system", check=False).exited == 0 else SYSV
+    if s.init_system == SYSV:
+        found = s.run("for t in " + " ".join(SYSV_TOOLS) + "; do command -v \"$t\" >/dev/null && echo \"$t\"; done",
+                      check=False).stdout.split()
+        missing = [tool for tool in SYSV_TOOLS if tool not in found]
+        if missing:
+            raise SetupError(f"{s.address} does not run systemd, and lacks {', '.join(missing)} to run the agent "
+                             "from an init script: install Debian's dpkg and init-system-helpers", field="address")
+    return s.init_system
+
+
+def init_description(init_system: str) -> str:
+    """How step 1's result line and the docs name a node's init."""
+    if init_system == SYSTEMD:
+        return "init: systemd (the agent runs as a systemd unit)"
+    return f"init: not systemd, init scripts (the agent runs supervised from {INIT_SCRIPT})"
+
+
 def step_check_os(s: Session) -> str:
-    """Step 1: a supported Debian/Ubuntu with systemd and Python 3.10+, and sshd allowing key login for UID 0."""
+    """Step 1: a supported Debian/Ubuntu, its init (systemd or not), Python 3.10+, sshd allowing UID 0 key login."""
     release = dict(
         line.split("=", 1) for line in s.run("cat /etc/os-release").stdout.splitlines() if "=" in line
     )
@@ -443,9 +646,7 @@ def step_check_os(s: Session) -> str:
     if family is None or (os_id in SUPPORTED_OS and int(version or 0) < SUPPORTED_OS[os_id]):
         raise SetupError(f"{s.address} runs {release.get('PRETTY_NAME', os_id)}; nodes must run Debian 12+ "
                          "or Ubuntu 22.04+", field="address")
-    if s.run("test -d /run/systemd/system", check=False).exited != 0:
-        raise SetupError(f"{s.address} does not run systemd as its init; the agent is installed as a systemd "
-                         "unit, so boot the node with systemd", field="address")
+    detect_init(s)
     python = s.run("python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'", check=False)
     if python.exited != 0:
         raise SetupError(f"{s.address} has no python3: install Debian's python3 first", field="address")
@@ -463,10 +664,11 @@ def step_check_os(s: Session) -> str:
             f"sshd on {s.address} has `PermitRootLogin {value}` for the master's connections, so the master cannot "
             f"log in as {ADMIN_USER} (UID 0) with its key. Change it to `PermitRootLogin prohibit-password` in "
             "/etc/ssh/sshd_config (or the file in /etc/ssh/sshd_config.d/ that sets it), run "
-            "`systemctl reload ssh`, then retry",
+            f"`{'systemctl reload ssh' if s.init_system == SYSTEMD else 'service ssh reload'}`, then retry",
             field="address",
         )
-    return f"{release.get('PRETTY_NAME', os_id)}, Python {s.python_version}, systemd, PermitRootLogin {value}"
+    return (f"{release.get('PRETTY_NAME', os_id)}, Python {s.python_version}, {init_description(s.init_system)}, "
+            f"PermitRootLogin {value}")
 
 
 def step_create_admin(s: Session) -> str:
@@ -523,7 +725,7 @@ def step_apt_source(s: Session, line: str) -> str:
 
 
 def step_install_agent(s: Session, house: Wheelhouse, force: bool = False) -> str:
-    """Step 5: python3-venv, the wheelhouse copied over SSH, the agent's venv and its systemd unit."""
+    """Step 5: python3-venv, the wheelhouse copied over SSH, the agent's venv, its unit or init script."""
     done = []
     if s.run("dpkg -s python3-venv", check=False).exited != 0:
         s.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv", timeout=600,
@@ -555,13 +757,33 @@ def step_install_agent(s: Session, house: Wheelhouse, force: bool = False) -> st
         done.append(f"installed hostfleet-agent {house.agent_version}" + (f" (was {installed})" if installed else ""))
     else:
         done.append(f"hostfleet-agent {installed} already installed")
-    unit_path = f"/etc/systemd/system/{AGENT_UNIT}"
-    if s.run(f"cat {unit_path}", check=False).stdout != UNIT_TEXT:
-        s.run(f"cat > {unit_path}.part && mv -f {unit_path}.part {unit_path} && systemctl daemon-reload",
-              input=UNIT_TEXT)
-        done.append(f"wrote {unit_path}")
-    s.run(f"systemctl enable {AGENT_UNIT}", check=False)
+    service = install_service(s)
+    if service:
+        done.append(service)
     return "; ".join(done)
+
+
+def install_service(s: Session) -> str:
+    """The agent's systemd unit, or where systemd is not the init its LSB init script enabled at boot."""
+    if s.init_system == SYSTEMD:
+        unit_path = f"/etc/systemd/system/{AGENT_UNIT}"
+        if s.run(f"cat {unit_path}", check=False).stdout != UNIT_TEXT:
+            s.run(f"cat > {unit_path}.part && mv -f {unit_path}.part {unit_path} && systemctl daemon-reload",
+                  input=UNIT_TEXT)
+            s.run(f"systemctl enable {AGENT_UNIT}", check=False)
+            return f"wrote {unit_path}"
+        s.run(f"systemctl enable {AGENT_UNIT}", check=False)
+        return ""
+    text = render_init_script()
+    wrote = s.run(f"cat {INIT_SCRIPT}", check=False).stdout != text
+    if wrote:
+        s.run(f"cat > {INIT_SCRIPT}.part && chmod 0755 {INIT_SCRIPT}.part && mv -f {INIT_SCRIPT}.part {INIT_SCRIPT}",
+              input=text)
+    # defaults makes the rc links once; enable turns them back on if someone disabled them.
+    s.run(f"update-rc.d {AGENT_SERVICE} defaults && update-rc.d {AGENT_SERVICE} enable",
+          what=f"enabling {INIT_SCRIPT} at boot (update-rc.d)")
+    return (f"wrote {INIT_SCRIPT}" if wrote else f"{INIT_SCRIPT} already in place") + ", enabled with update-rc.d " \
+        "(the agent runs under its supervisor: no systemd on this node)"
 
 
 def step_copy_templates(s: Session) -> str:
@@ -596,12 +818,13 @@ def step_configure_agent(s: Session, node: Node, secret: str) -> tuple[str, str]
         f"{AGENT_VENV}/bin/python", "-m", "agent", "init", "--config", AGENT_CONFIG, "--root", "/",
         "--state-dir", AGENT_STATE, "--listen", f"0.0.0.0:{node.agent_port}", "--secret-file", AGENT_SECRET,
         "--roles", ",".join(node.roles or []), "--hostname", node.name, "--log-file", AGENT_LOG,
+        "--init-system", s.init_system,
     ]
     if _is_ip(node.address):
         args += ["--address", node.address]
     else:
         args += ["--hostname", node.address]
-    for service, command in sorted(RELOAD_COMMANDS.items()):
+    for service, command in sorted(reload_commands(s.init_system).items()):
         args += ["--reload-command", f"{service}={command}"]
     before = s.run(f"sha256sum {AGENT_CONFIG}", check=False).stdout.split(" ")[0]
     result = s.run(" ".join(q(a) for a in args), what="agent init")
@@ -611,10 +834,13 @@ def step_configure_agent(s: Session, node: Node, secret: str) -> tuple[str, str]
     # Restart only when something the running agent read has changed: a no-op re-run must not bounce it.
     applied = hashlib.sha256(f"{after}:{wanted}:{version}".encode()).hexdigest()
     marker = f"{AGENT_STATE}/.applied"
-    active = s.run(f"systemctl is-active {AGENT_UNIT}", check=False).stdout.strip() == "active"
+    if s.init_system == SYSTEMD:
+        active = s.run(agent_control(SYSTEMD, "is-active"), check=False).stdout.strip() == "active"
+    else:
+        active = s.run(agent_control(SYSV, "status"), check=False).exited == 0
     recorded = s.run(f"cat {marker}", check=False).stdout.strip()
     if not active or current != wanted or before != after or recorded != applied:
-        s.run(f"systemctl restart {AGENT_UNIT}", what="starting the agent")
+        s.run(agent_control(s.init_system, "restart"), what="starting the agent")
         s.run(f"printf '%s\\n' {q(applied)} > {marker}")
         notes.append("(re)started the agent")
     else:
@@ -891,7 +1117,7 @@ def update_agent(operation: Operation) -> None:
                 house = build_wheelhouse(wheelhouse_dir(data_dir), s.python_version)
                 log(f"step 5/8: {step_install_agent(s, house, force=True)}")
                 log(f"step 6/8: {step_copy_templates(s)}")
-                s.run(f"systemctl restart {AGENT_UNIT}", what="restarting the agent")
+                s.run(agent_control(s.init_system, "restart"), what="restarting the agent")
                 stats = wait_for_agent(node, node.agent_secret, node.cert_fingerprint)
             finally:
                 conn.close()
@@ -961,10 +1187,19 @@ def copy_templates_over_ssh(node: Node) -> str:
 
 # What removing a node undoes on it, as ispmaster (UID 0): the agent and its secret, the panel's
 # apt source, the master's key and ispmaster itself. The sites, zones and mail it serves stay.
+# The agent is stopped by the node's own init: its systemd unit, or the supervised init script.
 DECOMMISSION_SCRIPT = f"""
+if [ -d /run/systemd/system ]; then
 systemctl disable --now {AGENT_UNIT} 2>/dev/null || true
 rm -f /etc/systemd/system/{AGENT_UNIT}
 systemctl daemon-reload 2>/dev/null || true
+fi
+if [ -e {INIT_SCRIPT} ]; then
+service {AGENT_SERVICE} stop >/dev/null 2>&1 || {INIT_SCRIPT} stop >/dev/null 2>&1 || true
+rm -f {INIT_SCRIPT}
+update-rc.d {AGENT_SERVICE} remove >/dev/null 2>&1 || true
+fi
+rm -f /etc/systemd/system/{AGENT_UNIT} {SUPERVISOR_PIDFILE} {AGENT_PIDFILE}
 rm -rf {AGENT_HOME} {AGENT_ETC} {AGENT_STATE} {APT_LIST}
 sed -i '/ hostfleet-master$/d' /root/.ssh/authorized_keys 2>/dev/null || true
 userdel -f {ADMIN_USER} 2>/dev/null || true
@@ -979,7 +1214,9 @@ def decommission(node: Node) -> tuple[bool, str]:
     Never raises: returns (done, what happened); when the node cannot be reached the message says
     what to run on it by hand, so a removed server never keeps a listening agent or a key unknowingly.
     """
-    by_hand = (f"on {node.address}, as root: systemctl disable --now {AGENT_UNIT}; rm -rf {AGENT_HOME} "
+    by_hand = (f"on {node.address}, as root: systemctl disable --now {AGENT_UNIT} (on a node without systemd: "
+               f"service {AGENT_SERVICE} stop; rm -f {INIT_SCRIPT}; update-rc.d {AGENT_SERVICE} remove); "
+               f"rm -rf {AGENT_HOME} "
                f"{AGENT_ETC} {AGENT_STATE} {APT_LIST}; sed -i '/ hostfleet-master$/d' /root/.ssh/authorized_keys; "
                f"userdel -f {ADMIN_USER}")
     if not node.host_key_fingerprint:

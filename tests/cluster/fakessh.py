@@ -25,6 +25,8 @@ class FakeNode:
     permit_root_login: str = "yes"
     os_release: str = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
     commands: list[str] = field(default_factory=list)
+    systemd: bool = True  # False: a node whose init is not systemd (init scripts)
+    sysv_tools: tuple[str, ...] = ("start-stop-daemon", "update-rc.d", "service")
     auth_attempts: list[tuple[str, str]] = field(default_factory=list)
 
     def run(self, command: str, stdin: str) -> tuple[int, str, str]:
@@ -33,7 +35,11 @@ class FakeNode:
         words = shlex.split(command) if "'" in command or '"' in command else command.split()
         if command == "cat /etc/os-release":
             return 0, self.os_release, ""
-        if command == "test -d /run/systemd/system" or command.startswith("apt-get"):
+        if command == "test -d /run/systemd/system":
+            return (0 if self.systemd else 1), "", ""
+        if command.startswith("for t in start-stop-daemon"):
+            return 0, "".join(f"{tool}\n" for tool in self.sysv_tools), ""
+        if command.startswith("apt-get"):
             return 0, "", ""
         if command.startswith("python3 -c"):
             return 0, "3.11\n", ""
