@@ -12,6 +12,7 @@ import os
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from agent import validation as v
 from app.extensions import db
@@ -361,16 +362,26 @@ def location(user: User) -> dict[str, dict | None]:
     return result
 
 
-def user_to_dict(user: User) -> dict:
+def users_to_dicts(rows: list[User]) -> list[dict]:
+    """Many users as user_to_dict shows them, their accounts and placements read in two queries, not per user."""
+    ids = [u.id for u in rows]
+    accounts_by_user = {a.user_id: a
+                        for a in db.session.scalars(select(UserAccount).where(UserAccount.user_id.in_(ids)))}
+    placed = {(p.user_id, p.role): p for p in db.session.scalars(
+        select(Placement).options(joinedload(Placement.node)).where(Placement.user_id.in_(ids)))}
+    return [user_to_dict(u, (accounts_by_user.get(u.id), {role: placed.get((u.id, role)) for role in USER_ROLES}))
+            for u in rows]
+
+
+def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None = None) -> dict:
     """A user as the API shows it (SPEC §8.1; the password is never shown)."""
-    account = account_of(user)
+    account, placed = preloaded or (account_of(user), {role: placement_of(user, role) for role in USER_ROLES})
     return {
         "id": user.id, "name": user.name, "level": user.level, "active": user.active,
         "roles": list(account.roles) if account else [],
         "limits": dict(account.limits or {}) if account else {},
         "uid": account.uid if account else None, "gid": account.gid if account else None,
-        "location": {role: (row.node.name if row else None) for role in USER_ROLES
-                     for row in [placement_of(user, role)]},
+        "location": {role: (placed[role].node.name if placed[role] else None) for role in USER_ROLES},
         **({"nodes": user.suspension_report} if getattr(user, "suspension_report", None) is not None else {}),
     }
 

@@ -55,7 +55,7 @@ def users_index():
             return redirect(url_for("accounts.user", user_id=user.id))
         except UserDataError as exc:
             show_errors(form, exc)
-    rows = [users.user_to_dict(u) for u in db.session.scalars(select(User).order_by(User.name))]
+    rows = users.users_to_dicts(db.session.scalars(select(User).order_by(User.name)).all())
     status = 400 if form.errors or form.form_errors else 200
     return render("accounts/users.html", "accounts/_users.html", form=form, rows=rows), status
 

@@ -39,7 +39,7 @@ def _user_or_404(user_id: int) -> User:
 def list_users():
     """Every panel user with roles, limits, UID and location."""
     rows = db.session.scalars(db.select(User).order_by(User.name)).all()
-    return {"items": [users.user_to_dict(u) for u in rows]}
+    return {"items": users.users_to_dicts(rows)}
 
 
 @blp.route("/users", methods=["POST"])

@@ -3,6 +3,7 @@
 from flask import abort
 from flask_smorest import Blueprint
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.auth_hooks import admin_required, api_user, authenticate_api_request
 from app.blueprints.api.schemas import (
@@ -67,7 +68,9 @@ def _visible_operations():
 @_errors(401)
 def list_operations():
     """The latest 100 operations the caller may see."""
-    rows = db.session.scalars(_visible_operations().order_by(Operation.id.desc()).limit(100)).all()
+    # Every item carries its starter and per-node outcomes: loaded with the list, not one query per item.
+    query = _visible_operations().options(joinedload(Operation.created_by), selectinload(Operation.nodes))
+    rows = db.session.scalars(query.order_by(Operation.id.desc()).limit(100)).all()
     return {"items": [operation_to_dict(op) for op in rows]}
 
 

@@ -3,6 +3,7 @@
 from flask import Blueprint, abort
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.extensions import db
 from app.htmx import render
@@ -23,7 +24,9 @@ def _visible(query):
 @login_required
 def index():
     """The latest operations; the table polls itself while one is queued or running."""
-    rows = db.session.scalars(_visible(select(Operation)).order_by(Operation.id.desc()).limit(PAGE_SIZE)).all()
+    # Each row shows its starter and every node's outcome: load them with the page, not one query per row.
+    query = _visible(select(Operation)).options(joinedload(Operation.created_by), selectinload(Operation.nodes))
+    rows = db.session.scalars(query.order_by(Operation.id.desc()).limit(PAGE_SIZE)).all()
     polling = any(not op.op_status.finished for op in rows)
     return render("operations/index.html", "operations/_table.html", operations=rows, polling=polling)
 
