@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import socket
+import subprocess
+import tempfile
 from pathlib import Path
 
 from agent import fsutil
@@ -19,6 +22,10 @@ DOVECOT_CONF = "etc/dovecot/hostfleet.conf"
 # Debian's dovecot reads only dovecot.conf: the node's copy says to read the panel's file instead.
 DOVECOT_MAIN = "etc/dovecot/dovecot.conf"
 PASSWD = "etc/dovecot/hostfleet/passwd"
+# IMAP logins need TLS (STARTTLS on 143, or 993): a self-signed certificate made on the node.
+TLS_CERT = "etc/dovecot/hostfleet/tls.crt"
+TLS_KEY = "etc/dovecot/hostfleet/tls.key"
+TLS_DAYS = 3650
 MAIL_DIR = "var/mail/hostfleet"
 SENDER_LISTS = {"whitelist": "mail_whitelist", "blacklist": "mail_blacklist"}
 DOMAIN_FIELDS = ("name", "owner")
@@ -157,6 +164,30 @@ def _passwd_line(mailbox: dict, suspended: bool) -> str:
     return f"{mailbox['address']}:{mailbox['hash']}::::::{' '.join(extra)}"
 
 
+def tls_pair(config) -> tuple[bytes, bytes]:
+    """The node's IMAP certificate and key: the ones on disk, or a new self-signed pair.
+
+    Made with openssl (dovecot-core depends on it), so the agent never loads a crypto library."""
+    cert, key = (fsutil.read_or_none(apply.under_root(config, f)) for f in (TLS_CERT, TLS_KEY))
+    if cert and key:
+        return cert, key
+    host = socket.gethostname()
+    with tempfile.TemporaryDirectory() as work:
+        out, private = Path(work) / "cert.pem", Path(work) / "key.pem"
+        argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-days", str(TLS_DAYS), "-subj", f"/CN={host}", "-addext", f"subjectAltName=DNS:{host}",
+                "-keyout", str(private), "-out", str(out)]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=apply.CHECK_TIMEOUT_S)
+        except FileNotFoundError:
+            raise apply.CheckFailed("dovecot", "openssl is not installed: it makes the IMAP certificate") from None
+        except subprocess.TimeoutExpired:
+            raise apply.CheckFailed("dovecot", "openssl timed out making the IMAP certificate") from None
+        if proc.returncode != 0:
+            raise apply.CheckFailed("dovecot", "openssl could not make the IMAP certificate: " + proc.stderr.strip())
+        return out.read_bytes(), private.read_bytes()
+
+
 def render_files(config, domains, mailboxes, whitelist, blacklist, suspended=None) -> dict[Path, bytes]:
     """Every managed mail file for this state (suspended: owners whose mailboxes refuse logins)."""
     suspended = suspension.owners(config) if suspended is None else suspended
@@ -167,6 +198,7 @@ def render_files(config, domains, mailboxes, whitelist, blacklist, suspended=Non
         _passwd_line(m, owner_of.get(m["address"].rpartition("@")[2]) in suspended) for m in mailboxes
     ]
     forwards = [f"{m['address']}: {', '.join(m['forward'])}" for m in mailboxes if m.get("forward")]
+    cert, key = tls_pair(config)
     return {
         exim_dir / "domains": _lines([d["name"] for d in domains]),
         # Exim routes as its own user: it reads the addresses from here, never the passwd-file.
@@ -178,9 +210,12 @@ def render_files(config, domains, mailboxes, whitelist, blacklist, suspended=Non
         apply.under_root(config, EXIM_CONF): apply.render(
             "exim4.conf.j2", dir=exim_dir, mail_dir=apply.under_root(config, MAIL_DIR),
         ),
+        apply.under_root(config, TLS_CERT): cert,
+        apply.under_root(config, TLS_KEY): key,
         apply.under_root(config, DOVECOT_CONF): apply.render(
             "dovecot.conf.j2", passwd=passwd, base_dir=apply.under_root(config, "run/dovecot"),
-            mail_dir=apply.under_root(config, MAIL_DIR),
+            mail_dir=apply.under_root(config, MAIL_DIR), cert=apply.under_root(config, TLS_CERT),
+            key=apply.under_root(config, TLS_KEY),
         ),
         apply.under_root(config, DOVECOT_MAIN): apply.render(
             "dovecot-main.conf.j2", conf=apply.under_root(config, DOVECOT_CONF),
@@ -200,14 +235,14 @@ def apply_state(config, domains, mailboxes, whitelist, blacklist, suspended=None
     desired = render_files(config, domains, mailboxes, whitelist, blacklist, suspended)
     current = {p: d for p in desired if (d := fsutil.read_or_none(p)) is not None}
     changed = {p for p in desired if desired[p] != current.get(p)}
-    dovecot_files = {apply.under_root(config, f) for f in (PASSWD, DOVECOT_CONF, DOVECOT_MAIN)}
+    dovecot_files = {apply.under_root(config, f) for f in (PASSWD, DOVECOT_CONF, DOVECOT_MAIN, TLS_CERT, TLS_KEY)}
     services = []
     if changed - dovecot_files:
         services.append("exim")
     if changed & dovecot_files:
         services.append("dovecot")
     # The passwd-file holds password hashes: readable by root only (dovecot's auth runs as root).
-    modes = {apply.under_root(config, PASSWD): 0o600}
+    modes = {apply.under_root(config, PASSWD): 0o600, apply.under_root(config, TLS_KEY): 0o600}
     return apply.apply_files(config, desired, current, lambda _w: check(config), services, modes)
 
 

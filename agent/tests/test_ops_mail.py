@@ -31,6 +31,27 @@ def test_domain_renders_configs_both_checkers_accept(agent):
     assert reloads.calls() == ["exim", "dovecot"]
 
 
+def test_imap_logins_need_tls_with_a_certificate_made_once(agent):
+    """dovecot requires TLS for every login: a self-signed certificate (openssl) under the node's
+    config, its key readable by root only, kept across later changes; doveconf accepts the result."""
+    config, reloads = agent
+    names = ["ssl", "disable_plaintext_auth", "ssl_min_protocol"]
+    settings = subprocess.run(["doveconf", "-c", str(config.root / mail.DOVECOT_MAIN), *names],
+                              capture_output=True, text=True, check=True)
+    assert settings.stdout.split("\n")[:3] == ["ssl = required", "disable_plaintext_auth = yes",
+                                                "ssl_min_protocol = TLSv1.2"]
+    cert, key = config.root / mail.TLS_CERT, config.root / mail.TLS_KEY
+    assert key.stat().st_mode & 0o777 == 0o600
+    shown = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-subject", "-enddate"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "CN" in shown and "notAfter" in shown
+    before = cert.read_bytes(), key.read_bytes()
+    mail.create_mailbox(config, {"address": "a@example.com", "password": "long enough pw", "quota_mb": 10})
+    mail.create_domain(config, {"name": "example.org", "owner": "alice"})
+    assert (cert.read_bytes(), key.read_bytes()) == before
+    assert reloads.calls()[-1] == "exim", "a new domain rewrites exim's lists only; dovecot keeps its files"
+
+
 def test_mailbox_password_is_hashed_and_verifies(agent):
     """The passwd-file holds a SHA512-CRYPT hash dovecot verifies, never the plaintext."""
     config, reloads = agent

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import imaplib
 import smtplib
+import ssl
 import subprocess
 import time
 import uuid
@@ -154,10 +155,23 @@ def dig(address: str, name: str, rtype: str) -> list[str]:
     return sorted(line for line in proc.stdout.splitlines() if line)
 
 
-def imap_login(address: str, user: str, password: str) -> str:
+def imap_connect(address: str, tls: str = "starttls") -> imaplib.IMAP4:
+    """An IMAP connection to the node: STARTTLS on 143, TLS on 993 ("imaps"), or none ("plain").
+    The node's certificate is self-signed: the test checks the protocol, not the name."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    if tls == "imaps":
+        return imaplib.IMAP4_SSL(address, 993, ssl_context=context, timeout=10)
+    conn = imaplib.IMAP4(address, 143, timeout=10)
+    if tls == "starttls":
+        conn.starttls(context)
+    return conn
+
+
+def imap_login(address: str, user: str, password: str, tls: str = "starttls") -> str:
     """Log in over IMAP; "ok" or dovecot's refusal."""
     try:
-        conn = imaplib.IMAP4(address, 143, timeout=10)
+        conn = imap_connect(address, tls)
     except OSError as exc:
         return f"no connection: {exc}"
     try:
@@ -170,7 +184,7 @@ def imap_login(address: str, user: str, password: str) -> str:
 
 def imap_subjects(address: str, user: str, password: str) -> list[str]:
     """The Subject of every message in the mailbox's INBOX."""
-    conn = imaplib.IMAP4(address, 143, timeout=10)
+    conn = imap_connect(address)
     try:
         conn.login(user, password)
         conn.select("INBOX", readonly=True)
@@ -281,6 +295,11 @@ def test_mail_smtp_imap_and_delivery(env):
     bad = imap_login(env.address, "info@hflab-mail.example.net", "not the password")
     assert good == "ok" and bad.startswith("refused"), (good, bad)
     record("IMAP login right / wrong password", "ok / refused", f"{good} / {bad[:40]}")
+    imaps = imap_login(env.address, "info@hflab-mail.example.net", MAILBOX_PASSWORD, tls="imaps")
+    plain = imap_login(env.address, "info@hflab-mail.example.net", MAILBOX_PASSWORD, tls="plain")
+    # Without TLS dovecot offers no way to log in at all (LOGINDISABLED), so the password is never sent.
+    assert imaps == "ok" and plain.startswith("refused"), (imaps, plain)
+    record("IMAP on 993 / without TLS on 143", "ok / refused", f"{imaps} / {plain[:40]}")
 
     subject = f"lab delivery {uuid.uuid4().hex[:8]}"
     send(env.address, "info@hflab-mail.example.net", subject)
