@@ -1,4 +1,4 @@
-"""Command line of the lab: python -m tests.lab {up,down,status,cut,heal,recreate,exec,ssh,build,bench}."""
+"""Command line of the lab: python -m tests.lab {up,up-sysv,down,status,cut,heal,recreate,exec,ssh,build,bench}."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from tests.lab.lab import Lab, LabError, build_cache, preflight
+from tests.lab.lab import SYSV_INDEX, Lab, LabError, build_cache, preflight
 
 
 def _print_nodes(lab: Lab) -> None:
@@ -36,6 +36,16 @@ def cmd_up(args) -> int:
               f"({timings['seconds_per_node']} s per node)")
     else:
         print("lab already up")
+    return 0
+
+
+def cmd_up_sysv(args) -> int:
+    reason = preflight()
+    if reason:
+        print(f"lab cannot run here: {reason}", file=sys.stderr)
+        return 2
+    nd = Lab().up_sysv(args.index, fresh=args.fresh)
+    print(f"{nd.name:<10} {nd.address:<14} root password: {nd.root_password}  (no systemd: init scripts)")
     return 0
 
 
@@ -126,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("-n", "--nodes", type=int, default=3)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_up)
+    s = sub.add_parser("up-sysv", help="start one node without systemd (a shell init runs its init scripts)")
+    s.add_argument("-i", "--index", type=int, default=SYSV_INDEX, help=f"node index (default {SYSV_INDEX})")
+    s.add_argument("--fresh", action="store_true", help="reinstall it from the base first")
+    s.set_defaults(func=cmd_up_sysv)
     sub.add_parser("down", help="stop the lab and remove everything but the cache").set_defaults(func=cmd_down)
     s = sub.add_parser("status", help="show the lab")
     s.add_argument("--json", action="store_true")

@@ -10,7 +10,7 @@ from tests.lab.lab import Lab, LabError, Node, build_cache, preflight
 
 KEEP_ENV = "HOSTFLEET_LAB_KEEP"
 NODES_ENV = "HOSTFLEET_LAB_NODES"
-LAB_FIXTURES = {"lab", "lab_nodes"}
+LAB_FIXTURES = {"lab", "lab_nodes", "lab_sysv_node"}
 
 
 def pytest_configure(config):
@@ -59,14 +59,31 @@ class _LabSession:
         if self.skip_reason:
             pytest.skip(f"lab unavailable: {self.skip_reason}")
         was_up = self.lab.is_up()
-        if not (was_up and len(self.lab.nodes) >= n):
+        booted = [nd for nd in self.lab.nodes if nd.init == "systemd"]
+        if not (was_up and len(booted) >= n):
             try:
                 self.lab.up(n)
             except LabError as exc:
                 pytest.fail(f"lab failed to start: {exc}")
             if not was_up:
                 self.started_here = True
-        return self.lab.nodes[:n]
+        return [nd for nd in self.lab.nodes if nd.init == "systemd"][:n]
+
+    def sysv_node(self) -> Node:
+        if not self.checked:
+            self.checked = True
+            self.skip_reason = preflight()
+        if self.skip_reason:
+            pytest.skip(f"lab unavailable: {self.skip_reason}")
+        self.lab.load()
+        was_up = self.lab.infra_up()
+        try:
+            node = self.lab.up_sysv(fresh=True)
+        except LabError as exc:
+            pytest.fail(f"the lab's node without systemd failed to start: {exc}")
+        if not was_up:
+            self.started_here = True
+        return node
 
     def close(self) -> None:
         if self.started_here and os.environ.get(KEEP_ENV, "") in ("", "0"):
@@ -84,6 +101,15 @@ def _lab_session():
 def lab_nodes(_lab_session):
     """Factory: lab_nodes(n) -> the first n running nodes (a running lab is reused and extended)."""
     return _lab_session.ensure
+
+
+@pytest.fixture(scope="session")
+def lab_sysv_node(_lab_session):
+    """A fresh lab node WITHOUT systemd (init scripts, `hf-sysv200` at 198.18.0.210); removed at the end."""
+    node = _lab_session.sysv_node()
+    yield node
+    if os.environ.get(KEEP_ENV, "") in ("", "0"):
+        _lab_session.lab.remove_node(node.name)
 
 
 @pytest.fixture(scope="session")

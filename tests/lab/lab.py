@@ -37,6 +37,30 @@ REPO_PORT = int(os.environ.get("HOSTFLEET_LAB_REPO_PORT", "8018"))
 NFT_TABLE = "hostfleet_lab"
 NODE_PREFIX = "hf-node"
 NSPAWN_RUN = Path("/run/systemd/nspawn")
+# A node started without systemd (init scripts): its name, and the index that places it at 198.18.0.(10+i),
+# far above the systemd nodes so that `lab_nodes(n)` and `up -n N` never take it for one of theirs.
+SYSV_PREFIX = "hf-sysv"
+SYSV_INDEX = 200
+SYSV_INIT = "/usr/local/sbin/hostfleet-lab-init"
+# PID 2 of such a node (nspawn --as-pid2; nspawn's stub is PID 1): what a container's plain init does.
+SYSV_INIT_TEXT = """#!/bin/sh
+# Lab node without systemd: bring up the node's address (networkd does it on systemd nodes), run the
+# init scripts enabled for runlevel 2 (sshd among them) as sysvinit would, then wait.
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+ip link set lo up
+ip link set host0 up
+ip addr replace {address}/24 dev host0
+for script in /etc/rc2.d/S*; do
+    [ -x "$script" ] && "$script" start
+done
+echo "hostfleet-lab-init: {address} up, init scripts started"
+trap 'for script in /etc/rc0.d/K*; do [ -x "$script" ] && "$script" stop; done; exit 0' TERM INT
+while :; do
+    sleep 3600 &
+    wait $!
+done
+"""
 
 BASE_PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "python3",
@@ -401,6 +425,11 @@ class Node:
     extra: dict = field(default_factory=dict)
 
     @property
+    def init(self) -> str:
+        """`systemd` (booted with systemd as its init) or `sysv` (a shell init running the init scripts)."""
+        return self.extra.get("init", "systemd")
+
+    @property
     def dir(self) -> Path:
         """Runtime directory of this node (overlay layers and log)."""
         return RUN_DIR / "nodes" / self.name
@@ -584,16 +613,7 @@ class Lab:
         timings: dict = {}
         with lab_lock():
             self.load()
-            t0 = time.monotonic()
-            _, base_s = ensure_base()
-            repo_s = ensure_repo()
-            if base_s is not None or repo_s is not None:
-                timings["cold_build_seconds"] = round(time.monotonic() - t0, 1)
-            raise_inotify_limits()
-            RUN_DIR.mkdir(parents=True, exist_ok=True)
-            self._ensure_ssh_key()
-            self._ensure_bridge()
-            self._ensure_repo_server()
+            self._ensure_infra(timings)
             t1 = time.monotonic()
             nodes = {nd.name: nd for nd in self.nodes}
             started = []
@@ -617,6 +637,57 @@ class Lab:
             self.state["nodes"] = [x.to_json() for x in nodes.values()]
             self.save()
         return timings
+
+    def _ensure_infra(self, timings: dict) -> None:
+        """The cache, the bridge, the repository server and the helper key (under the lab lock)."""
+        t0 = time.monotonic()
+        _, base_s = ensure_base()
+        repo_s = ensure_repo()
+        if base_s is not None or repo_s is not None:
+            timings["cold_build_seconds"] = round(time.monotonic() - t0, 1)
+        raise_inotify_limits()
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        self._ensure_ssh_key()
+        self._ensure_bridge()
+        self._ensure_repo_server()
+
+    def infra_up(self) -> bool:
+        """True when the bridge and the repository server run (with or without nodes)."""
+        return _link_exists(BRIDGE) and _alive(self.state.get("repo_pid"), "http.server")
+
+    def up_sysv(self, index: int = SYSV_INDEX, *, fresh: bool = False) -> Node:
+        """Start one node WITHOUT systemd (`hf-sysv<index>` at 198.18.0.(10+index)); fresh: reinstall it first."""
+        if not 1 <= index <= MAX_NODES:
+            raise LabError(f"the node index must be 1 to {MAX_NODES}")
+        with lab_lock():
+            self.load()
+            self._ensure_infra({})
+            name, address = f"{SYSV_PREFIX}{index}", f"{NET_PREFIX}{FIRST_NODE_OCTET + index - 1}"
+            nodes = {nd.name: nd for nd in self.nodes}
+            taken = next((nd.name for nd in nodes.values() if nd.address == address and nd.name != name), None)
+            if taken:
+                raise LabError(f"{address} is {taken}'s address: pick another index")
+            nd = nodes.get(name) or Node(name, address, secrets.token_urlsafe(12), extra={"init": "sysv"})
+            if fresh and nd.name in nodes:
+                self._stop_node(nd)
+                shutil.rmtree(nd.dir, ignore_errors=True)
+            if fresh or not nd.running():
+                self._start_node(nd)
+            nodes[name] = nd
+            self.state["nodes"] = [x.to_json() for x in nodes.values()]
+            self.save()
+            self._wait_ssh(nd)
+            return nd
+
+    def remove_node(self, name: str) -> None:
+        """Stop one node and forget it (its layer deleted); the rest of the lab keeps running."""
+        with lab_lock():
+            self.load()
+            nd = self.node(name)
+            self._stop_node(nd)
+            shutil.rmtree(nd.dir, ignore_errors=True)
+            self.state["nodes"] = [x.to_json() for x in self.nodes if x.name != nd.name]
+            self.save()
 
     def recreate(self, name: str, *, new_password: bool = False) -> Node:
         """Reinstall a node from the base: new host keys and machine-id (as a reinstalled server)."""
@@ -696,10 +767,13 @@ class Lab:
         if fresh:
             self._personalize(nd)
         logf = open(d / "console.log", "ab")
+        # A node without systemd: nspawn's stub as PID 1, the lab's shell init as PID 2 (no --boot).
+        how = ["--as-pid2"] if nd.init == "sysv" else ["--boot"]
         proc = subprocess.Popen(
-            ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
+            ["systemd-nspawn", "--quiet", *how, "--register=no", "--keep-unit",
              f"--machine={nd.name}", f"--directory={nd.root}", f"--network-bridge={BRIDGE}",
-             "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=read-only"],
+             "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=read-only",
+             *([SYSV_INIT] if nd.init == "sysv" else [])],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
             cwd="/")
         logf.close()
@@ -728,6 +802,10 @@ class Lab:
             if not key.exists():
                 run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{nd.name}", "-f", key])
         run(["chroot", r, "/usr/sbin/chpasswd"], input=f"root:{nd.root_password}\n")
+        if nd.init == "sysv":
+            init = r / SYSV_INIT.lstrip("/")
+            init.write_text(SYSV_INIT_TEXT.format(address=nd.address))
+            init.chmod(0o755)
 
     def _wait_ssh(self, nd: Node, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
