@@ -102,8 +102,10 @@ def reload_commands(init_system: str) -> dict[str, str]:
         return dict(RELOAD_COMMANDS)
     commands = {"firewall": RELOAD_COMMANDS["firewall"]}
     for service, script in INIT_SCRIPT_NAMES.items():
-        # Init scripts have no reload-or-restart: a reload fails on a stopped service, so restart it then.
-        commands[service] = f"sh -c {q(f'service {script} reload || service {script} restart')}"
+        # Init scripts have no reload-or-restart, and some (nginx's) answer 0 to a reload while stopped:
+        # reload what runs, (re)start what does not run or refused the reload.
+        line = f"service {script} status >/dev/null 2>&1 && service {script} reload || service {script} restart"
+        commands[service] = f"sh -c {q(line)}"
     return commands
 
 

@@ -12,7 +12,7 @@ import os
 
 from flask import current_app
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import selectinload
 
 from agent import validation as v
 from app.extensions import db
@@ -368,7 +368,7 @@ def users_to_dicts(rows: list[User]) -> list[dict]:
     accounts_by_user = {a.user_id: a
                         for a in db.session.scalars(select(UserAccount).where(UserAccount.user_id.in_(ids)))}
     placed = {(p.user_id, p.role): p for p in db.session.scalars(
-        select(Placement).options(joinedload(Placement.node)).where(Placement.user_id.in_(ids)))}
+        select(Placement).options(selectinload(Placement.node)).where(Placement.user_id.in_(ids)))}
     return [user_to_dict(u, (accounts_by_user.get(u.id), {role: placed.get((u.id, role)) for role in USER_ROLES}))
             for u in rows]
 

@@ -96,7 +96,8 @@ def test_reload_commands_per_init():
                             "dovecot": "dovecot"}.items():
         # The agent takes each as SERVICE=COMMAND on its command line (agent init --reload-command).
         name, argv = parse_reload_command(f"{service}={sysv[service]}")
-        assert (name, argv) == (service, ["sh", "-c", f"service {script} reload || service {script} restart"])
+        assert (name, argv) == (service, ["sh", "-c", f"service {script} status >/dev/null 2>&1 && "
+                                                      f"service {script} reload || service {script} restart"])
 
 
 def test_agent_control_per_init():
@@ -159,7 +160,7 @@ def test_configure_agent_uses_the_nodes_init():
     setup.step_configure_agent(s, node, "ab" * 32)
     init = next(c for c in s.commands if " -m agent init " in c)
     assert "--init-system sysv" in init
-    assert "'nginx=sh -c '\"'\"'service nginx reload || service nginx restart'\"'\"''" in init
+    assert "service nginx status >/dev/null 2>&1 && service nginx reload || service nginx restart" in init
     assert "systemctl" not in init
     assert "service hostfleet-agent status" in s.commands and "service hostfleet-agent restart" in s.commands
     assert not any("systemctl" in c for c in s.commands)
@@ -194,7 +195,8 @@ def test_service_commands_per_init():
     assert service_commands("systemd", "nginx", False) == [["systemctl", "disable", "--now", "nginx"]]
     assert service_commands("sysv", "nginx", True) == [
         ["update-rc.d", "nginx", "defaults"], ["update-rc.d", "nginx", "enable"], ["service", "nginx", "start"]]
-    assert service_commands("sysv", "named", False) == [["service", "named", "stop"], ["update-rc.d", "named", "disable"]]
+    assert service_commands("sysv", "named", False) == [
+        ["service", "named", "stop"], ["update-rc.d", "named", "disable"]]
 
 
 def test_software_manager_starts_and_stops_role_services_with_init_scripts(tmp_path):
