@@ -101,6 +101,10 @@ def ensure_role(user: User, role: str, node: Node | None = None) -> Node:
     decision = _decide(role, node)
     call_agent(decision.node, "POST", "/v1/users", os_account_body(user, account),
                what=f"the OS account of {user.name}")
+    if not user.active:
+        # A suspended user's data placed now (by an administrator) is suspended there too.
+        call_agent(decision.node, "PUT", f"/v1/users/{user.name}/suspension", {"suspended": True},
+                   what=f"the suspension of {user.name}")
     placement.record(user.id, decision)
     db.session.commit()
     log.info("placed %s's %s role on node %s (%s)", user.name, role, decision.node.name, decision.chosen_by)

@@ -55,6 +55,29 @@ def test_suspend_and_resume_on_every_node_reported(app, client, cluster, users):
     assert "nologin" not in passwd.read_text()
 
 
+def test_data_placed_after_the_suspension_is_suspended_too(app, client, cluster, users):
+    """Suspended while holding only sites; then allowed mail: the mail role is placed when an
+    administrator creates the first mailbox, on a node that already knows the owner is suspended."""
+    cluster.node("web1", roles=("web",))
+    mail = cluster.node("mail1", roles=("dns", "mail"))
+    users.make("root", admin=True)
+    cluster.user("sam", roles=("web",))
+    sam_id = _user_id(app, "sam")
+    root = basic("root")
+    suspended = client.put(f"/api/v1/users/{sam_id}", json={"active": False}, headers=root)
+    assert [(n["node"], n["outcome"]) for n in suspended.json["nodes"]] == [("web1", "applied")]
+    assert client.put(f"/api/v1/users/{sam_id}", json={"roles": ["web", "mail"]}, headers=root).status_code == 200
+    assert client.post("/api/v1/maildomains", json={"name": "sam.example.net", "owner": "sam", "dns": False},
+                       headers=root).status_code == 201
+    assert client.post("/api/v1/mailboxes", json={"address": "me@sam.example.net", "password": "long enough"},
+                       headers=root).status_code == 201
+    passwd = cluster.root(mail) / "etc/dovecot/hostfleet/passwd"
+    assert "nologin=y" in passwd.read_text()
+    back = client.put(f"/api/v1/users/{sam_id}", json={"active": True}, headers=root)
+    assert sorted((n["node"], n["outcome"]) for n in back.json["nodes"]) == [("mail1", "applied"), ("web1", "applied")]
+    assert "nologin" not in passwd.read_text()
+
+
 def test_suspend_from_the_page_flashes_the_node_report(app, client, cluster, users, auth):
     """The Suspend button reaches the node and says where it was applied."""
     node = cluster.node("n1")
