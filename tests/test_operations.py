@@ -46,3 +46,41 @@ def test_users_see_only_their_operations(app, client, auth, users):
     auth.login("bob", admin=False)
     assert "root's check" not in client.get("/operations/").text
     assert client.get(f"/operations/{op_id}").status_code == 404
+
+
+def test_a_list_counts_outcomes_and_names_only_the_nodes_that_did_not_apply(app, client, auth):
+    """A change to 20 nodes: the list shows counts and the two that did not apply, not 20 badges;
+    the API list says so (nodes_complete false); the operation's own page and API have all 20."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Operation, OperationNode, User
+
+    auth.login("root", admin=True)
+    with app.app_context():
+        root_id = db.session.scalar(select(User.id).where(User.name == "root"))
+    outcomes = ["applied"] * 18 + ["failed", "unavailable"]
+    with app.app_context():
+        big = Operation(kind="list_change", title="Firewall: add rule", created_by_id=root_id, status="partial")
+        big.nodes = [OperationNode(node_name=f"n{i:02}", outcome=o, error=None if o == "applied" else f"e{i}")
+                     for i, o in enumerate(outcomes)]
+        small = Operation(kind="check_node", title="Check node n00", created_by_id=root_id, status="succeeded")
+        small.nodes = [OperationNode(node_name="n00", outcome="applied")]
+        db.session.add_all([big, small])
+        db.session.commit()
+        big_id = big.id
+    listing = client.get("/operations/").text
+    row = listing[listing.index(f'id="operation-{big_id}"'):]
+    row = row[:row.index("</tr>")]
+    assert "applied: 18" in row and "failed: 1" in row and "unavailable: 1" in row
+    assert "n18: failed" in row and "n19: unavailable" in row and "n00: applied" not in row
+    assert "n00: applied" in listing, "an operation with few targets still names each"
+    headers = {"Authorization": "Basic " + __import__("base64").b64encode(b"root:correct horse battery").decode()}
+    items = {op["id"]: op for op in client.get("/api/v1/operations", headers=headers).json["items"]}
+    assert items[big_id]["outcomes"] == {"applied": 18, "failed": 1, "unavailable": 1}
+    assert items[big_id]["nodes_complete"] is False
+    assert [(n["node"], n["outcome"], n["error"]) for n in items[big_id]["nodes"]] == [
+        ("n18", "failed", "e18"), ("n19", "unavailable", "e19")]
+    assert [op["nodes_complete"] for op in items.values() if op["id"] != big_id] == [True]
+    assert len(client.get(f"/api/v1/operations/{big_id}", headers=headers).json["nodes"]) == 20
+    assert client.get(f"/operations/{big_id}").text.count("outcome-applied") == 18

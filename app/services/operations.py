@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from sqlalchemy import and_, func, or_, select
 
 from app.extensions import db
 from app.models import NodeOutcome, Operation, OperationNode, OperationStatus
@@ -18,6 +19,9 @@ DEAD_RQ_STATUSES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 # A job's first step (marking its operation running) follows its start within milliseconds; a job
 # taken by a worker longer ago than this with the operation still queued lost that worker first.
 ABANDONED_GRACE_S = 10
+# A list of operations names every target of an operation with this many or fewer; beyond it,
+# counts per outcome and the targets that did not apply (the operation's own page has them all).
+LIST_NODES_NAMED = 8
 
 
 def start_operation(
@@ -93,8 +97,8 @@ def outcome_status(operation: Operation) -> tuple[OperationStatus, str]:
     return OperationStatus.FAILED, message
 
 
-def operation_to_dict(operation: Operation) -> dict:
-    """The operation as the API shows it (SPEC §8.1)."""
+def operation_to_dict(operation: Operation, nodes: list[OperationNode] | None = None) -> dict:
+    """The operation as the API shows it (SPEC §8.1); nodes: these outcome rows instead of all of them."""
     return {
         "id": operation.id,
         "kind": operation.kind,
@@ -107,8 +111,37 @@ def operation_to_dict(operation: Operation) -> dict:
         "finished_at": operation.finished_at.isoformat() if operation.finished_at else None,
         "nodes": [
             {"node_id": r.node_id, "node": r.node_name, "outcome": r.outcome, "error": r.error}
-            for r in operation.nodes
+            for r in (operation.nodes if nodes is None else nodes)
         ],
+    }
+
+
+def outcome_summaries(operation_ids: list[int]) -> dict[int, dict]:
+    """Per operation: {"counts": {outcome: n}, "total", "nodes": the OperationNode rows worth naming in a
+    list, "complete": whether those are all of them}. Two queries for any number of operations."""
+    counts: dict[int, dict[str, int]] = {i: {} for i in operation_ids}
+    grouped = select(OperationNode.operation_id, OperationNode.outcome, func.count()).where(
+        OperationNode.operation_id.in_(operation_ids)).group_by(OperationNode.operation_id, OperationNode.outcome)
+    for operation_id, outcome, number in db.session.execute(grouped):
+        counts[operation_id][outcome] = number
+    small = [i for i in operation_ids if sum(counts[i].values()) <= LIST_NODES_NAMED]
+    named: dict[int, list[OperationNode]] = {i: [] for i in operation_ids}
+    rows = db.session.scalars(select(OperationNode).where(or_(
+        OperationNode.operation_id.in_(small),
+        and_(OperationNode.operation_id.in_(operation_ids), OperationNode.outcome != NodeOutcome.APPLIED.value),
+    )).order_by(OperationNode.id))
+    for row in rows:
+        named[row.operation_id].append(row)
+    return {i: {"counts": counts[i], "total": sum(counts[i].values()), "nodes": named[i],
+                "complete": len(named[i]) == sum(counts[i].values())} for i in operation_ids}
+
+
+def operation_summary_to_dict(operation: Operation, summary: dict) -> dict:
+    """The operation as the API's list shows it: outcome counts, and every target only when there are few."""
+    return {
+        **operation_to_dict(operation, nodes=summary["nodes"]),
+        "outcomes": summary["counts"],
+        "nodes_complete": summary["complete"],
     }
 
 

@@ -37,7 +37,8 @@ class NodeSchema(Schema):
     address = fields.String(required=True)
     state = fields.String(
         required=True,
-        metadata={"enum": ["new", "connecting", "installing", "syncing", "ready", "unavailable", "incompatible", "error"]},
+        metadata={"enum": ["new", "connecting", "installing", "syncing", "ready", "unavailable", "incompatible",
+                           "error"]},
     )
     roles = fields.List(fields.String(), required=True)
     weight = fields.Integer(required=True)
@@ -83,7 +84,15 @@ class OperationSchema(Schema):
     nodes = fields.List(fields.Nested(OperationNodeSchema), required=True)
 
 
+class OperationSummarySchema(OperationSchema):
+    """An operation in a list: outcome counts; `nodes` holds every target only when `nodes_complete`
+    (few targets), otherwise the ones that did not apply."""
+
+    outcomes = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    nodes_complete = fields.Boolean(required=True)
+
+
 class OperationListSchema(Schema):
     """Lists answer {"items": [...]}."""
 
-    items = fields.List(fields.Nested(OperationSchema), required=True)
+    items = fields.List(fields.Nested(OperationSummarySchema), required=True)

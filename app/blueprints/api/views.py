@@ -16,7 +16,7 @@ from app.blueprints.api.schemas import (
 from app.extensions import db
 from app.models import Node, Operation
 from app.services.nodes import node_to_dict
-from app.services.operations import operation_to_dict
+from app.services.operations import operation_summary_to_dict, operation_to_dict, outcome_summaries
 
 blp = Blueprint("api", __name__, url_prefix="/api/v1", description="Hostfleet's JSON API")
 blp.before_request(authenticate_api_request)
@@ -68,11 +68,12 @@ def _visible_operations():
 @blp.response(200, OperationListSchema)
 @_errors(401)
 def list_operations():
-    """The latest 100 operations the caller may see."""
-    # Every item carries its starter and per-node outcomes: loaded with the list, not one query per item.
-    query = _visible_operations().options(joinedload(Operation.created_by), selectinload(Operation.nodes))
+    """The latest 100 operations the caller may see, each with its outcome counts; every target is
+    listed when there are few, otherwise those that did not apply (GET /operations/<id> has them all)."""
+    query = _visible_operations().options(joinedload(Operation.created_by))
     rows = db.session.scalars(query.order_by(Operation.id.desc()).limit(100)).all()
-    return {"items": [operation_to_dict(op) for op in rows]}
+    summaries = outcome_summaries([op.id for op in rows])
+    return {"items": [operation_summary_to_dict(op, summaries[op.id]) for op in rows]}
 
 
 @blp.route("/operations/<int:operation_id>")
