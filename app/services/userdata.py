@@ -427,13 +427,13 @@ def _shape(kind_name: str, result: object, row) -> dict:
     return {**record, "id": row.id, "owner": row.owner.name, "node": row.node.name}
 
 
-def list_full(kind_name: str, actor: User) -> list[dict]:
-    """Every record the actor may see, with its details read from the holding nodes in parallel.
-
-    A node that cannot answer still lists its records from the index, marked unavailable.
+def list_full(kind_name: str, actor: User, page: int = 1, per_page: int = 100) -> tuple[list[dict], int]:
+    """One page of the records the actor may see, by name, with their details read from the holding
+    nodes in parallel, and the total count. A node that cannot answer still lists its records from
+    the index, marked unavailable.
     """
     kind = KINDS[kind_name]
-    rows = db.session.scalars(visible(kind, actor).order_by(getattr(kind.model, kind.key))).all()
+    rows, total = list_index(kind_name, actor, page, per_page)
     nodes = {row.node_id: row.node for row in rows}
     timeout = current_app.config["AGENT_TIMEOUT_S"]
     clients = {nid: node_service.agent_client(n, timeout) for nid, n in nodes.items()
@@ -460,7 +460,7 @@ def list_full(kind_name: str, actor: User) -> list[dict]:
         item = _shape(kind_name, detail or {kind.key: key_of(row)}, row)
         item["available"] = listing is not None
         items.append(item)
-    return items
+    return items, total
 
 
 # ---------------------------------------------------------------- DNS records

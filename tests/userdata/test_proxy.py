@@ -36,6 +36,25 @@ def test_web_domain_create_list_edit_delete(app, client, cluster, one_node):
     assert client.get("/api/v1/webdomains", headers=headers).json["items"] == []
 
 
+def test_lists_come_in_pages_by_name_with_the_total(client, cluster, one_node):
+    """?page=&per_page= pages through the caller's records by name, each page with its details from the
+    node; the total counts them all; a bad page size is a 422 naming the field."""
+    headers = basic("alice")
+    for name in ("c.example", "a.example", "b.example"):
+        assert client.post("/api/v1/webdomains", json={"name": name, "dns": False}, headers=headers).status_code == 201
+    first = client.get("/api/v1/webdomains?per_page=2", headers=headers).json
+    second = client.get("/api/v1/webdomains?per_page=2&page=2", headers=headers).json
+    assert [i["name"] for i in first["items"]] == ["a.example", "b.example"]
+    assert [i["name"] for i in second["items"]] == ["c.example"] and second["items"][0]["available"] is True
+    assert (first["total"], first["page"], first["per_page"]) == (3, 1, 2)
+    everything = client.get("/api/v1/webdomains", headers=headers).json
+    assert len(everything["items"]) == 3 and everything["per_page"] == 100
+    for query, field in (("per_page=0", "per_page"), ("per_page=1001", "per_page"), ("page=-1", "page"),
+                         ("page=x", "page")):
+        refused = client.get(f"/api/v1/webdomains?{query}", headers=headers)
+        assert refused.status_code == 422 and field in refused.json["fields"], (query, refused.json)
+
+
 def test_zone_records_serial_rises_on_every_edit(client, cluster, one_node):
     """A zone with records: the agent's zone file holds them and its serial rises with each edit."""
     headers = basic("alice")

@@ -1,6 +1,6 @@
 """Marshmallow schemas of the user-data API (SPEC §8.1). Inputs are strict: no coercion of types."""
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 
@@ -192,9 +192,21 @@ class MailboxSchema(IndexedSchema):
     forward = fields.List(fields.String())
 
 
+MAX_PER_PAGE = 1000
+
+
+class PageArgsSchema(Schema):
+    """`?page=&per_page=` of a list (by name; 100 per page unless asked)."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
 def list_of(schema: type[Schema], name: str) -> type[Schema]:
-    """The {"items": [...]} shape of a schema."""
-    return Schema.from_dict({"items": fields.List(fields.Nested(schema), required=True)}, name=name)
+    """The {"items": [...], "total", "page", "per_page"} shape of a schema."""
+    return Schema.from_dict({"items": fields.List(fields.Nested(schema), required=True),
+                             "total": fields.Integer(required=True), "page": fields.Integer(required=True),
+                             "per_page": fields.Integer(required=True)}, name=name)
 
 
 WebDomainListSchema = list_of(WebDomainSchema, "WebDomainListSchema")

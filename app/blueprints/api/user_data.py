@@ -98,8 +98,9 @@ def user_location(user_id: int):
 def _register(kind: str, in_schema, out_schema, list_schema, can_update: bool) -> None:
     """List, create, show, (update) and delete routes for one kind of user data."""
 
-    def list_items():
-        return {"items": userdata.list_full(kind, api_user())}
+    def list_items(args):
+        items, total = userdata.list_full(kind, api_user(), args["page"], args["per_page"])
+        return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
 
     def create_item(data):
         return userdata.create(kind, api_user(), data)
@@ -115,14 +116,16 @@ def _register(kind: str, in_schema, out_schema, list_schema, can_update: bool) -
         return "", 204
 
     label = userdata.KINDS[kind].label
-    for func, doc in ((list_items, f"The {label}s the caller may see, with details from their nodes."),
+    for func, doc in ((list_items, f"One page of the {label}s the caller may see, by name, with details from "
+                                   "their nodes, and the total."),
                       (create_item, f"Create a {label} on the node holding the owner's role."),
                       (show_item, f"One {label}, read from its node."),
                       (update_item, f"Change a {label} on its node."),
                       (delete_item, f"Delete a {label} on its node, then from the index.")):
         func.__name__ = f"{func.__name__.split('_')[0]}_{kind}"
         func.__doc__ = doc
-    blp.route(f"/{kind}")(blp.response(200, list_schema)(_errors(401)(list_items)))
+    blp.route(f"/{kind}")(blp.arguments(s.PageArgsSchema, location="query")(
+        blp.response(200, list_schema)(_errors(401, 422)(list_items))))
     refusals = _errors(400, 401, 404, 409, 422, 502, 503, 504)
     blp.route(f"/{kind}", methods=["POST"])(
         blp.arguments(in_schema)(blp.response(201, out_schema)(refusals(create_item))))
