@@ -36,9 +36,10 @@ lab-down:
 
 bench:
 	@scripts/bootstrap-venv.sh requirements-test.txt
-	@for script in agent_rss agent_ops_bench fanout_bench proxy_bench setup_bench compare_bench; do \
+	@for script in agent_rss agent_ops_bench fanout_bench proxy_bench pages_bench setup_bench compare_bench; do \
 		echo "== bench/$$script.py"; $(PY) bench/$$script.py || exit 1; done
 	@echo "== bench/plot.py"; venv=$$($(PY) bench/compare_bench.py --venv) && $$venv/bin/python bench/plot.py
+	@echo "== bench/converge_bench.py (last: it takes the lab down)"; $(PY) bench/converge_bench.py
 
 soak:
 	@scripts/bootstrap-venv.sh requirements-test.txt
