@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import random
 import re
@@ -28,7 +27,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from proxy_bench import ROOT, percentiles, start_redis, timed
+from proxy_bench import ROOT, make_app, percentiles, start_redis, timed
 
 from tests.conftest import csrf_from, free_port
 
@@ -37,23 +36,6 @@ PASSWORD = "a bench password"
 ROLE_SETS = (["web"], ["web", "dns"], ["mail"], ["dns"], ["web", "dns", "mail"], ["web", "mail"], ["web"])
 STEP_LINES = ("connect as root", "create ispmaster", "authorize the master's key", "check the OS",
               "copy the agent wheelhouse", "install the agent", "start the agent", "register desyncs")
-
-
-def make_app(tmp: Path, redis_url: str):
-    """The panel on a fresh, migrated SQLite database in tmp/data."""
-    from flask_migrate import upgrade
-
-    from app import create_app
-    from app.config import TestConfig
-
-    (tmp / "data").mkdir()
-    os.environ.pop("TEST_DATABASE_URL", None)
-    app = create_app(TestConfig(tmp / "data", redis_url))
-    app.config["TESTING"] = False
-    with app.app_context():
-        upgrade()
-    logging.getLogger("app").setLevel(logging.WARNING)
-    return app
 
 
 def stats_document(rng: random.Random, roles: list[str], lists: dict) -> dict:

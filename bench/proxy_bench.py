@@ -17,6 +17,7 @@ Run: .venv/bin/python bench/proxy_bench.py [--calls 200] [--creates 50] [--domai
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import subprocess
@@ -248,6 +249,23 @@ def list_page_at_scale(app, domains: int, nodes: int) -> None:
         print(f"{label:<28} {p50:8.2f} {p99:8.2f}")
 
 
+def make_app(tmp: Path, redis_url: str):
+    """The panel on a fresh, migrated SQLite database in tmp/data."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.config import TestConfig
+
+    (tmp / "data").mkdir()
+    os.environ.pop("TEST_DATABASE_URL", None)
+    app = create_app(TestConfig(tmp / "data", redis_url))
+    app.config["TESTING"] = False
+    with app.app_context():
+        upgrade()
+    logging.getLogger("app").setLevel(logging.WARNING)
+    return app
+
+
 def main() -> None:
     """Start Redis, the app on a fresh SQLite database, and run both measurements."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -260,20 +278,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         redis, redis_url = start_redis(tmp)
         try:
-            from flask_migrate import upgrade
-
-            from app import create_app
-            from app.config import TestConfig
-
-            (tmp / "data").mkdir()
-            os.environ.pop("TEST_DATABASE_URL", None)
-            app = create_app(TestConfig(tmp / "data", redis_url))
-            app.config["TESTING"] = False
-            with app.app_context():
-                upgrade()
-            import logging
-
-            logging.getLogger("app").setLevel(logging.WARNING)
+            app = make_app(tmp, redis_url)
             proxy_overhead(app, tmp, args.calls, args.creates)
             list_page_at_scale(app, args.domains, args.nodes)
         finally:
