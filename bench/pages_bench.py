@@ -286,10 +286,10 @@ def cases(ids: dict, pages_of_web: int) -> list[tuple[str, str, str, bool]]:
         ("API GET /operations", "admin-api", "/api/v1/operations", False),
         ("API GET /operations/<id>", "admin-api", f"/api/v1/operations/{op}", False),
         ("API GET /users", "admin-api", "/api/v1/users", False),
-        ("API GET /webdomains (all, agents down)", "admin-api", "/api/v1/webdomains", False),
-        ("API GET /domains (all, agents down)", "admin-api", "/api/v1/domains", False),
-        ("API GET /maildomains (all, agents down)", "admin-api", "/api/v1/maildomains", False),
-        ("user API GET /webdomains (agent down)", "user-api", "/api/v1/webdomains", False),
+        ("API GET /webdomains (page 1, agents down)", "admin-api", "/api/v1/webdomains", False),
+        ("API GET /domains (page 1, agents down)", "admin-api", "/api/v1/domains", False),
+        ("API GET /maildomains (page 1, agents down)", "admin-api", "/api/v1/maildomains", False),
+        ("user API GET /webdomains (page 1, agent down)", "user-api", "/api/v1/webdomains", False),
     ]
 
 
