@@ -213,7 +213,10 @@ do_start() {
         echo "$NAME is already running"
         return 0
     fi
-    umask 077
+    # The logs are the agent's alone (0600); everything else gets systemd's default umask, as under
+    # the unit: the agent makes the sites' folders, which nginx's workers must be able to read.
+    (umask 077 && : >>"$LOG" && : >>"$CONSOLE_LOG")
+    umask 022
     start-stop-daemon --start --quiet --background --make-pidfile --pidfile "$PIDFILE" \
         --exec /bin/sh -- "$0" supervise
 }

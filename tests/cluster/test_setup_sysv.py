@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -288,6 +289,12 @@ def test_supervisor_restarts_the_agent_and_stops_cleanly(supervised):
     wait_until(lambda: "fake agent" in supervised.console_log.read_text(), 15, interval=0.1,
                what="the agent's output in the console log")
     assert "'serve', '--config'" in supervised.console_log.read_text()
+    assert stat.S_IMODE(supervised.log.stat().st_mode) == 0o600
+    assert stat.S_IMODE(supervised.console_log.stat().st_mode) == 0o600
+    # The agent runs with systemd's default umask (it makes folders nginx's workers must read).
+    umask = [line for line in Path(f"/proc/{_pid(supervised.agent_pidfile)}/status").read_text().splitlines()
+             if line.startswith("Umask:")]
+    assert umask == ["Umask:\t0022"]
 
     os.kill(first, signal.SIGKILL)
     wait_until(lambda: _alive(_pid(supervised.agent_pidfile)) and _pid(supervised.agent_pidfile) != first, 10,
