@@ -345,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     print_table(runs)
     out = ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}.json"
     out.parent.mkdir(exist_ok=True)
+    # Sizes measured in an earlier run of the day stay (10 nodes, then 50 nodes in a separate run).
+    earlier = json.loads(out.read_text()).get("compare", []) if out.exists() else []
+    measured = {run["size"] for run in runs}
+    runs = sorted([r for r in earlier if r.get("size") not in measured] + runs, key=lambda r: r["size"])
     out.write_text(json.dumps({"compare": runs, "cores": os.cpu_count()}, indent=1))
     print(f"\nwritten: {out.relative_to(ROOT)}")
     return 0
