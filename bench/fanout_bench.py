@@ -101,6 +101,16 @@ class Agents:
             total += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
         return total
 
+    def memory_mib(self) -> tuple[float, float]:
+        """The agents' median RSS and median PSS (their own pages, shared ones divided), in MiB."""
+        rss, pss = [], []
+        for proc in self.procs.values():
+            with open(f"/proc/{proc.pid}/smaps_rollup") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+            rss.append(int(fields["Rss"].split()[0]) / 1024)
+            pss.append(int(fields["Pss"].split()[0]) / 1024)
+        return statistics.median(rss), statistics.median(pss)
+
     def stop_all(self) -> None:
         for proc in self.procs.values():
             proc.send_signal(signal.SIGTERM)
@@ -109,6 +119,15 @@ class Agents:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def own_rss_mib() -> float:
+    """This process's RSS (it plays the worker that runs the distributed request), in MiB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
@@ -219,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         upgrade()
     agents = Agents(workdir / "agents", app)
     results = []
+    memory: dict[int, dict] = {}
     serial = 0
     try:
         for size in sizes:
@@ -247,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
             wall = statistics.median(r[0] for r in runs)
             cpu = statistics.median(r[1] for r in runs)
             floor = (cpu + agents_cpu) / (os.cpu_count() or 1)
+            agent_rss, agent_pss = agents.memory_mib()
+            memory[size] = {"agent_rss_mib": agent_rss, "agent_pss_mib": agent_pss, "master_rss_mib": own_rss_mib()}
             results.append((size, wall, cpu, {r[2] for r in runs}, agents_cpu, floor))
             print(f"{size:>4} agents: {wall * 1000:7.0f} ms wall, {cpu * 1000 / size:6.2f} ms master CPU per node, "
                   f"{agents_cpu * 1000 / size:6.2f} ms agent CPU per node, CPU floor {floor * 1000:.0f} ms",
@@ -264,6 +286,10 @@ def main(argv: list[str] | None = None) -> None:
     for size, wall, cpu, statuses, agents_cpu, floor in results:
         print(f"| {size} | {wall * 1000:.0f} ms | {cpu * 1000 / size:.2f} ms | {agents_cpu * 1000 / size:.2f} ms "
               f"| {floor * 1000:.0f} ms | {', '.join(sorted(statuses))} |")
+    print("\n| agents | agent RSS (median) | agent PSS (median) | master RSS |\n|---:|---:|---:|---:|")
+    for size, figures in memory.items():
+        print(f"| {size} | {figures['agent_rss_mib']:.1f} MiB | {figures['agent_pss_mib']:.1f} MiB "
+              f"| {figures['master_rss_mib']:.1f} MiB |")
     print("\nCPU floor: (master CPU + every agent's CPU for one change) / cores — the shortest wall time this "
           "machine allows when all agents share its cores.")
     print(f"\nRestarted agent: {healed[0] * 1000:.0f} ms to listen, then {healed[1] * 1000:.0f} ms to converged "
@@ -274,7 +300,8 @@ def main(argv: list[str] | None = None) -> None:
                                "load": os.getloadavg()[0], "restart_to_listen_s": healed[0],
                                "listen_to_converged_s": healed[1],
                                "fanout": [{"size": size, "wall_s": wall, "cpu_per_node_s": cpu / size,
-                                           "agent_cpu_per_node_s": agents_cpu / size, "cpu_floor_s": floor}
+                                           "agent_cpu_per_node_s": agents_cpu / size, "cpu_floor_s": floor,
+                                           **memory[size]}
                                           for size, wall, cpu, _, agents_cpu, floor in results]}, indent=1))
     print(f"written: bench/results/{out.name}")
 
