@@ -55,6 +55,7 @@ class Agents:
         self.app = app
         self.procs: dict[int, subprocess.Popen] = {}
         self.configs: dict[int, Path] = {}
+        self.ports: set[int] = set()
 
     def add(self, count: int) -> None:
         """Start `count` more agents (in parallel) and register their nodes as ready."""
@@ -67,7 +68,11 @@ class Agents:
         for _ in range(count):
             index = len(self.procs) + len(started) + 1
             home = self.base / f"a{index}"
+            # free_port() may hand out a port again that an agent started a moment ago has not bound yet.
             port = free_port()
+            while port in self.ports:
+                port = free_port()
+            self.ports.add(port)
             result = initialize(home / "agent.json", root=home / "root", state_dir=home / "state",
                                 secret_file=home / "secret", listen_host="127.0.0.1", listen_port=port,
                                 roles=["web", "dns", "mail"], hostnames=["localhost"], addresses=["127.0.0.1"],
@@ -104,7 +109,10 @@ class Agents:
     def memory_mib(self) -> tuple[float, float]:
         """The agents' median RSS and median PSS (their own pages, shared ones divided), in MiB."""
         rss, pss = [], []
-        for proc in self.procs.values():
+        for node_id, proc in self.procs.items():
+            if proc.poll() is not None:
+                folder = self.configs[node_id].parent
+                raise SystemExit(f"the agent of node {node_id} exited ({proc.returncode}): see {folder}")
             with open(f"/proc/{proc.pid}/smaps_rollup") as fh:
                 fields = dict(line.split(":", 1) for line in fh if ":" in line)
             rss.append(int(fields["Rss"].split()[0]) / 1024)
@@ -296,13 +304,17 @@ def main(argv: list[str] | None = None) -> None:
           "(one collector poll + one sync round; the periodic job adds up to a poll interval)")
     out = Path(__file__).resolve().parent / "results" / f"{datetime.now(UTC):%Y-%m-%d}-fanout.json"
     out.parent.mkdir(exist_ok=True)
+    fanout = [{"size": size, "wall_s": wall, "cpu_per_node_s": cpu / size, "agent_cpu_per_node_s": agents_cpu / size,
+               "cpu_floor_s": floor, "load": os.getloadavg()[0], **memory[size]}
+              for size, wall, cpu, _, agents_cpu, floor in results]
+    # Sizes measured in an earlier run of the day with the same list stay (500 agents is a run of its own).
+    earlier = json.loads(out.read_text()) if out.exists() else {}
+    if earlier.get("list") == args.list:
+        fanout += [f for f in earlier.get("fanout", []) if f["size"] not in sizes]
     out.write_text(json.dumps({"list": args.list, "repeat": args.repeat, "cores": os.cpu_count(),
                                "load": os.getloadavg()[0], "restart_to_listen_s": healed[0],
                                "listen_to_converged_s": healed[1],
-                               "fanout": [{"size": size, "wall_s": wall, "cpu_per_node_s": cpu / size,
-                                           "agent_cpu_per_node_s": agents_cpu / size, "cpu_floor_s": floor,
-                                           **memory[size]}
-                                          for size, wall, cpu, _, agents_cpu, floor in results]}, indent=1))
+                               "fanout": sorted(fanout, key=lambda f: f["size"])}, indent=1))
     print(f"written: bench/results/{out.name}")
 
 
