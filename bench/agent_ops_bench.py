@@ -6,6 +6,7 @@ reload, so it needs nginx and bind9-utils installed but touches nothing outside 
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import tempfile
@@ -13,6 +14,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agent_rss import vm_rss_mib  # noqa: E402
 
 from agent.ops import dns, web  # noqa: E402
 from agent.tests.ops_helpers import make_config  # noqa: E402
@@ -25,15 +28,6 @@ def timed(label: str, action) -> float:
     elapsed = time.perf_counter() - start
     print(f"{label:<44} {elapsed:8.2f} s   changed={result.changed}")
     return elapsed
-
-
-def rss_mib() -> float:
-    """Current resident set size of this process, in MiB."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:
@@ -57,7 +51,7 @@ def main() -> None:
         zones[0]["ip"] = "192.0.2.2"
         timed("dns: change one zone", lambda: dns.replace_all(config, zones))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{'RSS after (MiB)':<44} {rss_mib():8.1f}   peak {peak:.1f}")
+        print(f"{'RSS after (MiB)':<44} {vm_rss_mib(os.getpid()):8.1f}   peak {peak:.1f}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agent_rss import vm_rss_mib  # noqa: E402
+
 
 def free_port() -> int:
     """A free TCP port on loopback."""
@@ -127,15 +129,6 @@ class Agents:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-def own_rss_mib() -> float:
-    """This process's RSS (it plays the worker that runs the distributed request), in MiB."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
@@ -276,7 +269,8 @@ def main(argv: list[str] | None = None) -> None:
             cpu = statistics.median(r[1] for r in runs)
             floor = (cpu + agents_cpu) / (os.cpu_count() or 1)
             agent_rss, agent_pss = agents.memory_mib()
-            memory[size] = {"agent_rss_mib": agent_rss, "agent_pss_mib": agent_pss, "master_rss_mib": own_rss_mib()}
+            memory[size] = {"agent_rss_mib": agent_rss, "agent_pss_mib": agent_pss,
+                            "master_rss_mib": vm_rss_mib(os.getpid())}
             results.append((size, wall, cpu, {r[2] for r in runs}, agents_cpu, floor))
             print(f"{size:>4} agents: {wall * 1000:7.0f} ms wall, {cpu * 1000 / size:6.2f} ms master CPU per node, "
                   f"{agents_cpu * 1000 / size:6.2f} ms agent CPU per node, CPU floor {floor * 1000:.0f} ms",
