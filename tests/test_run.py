@@ -17,7 +17,8 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path):
         assert "user name: admin" in text and panel.password
         children = panel.descendants()
         names = " ".join(" ".join(psutil.Process(pid).cmdline()) for pid in children)
-        for part in ("redis-server", "agent serve", "worker.py default", "worker.py periodic", "rq.cli cron", "gunicorn"):
+        for part in ("redis-server", "agent serve", "worker.py default", "worker.py periodic", "rq.cli cron",
+                     "gunicorn"):
             assert part in names, f"{part} is not running"
         node = panel.wait_ready()
         assert node["name"] == "local" and node["is_local"] and node["stats"]["memory_used_percent"] is not None

@@ -51,7 +51,7 @@ def collect_stats() -> dict[int, str]:
             return exc
 
     with ThreadPoolExecutor(max_workers=min(MAX_POLL_THREADS, len(nodes))) as pool:
-        results = dict(zip(clients, pool.map(poll, clients)))
+        results = dict(zip(clients, pool.map(poll, clients), strict=True))
 
     policy = get_policy()
     summary = {}

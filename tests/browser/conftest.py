@@ -61,7 +61,8 @@ def reset_local_node(panel, state="connecting"):
         conn.execute("UPDATE nodes SET state = ? WHERE is_local = 1", (state,))
         conn.execute(
             "INSERT INTO node_state_changes (node_id, at, from_state, to_state, reason) "
-            "SELECT id, CURRENT_TIMESTAMP, 'ready', ?, 'browser test: watch it come back' FROM nodes WHERE is_local = 1",
+            "SELECT id, CURRENT_TIMESTAMP, 'ready', ?, 'browser test: watch it come back' "
+            "FROM nodes WHERE is_local = 1",
             (state,),
         )
 
