@@ -241,23 +241,26 @@ def _earlier_change_running(operation: Operation, name: str) -> bool:
     """True while an earlier change to the same list is in a live worker's hands and has yet to
     take the lock. One still waiting in the queue is not waited for: with a single worker it
     could only run after this one."""
-    earlier = db.session.scalars(select(Operation).where(
+    # Columns, not objects: the commit below would expire objects and reload each one on access.
+    earlier = db.session.execute(select(
+        Operation.id, Operation.params, Operation.status, Operation.rq_job_id, Operation.created_at,
+    ).where(
         Operation.kind == "list_change",
         Operation.id < operation.id,
         Operation.status.in_((OperationStatus.QUEUED.value, OperationStatus.RUNNING.value)),
     )).all()
     db.session.commit()  # end the read, so the next look sees other workers' commits
-    for other in earlier:
-        if other.params.get("list") != name:
+    for other_id, params, status, rq_job_id, created_at in earlier:
+        if params.get("list") != name:
             continue
-        if other.status == OperationStatus.RUNNING.value:
-            if operation_alive(other.id) and db.session.get(ListChange, other.id) is None:
+        if status == OperationStatus.RUNNING.value:
+            if operation_alive(other_id) and db.session.get(ListChange, other_id) is None:
                 return True
-        elif other.rq_job_id is None:
+        elif rq_job_id is None:
             # Its web request is between recording it and enqueueing its job (a moment).
-            if as_utc(other.created_at) > utcnow() - timedelta(seconds=ENQUEUE_WAIT_S):
+            if as_utc(created_at) > utcnow() - timedelta(seconds=ENQUEUE_WAIT_S):
                 return True
-        elif operations.rq_job_state(other.rq_job_id) == "taken":
+        elif operations.rq_job_state(rq_job_id) == "taken":
             return True
     return False
 
