@@ -33,7 +33,11 @@ def main(argv: list[str] | None = None) -> None:
     connection = redis_connection(app.config["REDIS_URL"])
     worker_class = SimpleWorker if args.simple else Worker
     worker = worker_class(args.queues, connection=connection, name=args.name)
-    worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING" if quiet else "INFO")
+    # No RQ scheduler: nothing here is scheduled for later (`rq cron` enqueues the periodic tick), and
+    # RQ forks it from the worker, so it inherits the worker's Redis sockets. A worker SIGKILLed while
+    # waiting for a job would leave its blocking dequeue open in that child, and Redis would hand the
+    # next job to a connection nobody reads (recovered only after the abandoned-job grace).
+    worker.work(burst=args.burst, with_scheduler=False, logging_level="WARNING" if quiet else "INFO")
 
 
 if __name__ == "__main__":

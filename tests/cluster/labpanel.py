@@ -129,6 +129,9 @@ class LabPanel:
                 proc.send_signal(signal.SIGKILL)
             except psutil.NoSuchProcess:
                 pass
+        # A worker dies some time after its SIGKILL; until then Redis may hand a job submitted next to its
+        # blocking dequeue. Dead means gone or a zombie (the stopped runner does not reap): its sockets are closed.
+        wait_until(lambda: all(_dead(p) for p in victims), 30, interval=0.05, what="the killed workers to exit")
         return [p.pid for p in victims]
 
     @property
@@ -254,6 +257,14 @@ DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -q >/dev/null 2>&1
 systemctl reload ssh
 true
 """
+
+
+def _dead(proc: psutil.Process) -> bool:
+    """True once a process has exited (a zombie has closed its files and sockets)."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def reset(node) -> None:
