@@ -89,6 +89,23 @@ def test_unfinished_operations_count_as_lost_and_non_2xx_changes_as_nothing():
     assert orphans == ["webdomain w.test: never committed, not on the master, left on soak1"]
 
 
+def test_a_web_domain_change_answered_504_needs_the_master_and_node_to_agree():
+    """After a 504 (the node may have applied it) either outcome is right when master and node agree;
+    a later committed change decides again."""
+    added = Change("webdomain", "a.test", "add", 201, 1, node="soak1")
+    doubt = Change("webdomain", "a.test", "delete", 504, 2, node="soak1")
+    for held in (set(), {"a.test"}):
+        assert lost_changes([added, doubt], {"webdomain": held}, {"webdomain": {"soak1": held}}) == ([], [])
+    lost, _ = lost_changes([added, doubt], {"webdomain": set()}, {"webdomain": {"soak1": {"a.test"}}})
+    assert lost == ["webdomain a.test: answered 504 (may have been applied) and only soak1 holds it"]
+    timed_out = Change("webdomain", "b.test", "add", 504, 3, node="soak1")
+    lost, _ = lost_changes([timed_out], {"webdomain": {"b.test"}}, {"webdomain": {"soak1": set()}})
+    assert lost == ["webdomain b.test: answered 504 (may have been applied) and only the master holds it"]
+    deleted = Change("webdomain", "b.test", "delete", 204, 4, node="soak1")
+    lost, _ = lost_changes([timed_out, deleted], {"webdomain": {"b.test"}}, {"webdomain": {"soak1": {"b.test"}}})
+    assert lost == ["webdomain b.test: deleted (2xx, committed) but still on the master"]
+
+
 def test_5xx_count_percentiles_and_table():
     """No answer counts as a 5xx, excused answers do not; nearest-rank percentiles; one row per kind + all."""
     samples = [Sample("page", 200, 0.010, 0), Sample("page", 500, 0.020, 0), Sample("api read", 0, 60, 0),

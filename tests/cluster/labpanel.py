@@ -110,29 +110,25 @@ class LabPanel:
         if self.panel:
             self.panel.stop()
 
-    def kill_default_workers(self) -> list[int]:
-        """SIGKILL every default-queue worker this panel runs, and their job processes."""
-        victims = []
+    def default_workers(self) -> list[psutil.Process]:
+        """Every live default-queue worker of this panel, the runner's and the ones a test started (not
+        a forking worker's job process: killing its worker kills it too)."""
+        found: dict[int, tuple[psutil.Process, int]] = {}
         roots = [psutil.Process(self.panel.proc.pid)] + [psutil.Process(p.pid) for p in self.workers
                                                            if p.poll() is None]
         for root in roots:
             for proc in [root, *root.children(recursive=True)]:
                 try:
-                    cmd = proc.cmdline()
+                    cmd, parent = proc.cmdline(), proc.ppid()
                 except psutil.NoSuchProcess:
                     continue
                 if "worker.py" in " ".join(cmd) and "default" in cmd:
-                    victims.append(proc)
-                    victims += proc.children(recursive=True)
-        for proc in victims:
-            try:
-                proc.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        # A worker dies some time after its SIGKILL; until then Redis may hand a job submitted next to its
-        # blocking dequeue. Dead means gone or a zombie (the stopped runner does not reap): its sockets are closed.
-        wait_until(lambda: all(_dead(p) for p in victims), 30, interval=0.05, what="the killed workers to exit")
-        return [p.pid for p in victims]
+                    found[proc.pid] = (proc, parent)
+        return [proc for proc, parent in found.values() if parent not in found]
+
+    def kill_default_workers(self) -> list[int]:
+        """SIGKILL every default-queue worker this panel runs, and their job processes."""
+        return kill_processes(self.default_workers())
 
     @property
     def url(self) -> str:
@@ -257,6 +253,25 @@ DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -q >/dev/null 2>&1
 systemctl reload ssh
 true
 """
+
+
+def kill_processes(processes: list[psutil.Process]) -> list[int]:
+    """SIGKILL these processes and their children; return once every one has exited (their pids)."""
+    victims = []
+    for proc in processes:
+        try:
+            victims += [proc, *proc.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+    for proc in victims:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    # A worker dies some time after its SIGKILL; until then Redis may hand a job submitted next to its
+    # blocking dequeue. Dead means gone or a zombie (the stopped runner does not reap): its sockets are closed.
+    wait_until(lambda: all(_dead(p) for p in victims), 30, interval=0.05, what="the killed processes to exit")
+    return [p.pid for p in victims]
 
 
 def _dead(proc: psutil.Process) -> bool:
