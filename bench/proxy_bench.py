@@ -114,6 +114,7 @@ def serve(app) -> str:
     """The master over HTTP in a thread; its base URL."""
     from werkzeug.serving import make_server
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access-log line per request
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
