@@ -1,5 +1,8 @@
 """Flask extensions, created unbound and attached in create_app()."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask_htmx import HTMX
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -24,3 +27,17 @@ csrf = CSRFProtect()
 login = LoginManager()
 htmx = HTMX()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+@contextmanager
+def kept_on_commit() -> Iterator[None]:
+    """Commits inside do not expire what the session loaded, so the objects a job or request already
+    read are not reloaded one query each on their next use. For code that is the only writer of what
+    it loaded, or that only needs the values it read (a rollback still expires everything)."""
+    session = db.session()
+    previous = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        yield
+    finally:
+        session.expire_on_commit = previous

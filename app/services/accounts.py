@@ -11,6 +11,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import ApiToken, User, UserLevel
@@ -91,7 +92,8 @@ def create_token(user: User, name: str) -> tuple[ApiToken, str]:
 
 def user_for_token(raw: str) -> User | None:
     """The active user owning this Bearer token, or None."""
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_digest(raw)))
+    token = db.session.scalar(select(ApiToken).options(joinedload(ApiToken.user))
+                              .where(ApiToken.token_hash == _token_digest(raw)))
     if token is None or not token.user.active:
         return None
     now = utcnow()

@@ -25,7 +25,7 @@ from sqlalchemy import delete, insert, select, update
 from agent import liststate
 from agent.client import AgentClient, AgentError
 from agent.validation import ValidationError
-from app.extensions import db
+from app.extensions import db, kept_on_commit
 from app.failpoints import failpoint
 from app.models import (
     Desync,
@@ -213,14 +213,10 @@ def distribute_change(operation_id: int) -> OperationStatus:
             # The other copy of a re-queued job recorded this change first; it (or recovery) finishes it.
             db.session.refresh(operation)
             return operation.op_status
-        session = db.session()
         # The request is the only writer of what it loaded (the list's lock); reloading every
         # node and outcome row after each progress commit was most of the master's CPU.
-        session.expire_on_commit = False
-        try:
+        with kept_on_commit():
             return _distribute_locked(operation, defn, lease)
-        finally:
-            session.expire_on_commit = True
 
 
 def _take_turn(operation: Operation, name: str, lease: Lease) -> bool:

@@ -22,7 +22,7 @@ from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from agent import validation as v
 from agent.client import AgentError
 from agent.ops import dns, mail, web
-from app.extensions import db
+from app.extensions import db, kept_on_commit
 from app.models import (
     DomainIndex,
     MailboxIndex,
@@ -174,9 +174,12 @@ def begin_write(node: Node, kind: str, name: str) -> PendingWrite:
 
 def _drop_mark(pending: PendingWrite) -> None:
     """Delete the pending mark by id (not through the ORM): a reconciliation may have removed it already."""
-    # The object expired at begin_write's commit; reading pending.id would reload a row that may be gone.
+    # The object may have expired (a rollback); reading pending.id would reload a row that may be gone.
     mark_id = inspect(pending).identity[0]
     db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.id == mark_id))
+    if pending in db.session:
+        # Its row is gone: a later mark may be given the same id, and must not meet this object.
+        db.session.expunge(pending)
 
 
 def end_write(pending: PendingWrite) -> None:
@@ -271,6 +274,7 @@ def validated(func, *args):
 # ---------------------------------------------------------------- create, show, update, delete
 
 
+@kept_on_commit()
 def create(kind_name: str, actor: User, data: object) -> dict:
     """Validate, send to the holding node, then index; returns the agent's record with the index id."""
     kind = KINDS[kind_name]
@@ -377,6 +381,7 @@ def show(kind_name: str, actor: User, row_id: int) -> dict:
     return _shape(kind_name, result, row)
 
 
+@kept_on_commit()
 def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
     """Change a web domain (aliases, PHP, docroot) or a mailbox (password, quota, forwarding)."""
     kind = KINDS[kind_name]
@@ -405,6 +410,7 @@ def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
     return _shape(kind_name, result, row)
 
 
+@kept_on_commit()
 def delete(kind_name: str, actor: User, row_id: int) -> None:
     """Remove the record on its node, then from the index."""
     kind = KINDS[kind_name]
@@ -485,6 +491,7 @@ def public_record(record: dict) -> dict:
             "priority": record.get("priority")}
 
 
+@kept_on_commit()
 def add_record(actor: User, domain_id: int, data: object) -> dict:
     """Add a record to a zone, checked here with the agent's validators first."""
     row = _zone_row(actor, domain_id)
@@ -496,6 +503,7 @@ def add_record(actor: User, domain_id: int, data: object) -> dict:
     return public_record(result)
 
 
+@kept_on_commit()
 def update_record(actor: User, domain_id: int, record_id: int, data: object) -> dict:
     """Replace a record's fields (the zone's serial goes up on the node)."""
     row = _zone_row(actor, domain_id)
@@ -516,6 +524,7 @@ def update_record(actor: User, domain_id: int, record_id: int, data: object) -> 
     return public_record(result)
 
 
+@kept_on_commit()
 def delete_record(actor: User, domain_id: int, record_id: int) -> None:
     """Remove one record."""
     row = _zone_row(actor, domain_id)
