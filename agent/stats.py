@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from agent import API_VERSION, __version__
+from agent import API_VERSION, __version__, usage
 from agent.config import AgentConfig
 
 ROLE_PACKAGES: dict[str, list[str]] = {
@@ -137,4 +137,6 @@ def collect(config: AgentConfig, started_at: float, checker: RoleChecker) -> dic
         "disk": disk_usage(str(config.root)),
         "roles": checker.roles(config.roles),
         "software": software,
+        # Bytes per hosting user here, measured in the background (agent/usage.py).
+        "usage": usage.report(config),
     }

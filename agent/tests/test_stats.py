@@ -18,6 +18,7 @@ def test_stats_has_the_documented_shape(client, agent):
         "disk",
         "roles",
         "software",
+        "usage",
         "lists",
     }
     assert stats["api_version"] == API_VERSION and stats["agent_version"] == __version__
@@ -29,6 +30,7 @@ def test_stats_has_the_documented_shape(client, agent):
     assert stats["disk"]["path"] == str(agent.root)
     assert 0 <= stats["disk"]["used_percent"] <= 100
     assert stats["software"] == {"state": "idle"}
+    assert set(stats["usage"]) == {"measured_at", "owners"} and isinstance(stats["usage"]["owners"], dict)
 
 
 def test_stats_reports_configured_roles_only(client):

@@ -227,6 +227,10 @@ def resolve_owner(actor: User, data: dict) -> User:
     return owner
 
 
+# What a disk quota that is used up refuses: the kinds whose data takes disk space on the node.
+DISK_KINDS = ("webdomains", "maildomains", "mailboxes")
+
+
 def check_limit(owner: User, kind_name: str) -> None:
     """Refuse when the owner already has as many of this kind as their limit allows."""
     from app.services.users import limit_of
@@ -288,6 +292,10 @@ def create(kind_name: str, actor: User, data: object) -> dict:
         check_new_name(kind_name, body[kind.key])
         check_limit(owner, kind_name)
         node = holding_node(owner, kind.role)
+    if kind_name in DISK_KINDS:
+        from app.services.users import check_disk_quota
+
+        check_disk_quota(owner, "address" if kind_name == "mailboxes" else kind.key)
     name = body[kind.key] if kind_name != "mailboxes" else body["address"]
     what = f"{owner.name}'s {kind.label} {name}"
     result, pending = send_change(node, kind_name, name, "POST", kind.path, body, what)

@@ -378,9 +378,10 @@ def users_to_dicts(rows: list[User]) -> list[dict]:
 
 
 def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None = None) -> dict:
-    """A user as the API shows it (SPEC §8.1; the password is never shown)."""
+    """A user as the API shows it (SPEC §8.1; the password is never shown). One user's answer (not a
+    list's, which would read every node's statistics) also says how much disk their files take."""
     account, placed = preloaded or (account_of(user), {role: placement_of(user, role) for role in USER_ROLES})
-    return {
+    shown = {
         "id": user.id, "name": user.name, "level": user.level, "active": user.active,
         "roles": list(account.roles) if account else [],
         "limits": dict(account.limits or {}) if account else {},
@@ -388,6 +389,42 @@ def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None =
         "location": {role: (placed[role].node.name if placed[role] else None) for role in USER_ROLES},
         **({"nodes": user.suspension_report} if getattr(user, "suspension_report", None) is not None else {}),
     }
+    if preloaded is None:
+        used = disk_used(user)
+        shown["disk_used_mb"] = None if used is None else round(used / MIB, 1)
+    return shown
+
+
+MIB = 2**20
+
+
+def disk_used(user: User) -> int | None:
+    """Bytes the user's files take on the nodes holding their data (home and maildirs), as each node's agent
+    last measured them (about once a minute); None until one of those nodes has reported a measurement."""
+    total, measured = 0, False
+    for node in nodes_of(user):
+        report = (node.stats or {}).get("usage")
+        if not isinstance(report, dict) or report.get("measured_at") is None:
+            continue
+        measured = True
+        owned = (report.get("owners") or {}).get(user.name, 0)
+        total += owned if isinstance(owned, int) and owned > 0 else 0
+    return total if measured else None
+
+
+def check_disk_quota(owner: User, field: str) -> None:
+    """Refuse new sites and mail when the owner's files already fill their disk quota (limits.disk_mb).
+
+    A panel-level quota: it stops new data being added through the panel; it does not stop files being
+    written (that takes filesystem quotas on the nodes)."""
+    limit = limit_of(owner, "disk_mb")
+    if limit is None:
+        return
+    used = disk_used(owner)
+    if used is not None and used >= limit * MIB:
+        raise UserDataError(409, f"{owner.name}'s files take {used / MIB:.1f} MB of their {limit} MB disk quota; "
+                                 "nothing was created. Free some space or ask for a larger quota.",
+                            {field: f"disk quota of {limit} MB used up"})
 
 
 def delete_user(user: User) -> dict:
