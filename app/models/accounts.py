@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models.base import utcnow
 
 
-class UserLevel(str, enum.Enum):
+class UserLevel(enum.StrEnum):
     """Access levels: administrators see the whole cluster, users only their own data."""
 
     ADMIN = "admin"

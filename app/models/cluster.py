@@ -12,7 +12,7 @@ from app.extensions import db
 from app.models.base import utcnow
 
 
-class NodeState(str, enum.Enum):
+class NodeState(enum.StrEnum):
     """A node's lifecycle state (SPEC §3)."""
 
     NEW = "new"

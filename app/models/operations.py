@@ -12,7 +12,7 @@ from app.extensions import db
 from app.models.base import utcnow
 
 
-class OperationStatus(str, enum.Enum):
+class OperationStatus(enum.StrEnum):
     """Where an operation is; the last four are final."""
 
     QUEUED = "queued"
@@ -28,7 +28,7 @@ class OperationStatus(str, enum.Enum):
         return self not in (OperationStatus.QUEUED, OperationStatus.RUNNING)
 
 
-class NodeOutcome(str, enum.Enum):
+class NodeOutcome(enum.StrEnum):
     """What happened on one target node."""
 
     PENDING = "pending"
