@@ -245,6 +245,23 @@ def check_limit(owner: User, kind_name: str) -> None:
                             {kind.key: f"limit of {limit} {kind.label}s reached"})
 
 
+def check_disk_quota(owner: User, field: str) -> None:
+    """Refuse new sites and mail when the owner's files already fill their disk quota (limits.disk_mb).
+
+    A panel-level quota: it stops new data being added through the panel; it does not stop files being
+    written (that takes filesystem quotas on the nodes)."""
+    from app.services.users import MIB, disk_used, limit_of
+
+    limit = limit_of(owner, "disk_mb")
+    if limit is None:
+        return
+    used = disk_used(owner)
+    if used is not None and used >= limit * MIB:
+        raise UserDataError(409, f"{owner.name}'s files take {used / MIB:.1f} MB of their {limit} MB disk quota; "
+                                 "nothing was created. Free some space or ask for a larger quota.",
+                            {field: f"disk quota of {limit} MB used up"})
+
+
 def check_new_name(kind_name: str, name: str) -> None:
     """Refuse a name the index already holds anywhere in the cluster."""
     kind = KINDS[kind_name]
@@ -293,8 +310,6 @@ def create(kind_name: str, actor: User, data: object) -> dict:
         check_limit(owner, kind_name)
         node = holding_node(owner, kind.role)
     if kind_name in DISK_KINDS:
-        from app.services.users import check_disk_quota
-
         check_disk_quota(owner, "address" if kind_name == "mailboxes" else kind.key)
     name = body[kind.key] if kind_name != "mailboxes" else body["address"]
     what = f"{owner.name}'s {kind.label} {name}"

@@ -31,6 +31,7 @@ RESERVED_NAMES = frozenset({
     "bind", "Debian-exim", "dovecot", "dovenull", "postgres", "redis", "mysql", "nginx", "hostfleet", "admin",
 })
 USER_FIELDS = ("name", "password", "level", "roles", "limits", "nodes", "active")
+MIB = 2**20
 
 
 def uid_range() -> tuple[int, int]:
@@ -395,8 +396,6 @@ def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None =
     return shown
 
 
-MIB = 2**20
-
 
 def disk_used(user: User) -> int | None:
     """Bytes the user's files take on the nodes holding their data (home and maildirs), as each node's agent
@@ -410,21 +409,6 @@ def disk_used(user: User) -> int | None:
         owned = (report.get("owners") or {}).get(user.name, 0)
         total += owned if isinstance(owned, int) and owned > 0 else 0
     return total if measured else None
-
-
-def check_disk_quota(owner: User, field: str) -> None:
-    """Refuse new sites and mail when the owner's files already fill their disk quota (limits.disk_mb).
-
-    A panel-level quota: it stops new data being added through the panel; it does not stop files being
-    written (that takes filesystem quotas on the nodes)."""
-    limit = limit_of(owner, "disk_mb")
-    if limit is None:
-        return
-    used = disk_used(owner)
-    if used is not None and used >= limit * MIB:
-        raise UserDataError(409, f"{owner.name}'s files take {used / MIB:.1f} MB of their {limit} MB disk quota; "
-                                 "nothing was created. Free some space or ask for a larger quota.",
-                            {field: f"disk quota of {limit} MB used up"})
 
 
 def delete_user(user: User) -> dict:

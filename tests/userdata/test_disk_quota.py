@@ -12,7 +12,7 @@ MIB = 2**20
 
 
 def measured(cluster, client, user_id: int, auth) -> float | None:
-    """Poll the node until its agent reports a measurement of alice's files; her disk use in MB."""
+    """One statistics poll, then the user's disk use in MB as the API answers it (None: not measured yet)."""
     cluster.poll()
     return client.get(f"/api/v1/users/{user_id}", headers=auth).json["disk_used_mb"]
 
