@@ -2,14 +2,16 @@
 
 Run: .venv/bin/python bench/proxy_bench.py [--calls 200] [--creates 50] [--domains 10000]
 
-1. One real agent on loopback (private root) and the master served over HTTP by a threaded
-   werkzeug server in this process, with a Bearer token (Basic auth would add an argon2 check,
-   about 0.1 s, to every call). p50/p99 of listing and creating a web domain through the master
-   (GET/POST /api/v1/webdomains) against the same calls made straight to the agent with the
-   pinned, signed client the master uses.
-   The in-process figures (the Flask test client, no HTTP) leave out the server; the HTTP ones
-   use werkzeug's development server, slower than gunicorn. Where the master's time goes is
-   printed too (the token check, the agent call, the rest).
+1. One real agent on loopback (private root) and the master served over HTTP by gunicorn as
+   `make run` starts it (one worker process, 4 threads), with a Bearer token (Basic auth would
+   add an argon2 check, about 0.1 s, to every call). p50/p99 of listing and creating a web domain
+   through the master (GET/POST /api/v1/webdomains) against the same calls made straight to the
+   agent with the pinned, signed client the master uses.
+   The in-process figures (the Flask test client, no HTTP) leave out the server; for them the
+   master's own time of each call is measured too (the call less its agent call), which is the
+   overhead without the agent's own jitter (a create's agent time varies by several ms from one
+   call to the next). Where the master's time goes is printed (the token check, the agent call,
+   the rest).
 2. The index alone: 10,000 web domains on 10 nodes; the time of the Web domains page (first and
    last of 100 pages, as the admin) and of a user's page holding 1,000 of them.
 """
@@ -23,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -78,10 +79,11 @@ def watch_time() -> dict:
 
 
 def add_parts(parts: dict, spent: dict, took: float) -> None:
-    """Add one call's token, agent and total time."""
+    """Add one call's token, agent and total time, and keep its own time (the call less its agent call)."""
     parts["token"] += spent["token"]
     parts["agent"] += spent["agent"]
     parts["total"] += took
+    parts["own"].append(took - spent["agent"])
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
@@ -110,18 +112,21 @@ def start_agent(home: Path) -> tuple[subprocess.Popen, dict]:
                   "secret": (home / "secret").read_text().strip()}
 
 
-def serve(app) -> str:
-    """The master over HTTP in a thread; its base URL."""
-    from werkzeug.serving import make_server
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access-log line per request
+def serve(tmp: Path, redis_url: str) -> tuple[subprocess.Popen, str]:
+    """The master over HTTP as `make run` serves it (gunicorn, 4 threads; one worker process here),
+    on the database make_app made; the process and its base URL."""
     port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{port}"
+    env = {**os.environ, "HOSTFLEET_DATA": str(tmp / "data"), "REDIS_URL": redis_url,
+           "DATABASE_URL": f"sqlite:///{tmp / 'data' / 'test.db'}"}
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4",
+                             "--bind", f"127.0.0.1:{port}", "--access-logfile", "-", "--no-control-socket",
+                             "app:create_app()"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(listening_on(port), 30, what="gunicorn")
+    return proc, f"http://127.0.0.1:{port}"
 
 
-def proxy_overhead(app, tmp: Path, calls: int, creates: int) -> None:
+def proxy_overhead(app, tmp: Path, redis_url: str, calls: int, creates: int) -> None:
     """List and create through the master and straight to the agent; print p50/p99 of each."""
     from agent.client import AgentClient
     from app.extensions import db
@@ -132,6 +137,7 @@ def proxy_overhead(app, tmp: Path, calls: int, creates: int) -> None:
     from app.services.users import make_user
 
     agent, facts = start_agent(tmp / "n1")
+    web = None
     try:
         with app.app_context():
             node = create_node("n1", "127.0.0.1", roles=["web"], reason="bench", agent_port=facts["port"],
@@ -142,7 +148,7 @@ def proxy_overhead(app, tmp: Path, calls: int, creates: int) -> None:
             collect_stats()
             user = make_user("bench", "a bench password", roles=("web",), level=UserLevel.USER)
             token = accounts.create_token(user, "bench")[1]
-        base = serve(app)
+        web, base = serve(tmp, redis_url)
         master = requests.Session()
         master.headers["Authorization"] = f"Bearer {token}"
         inproc = app.test_client()
@@ -157,8 +163,7 @@ def proxy_overhead(app, tmp: Path, calls: int, creates: int) -> None:
         spent = watch_time()
         results = {"list via master (HTTP)": [], "list via master (WSGI)": [], "list direct": [],
                    "create via master (HTTP)": [], "create via master (WSGI)": [], "create direct": []}
-        parts = {"list": {"token": 0.0, "agent": 0.0, "total": 0.0}, "create": {"token": 0.0, "agent": 0.0,
-                                                                               "total": 0.0}}
+        parts = {what: {"token": 0.0, "agent": 0.0, "total": 0.0, "own": []} for what in ("list", "create")}
         for _ in range(calls):
             results["list via master (HTTP)"].append(
                 timed(lambda: master.get(base + "/api/v1/webdomains").raise_for_status()))
@@ -189,15 +194,19 @@ def proxy_overhead(app, tmp: Path, calls: int, creates: int) -> None:
             for way in ("HTTP", "WSGI"):
                 via = percentiles(results[f"{what} via master ({way})"])[0]
                 print(f"{f'{what} overhead, {way} (p50)':<26} {via - straight:8.2f}")
+            own50, own99 = percentiles(parts[what]["own"])
+            print(f"{f'{what}: master own, WSGI':<26} {own50:8.2f} {own99:8.2f}")
         print("where the master's time goes (WSGI, mean per call):")
         for what, count in (("list", calls), ("create", creates)):
-            ms = {k: v / count * 1000 for k, v in parts[what].items()}
+            ms = {k: v / count * 1000 for k, v in parts[what].items() if k != "own"}
             rest = ms["total"] - ms["token"] - ms["agent"]
             print(f"  {what:<7} total {ms['total']:6.2f} ms = API token check {ms['token']:5.2f}"
                   f" + agent call {ms['agent']:6.2f} + the rest {rest:5.2f}")
     finally:
-        agent.terminate()
-        agent.wait(10)
+        for proc in (agent, web):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
 
 
 def list_page_at_scale(app, domains: int, nodes: int) -> None:
@@ -280,7 +289,7 @@ def main() -> None:
         redis, redis_url = start_redis(tmp)
         try:
             app = make_app(tmp, redis_url)
-            proxy_overhead(app, tmp, args.calls, args.creates)
+            proxy_overhead(app, tmp, redis_url, args.calls, args.creates)
             list_page_at_scale(app, args.domains, args.nodes)
         finally:
             redis.terminate()

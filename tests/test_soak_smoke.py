@@ -147,7 +147,7 @@ def test_a_create_whose_pending_mark_a_reconciliation_removed_still_ends(app):
         node = ensure_local_node(app.config["DATA_DIR"])
         pending = userdata.begin_write(node, "webdomains", "race.example")
         kept = userdata.begin_write(node, "webdomains", "other.example")
-        kept_id = kept.id
+        kept_id = kept
         with db.engine.begin() as conn:  # what reconcile_node does in another process
             conn.execute(PendingWrite.__table__.delete().where(PendingWrite.id != kept_id))
         userdata.end_write(pending)

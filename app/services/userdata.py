@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from flask import current_app
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
@@ -164,44 +164,43 @@ def agent_failure(node: Node, exc: AgentError, what: str) -> UserDataError:
                               "nothing was changed.")
 
 
-def begin_write(node: Node, kind: str, name: str) -> PendingWrite:
-    """Mark (and commit) that a change to this node's data is about to be sent."""
-    pending = PendingWrite(node_id=node.id, kind=kind, name=name)
-    db.session.add(pending)
+def begin_write(node: Node, kind: str, name: str) -> int:
+    """Mark (and commit) that a change to this node's data is about to be sent; the mark's id."""
+    # Core statements, not the ORM: nothing reads the mark back, and it is on every write's path.
+    marks = PendingWrite.__table__
+    mark_id = db.session.execute(marks.insert().values(node_id=node.id, kind=kind, name=name)).inserted_primary_key[0]
     db.session.commit()
-    return pending
+    return mark_id
 
 
-def _drop_mark(pending: PendingWrite) -> None:
-    """Delete the pending mark by id (not through the ORM): a reconciliation may have removed it already."""
-    # The object may have expired (a rollback); reading pending.id would reload a row that may be gone.
-    mark_id = inspect(pending).identity[0]
-    db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.id == mark_id))
-    if pending in db.session:
-        # Its row is gone: a later mark may be given the same id, and must not meet this object.
-        db.session.expunge(pending)
+def _drop_mark(mark_id: int) -> None:
+    """Delete the pending mark (a reconciliation may have removed it already)."""
+    db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.__table__.c.id == mark_id))
 
 
-def end_write(pending: PendingWrite) -> None:
-    """Commit the index change together with the end of its pending mark."""
+def end_write(mark_id: int) -> bool:
+    """Commit the index change together with the end of its pending mark. False when a
+    reconciliation had already written (or removed) the same index row, so this change was dropped."""
     try:
-        _drop_mark(pending)  # its autoflush writes the index change: it may collide like the commit
+        _drop_mark(mark_id)  # its autoflush writes the index change: it may collide like the commit
         db.session.commit()
+        return True
     except (IntegrityError, StaleDataError, ObjectDeletedError):
         # A reconciliation already wrote (or removed) the same row from the agent's listing.
         db.session.rollback()
-        _drop_mark(pending)
+        _drop_mark(mark_id)
         db.session.commit()
+        return False
 
 
 def send_change(node: Node, kind: str, name: str, method: str, path: str, body: object, what: str):
     """Send one change under a pending mark; the mark stays only when the outcome is unknown."""
-    pending = begin_write(node, kind, name)
+    mark_id = begin_write(node, kind, name)
     try:
-        return call_agent(node, method, path, body, what=what), pending
+        return call_agent(node, method, path, body, what=what), mark_id
     except UserDataError as exc:
         if exc.status != 504:
-            _drop_mark(pending)
+            _drop_mark(mark_id)
             db.session.commit()
         raise
 
@@ -229,6 +228,14 @@ def resolve_owner(actor: User, data: dict) -> User:
 
 # What a disk quota that is used up refuses: the kinds whose data takes disk space on the node.
 DISK_KINDS = ("webdomains", "maildomains", "mailboxes")
+
+
+def held_account(owner: User):
+    """The owner's hosting account, for a caller to hold while it runs several checks on the owner:
+    the session keeps only weak references to what it loaded, so each check would read it again."""
+    from app.services.users import account_of
+
+    return account_of(owner)
 
 
 def check_limit(owner: User, kind_name: str) -> None:
@@ -305,6 +312,7 @@ def create(kind_name: str, actor: User, data: object) -> dict:
         body, owner, node = _mailbox_body(actor, data)
     else:
         owner = resolve_owner(actor, data)
+        _account = held_account(owner)  # read once for the limit, placement and quota checks below
         body = _validate_new(kind_name, {**data, "owner": owner.name}, owner)
         check_new_name(kind_name, body[kind.key])
         check_limit(owner, kind_name)
@@ -314,13 +322,11 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     name = body[kind.key] if kind_name != "mailboxes" else body["address"]
     what = f"{owner.name}'s {kind.label} {name}"
     result, pending = send_change(node, kind_name, name, "POST", kind.path, body, what)
-    row = db.session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == name))
-    if row is None:
-        row = kind.model(owner_id=owner.id, node_id=node.id, **{kind.key: name})
-        db.session.add(row)
-    end_write(pending)
-    # A reconciliation may have indexed it first (end_write then dropped ours): answer with the index's row.
-    row = db.session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == name)) or row
+    row = kind.model(owner_id=owner.id, node_id=node.id, **{kind.key: name})
+    db.session.add(row)
+    if not end_write(pending):
+        # A reconciliation indexed it first (from the agent's listing): answer with the index's row.
+        row = db.session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == name)) or row
     log.info("created %s %s for %s on node %s", kind.label, name, owner.name, node.name)
     shaped = _shape(kind_name, result, row)
     if with_dns:

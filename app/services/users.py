@@ -12,7 +12,7 @@ import os
 
 from flask import current_app
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from agent import validation as v
 from app.extensions import db
@@ -83,7 +83,8 @@ def limit_of(user: User, kind_name: str) -> int | None:
 
 def placement_of(user: User, role: str) -> Placement | None:
     """Where the user's role lives now."""
-    return db.session.scalar(select(Placement).where(Placement.user_id == user.id, Placement.role == role))
+    return db.session.scalar(select(Placement).options(joinedload(Placement.node))
+                             .where(Placement.user_id == user.id, Placement.role == role))
 
 
 def os_account_body(user: User, account: UserAccount) -> dict:
