@@ -14,6 +14,11 @@ to every node), then, side by side in one run, each repeated --repeat times afte
 - The limit: one signed HTTPS round trip to every agent in parallel with no work on the node
   (GET /v1/lists/firewall), and each node's own apply time for the change (the agent logs it:
   validate, render, `nft -c`, write, reload); Hostfleet's time is compared with max(apply) + round trip.
+- Nodes are added with 8 job workers (setup jobs in parallel); the changes are then made with the
+  two job workers `make run` starts (the others are stopped). Those changes find their worker's
+  connections to the agents open (a change within a minute of the previous one). Then --cold
+  changes made after the agents closed the idle connections (the first change after a quiet
+  spell: a TLS handshake per node), against a round trip on new connections.
 
 Ansible and pyinfra run from their own virtualenv (bench/requirements-compare.txt), made on demand
 under /var/cache/hostfleet-lab. Prints min / median / max and ratios; writes bench/results/<date>.json.
@@ -40,7 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.client import AgentClient  # noqa: E402
-from tests.cluster.labpanel import LabPanel, reset  # noqa: E402
+from agent.server import SOCKET_TIMEOUT_S  # noqa: E402
+from app.runner import job_workers  # noqa: E402
+from tests.cluster.labpanel import LabPanel, kill_processes, reset  # noqa: E402
 from tests.lab.lab import SSH_KEY, Lab, preflight  # noqa: E402
 
 TOOLS_REQUIREMENTS = ROOT / "bench" / "requirements-compare.txt"
@@ -189,23 +196,41 @@ def _utc(moment: str) -> float:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
-def round_trips(panel: LabPanel, node_ids: list[int], addresses: dict[int, str], repeat: int) -> list[float]:
-    """Wall time of one signed GET to every agent in parallel (kept-alive connections, no work on the node)."""
-    clients = []
+def round_trips(panel: LabPanel, node_ids: list[int], addresses: dict[int, str], repeat: int,
+                cold: bool = False) -> list[float]:
+    """Wall time of one signed GET to every agent in parallel, no work on the node: on kept-alive
+    connections, or (cold) each on a new connection, TLS handshake included."""
+    facts = []
     for node_id in node_ids:
         secret, fingerprint = panel.secret_and_fingerprint(node_id)
         port = panel.sql("SELECT agent_port FROM nodes WHERE id = ?", (node_id,))[0][0]
-        clients.append(AgentClient(f"https://{addresses[node_id]}:{port}", secret, fingerprint, timeout=(3, 30)))
+        facts.append((f"https://{addresses[node_id]}:{port}", secret, fingerprint))
+
+    def clients() -> list[AgentClient]:
+        return [AgentClient(url, secret, fingerprint, timeout=(3, 30)) for url, secret, fingerprint in facts]
+
     times = []
-    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
-        list(pool.map(lambda c: c.get("/v1/lists/firewall"), clients))  # open the connections
+    with ThreadPoolExecutor(max_workers=len(facts)) as pool:
+        kept = clients()
+        list(pool.map(lambda c: c.get("/v1/lists/firewall"), kept))  # open the connections
         for _ in range(repeat):
+            used = clients() if cold else kept
             started = time.perf_counter()
-            list(pool.map(lambda c: c.get("/v1/lists/firewall"), clients))
+            list(pool.map(lambda c: c.get("/v1/lists/firewall"), used))
             times.append(time.perf_counter() - started)
-    for client in clients:
+            if cold:
+                for client in used:
+                    client.close()
+    for client in kept:
         client.close()
     return times
+
+
+def keep_default_workers(panel: LabPanel) -> None:
+    """Stop the job workers beyond the number `make run` starts (the runner's restarts paused)."""
+    panel.pause_restarts()
+    workers = sorted(panel.default_workers(), key=lambda proc: proc.pid)
+    kill_processes(workers[job_workers():])
 
 
 def apply_times(nodes) -> dict[int, list[float]]:
@@ -245,7 +270,7 @@ def add_to_panel(panel: LabPanel, nodes) -> tuple[list[int], float]:
     return ids, time.monotonic() - started
 
 
-def bench_size(lab: Lab, first: int, size: int, repeat: int, venv: Path) -> dict:
+def bench_size(lab: Lab, first: int, size: int, repeat: int, venv: Path, cold: int) -> dict:
     """Every figure for one cluster size."""
     nodes = lab.nodes[first - 1:first - 1 + size]
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -255,6 +280,7 @@ def bench_size(lab: Lab, first: int, size: int, repeat: int, venv: Path) -> dict
     try:
         node_ids, setup_s = add_to_panel(panel, nodes)
         print(f"  {size} nodes added and ready in {setup_s:.1f} s", flush=True)
+        keep_default_workers(panel)
         addresses = {nid: n.address for nid, n in zip(node_ids, nodes, strict=True)}
         ansible, pyinfra = Ansible(venv, work, nodes, SSH_KEY), Pyinfra(venv, work, nodes, SSH_KEY)
         hostfleet = Hostfleet(panel, node_ids)
@@ -281,17 +307,36 @@ def bench_size(lab: Lab, first: int, size: int, repeat: int, venv: Path) -> dict
                   + ", ".join(f"{k} {v:.2f} s" for k, v in results.items())
                   + f" (Hostfleet: API {phase['api_s']:.2f} s, queued {phase['queued_s']:.2f} s, "
                     f"request {phase['run_s']:.2f} s)", flush=True)
-        trips = round_trips(panel, node_ids, addresses, repeat)
-        applied = apply_times(nodes)
-        change_versions = hostfleet.versions[2::2]  # after the warm-up; a no-op keeps the version
-        max_apply = [max(applied[v]) / 1000 for v in change_versions if len(applied.get(v, [])) == size]
-        limit = (statistics.median(max_apply) if max_apply else float("nan")) + statistics.median(trips)
+        load = os.getloadavg()[0]
+        warm_versions = hostfleet.versions[2::2]  # after the warm-up; a no-op keeps the version
         counted = hostfleet.phases[2::2]
-        return {"size": size, "setup_s": setup_s, "repeat": repeat,
+        cold_changes = []
+        for _ in range(cold):
+            time.sleep(SOCKET_TIMEOUT_S + 5)  # the agents close the workers' idle connections
+            ports.append(FIRST_PORT + len(ports))
+            cold_changes.append(hostfleet.add(ports[-1]))
+            print(f"  cold change: {cold_changes[-1]:.2f} s", flush=True)
+        cold_versions = hostfleet.versions[len(hostfleet.versions) - cold:] if cold else []
+        trips = round_trips(panel, node_ids, addresses, repeat)
+        cold_trips = round_trips(panel, node_ids, addresses, repeat, cold=True)
+        applied = apply_times(nodes)
+
+        def max_apply(versions: list[int]) -> list[float]:
+            return [max(applied[v]) / 1000 for v in versions if len(applied.get(v, [])) == size]
+
+        def limit(versions: list[int], round_trip: list[float]) -> float:
+            slowest = max_apply(versions)
+            return (statistics.median(slowest) if slowest else float("nan")) + statistics.median(round_trip)
+
+        warm_apply, cold_apply = max_apply(warm_versions), max_apply(cold_versions)
+        return {"size": size, "setup_s": setup_s, "repeat": repeat, "job_workers": job_workers(),
                 "hostfleet_phases": {k: spread([p[k] for p in counted]) for k in ("api_s", "queued_s", "run_s")},
                 **{k: spread(v) for k, v in figures.items()},
-                "round_trip": spread(trips), "node_apply_max": spread(max_apply) if max_apply else None,
-                "limit_s": limit, "load": os.getloadavg()[0]}
+                "round_trip": spread(trips), "node_apply_max": spread(warm_apply) if warm_apply else None,
+                "limit_s": limit(warm_versions, trips), "load": load,
+                "cold": {"hostfleet_change": spread(cold_changes), "round_trip": spread(cold_trips),
+                         "node_apply_max": spread(cold_apply) if cold_apply else None,
+                         "limit_s": limit(cold_versions, cold_trips)} if cold else None}
     finally:
         panel.stop()
 
@@ -308,13 +353,16 @@ def print_table(runs: list[dict]) -> None:
             hf, an, py = run[f"hostfleet_{what}"], run[f"ansible_{what}"], run[f"pyinfra_{what}"]
             print(f"| {run['size']} | {'add a rule' if what == 'change' else 'no-op re-apply'} | {fmt(hf)} | "
                   f"{fmt(an)} | {fmt(py)} | {an['median'] / hf['median']:.1f}× | {py['median'] / hf['median']:.1f}× |")
-    print("\n| nodes | round trip to all agents | max node apply | limit | Hostfleet | Hostfleet ÷ limit | load |")
-    print("|---:|---|---|---:|---:|---:|---:|")
+    print("\n| nodes | connections | round trip to all agents | max node apply | limit | Hostfleet | "
+          "Hostfleet ÷ limit | load |")
+    print("|---:|---|---|---|---:|---:|---:|---:|")
     for run in runs:
-        apply_ = fmt(run["node_apply_max"]) if run["node_apply_max"] else "n/a"
-        hf = run["hostfleet_change"]["median"]
-        print(f"| {run['size']} | {fmt(run['round_trip'])} | {apply_} | {run['limit_s']:.3f} | {hf:.3f} | "
-              f"{hf / run['limit_s']:.1f}× | {run['load']:.1f} |")
+        cases = [("kept alive", run)] + ([("new (cold)", run["cold"])] if run.get("cold") else [])
+        for label, case in cases:
+            apply_ = fmt(case["node_apply_max"]) if case["node_apply_max"] else "n/a"
+            hf = case["hostfleet_change"]["median"]
+            print(f"| {run['size']} | {label} | {fmt(case['round_trip'])} | {apply_} | {case['limit_s']:.3f} | "
+                  f"{hf:.3f} | {hf / case['limit_s']:.1f}× | {run['load']:.1f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--first", type=int, default=1, help="the first lab node to use (hf-node<first>)")
+    parser.add_argument("--cold", type=int, default=1,
+                        help="changes made after the agents closed the idle connections (each waits "
+                             f"{SOCKET_TIMEOUT_S + 5} s)")
     parser.add_argument("--venv", action="store_true", help="make the tools' virtualenv, print its path, stop")
     args = parser.parse_args(argv)
     if args.venv:
@@ -341,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for size in args.sizes:
         print(f"{size} nodes:", flush=True)
-        runs.append(bench_size(lab, args.first, size, args.repeat, venv))
+        runs.append(bench_size(lab, args.first, size, args.repeat, venv, args.cold))
     print_table(runs)
     out = ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}.json"
     out.parent.mkdir(exist_ok=True)

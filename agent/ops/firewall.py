@@ -109,19 +109,20 @@ def apply_rules(config, rows: list[dict], masters: Iterable[str] = ()) -> apply.
     result = apply.apply_files(config, {path: render(rules)}, current, check, ["firewall"])
     if not config.reload_commands.get("firewall"):
         return result
-    # The loaded table can change without the file (`nft flush table inet hostfleet`): compare the
-    # kernel's table with the one recorded after the last load, and load the file again if it differs.
-    recorded = fsutil.read_or_none(Path(config.state_dir) / LIVE_STATE)
-    live = loaded_table_digest()
-    if apply.dry_run():
-        return apply.Result(changed=result.changed or recorded != live)
-    if not result.changed and recorded == live:
-        return result
+    state = Path(config.state_dir) / LIVE_STATE
     if not result.changed:
+        # The loaded table can change without the file (`nft flush table inet hostfleet`): compare the
+        # kernel's table with the one recorded after the last load, and load the file again if it differs.
+        if fsutil.read_or_none(state) == loaded_table_digest():
+            return result
+        if apply.dry_run():
+            return apply.Result(changed=True)
         with apply.OP_LOCK:
             apply.reload_service(config, "firewall")
         result = apply.Result(changed=True)
-    fsutil.atomic_write(Path(config.state_dir) / LIVE_STATE, loaded_table_digest(), 0o600)
+    elif apply.dry_run():
+        return result
+    fsutil.atomic_write(state, loaded_table_digest(), 0o600)
     return result
 
 
