@@ -1,6 +1,7 @@
 """The master's AgentClient against the real agent: pinning, signing, failure kinds."""
 
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -114,6 +115,16 @@ def test_keep_alive_reuses_the_connection(agent):
     client = agent.client()
     for _ in range(5):
         client.stats()
+    assert client.connections_opened == 1
+
+
+def test_an_idle_connection_outlives_cheroots_default_timeout(agent):
+    """A master's next change within a minute reuses its connection: no new TLS handshake per node
+    (cheroot closes idle connections after 10 s unless told otherwise)."""
+    client = agent.client()
+    client.stats()
+    time.sleep(12)
+    client.stats()
     assert client.connections_opened == 1
 
 
