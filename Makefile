@@ -6,7 +6,7 @@ N ?= 3
 
 help:
 	@echo "make run        start the whole panel on embedded defaults (PORT, HOSTFLEET_DATA, ADMIN_PASSWORD, DATABASE_URL, REDIS_URL)"
-	@echo "make test       install what the tests need and run the whole suite"
+	@echo "make test       install what the tests need, check the code with ruff and run the whole suite"
 	@echo "make test-fast  the suite without lab, browser and PostgreSQL tests"
 	@echo "make lab N=3    start a lab of N Debian nodes (root); make lab-down removes it"
 	@echo "make bench      print the benchmark figures"
@@ -19,6 +19,7 @@ run:
 test:
 	@scripts/bootstrap-venv.sh requirements-test.txt
 	@scripts/install-test-deps.sh
+	@$(PY) -m ruff check --quiet . || { echo "ruff found the problems above (make lint shows them again)" >&2; exit 1; }
 	@$(PY) -m pytest $(PYTEST_ARGS); code=$$?; \
 	  if [ $$code = 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; exit $$code
 
