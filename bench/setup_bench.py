@@ -3,12 +3,16 @@
 Needs root and the lab (tests/lab); starts it with 5 nodes if it is not running (and leaves it running).
 Each node is first taken back to a fresh server (no agent, no ispmaster, no role packages), so every
 run installs the agent from the wheelhouse and the role's packages from the lab's repository for real.
+First (unless --no-cold) one node is added by a panel with an empty wheelhouse cache, so its setup
+job builds the agent's wheelhouse (`pip wheel` from PyPI) as a fresh master does for its first node;
+the sizes asked for then use the cached one.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -57,12 +61,15 @@ def _parse(moment: str | None) -> float | None:
     return datetime.fromisoformat(moment).timestamp() if moment else None
 
 
-def add_nodes(lab: Lab, count: int, roles: list[str]) -> dict:
-    """Reset `count` lab nodes, add them at once through the API and time each to `ready`."""
+def add_nodes(lab: Lab, count: int, roles: list[str], wheelhouse: Path | None = None) -> dict:
+    """Reset `count` lab nodes, add them at once through the API and time each to `ready`
+    (with `wheelhouse` as the panel's wheelhouse cache instead of the lab's warm one)."""
     nodes = lab.nodes[:count]
     for node in nodes:
         reset(node)
-    panel = LabPanel(Path(tempfile.mkdtemp(prefix="setup-bench-")), lab.repo_line, workers=max(count, 1)).start()
+    env = {"HOSTFLEET_WHEELHOUSE": str(wheelhouse)} if wheelhouse else None
+    panel = LabPanel(Path(tempfile.mkdtemp(prefix="setup-bench-")), lab.repo_line, workers=max(count, 1),
+                     env=env).start()
     try:
         time.sleep(SETTLE_S)  # the workers import the app at start: that CPU is not the setup's
         pids = [panel.panel.proc.pid] + [w.pid for w in panel.workers]
@@ -106,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--roles", default="web")
+    parser.add_argument("--no-cold", dest="cold", action="store_false",
+                        help="skip the first node added with an empty wheelhouse cache")
     args = parser.parse_args(argv)
     reason = preflight()
     if reason:
@@ -117,16 +126,20 @@ def main(argv: list[str] | None = None) -> int:
     roles = [r for r in args.roles.split(",") if r]
     print(f"roles {','.join(roles)}; machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     rows = []
-    for size in args.sizes:
-        run = add_nodes(lab, size, roles)
+    runs = [(1, Path(tempfile.mkdtemp(prefix="setup-bench-wheelhouse-")))] if args.cold else []
+    for size, wheelhouse in runs + [(size, None) for size in args.sizes]:
+        run = add_nodes(lab, size, roles, wheelhouse)
+        if wheelhouse:
+            shutil.rmtree(wheelhouse, ignore_errors=True)
+        label = f"{size}, wheelhouse built first" if wheelhouse else f"{size}"
         ready = [r["ready_s"] for r in run["results"]]
         jobs = [r["job_s"] for r in run["results"]]
         boots = [r["bootstrap_s"] for r in run["results"]]
-        row = (f"| {size} | {run['wall_s']:.1f} s | {statistics.median(ready):.1f} s | "
+        row = (f"| {label} | {run['wall_s']:.1f} s | {statistics.median(ready):.1f} s | "
                f"{statistics.median(boots):.1f} s | {statistics.median(jobs):.1f} s | "
                f"{run['cpu_s']:.1f} s | {run['net_cpu_s'] / size:.1f} s | {run['load']:.1f} |")
         rows.append(row)
-        print(f"{size} node(s): all ready in {run['wall_s']:.1f} s; "
+        print(f"{label} node(s): all ready in {run['wall_s']:.1f} s; "
               f"per node: API call {statistics.median(boots):.1f} s, "
               f"setup job {statistics.median(jobs):.1f} s, call→ready {statistics.median(ready):.1f} s (median); "
               f"master CPU {run['cpu_s']:.1f} s, {run['net_cpu_s']:.1f} s above the idle panel's "

@@ -65,9 +65,9 @@ class LabPanel:
         self.sql("UPDATE policies SET node_apt_source = ?, poll_interval_s = ?, missed_polls = ?",
                  (self.repo_line, self.poll_interval_s, self.missed_polls))
         redis_port = re.search(r"embedded Redis on 127\.0\.0\.1:(\d+)", "".join(self.panel.output)).group(1)
-        self.env = dict(os.environ, HOSTFLEET_DATA=str(self.panel.data), PYTHONUNBUFFERED="1",
-                        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", HOSTFLEET_WHEELHOUSE=WHEELHOUSE,
-                        **self.extra_env)
+        self.env = {**os.environ, "HOSTFLEET_DATA": str(self.panel.data), "PYTHONUNBUFFERED": "1",
+                    "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "HOSTFLEET_WHEELHOUSE": WHEELHOUSE,
+                    **self.extra_env}
         return self
 
     def start_worker(self, failpoints: str = "", burst: bool = False, simple: bool = False) -> subprocess.Popen:
