@@ -1,6 +1,6 @@
 """Fan-out of one system-wide list change to 1, 10, 50 and 100 real agents on loopback.
 
-.venv/bin/python bench/fanout_bench.py [--sizes 1,10,50,100] [--repeat 3] [--list scheduler]
+.venv/bin/python bench/fanout_bench.py [--sizes 1,10,50,100] [--repeat 5] [--list scheduler]
 
 Each agent is a real `python -m agent serve` process with a private root. For each size the
 script runs the distributed request (SPEC §5) in this process, as the RQ job would, and prints
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     """Print the fan-out table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1,10,50,100")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--list", default="scheduler", choices=sorted(ROWS))
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile of the largest size")
     args = parser.parse_args(argv)
@@ -265,14 +265,16 @@ def main(argv: list[str] | None = None) -> None:
                 one_change(app, args.list, serial)
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
-            wall = statistics.median(r[0] for r in runs)
+            walls = sorted(r[0] for r in runs)
+            wall = statistics.median(walls)
             cpu = statistics.median(r[1] for r in runs)
             floor = (cpu + agents_cpu) / (os.cpu_count() or 1)
             agent_rss, agent_pss = agents.memory_mib()
             memory[size] = {"agent_rss_mib": agent_rss, "agent_pss_mib": agent_pss,
                             "master_rss_mib": vm_rss_mib(os.getpid())}
-            results.append((size, wall, cpu, {r[2] for r in runs}, agents_cpu, floor))
-            print(f"{size:>4} agents: {wall * 1000:7.0f} ms wall, {cpu * 1000 / size:6.2f} ms master CPU per node, "
+            results.append((size, walls, cpu, {r[2] for r in runs}, agents_cpu, floor))
+            print(f"{size:>4} agents: {wall * 1000:7.0f} ms wall (min {walls[0] * 1000:.0f}, "
+                  f"max {walls[-1] * 1000:.0f}), {cpu * 1000 / size:6.2f} ms master CPU per node, "
                   f"{agents_cpu * 1000 / size:6.2f} ms agent CPU per node, CPU floor {floor * 1000:.0f} ms",
                   flush=True)
         serial += 1
@@ -282,11 +284,13 @@ def main(argv: list[str] | None = None) -> None:
         redis_proc.terminate()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"\nOne {args.list} change, median of {args.repeat} (after one warm-up), {os.cpu_count()} cores:\n")
+    print(f"\nOne {args.list} change, {args.repeat} times (after one warm-up), {os.cpu_count()} cores; wall time "
+          "min / median / max, CPU medians:\n")
     print("| agents | fan-out wall time | master CPU per node | agent CPU per node | CPU floor here | status |")
     print("|---:|---:|---:|---:|---:|---|")
-    for size, wall, cpu, statuses, agents_cpu, floor in results:
-        print(f"| {size} | {wall * 1000:.0f} ms | {cpu * 1000 / size:.2f} ms | {agents_cpu * 1000 / size:.2f} ms "
+    for size, walls, cpu, statuses, agents_cpu, floor in results:
+        spread = " / ".join(f"{w * 1000:.0f}" for w in (walls[0], statistics.median(walls), walls[-1]))
+        print(f"| {size} | {spread} ms | {cpu * 1000 / size:.2f} ms | {agents_cpu * 1000 / size:.2f} ms "
               f"| {floor * 1000:.0f} ms | {', '.join(sorted(statuses))} |")
     print("\n| agents | agent RSS (median) | agent PSS (median) | master RSS |\n|---:|---:|---:|---:|")
     for size, figures in memory.items():
@@ -298,9 +302,10 @@ def main(argv: list[str] | None = None) -> None:
           "(one collector poll + one sync round; the periodic job adds up to a poll interval)")
     out = Path(__file__).resolve().parent / "results" / f"{datetime.now(UTC):%Y-%m-%d}-fanout.json"
     out.parent.mkdir(exist_ok=True)
-    fanout = [{"size": size, "wall_s": wall, "cpu_per_node_s": cpu / size, "agent_cpu_per_node_s": agents_cpu / size,
+    fanout = [{"size": size, "wall_s": statistics.median(walls), "wall_min_s": walls[0], "wall_max_s": walls[-1],
+               "cpu_per_node_s": cpu / size, "agent_cpu_per_node_s": agents_cpu / size,
                "cpu_floor_s": floor, "load": os.getloadavg()[0], **memory[size]}
-              for size, wall, cpu, _, agents_cpu, floor in results]
+              for size, walls, cpu, _, agents_cpu, floor in results]
     # Sizes measured in an earlier run of the day with the same list stay (500 agents is a run of its own).
     earlier = json.loads(out.read_text()) if out.exists() else {}
     if earlier.get("list") == args.list:

@@ -1,8 +1,9 @@
 """Adding nodes over SSH in the lab: 1 node, then 5 at once, from the API call to `ready`; master CPU per node.
 
 Needs root and the lab (tests/lab); starts it with 5 nodes if it is not running (and leaves it running).
-Each node is first taken back to a fresh server (no agent, no ispmaster, no role packages), so every
-run installs the agent from the wheelhouse and the role's packages from the lab's repository for real.
+Each size is run --repeat times (default 5). Each node is first taken back to a fresh server (no agent,
+no ispmaster, no role packages), so every run installs the agent from the wheelhouse and the role's
+packages from the lab's repository for real.
 First (unless --no-cold) one node is added by a panel with an empty wheelhouse cache, so its setup
 job builds the agent's wheelhouse (`pip wheel` from PyPI) as a fresh master does for its first node;
 the sizes asked for then use the cached one.
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--roles", default="web")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each size (each resets and adds the nodes)")
     parser.add_argument("--no-cold", dest="cold", action="store_false",
                         help="skip the first node added with an empty wheelhouse cache")
     args = parser.parse_args(argv)
@@ -126,28 +128,32 @@ def main(argv: list[str] | None = None) -> int:
     roles = [r for r in args.roles.split(",") if r]
     print(f"roles {','.join(roles)}; machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     rows = []
-    runs = [(1, Path(tempfile.mkdtemp(prefix="setup-bench-wheelhouse-")))] if args.cold else []
-    for size, wheelhouse in runs + [(size, None) for size in args.sizes]:
-        run = add_nodes(lab, size, roles, wheelhouse)
-        if wheelhouse:
-            shutil.rmtree(wheelhouse, ignore_errors=True)
-        label = f"{size}, wheelhouse built first" if wheelhouse else f"{size}"
-        ready = [r["ready_s"] for r in run["results"]]
-        jobs = [r["job_s"] for r in run["results"]]
-        boots = [r["bootstrap_s"] for r in run["results"]]
-        row = (f"| {label} | {run['wall_s']:.1f} s | {statistics.median(ready):.1f} s | "
-               f"{statistics.median(boots):.1f} s | {statistics.median(jobs):.1f} s | "
-               f"{run['cpu_s']:.1f} s | {run['net_cpu_s'] / size:.1f} s | {run['load']:.1f} |")
-        rows.append(row)
-        print(f"{label} node(s): all ready in {run['wall_s']:.1f} s; "
-              f"per node: API call {statistics.median(boots):.1f} s, "
-              f"setup job {statistics.median(jobs):.1f} s, call→ready {statistics.median(ready):.1f} s (median); "
-              f"master CPU {run['cpu_s']:.1f} s, {run['net_cpu_s']:.1f} s above the idle panel's "
-              f"{run['idle_rate']:.2f} s/s = {run['net_cpu_s'] / size:.1f} s per node")
-        for note in run["cleared"]:
-            print(f"  note: {note}")
-    print("\n| nodes at once | all ready | call→ready (median) | API call (steps 1-3) | setup job (steps 1-8) "
-          "| master CPU | master CPU per node, idle taken off | load |\n|---|---|---|---|---|---|---|---|")
+    cases = [(1, True, 1)] if args.cold else []
+    for size, cold, repeat in cases + [(size, False, args.repeat) for size in args.sizes]:
+        label = f"{size}, wheelhouse built first" if cold else f"{size}"
+        runs = []
+        for _ in range(repeat):
+            wheelhouse = Path(tempfile.mkdtemp(prefix="setup-bench-wheelhouse-")) if cold else None
+            runs.append(add_nodes(lab, size, roles, wheelhouse))
+            if wheelhouse:
+                shutil.rmtree(wheelhouse, ignore_errors=True)
+            run = runs[-1]
+            print(f"{label} node(s): all ready in {run['wall_s']:.1f} s; master CPU {run['cpu_s']:.1f} s, "
+                  f"{run['net_cpu_s']:.1f} s above the idle panel's {run['idle_rate']:.2f} s/s", flush=True)
+            for note in run["cleared"]:
+                print(f"  note: {note}")
+        per_node = {key: statistics.median(r[key] for run in runs for r in run["results"])
+                    for key in ("ready_s", "bootstrap_s", "job_s")}
+        walls = sorted(run["wall_s"] for run in runs)
+        spread = " / ".join(f"{w:.1f}" for w in (walls[0], statistics.median(walls), walls[-1]))
+        rows.append(f"| {label} | {len(runs)} | {spread} s | {per_node['ready_s']:.1f} s | "
+                    f"{per_node['bootstrap_s']:.1f} s | {per_node['job_s']:.1f} s | "
+                    f"{statistics.median(run['cpu_s'] for run in runs):.1f} s | "
+                    f"{statistics.median(run['net_cpu_s'] for run in runs) / size:.1f} s | "
+                    f"{min(run['load'] for run in runs):.1f}–{max(run['load'] for run in runs):.1f} |")
+    print("\nall ready: min / median / max of the runs; the per-node columns are medians over every node added\n")
+    print("| nodes at once | runs | all ready | call→ready | API call (steps 1-3) | setup job (steps 1-8) "
+          "| master CPU | master CPU per node, idle taken off | load |\n|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     return 0
 
