@@ -158,7 +158,8 @@ class Runner:
             self.add(
                 "web",
                 [py, "-m", "gunicorn", "--workers", workers, "--threads", "4", "--bind", f"{host}:{port}",
-                 "--access-logfile", "-", "--no-control-socket", "app:create_app()"],
+                 "--access-logfile", "-", "--no-control-socket", "--config", "python:app.gunicorn_conf",
+                 "app:create_app()"],
             )
             wait_for_port(port, 30, "gunicorn")
         except BaseException:

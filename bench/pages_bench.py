@@ -29,6 +29,7 @@ from pathlib import Path
 
 from proxy_bench import ROOT, make_app, percentiles, start_redis, timed
 
+from app.heap import freeze_loaded
 from tests.conftest import csrf_from, free_port
 
 TARGET_MS = 100.0
@@ -402,6 +403,7 @@ def main() -> None:
             ids = populate(app, args.nodes, args.users, args.domains, args.big_owner)
             built = time.perf_counter() - built
             print(f"data: {ids['counts']} (built in {built:.1f} s)")
+            freeze_loaded()  # as each web worker does once it has loaded the app (app/gunicorn_conf.py)
             load_before = os.getloadavg()[0]
             print(f"\n{args.repeat} requests per page after {args.warmup} warm-up, Flask test client (server time, "
                   f"no HTTP), {os.cpu_count()} cores, load average {load_before:.1f}\n")

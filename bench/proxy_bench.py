@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
+from app.heap import freeze_loaded  # noqa: E402
 from tests.conftest import csrf_from, free_port, listening_on, redis_server_binary, wait_until  # noqa: E402
 from tests.userdata.conftest import seed_account_files  # noqa: E402
 
@@ -120,7 +121,7 @@ def serve(tmp: Path, redis_url: str) -> tuple[subprocess.Popen, str]:
            "DATABASE_URL": f"sqlite:///{tmp / 'data' / 'test.db'}"}
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4",
                              "--bind", f"127.0.0.1:{port}", "--access-logfile", "-", "--no-control-socket",
-                             "app:create_app()"],
+                             "--config", "python:app.gunicorn_conf", "app:create_app()"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until(listening_on(port), 30, what="gunicorn")
     return proc, f"http://127.0.0.1:{port}"
@@ -289,6 +290,7 @@ def main() -> None:
         redis, redis_url = start_redis(tmp)
         try:
             app = make_app(tmp, redis_url)
+            freeze_loaded()  # as each web worker does once it has loaded the app (app/gunicorn_conf.py)
             proxy_overhead(app, tmp, redis_url, args.calls, args.creates)
             list_page_at_scale(app, args.domains, args.nodes)
         finally:
