@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -162,6 +163,11 @@ def serve(config: AgentConfig) -> None:
         log.warning("rolled back a change interrupted by a crash; restored %d files", len(restored))
     app = create_app(config)
     server = build_server(config, app)
+    # What is loaded now lives as long as the agent: a full garbage collection walking it again would
+    # pause a request, and one slow agent holds up a whole cluster-wide change.
+    gc.collect()
+    gc.freeze()
+    log.info("froze %d objects loaded at start", gc.get_freeze_count())
     stopping = threading.Event()
 
     def request_stop(signum, _frame):

@@ -128,6 +128,12 @@ def test_an_idle_connection_outlives_cheroots_default_timeout(agent):
     assert client.connections_opened == 1
 
 
+def test_the_agent_keeps_what_it_loaded_out_of_full_collections(agent):
+    """A full garbage collection walking the whole app would pause one request of a fan-out."""
+    agent.client().stats()
+    assert "froze" in agent.log_path.read_text()
+
+
 def test_a_connection_the_agent_closed_is_replaced(agent):
     """An idle connection the agent dropped is noticed and replaced, not reported as a failure."""
     client = agent.client()
