@@ -321,10 +321,10 @@ def create(kind_name: str, actor: User, data: object) -> dict:
         check_disk_quota(owner, "address" if kind_name == "mailboxes" else kind.key)
     name = body[kind.key] if kind_name != "mailboxes" else body["address"]
     what = f"{owner.name}'s {kind.label} {name}"
-    result, pending = send_change(node, kind_name, name, "POST", kind.path, body, what)
+    result, mark_id = send_change(node, kind_name, name, "POST", kind.path, body, what)
     row = kind.model(owner_id=owner.id, node_id=node.id, **{kind.key: name})
     db.session.add(row)
-    if not end_write(pending):
+    if not end_write(mark_id):
         # A reconciliation indexed it first (from the agent's listing): answer with the index's row.
         row = db.session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == name)) or row
     log.info("created %s %s for %s on node %s", kind.label, name, owner.name, node.name)
@@ -434,8 +434,8 @@ def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
             body["forward"] = validated(mail.validate_forward, data["forward"], key_of(row))
     what = f"{row.owner.name}'s {kind.label} {key_of(row)}"
     path = f"{kind.path}/{quote(key_of(row), safe='@')}"
-    result, pending = send_change(row.node, kind_name, key_of(row), "PUT", path, body, what)
-    end_write(pending)
+    result, mark_id = send_change(row.node, kind_name, key_of(row), "PUT", path, body, what)
+    end_write(mark_id)
     return _shape(kind_name, result, row)
 
 
@@ -446,9 +446,9 @@ def delete(kind_name: str, actor: User, row_id: int) -> None:
     row = get_row(kind_name, actor, row_id)
     what = f"{row.owner.name}'s {kind.label} {key_of(row)}"
     path = f"{kind.path}/{quote(key_of(row), safe='@')}"
-    _, pending = send_change(row.node, kind_name, key_of(row), "DELETE", path, None, what)
+    _, mark_id = send_change(row.node, kind_name, key_of(row), "DELETE", path, None, what)
     db.session.delete(row)
-    end_write(pending)
+    end_write(mark_id)
     log.info("deleted %s", what)
 
 
@@ -527,8 +527,8 @@ def add_record(actor: User, domain_id: int, data: object) -> dict:
     data = object_body(data, RECORD_FIELDS)
     validated(dns.validate_record, row.name, data, 0)
     what = f"{row.owner.name}'s domain {row.name}"
-    result, pending = send_change(row.node, "domains", row.name, "POST", f"/v1/domains/{row.name}/records", data, what)
-    end_write(pending)
+    result, mark_id = send_change(row.node, "domains", row.name, "POST", f"/v1/domains/{row.name}/records", data, what)
+    end_write(mark_id)
     return public_record(result)
 
 
@@ -548,8 +548,8 @@ def update_record(actor: User, domain_id: int, record_id: int, data: object) -> 
     merged = {"name": old["name"], "type": old["type"], "ttl": old["ttl"], "priority": old["priority"], **data}
     validated(dns.validate_record, row.name, merged, record_id)
     path = f"/v1/domains/{row.name}/records/{record_id}"
-    result, pending = send_change(row.node, "domains", row.name, "PUT", path, data, what)
-    end_write(pending)
+    result, mark_id = send_change(row.node, "domains", row.name, "PUT", path, data, what)
+    end_write(mark_id)
     return public_record(result)
 
 
@@ -559,8 +559,8 @@ def delete_record(actor: User, domain_id: int, record_id: int) -> None:
     row = _zone_row(actor, domain_id)
     what = f"{row.owner.name}'s domain {row.name}"
     path = f"/v1/domains/{row.name}/records/{record_id}"
-    _, pending = send_change(row.node, "domains", row.name, "DELETE", path, None, what)
-    end_write(pending)
+    _, mark_id = send_change(row.node, "domains", row.name, "DELETE", path, None, what)
+    end_write(mark_id)
 
 
 # ---------------------------------------------------------------- reconciliation
