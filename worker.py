@@ -8,8 +8,8 @@ import logging
 from rq import Worker
 from rq.worker import SimpleWorker
 
+from agent.heap import freeze_loaded
 from app import create_app
-from app.heap import freeze_loaded
 from app.jobs import use_app
 from app.queues import ALL_QUEUES, PERIODIC_QUEUE, redis_connection
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -16,6 +15,7 @@ from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from agent.config import AgentConfig
+from agent.heap import freeze_loaded
 from agent.signing import NonceStore, SignatureError, verify
 
 log = logging.getLogger("hostfleet.agent")
@@ -163,11 +163,7 @@ def serve(config: AgentConfig) -> None:
         log.warning("rolled back a change interrupted by a crash; restored %d files", len(restored))
     app = create_app(config)
     server = build_server(config, app)
-    # What is loaded now lives as long as the agent: a full garbage collection walking it again would
-    # pause a request, and one slow agent holds up a whole cluster-wide change.
-    gc.collect()
-    gc.freeze()
-    log.info("froze %d objects loaded at start", gc.get_freeze_count())
+    log.info("froze %d objects loaded at start", freeze_loaded())
     stopping = threading.Event()
 
     def request_stop(signum, _frame):

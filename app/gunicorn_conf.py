@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from agent.heap import freeze_loaded
+
 
 def post_worker_init(worker) -> None:
     """Once a worker has loaded the app, keep what it loaded out of full garbage collections."""
-    from app.heap import freeze_loaded
-
     count = freeze_loaded()
     worker.log.info("froze %d objects loaded at start (kept out of full garbage collections)", count)

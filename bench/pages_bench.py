@@ -29,7 +29,7 @@ from pathlib import Path
 
 from proxy_bench import ROOT, make_app, percentiles, start_redis, timed
 
-from app.heap import freeze_loaded
+from agent.heap import freeze_loaded
 from tests.conftest import csrf_from, free_port
 
 TARGET_MS = 100.0

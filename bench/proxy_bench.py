@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
-from app.heap import freeze_loaded  # noqa: E402
+from agent.heap import freeze_loaded  # noqa: E402
 from tests.conftest import csrf_from, free_port, listening_on, redis_server_binary, wait_until  # noqa: E402
 from tests.userdata.conftest import seed_account_files  # noqa: E402
 

@@ -147,14 +147,13 @@ def test_a_create_whose_pending_mark_a_reconciliation_removed_still_ends(app):
         node = ensure_local_node(app.config["DATA_DIR"])
         pending = userdata.begin_write(node, "webdomains", "race.example")
         kept = userdata.begin_write(node, "webdomains", "other.example")
-        kept_id = kept
         with db.engine.begin() as conn:  # what reconcile_node does in another process
-            conn.execute(PendingWrite.__table__.delete().where(PendingWrite.id != kept_id))
+            conn.execute(PendingWrite.__table__.delete().where(PendingWrite.id != kept))
         userdata.end_write(pending)
-        assert db.session.scalars(select(PendingWrite.id)).all() == [kept_id]
+        assert db.session.scalars(select(PendingWrite.id)).all() == [kept]
         failed = userdata.begin_write(node, "webdomains", "refused.example")
         with db.engine.begin() as conn:
-            conn.execute(PendingWrite.__table__.delete().where(PendingWrite.id != kept_id))
+            conn.execute(PendingWrite.__table__.delete().where(PendingWrite.id != kept))
         userdata.end_write(failed)
         userdata.end_write(kept)
         assert db.session.scalars(select(PendingWrite)).all() == []
