@@ -202,29 +202,33 @@ def test_a_ready_node_is_not_demoted_for_a_list_whose_request_is_in_flight(app):
         assert counted_desyncs("ready", ["firewall"]) == ["firewall"]
 
 
-def test_an_index_row_a_reconciliation_wrote_first_does_not_fail_the_create(app, users):
+def test_a_claim_a_reconciliation_settled_first_does_not_fail_the_create(app, users):
     """Found by the soak (a 500, and a domain the client was told failed): a poll's reconciliation indexed the
-    new web domain from the node's listing between the create's lookup and its commit."""
+    new web domain from the node's listing before the create's own commit. The create's claim is now what the
+    reconciliation confirms; the create's confirmation after it still ends, and one row is indexed."""
     from sqlalchemy import select
 
     from app.extensions import db
-    from app.models import PendingWrite, WebDomainIndex
+    from app.models import User, WebDomainIndex
     from app.services import userdata
     from app.services.nodes import ensure_local_node
 
     owner_id = users.make("alice")
+    kind = userdata.KINDS["webdomains"]
     with app.app_context():
         node = ensure_local_node(app.config["DATA_DIR"])
-        pending = userdata.begin_write(node, "webdomains", "race.example")
-        node_id = node.id
-        db.session.add(WebDomainIndex(owner_id=owner_id, node_id=node_id, name="race.example"))
+        owner = db.session.get(User, owner_id)
+        row_id = userdata.claim(kind, owner, node, "race.example")
         with db.engine.begin() as conn:  # what reconcile_node does in another process
-            conn.execute(WebDomainIndex.__table__.insert().values(owner_id=owner_id, node_id=node_id,
-                                                                  name="race.example"))
-            conn.execute(PendingWrite.__table__.delete())
-        userdata.end_write(pending)
+            conn.execute(WebDomainIndex.__table__.update().values(claimed_at=None))
+        userdata.confirm_claim(kind, row_id, "alice's web domain race.example")
+        assert db.session.execute(select(WebDomainIndex.id, WebDomainIndex.name, WebDomainIndex.claimed_at)).all() == [
+            (row_id, "race.example", None)]
+        gone = userdata.claim(kind, owner, node, "gone.example")
+        with db.engine.begin() as conn:  # the owner deleted meanwhile (or the claim taken for abandoned)
+            conn.execute(WebDomainIndex.__table__.delete().where(WebDomainIndex.id == gone))
+        userdata.confirm_claim(kind, gone, "alice's web domain gone.example")
         assert db.session.scalars(select(WebDomainIndex.name)).all() == ["race.example"]
-        assert db.session.scalars(select(PendingWrite)).all() == []
 
 
 def test_a_delete_whose_index_row_a_reconciliation_removed_first_still_ends(app, users):

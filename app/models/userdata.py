@@ -68,7 +68,19 @@ class Placement(db.Model):
     decision: Mapped[PlacementDecision | None] = relationship()
 
 
-class WebDomainIndex(db.Model):
+class Claimable:
+    """An index row that can be a claim: claimed_at is set while its create is in flight.
+
+    The create writes the row as a claim before the node is asked (the name is unique in the index,
+    so two creates of one name cannot both reach a node) and clears claimed_at once the node has
+    confirmed. A claim is not shown; one left behind by a crash or a timeout is settled from the
+    node's listing at the next poll.
+    """
+
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True, default=None)
+
+
+class WebDomainIndex(Claimable, db.Model):
     """Index row of a web domain held by a node's agent."""
 
     __tablename__ = "webdomain_index"
@@ -82,7 +94,7 @@ class WebDomainIndex(db.Model):
     node: Mapped[Node] = relationship()
 
 
-class DomainIndex(db.Model):
+class DomainIndex(Claimable, db.Model):
     """Index row of a domain name (DNS zone) held by a node's agent."""
 
     __tablename__ = "domain_index"
@@ -96,7 +108,7 @@ class DomainIndex(db.Model):
     node: Mapped[Node] = relationship()
 
 
-class MailDomainIndex(db.Model):
+class MailDomainIndex(Claimable, db.Model):
     """Index row of a mail domain held by a node's agent."""
 
     __tablename__ = "maildomain_index"
@@ -110,7 +122,7 @@ class MailDomainIndex(db.Model):
     node: Mapped[Node] = relationship()
 
 
-class MailboxIndex(db.Model):
+class MailboxIndex(Claimable, db.Model):
     """Index row of a mailbox; it belongs to its mail domain's owner and node."""
 
     __tablename__ = "mailbox_index"

@@ -1,9 +1,12 @@
 """User data proxied to the node that holds it; the master keeps only an index (SPEC §4).
 
 Every change is validated here with the agent's own validators, sent to the holding node's
-agent (signed, pinned, with timeouts) and recorded in the index only after the agent confirmed
-it. A PendingWrite row marks the window between the two so a crash there is repaired by
-`reconcile_node` from the agent's listing: the agent is the source of truth.
+agent (signed, pinned, with timeouts) and shown in the index only after the agent confirmed it.
+A create first writes its index row as a claim (the name is unique in the index, so two creates
+of one name cannot both reach a node) and clears the claim once the node confirms; a change or
+delete writes a PendingWrite mark for the same window. A crash or timeout there leaves the claim
+or mark behind and `reconcile_node` settles it from the agent's listing: the agent is the source
+of truth.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from flask import current_app
@@ -34,6 +38,7 @@ from app.models import (
     User,
     WebDomainIndex,
 )
+from app.models.base import as_utc, utcnow
 from app.services import nodes as node_service
 
 log = logging.getLogger(__name__)
@@ -93,7 +98,8 @@ def key_of(row) -> str:
 def visible(kind: Kind, actor: User):
     """The index rows of kind this actor may see: all for admins, their own for users."""
     # Owner and node come with the row: templates and API shapes show both for every row.
-    query = select(kind.model).options(joinedload(kind.model.owner), joinedload(kind.model.node))
+    query = (select(kind.model).options(joinedload(kind.model.owner), joinedload(kind.model.node))
+             .where(kind.model.claimed_at.is_(None)))
     if not actor.is_admin:
         query = query.where(kind.model.owner_id == actor.id)
     return query
@@ -103,7 +109,7 @@ def list_index(kind_name: str, actor: User, page: int = 1, per_page: int = 100) 
     """One page of the index rows the actor may see, by name, and the total count."""
     kind = KINDS[kind_name]
     query = visible(kind, actor)
-    count = select(func.count()).select_from(kind.model)
+    count = select(func.count()).select_from(kind.model).where(kind.model.claimed_at.is_(None))
     if not actor.is_admin:
         count = count.where(kind.model.owner_id == actor.id)
     total = db.session.scalar(count)
@@ -178,19 +184,16 @@ def _drop_mark(mark_id: int) -> None:
     db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.__table__.c.id == mark_id))
 
 
-def end_write(mark_id: int) -> bool:
-    """Commit the index change together with the end of its pending mark. False when a
-    reconciliation had already written (or removed) the same index row, so this change was dropped."""
+def end_write(mark_id: int) -> None:
+    """Commit the index change (a delete's) together with the end of its pending mark."""
     try:
         _drop_mark(mark_id)  # its autoflush writes the index change: it may collide like the commit
         db.session.commit()
-        return True
-    except (IntegrityError, StaleDataError, ObjectDeletedError):
-        # A reconciliation already wrote (or removed) the same row from the agent's listing.
+    except (StaleDataError, ObjectDeletedError):
+        # A reconciliation already removed the row: the node's listing no longer had it.
         db.session.rollback()
         _drop_mark(mark_id)
         db.session.commit()
-        return False
 
 
 def send_change(node: Node, kind: str, name: str, method: str, path: str, body: object, what: str):
@@ -270,10 +273,68 @@ def check_disk_quota(owner: User, field: str) -> None:
 
 
 def check_new_name(kind_name: str, name: str) -> None:
-    """Refuse a name the index already holds anywhere in the cluster."""
+    """Refuse a name the index already holds anywhere in the cluster, or that a create in flight claimed."""
     kind = KINDS[kind_name]
-    if db.session.scalar(select(kind.model.id).where(getattr(kind.model, kind.key) == name)) is not None:
-        raise UserDataError(409, f"{kind.label} {name} exists", {kind.key: f"{name} exists"})
+    held = db.session.execute(select(kind.model.claimed_at).where(getattr(kind.model, kind.key) == name)).first()
+    if held is not None:
+        state = "exists" if held.claimed_at is None else "is being created"
+        raise UserDataError(409, f"{kind.label} {name} {state}", {kind.key: f"{name} {state}"})
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """A created index row as an answer shows it (its id, owner and node), without loading it back."""
+
+    id: int
+    owner: User
+    node: Node
+
+
+# A claim older than this (the agent call's read timeout plus this margin for its connect timeout
+# and the master's own work) belongs to no create still running: its master died or gave up.
+CLAIM_MARGIN_S = 30
+
+
+def claim(kind: Kind, owner: User, node: Node, name: str) -> int:
+    """Write the new index row as a claim and commit it, before the node is asked; the row's id.
+
+    The index's unique name makes this the check that the name is free: of two creates of one name
+    at once, only one claims it, so only one reaches a node."""
+    table = kind.model.__table__
+    try:
+        row_id = db.session.execute(table.insert().values(
+            owner_id=owner.id, node_id=node.id, claimed_at=utcnow(), **{kind.key: name})).inserted_primary_key[0]
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        check_new_name(kind.name, name)  # taken: 409 naming the field
+        raise UserDataError(409, f"{kind.label} {name} could not be indexed ({exc.orig}); nothing was sent to "
+                                 f"node {node.name}. Try again.") from None
+    return row_id
+
+
+def confirm_claim(kind: Kind, row_id: int, what: str) -> None:
+    """The node holds it now: the claim becomes a row the index shows."""
+    table = kind.model.__table__
+    done = db.session.execute(table.update().where(table.c.id == row_id).values(claimed_at=None)).rowcount
+    db.session.commit()
+    if not done:
+        log.warning("the index row of %s went while its node applied it (its owner was deleted, or a "
+                    "reconciliation took the claim for abandoned); the next full reconciliation indexes "
+                    "it from the node", what)
+
+
+def release_claim(kind: Kind, row_id: int) -> None:
+    """The node refused, or was never asked: the name is free again."""
+    table = kind.model.__table__
+    db.session.execute(table.delete().where(table.c.id == row_id, table.c.claimed_at.is_not(None)))
+    db.session.commit()
+
+
+def claim_abandoned(claimed_at: datetime) -> bool:
+    """True for a claim no create is still waiting on."""
+    age = timedelta(seconds=current_app.config["AGENT_TIMEOUT_S"] + CLAIM_MARGIN_S)
+    return as_utc(claimed_at) < utcnow() - age
 
 
 def holding_node(owner: User, role: str) -> Node:
@@ -314,21 +375,23 @@ def create(kind_name: str, actor: User, data: object) -> dict:
         owner = resolve_owner(actor, data)
         _account = held_account(owner)  # read once for the limit, placement and quota checks below
         body = _validate_new(kind_name, {**data, "owner": owner.name}, owner)
-        check_new_name(kind_name, body[kind.key])
         check_limit(owner, kind_name)
         node = holding_node(owner, kind.role)
     if kind_name in DISK_KINDS:
         check_disk_quota(owner, "address" if kind_name == "mailboxes" else kind.key)
-    name = body[kind.key] if kind_name != "mailboxes" else body["address"]
+    name = body[kind.key]
     what = f"{owner.name}'s {kind.label} {name}"
-    result, mark_id = send_change(node, kind_name, name, "POST", kind.path, body, what)
-    row = kind.model(owner_id=owner.id, node_id=node.id, **{kind.key: name})
-    db.session.add(row)
-    if not end_write(mark_id):
-        # A reconciliation indexed it first (from the agent's listing): answer with the index's row.
-        row = db.session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == name)) or row
+    require_ready(node, what)
+    row_id = claim(kind, owner, node, name)  # a name already taken is refused here
+    try:
+        result = call_agent(node, "POST", kind.path, body, what=what)
+    except UserDataError as exc:
+        if exc.status != 504:  # a timeout may have been applied: the claim stays for the poll to settle
+            release_claim(kind, row_id)
+        raise
+    confirm_claim(kind, row_id, what)
     log.info("created %s %s for %s on node %s", kind.label, name, owner.name, node.name)
-    shaped = _shape(kind_name, result, row)
+    shaped = _shape(kind_name, result, NewRow(row_id, owner, node))
     if with_dns:
         shaped["dns"] = zone_records_for(owner, name, node, mail=kind_name == "maildomains")
     return shaped
@@ -350,7 +413,8 @@ def zone_records_for(owner: User, host: str, node: Node, mail: bool) -> dict:
     except v.ValidationError:
         return {"skipped": f"node {node.name}'s address {node.address} is not an IP address"}
     family = "AAAA" if ":" in address else "A"
-    zones = db.session.scalars(select(DomainIndex).where(DomainIndex.owner_id == owner.id)).all()
+    zones = db.session.scalars(select(DomainIndex).where(DomainIndex.owner_id == owner.id,
+                                                         DomainIndex.claimed_at.is_(None))).all()
     holding = max((z for z in zones if host == z.name or host.endswith("." + z.name)),
                   key=lambda z: len(z.name), default=None)
     try:
@@ -395,7 +459,6 @@ def _mailbox_body(actor: User, data: dict) -> tuple[dict, User, Node]:
     validated(v.password, data.get("password"), "password")
     quota = validated(v.integer, data.get("quota_mb", 0), "quota_mb", 0, mail.MAX_QUOTA_MB)
     forward = validated(mail.validate_forward, data.get("forward"), address)
-    check_new_name("mailboxes", address)
     check_limit(domain.owner, "mailboxes")
     body = {"address": address, "password": data["password"], "quota_mb": quota, "forward": forward}
     return body, domain.owner, domain.node
@@ -569,7 +632,9 @@ def delete_record(actor: User, domain_id: int, record_id: int) -> None:
 def reconcile_node(node: Node) -> dict[str, int]:
     """Make the index of one node match its agent's listing; returns what changed, per action.
 
-    The index is read before the agent so a change confirmed in between is never undone.
+    The index is read before the agent so a change confirmed in between is never undone. A claim
+    the node holds is confirmed ("added"); one it does not hold is left to its create while that
+    may still be waiting on the node, and removed once abandoned.
     """
     started = db.session.scalar(select(func.max(PendingWrite.id)).where(PendingWrite.node_id == node.id))
     before = {name: {key_of(r): r for r in db.session.scalars(select(k.model).where(k.model.node_id == node.id))}
@@ -587,6 +652,8 @@ def reconcile_node(node: Node) -> dict[str, int]:
             present[key] = owners.get(owner_name)
         for key, row in before[name].items():
             if key not in present:
+                if row.claimed_at is not None and not claim_abandoned(row.claimed_at):
+                    continue  # its create is still waiting on the node
                 db.session.delete(row)
                 summary["removed"] += 1
         for key, owner in present.items():
@@ -597,6 +664,9 @@ def reconcile_node(node: Node) -> dict[str, int]:
                             "an unknown owner")
                 continue
             if row is not None:
+                if row.claimed_at is not None:
+                    row.claimed_at = None
+                    summary["added"] += 1
                 if row.owner_id != owner.id:
                     row.owner_id = owner.id
                     summary["changed"] += 1
@@ -623,10 +693,14 @@ FULL_RECONCILE_S = 300
 
 
 def reconcile_after_poll(node_ids: list[int]) -> dict[int, dict | str]:
-    """Reconcile the nodes that answered the poll and have pending writes (all of them every few minutes)."""
+    """Reconcile the nodes that answered the poll and have pending writes or claims (all of them every
+    few minutes)."""
     if not node_ids:
         return {}
     pending = set(db.session.scalars(select(PendingWrite.node_id).where(PendingWrite.node_id.in_(node_ids))))
+    for kind in KINDS.values():
+        pending |= set(db.session.scalars(select(kind.model.node_id).distinct().where(
+            kind.model.claimed_at.is_not(None), kind.model.node_id.in_(node_ids))))
     if _full_reconcile_due():
         pending = set(node_ids)
     results = {}

@@ -811,8 +811,12 @@ class Lab:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not nd.running():
-                tail = (nd.dir / "console.log").read_text(errors="replace")[-2000:]
-                raise LabError(f"node {nd.name} exited while booting:\n{tail}")
+                seen = (_proc_stat(nd.pid), _cmdline(nd.pid)[:2])
+                time.sleep(0.5)  # seen once not running with an empty console: look again before giving up
+                if not nd.running():
+                    tail = (nd.dir / "console.log").read_text(errors="replace")[-2000:]
+                    raise LabError(f"node {nd.name} exited while booting (pid {nd.pid}: state and command "
+                                   f"{seen}, then {(_proc_stat(nd.pid), _cmdline(nd.pid)[:2])}):\n{tail}")
             if ssh_banner(nd.address, timeout=1):
                 return
             time.sleep(0.2)

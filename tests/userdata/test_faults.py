@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import select
 
@@ -10,9 +12,10 @@ from tests.userdata.conftest import basic
 
 @pytest.fixture
 def one_node(cluster):
-    """A node with every role and alice placed on it."""
+    """A node with every role and alice and bob placed on it."""
     node_id = cluster.node("n1")
     cluster.user("alice")
+    cluster.user("bob")
     return node_id
 
 
@@ -69,10 +72,11 @@ def test_crash_after_agent_confirmed_is_repaired_by_the_next_poll(app, client, c
     class Crash(BaseException):
         """The master process dying (not an error any handler would catch)."""
 
-    def crash(pending):
+    def crash(*args):
         raise Crash()
 
-    monkeypatch.setattr(userdata, "end_write", crash)
+    monkeypatch.setattr(userdata, "confirm_claim", crash)  # a create's index write
+    monkeypatch.setattr(userdata, "end_write", crash)  # a delete's
     with pytest.raises(Crash):
         client.post("/api/v1/webdomains", json={"name": "lost.example.com"}, headers=headers)
     with pytest.raises(Crash):
@@ -84,6 +88,8 @@ def test_crash_after_agent_confirmed_is_repaired_by_the_next_poll(app, client, c
         db.session.rollback()
     names = [i["name"] for i in client.get("/api/v1/webdomains", headers=headers).json["items"]]
     assert names == ["kept.example.com"], "before the poll the index misses the crash's changes"
+    again = client.post("/api/v1/webdomains", json={"name": "lost.example.com"}, headers=basic("bob"))
+    assert again.status_code == 409 and again.json["fields"] == {"name": "lost.example.com is being created"}
     vhosts = cluster.root(one_node) / "etc/nginx/hostfleet/alice"
     assert sorted(p.name for p in vhosts.iterdir()) == ["lost.example.com.conf"]
     cluster.poll()
@@ -120,11 +126,11 @@ def test_full_reconcile_follows_changes_made_on_the_node(app, client, cluster, o
     assert client.get("/api/v1/maildomains", headers=headers).json["items"] == []
 
 
-def test_timeout_keeps_the_pending_mark_and_the_poll_settles_it(app, client, cluster, one_node, monkeypatch):
+def test_timeout_keeps_the_claim_and_the_poll_settles_it(app, client, cluster, one_node, monkeypatch):
     """The agent applied the change but its answer never came: 504 saying so, then the poll indexes it."""
     from agent.client import AgentClient, AgentError
     from app.extensions import db
-    from app.models import PendingWrite
+    from app.models import PendingWrite, WebDomainIndex
 
     real = AgentClient.request
 
@@ -139,12 +145,14 @@ def test_timeout_keeps_the_pending_mark_and_the_poll_settles_it(app, client, clu
     monkeypatch.undo()
     assert answer.status_code == 504 and "may have been applied" in answer.json["error"]
     with app.app_context():
-        assert [p.name for p in db.session.scalars(select(PendingWrite))] == ["slow.example.com"]
+        claims = db.session.execute(select(WebDomainIndex.name).where(WebDomainIndex.claimed_at.is_not(None)))
+        assert claims.scalars().all() == ["slow.example.com"]
     assert client.get("/api/v1/webdomains", headers=basic("alice")).json["items"] == []
     cluster.poll()
     assert [i["name"] for i in client.get("/api/v1/webdomains", headers=basic("alice")).json["items"]] == [
         "slow.example.com"]
     with app.app_context():
+        assert db.session.scalars(select(WebDomainIndex.claimed_at)).all() == [None]
         assert db.session.scalars(select(PendingWrite)).all() == []
 
 
@@ -158,3 +166,79 @@ def test_limits_are_enforced_from_the_index(app, client, cluster, users):
     second = client.post("/api/v1/webdomains", json={"name": "two.example.com"}, headers=basic("lim"))
     assert second.status_code == 409 and "limit of 1 web domains" in second.json["fields"]["name"]
     assert cluster.tree(node_id) == before
+
+
+def test_two_creates_of_one_name_on_two_nodes_at_once_reach_only_one_node(app, cluster, monkeypatch):
+    """Alice's create is at her node when Bob, placed on another node, creates the same name: the name is
+    claimed in the index before any node is asked, so Bob gets 409 and his node is never asked."""
+    from agent.client import AgentClient
+
+    n1, n2 = cluster.node("n1"), cluster.node("n2")
+    cluster.user("alice", roles=("web",), nodes={"web": n1})
+    cluster.user("bob", roles=("web",), nodes={"web": n2})
+    before = cluster.tree(n2)
+    at_node, bob_done = threading.Event(), threading.Event()
+    real = AgentClient.request
+
+    def held_at_the_node(self, method, path, *args, **kwargs):
+        if method == "POST" and path == "/v1/webdomains" and not at_node.is_set():
+            at_node.set()
+            assert bob_done.wait(30), "Bob's create did not end while Alice's was at her node"
+        return real(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(AgentClient, "request", held_at_the_node)
+    answers = {}
+
+    def create(user):
+        answers[user] = app.test_client().post("/api/v1/webdomains", json={"name": "same.example.com"},
+                                               headers=basic(user))
+
+    alice = threading.Thread(target=create, args=("alice",))
+    alice.start()
+    assert at_node.wait(30), "Alice's create never reached her node"
+    create("bob")
+    bob_done.set()
+    alice.join(30)
+    assert answers["alice"].status_code == 201, answers["alice"].json
+    assert answers["alice"].json["node"] == "n1"
+    assert answers["bob"].status_code == 409, answers["bob"].json
+    assert answers["bob"].json["fields"] == {"name": "same.example.com is being created"}
+    assert cluster.tree(n2) == before, "Bob's node was asked"
+    again = app.test_client().post("/api/v1/webdomains", json={"name": "same.example.com"}, headers=basic("bob"))
+    assert again.status_code == 409 and again.json["fields"] == {"name": "same.example.com exists"}
+
+
+def test_a_refused_create_frees_its_name_and_an_abandoned_claim_is_removed(app, client, cluster, one_node):
+    """The node refuses a create: nothing stays claimed. A claim whose master died before asking the node is
+    kept while its create could still be running, then removed by the poll; the name is free again."""
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.models import Node, User, WebDomainIndex
+    from app.models.base import utcnow
+    from app.services import userdata
+    from app.services.nodes import agent_client
+
+    headers = basic("alice")
+    with app.app_context():  # the node holds a name the index does not (made behind the master's back)
+        agent_client(db.session.get(Node, one_node)).post("/v1/webdomains", json={"name": "side.example.com",
+                                                                                 "owner": "alice"})
+    refused = client.post("/api/v1/webdomains", json={"name": "side.example.com"}, headers=headers)
+    assert refused.status_code == 409 and "exists" in refused.json["error"], refused.json
+    with app.app_context():
+        assert db.session.scalars(select(WebDomainIndex)).all() == []
+        owner = db.session.scalar(select(User).where(User.name == "alice"))
+        row_id = userdata.claim(userdata.KINDS["webdomains"], owner, db.session.get(Node, one_node),
+                                "orphan.example.com")
+    cluster.poll()
+    taken = client.post("/api/v1/webdomains", json={"name": "orphan.example.com"}, headers=headers)
+    assert taken.status_code == 409, "a young claim is kept: its create may still be waiting on the node"
+    with app.app_context():
+        old = utcnow() - timedelta(seconds=app.config["AGENT_TIMEOUT_S"] + userdata.CLAIM_MARGIN_S + 1)
+        db.session.execute(WebDomainIndex.__table__.update().where(WebDomainIndex.id == row_id)
+                           .values(claimed_at=old))
+        db.session.commit()
+    cluster.poll()
+    with app.app_context():  # the name the node held behind the master's back is indexed by the same polls
+        assert db.session.scalars(select(WebDomainIndex.name)).all() == ["side.example.com"]
+    assert client.post("/api/v1/webdomains", json={"name": "orphan.example.com"}, headers=headers).status_code == 201
