@@ -29,11 +29,12 @@ def create_app(config: object | None = None) -> Flask:
     extensions.limiter.init_app(app)
     _tune_sqlite(app)
 
-    from app import auth_hooks, errors
+    from app import auth_hooks, errors, timing
     from app import htmx as htmx_helpers
     from app.blueprints import register_blueprints
     from app.cli import register_cli
 
+    timing.init_app(app)  # first: its start stamp precedes the other hooks
     auth_hooks.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
@@ -59,12 +60,13 @@ def _migrations_dir() -> str:
 
 
 def _tune_sqlite(app: Flask) -> None:
-    """WAL and a busy timeout let the web, worker and cron processes share one SQLite file."""
+    """WAL and a busy timeout let the web, worker and cron processes share one SQLite file; every
+    commit waits for the disk except those made with extensions.restorable_commit."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return
     from sqlalchemy import event
 
-    from app.extensions import db
+    from app.extensions import SYNC_RELAXED, db
 
     with app.app_context():
 
@@ -72,6 +74,13 @@ def _tune_sqlite(app: Flask) -> None:
         def _on_connect(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")  # every commit on disk, unless restorable_commit
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+
+        @event.listens_for(db.engine, "checkin")
+        def _on_checkin(dbapi_connection, record):
+            # After a restorable_commit: the connection's next user commits to disk again.
+            if record.info.pop(SYNC_RELAXED, False) and dbapi_connection is not None:
+                dbapi_connection.execute("PRAGMA synchronous=FULL")

@@ -41,3 +41,29 @@ def kept_on_commit() -> Iterator[None]:
         yield
     finally:
         session.expire_on_commit = previous
+
+
+# Set on a pooled SQLite connection whose next commit does not wait for the disk; the pool puts
+# the connection back to synchronous=FULL when it is returned (app/__init__.py, _tune_sqlite).
+SYNC_RELAXED = "hostfleet_sync_relaxed"
+
+
+@contextmanager
+def restorable_commit() -> Iterator[None]:
+    """Run the writes inside and commit them, on SQLite without waiting for the disk.
+
+    For writes the nodes can restore: the user-data index follows the agents (SPEC §4), and a poll
+    settles a claim or confirmation that is missing. In WAL mode with synchronous=NORMAL such a
+    commit survives a crash of any panel process; a power cut can lose it (never the database's
+    consistency). Every other commit keeps synchronous=FULL. On other databases: a plain commit.
+    """
+    session = db.session()
+    conn = session.connection()
+    # Only when nothing else is waiting to be written in the same commit (and outside a transaction,
+    # the only place SQLite lets the setting change).
+    unflushed = session.new or session.dirty or session.deleted
+    if conn.dialect.name == "sqlite" and not unflushed and not conn.connection.dbapi_connection.in_transaction:
+        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        conn.info[SYNC_RELAXED] = True
+    yield
+    db.session.commit()

@@ -26,7 +26,7 @@ from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from agent import validation as v
 from agent.client import AgentError
 from agent.ops import dns, mail, web
-from app.extensions import db, kept_on_commit
+from app.extensions import db, kept_on_commit, restorable_commit
 from app.models import (
     DomainIndex,
     MailboxIndex,
@@ -40,6 +40,7 @@ from app.models import (
 )
 from app.models.base import as_utc, utcnow
 from app.services import nodes as node_service
+from app.timing import waiting_on_agents
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,8 @@ def call_agent(node: Node, method: str, path: str, body: object = None, *, what:
     require_ready(node, what)
     client = node_service.agent_client(node, current_app.config["AGENT_TIMEOUT_S"])
     try:
-        return client.request(method, path, json=body)[1]
+        with waiting_on_agents():
+            return client.request(method, path, json=body)[1]
     except AgentError as exc:
         raise agent_failure(node, exc, what) from None
 
@@ -302,9 +304,9 @@ def claim(kind: Kind, owner: User, node: Node, name: str) -> int:
     at once, only one claims it, so only one reaches a node."""
     table = kind.model.__table__
     try:
-        row_id = db.session.execute(table.insert().values(
-            owner_id=owner.id, node_id=node.id, claimed_at=utcnow(), **{kind.key: name})).inserted_primary_key[0]
-        db.session.commit()
+        with restorable_commit():
+            row_id = db.session.execute(table.insert().values(
+                owner_id=owner.id, node_id=node.id, claimed_at=utcnow(), **{kind.key: name})).inserted_primary_key[0]
     except IntegrityError as exc:
         db.session.rollback()
         check_new_name(kind.name, name)  # taken: 409 naming the field
@@ -316,8 +318,8 @@ def claim(kind: Kind, owner: User, node: Node, name: str) -> int:
 def confirm_claim(kind: Kind, row_id: int, what: str) -> None:
     """The node holds it now: the claim becomes a row the index shows."""
     table = kind.model.__table__
-    done = db.session.execute(table.update().where(table.c.id == row_id).values(claimed_at=None)).rowcount
-    db.session.commit()
+    with restorable_commit():
+        done = db.session.execute(table.update().where(table.c.id == row_id).values(claimed_at=None)).rowcount
     if not done:
         log.warning("the index row of %s went while its node applied it (its owner was deleted, or a "
                     "reconciliation took the claim for abandoned); the next full reconciliation indexes "
@@ -327,8 +329,8 @@ def confirm_claim(kind: Kind, row_id: int, what: str) -> None:
 def release_claim(kind: Kind, row_id: int) -> None:
     """The node refused, or was never asked: the name is free again."""
     table = kind.model.__table__
-    db.session.execute(table.delete().where(table.c.id == row_id, table.c.claimed_at.is_not(None)))
-    db.session.commit()
+    with restorable_commit():
+        db.session.execute(table.delete().where(table.c.id == row_id, table.c.claimed_at.is_not(None)))
 
 
 def claim_abandoned(claimed_at: datetime) -> bool:
@@ -545,12 +547,13 @@ def list_full(kind_name: str, actor: User, page: int = 1, per_page: int = 100) -
             return None
 
     listings = {}
-    if len(clients) == 1:
-        node_id = next(iter(clients))
-        listings[node_id] = fetch(node_id)
-    elif clients:
-        with ThreadPoolExecutor(max_workers=min(16, len(clients))) as pool:
-            listings = dict(zip(clients, pool.map(fetch, clients), strict=True))
+    with waiting_on_agents():
+        if len(clients) == 1:
+            node_id = next(iter(clients))
+            listings[node_id] = fetch(node_id)
+        elif clients:
+            with ThreadPoolExecutor(max_workers=min(16, len(clients))) as pool:
+                listings = dict(zip(clients, pool.map(fetch, clients), strict=True))
     items = []
     for row in rows:
         listing = listings.get(row.node_id)

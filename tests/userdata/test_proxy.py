@@ -130,3 +130,19 @@ def test_web_and_mail_domains_create_their_dns_records(client, cluster, one_node
                client.get(f"/api/v1/domains/{zone_id}/records", headers=headers).json["items"]}
     assert {("blog", "A", "127.0.0.1"), ("mail", "A", "127.0.0.1"),
             ("@", "MX", "10 mail.example.info.")} <= records
+
+
+def test_answers_say_how_long_the_master_waited_on_the_node(client, cluster, one_node):
+    """Server-Timing: the request's time in the panel and, for a proxied call, the part spent on the agent
+    (the master's own share is the difference); an answer that asked no agent has no agent timing."""
+    headers = basic("alice")
+
+    def timings(response) -> dict[str, float]:
+        parts = [p.strip().split(";") for p in response.headers["Server-Timing"].split(",")]
+        return {p[0]: float(p[1].removeprefix("dur=")) for p in parts}
+
+    created = timings(client.post("/api/v1/webdomains", json={"name": "timed.example.com"}, headers=headers))
+    listed = timings(client.get("/api/v1/webdomains", headers=headers))
+    for spent in (created, listed):
+        assert set(spent) == {"total", "agent"} and 0 < spent["agent"] < spent["total"], spent
+    assert set(timings(client.get("/api/v1/users", headers=basic("alice")))) == {"total"}
