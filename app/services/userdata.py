@@ -372,13 +372,14 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     data = object_body(data, CREATE_FIELDS[kind_name])
     with_dns = validated(v.boolean, data.pop("dns", False), "dns")
     if kind_name == "mailboxes":
-        body, owner, node = _mailbox_body(actor, data)
+        body, owner, node = _mailbox_body(actor, data)  # a mailbox lives with its mail domain
     else:
         owner = resolve_owner(actor, data)
-        _account = held_account(owner)  # read once for the limit, placement and quota checks below
         body = _validate_new(kind_name, {**data, "owner": owner.name}, owner)
-        check_limit(owner, kind_name)
-        node = holding_node(owner, kind.role)
+        node = None
+    _account = held_account(owner)  # read once for the limit, placement and quota checks below
+    check_limit(owner, kind_name)
+    node = node or holding_node(owner, kind.role)
     if kind_name in DISK_KINDS:
         check_disk_quota(owner, "address" if kind_name == "mailboxes" else kind.key)
     name = body[kind.key]
@@ -461,7 +462,6 @@ def _mailbox_body(actor: User, data: dict) -> tuple[dict, User, Node]:
     validated(v.password, data.get("password"), "password")
     quota = validated(v.integer, data.get("quota_mb", 0), "quota_mb", 0, mail.MAX_QUOTA_MB)
     forward = validated(mail.validate_forward, data.get("forward"), address)
-    check_limit(domain.owner, "mailboxes")
     body = {"address": address, "password": data["password"], "quota_mb": quota, "forward": forward}
     return body, domain.owner, domain.node
 

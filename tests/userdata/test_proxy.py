@@ -146,3 +146,35 @@ def test_answers_say_how_long_the_master_waited_on_the_node(client, cluster, one
     for spent in (created, listed):
         assert set(spent) == {"total", "agent"} and 0 < spent["agent"] < spent["total"], spent
     assert set(timings(client.get("/api/v1/users", headers=basic("alice")))) == {"total"}
+
+
+def test_a_create_reads_the_owners_account_once_and_writes_the_index_twice(app, client, cluster, one_node):
+    """What a create asks of the database (it is on the path whose overhead the bench measures): the
+    owner's account is read once for all its checks, the name is checked by the claim itself, and the
+    index is written twice (the claim, its confirmation); the same for a mailbox."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    headers = basic("alice")
+    assert client.post("/api/v1/maildomains", json={"name": "mail.example"}, headers=headers).status_code == 201
+    with app.app_context():
+        engine = db.engine
+    for path, body, table in (("/api/v1/webdomains", {"name": "counted.example"}, "webdomain_index"),
+                              ("/api/v1/mailboxes", {"address": "box@mail.example", "password": "a long secret"},
+                               "mailbox_index")):
+        seen = []
+
+        def record(conn, cursor, statement, *rest, seen=seen):
+            seen.append(" ".join(statement.split()))
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            answer = client.post(path, json=body, headers=headers)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert answer.status_code == 201, answer.json
+        assert len([s for s in seen if "FROM user_accounts" in s]) == 1, seen
+        writes = [s.split(" (")[0].split(" SET")[0] for s in seen if s.startswith(("INSERT", "UPDATE", "DELETE"))]
+        assert writes == [f"INSERT INTO {table}", f"UPDATE {table}"], seen
+        assert not [s for s in seen if s.startswith("SELECT") and f"FROM {table}" in s], seen
