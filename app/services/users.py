@@ -369,19 +369,33 @@ def location(user: User) -> dict[str, dict | None]:
 
 
 def users_to_dicts(rows: list[User]) -> list[dict]:
-    """Many users as user_to_dict shows them, their accounts and placements read in two queries, not per user."""
+    """Many users as user_to_dict shows them, with their disk use; accounts, placements and the nodes
+    holding each user's data are read for all of them at once, not per user."""
     ids = [u.id for u in rows]
     accounts_by_user = {a.user_id: a
                         for a in db.session.scalars(select(UserAccount).where(UserAccount.user_id.in_(ids)))}
     placed = {(p.user_id, p.role): p for p in db.session.scalars(
         select(Placement).options(selectinload(Placement.node)).where(Placement.user_id.in_(ids)))}
-    return [user_to_dict(u, (accounts_by_user.get(u.id), {role: placed.get((u.id, role)) for role in USER_ROLES}))
-            for u in rows]
+    holding: dict[int, set[int]] = {}
+    for (user_id, _role), held in placed.items():
+        holding.setdefault(user_id, set()).add(held.node_id)
+    for kind in KINDS.values():
+        for user_id, node_id in db.session.execute(select(kind.model.owner_id, kind.model.node_id).distinct()
+                                                   .where(kind.model.owner_id.in_(ids))):
+            holding.setdefault(user_id, set()).add(node_id)
+    reports = {node_id: usage_report(stats) for node_id, stats in db.session.execute(select(Node.id, Node.stats))}
+    shown = []
+    for u in rows:
+        row = user_to_dict(u, (accounts_by_user.get(u.id), {role: placed.get((u.id, role)) for role in USER_ROLES}))
+        used = owned_bytes(u.name, [reports.get(node_id) for node_id in holding.get(u.id, ())])
+        row["disk_used_mb"] = None if used is None else round(used / MIB, 1)
+        shown.append(row)
+    return shown
 
 
 def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None = None) -> dict:
-    """A user as the API shows it (SPEC §8.1; the password is never shown). One user's answer (not a
-    list's, which would read every node's statistics) also says how much disk their files take."""
+    """A user as the API shows it (SPEC §8.1; the password is never shown), with how much disk their
+    files take (users_to_dicts fills that in for a list, from preloaded rows)."""
     account, placed = preloaded or (account_of(user), {role: placement_of(user, role) for role in USER_ROLES})
     shown = {
         "id": user.id, "name": user.name, "level": user.level, "active": user.active,
@@ -401,15 +415,22 @@ def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None =
 def disk_used(user: User) -> int | None:
     """Bytes the user's files take on the nodes holding their data (home and maildirs), as each node's agent
     last measured them (about once a minute); None until one of those nodes has reported a measurement."""
-    total, measured = 0, False
-    for node in nodes_of(user):
-        report = (node.stats or {}).get("usage")
-        if not isinstance(report, dict) or report.get("measured_at") is None:
-            continue
-        measured = True
-        owned = (report.get("owners") or {}).get(user.name, 0)
-        total += owned if isinstance(owned, int) and owned > 0 else 0
-    return total if measured else None
+    return owned_bytes(user.name, [usage_report(node.stats) for node in nodes_of(user)])
+
+
+def usage_report(stats: dict | None) -> dict | None:
+    """A node's latest disk-use measurement from its statistics (bytes per owner), or None if none yet."""
+    report = (stats or {}).get("usage")
+    return report if isinstance(report, dict) and report.get("measured_at") is not None else None
+
+
+def owned_bytes(owner: str, reports: list[dict | None]) -> int | None:
+    """What the owner's files take over these nodes' reports; None when none of them has measured."""
+    measured = [r for r in reports if r is not None]
+    if not measured:
+        return None
+    sizes = ((r.get("owners") or {}).get(owner, 0) for r in measured)
+    return sum(size for size in sizes if isinstance(size, int) and size > 0)
 
 
 def delete_user(user: User) -> dict:

@@ -56,3 +56,9 @@ def test_used_up_quota_refuses_new_sites_and_mail_and_shows_on_the_user(app, cli
                                 "csrf_token": csrf_from(client.get("/login").text)})
     page = client.get(f"/accounts/users/{alice}").text
     assert re.search(r'data-field="disk_used">[3-9][.0-9]* MB of 2 MB<', page), page
+    listed = {u["name"]: u["disk_used_mb"] for u in client.get("/api/v1/users", headers=admin).json["items"]}
+    assert listed["alice"] == measured(cluster, client, alice, admin) and listed["alice"] >= 3, listed
+    assert listed["root-admin"] == 0.0, "placed on the measured node, with no files there"
+    users_page = client.get("/accounts/users").text
+    assert re.search(r'<tr id="user-%d">.*?data-field="disk_used">[3-9][.0-9]* MB of 2 MB<' % alice, users_page,
+                     re.S), users_page

@@ -51,8 +51,8 @@ class UserSchema(Schema):
     gid = fields.Integer(allow_none=True)
     location = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
     disk_used_mb = fields.Float(allow_none=True, metadata={
-        "description": "in one user's answer: MB their files take on the nodes holding their data, as the "
-                       "agents last measured (about once a minute); null until measured"})
+        "description": "MB their files take on the nodes holding their data, as the agents last measured "
+                       "(about once a minute); null until measured"})
     nodes = fields.List(fields.Nested("NodeOutcomeSchema"),
                         metadata={"description": "after a suspension or resumption: what each node did"})
 
