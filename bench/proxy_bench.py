@@ -13,7 +13,10 @@ Run: .venv/bin/python bench/proxy_bench.py [--calls 200] [--creates 50] [--domai
    without the agent's own jitter (a create's agent time varies by several ms from one call to the
    next, which moves a difference of two p50s as much). Where the master's in-process time goes is
    printed (the token check, the agent call, the rest).
-2. The index alone: 10,000 web domains on 10 nodes; the time of the Web domains page (first and
+2. The same in-process create with the agent client replaced by a stub that answers at once, and by
+   one that answers after 25 ms of doing nothing: the master's own work, and what a wait of a real
+   create's length alone adds to it on this machine.
+3. The index alone: 10,000 web domains on 10 nodes; the time of the Web domains page (first and
    last of 100 pages, as the admin) and of a user's page holding 1,000 of them.
 """
 
@@ -170,8 +173,9 @@ def serve(tmp: Path, redis_url: str) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def proxy_overhead(app, tmp: Path, redis_url: str, calls: int, creates: int) -> None:
-    """List and create through the master and straight to the agent; print p50/p99 of each."""
+def proxy_overhead(app, tmp: Path, redis_url: str, calls: int, creates: int) -> str:
+    """List and create through the master and straight to the agent; print p50/p99 of each. Returns the
+    bench user's API token."""
     from agent.client import AgentClient
     from app.extensions import db
     from app.models import NodeState, UserLevel
@@ -253,6 +257,43 @@ def proxy_overhead(app, tmp: Path, redis_url: str, calls: int, creates: int) -> 
             if proc is not None:
                 proc.terminate()
                 proc.wait(10)
+    return token
+
+
+def master_alone(app, token: str, creates: int, wait_s: float = 0.025) -> None:
+    """The master's own time per create (in-process) with the agent client replaced by a stub that answers
+    at once, and one that answers after wait_s of doing nothing (about a real create's agent time).
+
+    The first is what the master's work costs; the difference is what waiting alone adds to the same work
+    on this machine (a process that has slept runs its next milliseconds slower), which the real
+    create's figure carries too.
+    """
+    from agent.client import AgentClient
+
+    real = AgentClient.request
+    client = app.test_client()
+    bearer = {"Authorization": f"Bearer {token}"}
+    print(f"\ncreate with the agent stubbed (in-process, {creates} each): the master's own time")
+    print(f"{'stub answers':<26} {'p50 ms':>8} {'p99 ms':>8}")
+    try:
+        for label, wait in (("at once", 0.0), (f"after {wait_s * 1000:.0f} ms idle", wait_s)):
+            def stub(self, method, path, json=None, wait=wait, **kwargs):
+                time.sleep(wait)
+                return 201, dict(json or {})
+
+            AgentClient.request = stub
+            own = []
+            for i in range(creates + 10):
+                start = time.perf_counter()
+                answer = client.post("/api/v1/webdomains", json={"name": f"stub{wait}-{i}.example.com"}, headers=bearer)
+                took = time.perf_counter() - start - wait
+                assert answer.status_code == 201, answer.text
+                if i >= 10:  # the first few warm up
+                    own.append(took)
+            p50, p99 = percentiles(own)
+            print(f"{label:<26} {p50:8.2f} {p99:8.2f}")
+    finally:
+        AgentClient.request = real
 
 
 def list_page_at_scale(app, domains: int, nodes: int) -> None:
@@ -336,7 +377,8 @@ def main() -> None:
         try:
             app = make_app(tmp, redis_url)
             freeze_loaded()  # as each web worker does once it has loaded the app (app/gunicorn_conf.py)
-            proxy_overhead(app, tmp, redis_url, args.calls, args.creates)
+            token = proxy_overhead(app, tmp, redis_url, args.calls, args.creates)
+            master_alone(app, token, args.creates)
             list_page_at_scale(app, args.domains, args.nodes)
         finally:
             redis.terminate()
