@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from app.extensions import db
 from app.models.accounts import User
@@ -77,7 +77,16 @@ class Claimable:
     node's listing at the next poll.
     """
 
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True, default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple:
+        # Only the claims are indexed (the poll looks for them): an index over every row's NULL would
+        # lead the planner to it for `claimed_at IS NULL` and away from the name's index that pages
+        # the lists in order.
+        claims = text("claimed_at IS NOT NULL")
+        return (Index(f"ix_{cls.__tablename__}_claimed_at", "claimed_at", sqlite_where=claims,
+                      postgresql_where=claims),)
 
 
 class WebDomainIndex(Claimable, db.Model):

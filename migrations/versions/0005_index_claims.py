@@ -19,7 +19,10 @@ def upgrade():
     for table in TABLES:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True))
-            batch_op.create_index(batch_op.f(f"ix_{table}_claimed_at"), ["claimed_at"], unique=False)
+            # Partial: only claims (see models.userdata.Claimable).
+            claims = sa.text("claimed_at IS NOT NULL")
+            batch_op.create_index(batch_op.f(f"ix_{table}_claimed_at"), ["claimed_at"], unique=False,
+                                  sqlite_where=claims, postgresql_where=claims)
 
 
 def downgrade():
