@@ -369,25 +369,18 @@ def location(user: User) -> dict[str, dict | None]:
 
 
 def users_to_dicts(rows: list[User]) -> list[dict]:
-    """Many users as user_to_dict shows them, with their disk use; accounts, placements and the nodes
-    holding each user's data are read for all of them at once, not per user."""
+    """Many users as user_to_dict shows them, with their disk use; accounts, placements and the nodes'
+    measurements are read for all of them at once, not per user."""
     ids = [u.id for u in rows]
     accounts_by_user = {a.user_id: a
                         for a in db.session.scalars(select(UserAccount).where(UserAccount.user_id.in_(ids)))}
     placed = {(p.user_id, p.role): p for p in db.session.scalars(
         select(Placement).options(selectinload(Placement.node)).where(Placement.user_id.in_(ids)))}
-    holding: dict[int, set[int]] = {}
-    for (user_id, _role), held in placed.items():
-        holding.setdefault(user_id, set()).add(held.node_id)
-    for kind in KINDS.values():
-        for user_id, node_id in db.session.execute(select(kind.model.owner_id, kind.model.node_id).distinct()
-                                                   .where(kind.model.owner_id.in_(ids))):
-            holding.setdefault(user_id, set()).add(node_id)
-    reports = {node_id: usage_report(stats) for node_id, stats in db.session.execute(select(Node.id, Node.stats))}
+    reports = usage_reports()
     shown = []
     for u in rows:
         row = user_to_dict(u, (accounts_by_user.get(u.id), {role: placed.get((u.id, role)) for role in USER_ROLES}))
-        used = owned_bytes(u.name, [reports.get(node_id) for node_id in holding.get(u.id, ())])
+        used = owned_bytes(u.name, reports)
         row["disk_used_mb"] = None if used is None else round(used / MIB, 1)
         shown.append(row)
     return shown
@@ -413,23 +406,24 @@ def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None =
 
 
 def disk_used(user: User) -> int | None:
-    """Bytes the user's files take on the nodes holding their data (home and maildirs), as each node's agent
-    last measured them (about once a minute); None until one of those nodes has reported a measurement."""
-    return owned_bytes(user.name, [usage_report(node.stats) for node in nodes_of(user)])
+    """Bytes the user's files take on the nodes (home and maildirs), as each node's agent last measured them
+    (about once a minute); None until a node has reported a measurement."""
+    return owned_bytes(user.name, usage_reports())
 
 
-def usage_report(stats: dict | None) -> dict | None:
-    """A node's latest disk-use measurement from its statistics (bytes per owner), or None if none yet."""
-    report = (stats or {}).get("usage")
-    return report if isinstance(report, dict) and report.get("measured_at") is not None else None
+def usage_reports() -> list[dict]:
+    """Every node's latest disk-use measurement ({"owners": {name: bytes}, ...}); nodes that have not
+    measured yet are left out. Only that part of each node's statistics is read."""
+    reports = db.session.scalars(select(Node.stats["usage"]))
+    return [r for r in reports if isinstance(r, dict) and r.get("measured_at") is not None]
 
 
-def owned_bytes(owner: str, reports: list[dict | None]) -> int | None:
-    """What the owner's files take over these nodes' reports; None when none of them has measured."""
-    measured = [r for r in reports if r is not None]
-    if not measured:
+def owned_bytes(owner: str, reports: list[dict]) -> int | None:
+    """What the owner's files take over these measurements (an OS account holds files only on the nodes
+    holding its roles, or left there); None when there is no measurement yet."""
+    if not reports:
         return None
-    sizes = ((r.get("owners") or {}).get(owner, 0) for r in measured)
+    sizes = ((r.get("owners") or {}).get(owner, 0) for r in reports)
     return sum(size for size in sizes if isinstance(size, int) and size > 0)
 
 

@@ -51,7 +51,7 @@ class UserSchema(Schema):
     gid = fields.Integer(allow_none=True)
     location = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
     disk_used_mb = fields.Float(allow_none=True, metadata={
-        "description": "MB their files take on the nodes holding their data, as the agents last measured "
+        "description": "MB their files take on the nodes, as the nodes' agents last measured "
                        "(about once a minute); null until measured"})
     nodes = fields.List(fields.Nested("NodeOutcomeSchema"),
                         metadata={"description": "after a suspension or resumption: what each node did"})
