@@ -98,8 +98,9 @@ def key_of(row) -> str:
 
 def visible(kind: Kind, actor: User):
     """The index rows of kind this actor may see: all for admins, their own for users."""
-    # Owner and node come with the row: templates and API shapes show both for every row.
-    query = (select(kind.model).options(joinedload(kind.model.owner), joinedload(kind.model.node))
+    # Owner and node come with the row: templates and API shapes show both for every row. The node's
+    # statistics (the largest column, repeated on every row of the join) are not needed for either.
+    query = (select(kind.model).options(joinedload(kind.model.owner), joinedload(kind.model.node).defer(Node.stats))
              .where(kind.model.claimed_at.is_(None)))
     if not actor.is_admin:
         query = query.where(kind.model.owner_id == actor.id)
