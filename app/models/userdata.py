@@ -146,7 +146,8 @@ class MailboxIndex(Claimable, db.Model):
 
 
 class PendingWrite(db.Model):
-    """A change sent to an agent whose index update is not committed yet.
+    """A change or delete sent to an agent whose index update is not committed yet (a create uses a
+    claim in the index instead: Claimable).
 
     Written before the agent call and removed with the index update, so a master that dies in
     between leaves this row behind and the next poll reconciles that node from its agent.
