@@ -60,5 +60,5 @@ def test_used_up_quota_refuses_new_sites_and_mail_and_shows_on_the_user(app, cli
     assert listed["alice"] == measured(cluster, client, alice, admin) and listed["alice"] >= 3, listed
     assert listed["root-admin"] == 0.0, "placed on the measured node, with no files there"
     users_page = client.get("/accounts/users").text
-    assert re.search(r'<tr id="user-%d">.*?data-field="disk_used">[3-9][.0-9]* MB of 2 MB<' % alice, users_page,
+    assert re.search(rf'<tr id="user-{alice}">.*?data-field="disk_used">[3-9][.0-9]* MB of 2 MB<', users_page,
                      re.S), users_page
