@@ -22,7 +22,8 @@ _IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 
 
 class AgentError(Exception):
-    """A call to an agent failed; kind says how (one of KINDS)."""
+    """A call to an agent failed; kind says how (one of KINDS). sent is true when the connection
+    failed after the request had started going out: the agent may have acted on it."""
 
     def __init__(
         self,
@@ -32,12 +33,14 @@ class AgentError(Exception):
         url: str,
         status: int | None = None,
         payload: Any = None,
+        sent: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.url = url
         self.status = status
         self.payload = payload
+        self.sent = sent
 
 
 def normalize_fingerprint(value: str) -> str:
@@ -171,7 +174,7 @@ class AgentClient:
             ) from None
         except ssl.SSLError as exc:
             conn.close()
-            raise AgentError("tls", f"{url}: TLS error talking to the agent ({exc})", url=url) from None
+            raise AgentError("tls", f"{url}: TLS error talking to the agent ({exc})", url=url, sent=True) from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise AgentError(
@@ -179,6 +182,7 @@ class AgentClient:
                 f"{url}: the connection to the agent broke ({exc or type(exc).__name__}); check that "
                 "the agent service is running",
                 url=url,
+                sent=True,
             ) from None
         if keep:
             self._checkin(conn)

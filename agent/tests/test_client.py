@@ -43,6 +43,23 @@ def test_stopped_agent_is_unreachable(make_agent):
         AgentClient(url, secret, fp).stats()
     assert info.value.kind == "unreachable"
     assert url in str(info.value)
+    assert info.value.sent is False, "refused at connect: the request never went out"
+
+
+def test_a_connection_that_breaks_once_the_request_is_out_says_so(client, monkeypatch):
+    """The agent read the request (and may have acted on it), then the connection broke before its answer
+    arrived: kind "unreachable" with sent true, which the master answers as "may have been applied"."""
+    real = AgentClient._exchange
+
+    def answered_then_broken(self, conn, *args):
+        real(self, conn, *args)
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr(AgentClient, "_exchange", answered_then_broken)
+    with pytest.raises(AgentError) as info:
+        client.request("POST", "/v1/webdomains", json={"name": "broken.example.com", "owner": "alice"})
+    assert (info.value.kind, info.value.sent) == ("unreachable", True)
+    assert "the connection to the agent broke" in str(info.value)
 
 
 def test_silent_server_is_a_timeout():

@@ -151,11 +151,12 @@ def call_agent(node: Node, method: str, path: str, body: object = None, *, what:
         with waiting_on_agents():
             return client.request(method, path, json=body)[1]
     except AgentError as exc:
-        raise agent_failure(node, exc, what) from None
+        raise agent_failure(node, exc, what, method) from None
 
 
-def agent_failure(node: Node, exc: AgentError, what: str) -> UserDataError:
-    """An agent's answer or a transport failure as a clear error naming the node."""
+def agent_failure(node: Node, exc: AgentError, what: str, method: str = "GET") -> UserDataError:
+    """An agent's answer or a transport failure as a clear error naming the node. 504 means the outcome
+    is unknown (a change may have been applied); the callers keep their claim or mark for the poll."""
     payload = exc.payload if isinstance(exc.payload, dict) else {}
     if exc.kind == "http" and exc.status is not None and exc.status < 500 and exc.status != 422:
         return UserDataError(exc.status, payload.get("error") or str(exc), payload.get("fields") or {})
@@ -169,6 +170,10 @@ def agent_failure(node: Node, exc: AgentError, what: str) -> UserDataError:
     if exc.kind == "timeout":
         return UserDataError(504, f"Node {node.name} did not answer in time for {what} ({exc}); the change may "
                                   "have been applied there: the index is reconciled from the node at its next poll.")
+    if exc.sent and method != "GET":
+        return UserDataError(504, f"Node {node.name}: the connection broke after the change for {what} was sent "
+                                  f"({exc}); it may have been applied there: the index is reconciled from the node "
+                                  "at its next poll.")
     return UserDataError(503, f"Node {node.name} is not reachable for {what} ({exc.kind}: {exc}); "
                               "nothing was changed.")
 

@@ -207,7 +207,12 @@ def create_user(data: object) -> User:
     made: list[Node] = []
     try:
         for node in {d.node.id: d.node for d in decisions.values()}.values():
-            call_agent(node, "POST", "/v1/users", body, what=f"the OS account of {user.name}")
+            try:
+                call_agent(node, "POST", "/v1/users", body, what=f"the OS account of {user.name}")
+            except UserDataError as exc:
+                if exc.status == 504:  # no answer: the account may have been made there too
+                    made.append(node)
+                raise
             made.append(node)
     except UserDataError:
         for node in made:

@@ -242,3 +242,30 @@ def test_a_refused_create_frees_its_name_and_an_abandoned_claim_is_removed(app, 
     with app.app_context():  # the name the node held behind the master's back is indexed by the same polls
         assert db.session.scalars(select(WebDomainIndex.name)).all() == ["side.example.com"]
     assert client.post("/api/v1/webdomains", json={"name": "orphan.example.com"}, headers=headers).status_code == 201
+
+
+def test_a_connection_broken_after_the_change_went_out_is_not_called_nothing_changed(app, client, cluster,
+                                                                                      one_node, monkeypatch):
+    """The node applied the create but the connection broke before its answer: 504 "may have been applied"
+    (not 503 "nothing was changed"), the claim stays, and the poll indexes the domain the node holds."""
+    from agent.client import AgentClient
+
+    real = AgentClient._exchange
+
+    def applied_then_broken(self, conn, method, target, *args):
+        answer = real(self, conn, method, target, *args)
+        if method == "POST" and target == "/v1/webdomains":
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return answer
+
+    monkeypatch.setattr(AgentClient, "_exchange", applied_then_broken)
+    answer = client.post("/api/v1/webdomains", json={"name": "broken.example.com"}, headers=basic("alice"))
+    monkeypatch.undo()
+    assert answer.status_code == 504, answer.json
+    error = answer.json["error"]
+    assert "connection broke after the change" in error and "may have been applied" in error, error
+    assert (cluster.root(one_node) / "etc/nginx/hostfleet/alice/broken.example.com.conf").exists()
+    assert client.get("/api/v1/webdomains", headers=basic("alice")).json["items"] == []
+    cluster.poll()
+    items = client.get("/api/v1/webdomains", headers=basic("alice")).json["items"]
+    assert [(i["name"], i["node"]) for i in items] == [("broken.example.com", "n1")]

@@ -114,3 +114,30 @@ def test_admin_without_hosting_account_changes_password(client, users):
     assert client.get("/api/v1/users", headers=basic("root", "a new long password")).status_code == 200
     refused = client.put(f"/api/v1/users/{root}", json={"roles": ["web"]}, headers=basic("root", "a new long password"))
     assert refused.status_code == 400 and "system account name" in refused.json["error"]
+
+
+def test_a_user_whose_os_account_got_no_answer_is_not_left_half_made(app, client, cluster, users, monkeypatch):
+    """Web on node a answered, mail on node b made the account but its answer never came: the user is not
+    created (504 naming node b), and the OS account is removed from both nodes, b included."""
+    from agent.client import AgentClient, AgentError
+
+    a = cluster.node("a", roles=("web",))
+    b = cluster.node("b", roles=("mail",))
+    users.make("root", admin=True)
+    real = AgentClient.request
+    b_url = f":{cluster.agent_nodes.agents[b].port}"
+
+    def no_answer_from_b(self, method, path, *args, **kwargs):
+        answer = real(self, method, path, *args, **kwargs)
+        if method == "POST" and path == "/v1/users" and self.base_url.endswith(b_url):
+            raise AgentError("timeout", f"{self.base_url}{path}: no answer within 5s", url=path)
+        return answer
+
+    monkeypatch.setattr(AgentClient, "request", no_answer_from_b)
+    made = client.post("/api/v1/users", json={"name": "half", "password": "a long password", "roles": ["web", "mail"]},
+                       headers=basic("root"))
+    monkeypatch.undo()
+    assert made.status_code == 504 and "Node b" in made.json["error"], made.json
+    for node_id in (a, b):
+        assert "half:" not in (cluster.root(node_id) / "etc/passwd").read_text()
+    assert "half" not in [u["name"] for u in client.get("/api/v1/users", headers=basic("root")).json["items"]]

@@ -45,7 +45,7 @@ def list_users():
 @blp.route("/users", methods=["POST"])
 @blp.arguments(s.UserInSchema)
 @blp.response(201, s.UserSchema)
-@_errors(400, 401, 403, 409, 503)
+@_errors(400, 401, 403, 409, 503, 504)
 @admin_required
 def create_user(data):
     """Create a user: UID/GID allocated, each role placed, the OS account made on those nodes."""
@@ -63,7 +63,7 @@ def get_user(user_id: int):
 @blp.route("/users/<int:user_id>", methods=["PUT"])
 @blp.arguments(s.UserInSchema)
 @blp.response(200, s.UserSchema)
-@_errors(400, 401, 403, 404, 409, 503)
+@_errors(400, 401, 403, 404, 409, 503, 504)
 @admin_required
 def update_user(data, user_id: int):
     """Change password, level, roles, limits, suspension, or move an empty role to another node."""
@@ -132,9 +132,9 @@ def _register(kind: str, in_schema, out_schema, list_schema, can_update: bool) -
     blp.route(f"/{kind}/<int:item_id>")(blp.response(200, out_schema)(_errors(401, 404, 503)(show_item)))
     if can_update:
         blp.route(f"/{kind}/<int:item_id>", methods=["PUT"])(
-            blp.arguments(in_schema)(blp.response(200, out_schema)(_errors(400, 401, 404, 502, 503)(update_item))))
+            blp.arguments(in_schema)(blp.response(200, out_schema)(_errors(400, 401, 404, 502, 503, 504)(update_item))))
     blp.route(f"/{kind}/<int:item_id>", methods=["DELETE"])(
-        blp.response(204)(_errors(401, 404, 409, 502, 503)(delete_item)))
+        blp.response(204)(_errors(401, 404, 409, 502, 503, 504)(delete_item)))
 
 
 _register("webdomains", s.WebDomainInSchema, s.WebDomainSchema, s.WebDomainListSchema, can_update=True)
@@ -154,7 +154,7 @@ def list_records(domain_id: int):
 @blp.route("/domains/<int:domain_id>/records", methods=["POST"])
 @blp.arguments(s.RecordInSchema)
 @blp.response(201, s.RecordSchema)
-@_errors(400, 401, 404, 422, 502, 503)
+@_errors(400, 401, 404, 422, 502, 503, 504)
 def add_record(data, domain_id: int):
     """Add a record; the node checks the whole zone and raises its serial."""
     return userdata.add_record(api_user(), domain_id, data)
@@ -163,7 +163,7 @@ def add_record(data, domain_id: int):
 @blp.route("/domains/<int:domain_id>/records/<int:record_id>", methods=["PUT"])
 @blp.arguments(s.RecordInSchema)
 @blp.response(200, s.RecordSchema)
-@_errors(400, 401, 404, 502, 503)
+@_errors(400, 401, 404, 502, 503, 504)
 def update_record(data, domain_id: int, record_id: int):
     """Change a record; the zone's serial goes up."""
     return userdata.update_record(api_user(), domain_id, record_id, data)
@@ -171,7 +171,7 @@ def update_record(data, domain_id: int, record_id: int):
 
 @blp.route("/domains/<int:domain_id>/records/<int:record_id>", methods=["DELETE"])
 @blp.response(204)
-@_errors(401, 404, 502, 503)
+@_errors(401, 404, 502, 503, 504)
 def delete_record(domain_id: int, record_id: int):
     """Remove a record."""
     userdata.delete_record(api_user(), domain_id, record_id)
