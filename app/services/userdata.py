@@ -54,6 +54,12 @@ class UserDataError(Exception):
         self.message = message
         self.fields = fields or {}
 
+    @property
+    def maybe_applied(self) -> bool:
+        """True when the node gave no answer to a change it may have acted on (agent_failure's 504): a
+        caller keeps its claim or pending mark for the poll, or undoes what it may have made."""
+        return self.status == 504
+
 
 def invalid(field: str, message: str) -> UserDataError:
     """A 400 naming the field."""
@@ -210,7 +216,7 @@ def send_change(node: Node, kind: str, name: str, method: str, path: str, body: 
     try:
         return call_agent(node, method, path, body, what=what), mark_id
     except UserDataError as exc:
-        if exc.status != 504:
+        if not exc.maybe_applied:
             _drop_mark(mark_id)
             db.session.commit()
         raise
@@ -395,7 +401,7 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     try:
         result = call_agent(node, "POST", kind.path, body, what=what)
     except UserDataError as exc:
-        if exc.status != 504:  # a timeout may have been applied: the claim stays for the poll to settle
+        if not exc.maybe_applied:  # otherwise the claim stays for the poll to settle
             release_claim(kind, row_id)
         raise
     confirm_claim(kind, row_id, what)

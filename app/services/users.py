@@ -210,7 +210,7 @@ def create_user(data: object) -> User:
             try:
                 call_agent(node, "POST", "/v1/users", body, what=f"the OS account of {user.name}")
             except UserDataError as exc:
-                if exc.status == 504:  # no answer: the account may have been made there too
+                if exc.maybe_applied:  # the account may have been made there too
                     made.append(node)
                 raise
             made.append(node)
