@@ -26,7 +26,7 @@ def sqlite_app(app):
 def test_only_the_restorable_commit_is_relaxed_and_the_pool_gets_full_back(sqlite_app, users):
     """The claim's commit runs at NORMAL; the connection is FULL again for whoever takes it next, and a
     commit that carries other unflushed changes is never relaxed."""
-    from app.extensions import db, restorable_commit
+    from app.extensions import db, restorable_write
     from app.models import Node, User, WebDomainIndex
     from app.services import userdata
     from app.services.nodes import ensure_local_node
@@ -47,11 +47,19 @@ def test_only_the_restorable_commit_is_relaxed_and_the_pool_gets_full_back(sqlit
         for _ in range(3):  # whichever pooled connection comes next
             assert synchronous() == 2
             db.session.commit()
+        confirm = WebDomainIndex.__table__.update().where(WebDomainIndex.id == row_id).values(claimed_at=None)
         db.session.get(Node, node.id).weight = 7  # an unflushed change of durable data
         seen.clear()
-        with restorable_commit():
-            db.session.execute(WebDomainIndex.__table__.update().where(WebDomainIndex.id == row_id)
-                               .values(claimed_at=None))
+        restorable_write(confirm)
         assert "PRAGMA synchronous=NORMAL" not in seen
         assert db.session.scalar(select(Node.weight).where(Node.id == node.id)) == 7
         assert synchronous() == 2
+        # A change already flushed holds SQLite's write lock in the session's transaction: a write on a
+        # connection of its own would wait on it; it goes with the session's commit instead, at full sync.
+        db.session.get(Node, node.id).weight = 8
+        db.session.flush()
+        seen.clear()
+        restorable_write(confirm)
+        assert "PRAGMA synchronous=NORMAL" not in seen
+        db.session.rollback()
+        assert db.session.scalar(select(Node.weight).where(Node.id == node.id)) == 8

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
@@ -90,10 +90,15 @@ def create_token(user: User, name: str) -> tuple[ApiToken, str]:
     return token, raw
 
 
+# Built once: every API call runs it, and building a statement with its loader options costs about
+# as much as running it (SQLAlchemy still caches the compiled form per statement shape).
+_TOKEN_WITH_USER = select(ApiToken).options(joinedload(ApiToken.user)).where(
+    ApiToken.token_hash == bindparam("digest"))
+
+
 def user_for_token(raw: str) -> User | None:
     """The active user owning this Bearer token, or None."""
-    token = db.session.scalar(select(ApiToken).options(joinedload(ApiToken.user))
-                              .where(ApiToken.token_hash == _token_digest(raw)))
+    token = db.session.scalar(_TOKEN_WITH_USER, {"digest": _token_digest(raw)})
     if token is None or not token.user.active:
         return None
     now = utcnow()

@@ -15,10 +15,11 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from urllib.parse import quote
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import Executable, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
@@ -26,7 +27,7 @@ from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from agent import validation as v
 from agent.client import AgentError
 from agent.ops import dns, mail, web
-from app.extensions import db, kept_on_commit, restorable_commit
+from app.extensions import db, kept_on_commit, restorable_write
 from app.models import (
     DomainIndex,
     MailboxIndex,
@@ -309,16 +310,36 @@ class NewRow:
 CLAIM_MARGIN_S = 30
 
 
+@dataclass(frozen=True)
+class ClaimStatements:
+    """The three writes of a claim on one index table."""
+
+    insert: Executable
+    confirm: Executable
+    release: Executable
+
+
+@cache
+def _claim_statements(model: type) -> ClaimStatements:
+    """A claim's insert, confirmation and release on one index table: built once, as every create runs
+    two of them (building a statement costs about what running it does)."""
+    table = model.__table__
+    return ClaimStatements(
+        insert=table.insert(),
+        confirm=table.update().where(table.c.id == bindparam("row_id")).values(claimed_at=None),
+        release=table.delete().where(table.c.id == bindparam("row_id"), table.c.claimed_at.is_not(None)),
+    )
+
+
 def claim(kind: Kind, owner: User, node: Node, name: str) -> int:
     """Write the new index row as a claim and commit it, before the node is asked; the row's id.
 
     The index's unique name makes this the check that the name is free: of two creates of one name
     at once, only one claims it, so only one reaches a node."""
-    table = kind.model.__table__
     try:
-        with restorable_commit():
-            row_id = db.session.execute(table.insert().values(
-                owner_id=owner.id, node_id=node.id, claimed_at=utcnow(), **{kind.key: name})).inserted_primary_key[0]
+        row_id = restorable_write(_claim_statements(kind.model).insert, {
+            "owner_id": owner.id, "node_id": node.id, "claimed_at": utcnow(), kind.key: name,
+        }).inserted_primary_key[0]
     except IntegrityError as exc:
         db.session.rollback()
         check_new_name(kind.name, name)  # taken: 409 naming the field
@@ -329,10 +350,7 @@ def claim(kind: Kind, owner: User, node: Node, name: str) -> int:
 
 def confirm_claim(kind: Kind, row_id: int, what: str) -> None:
     """The node holds it now: the claim becomes a row the index shows."""
-    table = kind.model.__table__
-    with restorable_commit():
-        done = db.session.execute(table.update().where(table.c.id == row_id).values(claimed_at=None)).rowcount
-    if not done:
+    if not restorable_write(_claim_statements(kind.model).confirm, {"row_id": row_id}).rowcount:
         log.warning("the index row of %s went while its node applied it (its owner was deleted, or a "
                     "reconciliation took the claim for abandoned); the next full reconciliation indexes "
                     "it from the node", what)
@@ -340,9 +358,7 @@ def confirm_claim(kind: Kind, row_id: int, what: str) -> None:
 
 def release_claim(kind: Kind, row_id: int) -> None:
     """The node refused, or was never asked: the name is free again."""
-    table = kind.model.__table__
-    with restorable_commit():
-        db.session.execute(table.delete().where(table.c.id == row_id, table.c.claimed_at.is_not(None)))
+    restorable_write(_claim_statements(kind.model).release, {"row_id": row_id})
 
 
 def claim_abandoned(claimed_at: datetime) -> bool:

@@ -11,7 +11,7 @@ import logging
 import os
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from agent import validation as v
@@ -81,10 +81,14 @@ def limit_of(user: User, kind_name: str) -> int | None:
     return value if isinstance(value, int) else None
 
 
+# Built once: every user-data create runs it (see accounts._TOKEN_WITH_USER).
+_PLACEMENT_WITH_NODE = select(Placement).options(joinedload(Placement.node)).where(
+    Placement.user_id == bindparam("user_id"), Placement.role == bindparam("role"))
+
+
 def placement_of(user: User, role: str) -> Placement | None:
     """Where the user's role lives now."""
-    return db.session.scalar(select(Placement).options(joinedload(Placement.node))
-                             .where(Placement.user_id == user.id, Placement.role == role))
+    return db.session.scalar(_PLACEMENT_WITH_NODE, {"user_id": user.id, "role": role})
 
 
 def os_account_body(user: User, account: UserAccount) -> dict:
