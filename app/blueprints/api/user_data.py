@@ -1,7 +1,8 @@
 """API: User data proxied to the node that holds it: users, web domains, domain names, mail.
 
 Every route reads the caller from the API credentials; what they may see is decided from the
-master's index (owner), never from the URL or the body.
+master's index (owner), never from the URL or the body. Argument schemas are given as instances:
+given a class, webargs builds a new schema (copying its fields) on every request.
 """
 
 from flask import abort, jsonify
@@ -43,7 +44,7 @@ def list_users():
 
 
 @blp.route("/users", methods=["POST"])
-@blp.arguments(s.UserInSchema)
+@blp.arguments(s.UserInSchema())
 @blp.response(201, s.UserSchema)
 @_errors(400, 401, 403, 409, 503, 504)
 @admin_required
@@ -61,7 +62,7 @@ def get_user(user_id: int):
 
 
 @blp.route("/users/<int:user_id>", methods=["PUT"])
-@blp.arguments(s.UserInSchema)
+@blp.arguments(s.UserInSchema())
 @blp.response(200, s.UserSchema)
 @_errors(400, 401, 403, 404, 409, 503, 504)
 @admin_required
@@ -124,15 +125,16 @@ def _register(kind: str, in_schema, out_schema, list_schema, can_update: bool) -
                       (delete_item, f"Delete a {label} on its node, then from the index.")):
         func.__name__ = f"{func.__name__.split('_')[0]}_{kind}"
         func.__doc__ = doc
-    blp.route(f"/{kind}")(blp.arguments(s.PageArgsSchema, location="query")(
+    blp.route(f"/{kind}")(blp.arguments(s.PageArgsSchema(), location="query")(
         blp.response(200, list_schema)(_errors(401, 422)(list_items))))
     refusals = _errors(400, 401, 404, 409, 422, 502, 503, 504)
+    body = blp.arguments(in_schema())
     blp.route(f"/{kind}", methods=["POST"])(
-        blp.arguments(in_schema)(blp.response(201, out_schema)(refusals(create_item))))
+        body(blp.response(201, out_schema)(refusals(create_item))))
     blp.route(f"/{kind}/<int:item_id>")(blp.response(200, out_schema)(_errors(401, 404, 503)(show_item)))
     if can_update:
         blp.route(f"/{kind}/<int:item_id>", methods=["PUT"])(
-            blp.arguments(in_schema)(blp.response(200, out_schema)(_errors(400, 401, 404, 502, 503, 504)(update_item))))
+            body(blp.response(200, out_schema)(_errors(400, 401, 404, 502, 503, 504)(update_item))))
     blp.route(f"/{kind}/<int:item_id>", methods=["DELETE"])(
         blp.response(204)(_errors(401, 404, 409, 502, 503, 504)(delete_item)))
 
@@ -152,7 +154,7 @@ def list_records(domain_id: int):
 
 
 @blp.route("/domains/<int:domain_id>/records", methods=["POST"])
-@blp.arguments(s.RecordInSchema)
+@blp.arguments(s.RecordInSchema())
 @blp.response(201, s.RecordSchema)
 @_errors(400, 401, 404, 422, 502, 503, 504)
 def add_record(data, domain_id: int):
@@ -161,7 +163,7 @@ def add_record(data, domain_id: int):
 
 
 @blp.route("/domains/<int:domain_id>/records/<int:record_id>", methods=["PUT"])
-@blp.arguments(s.RecordInSchema)
+@blp.arguments(s.RecordInSchema())
 @blp.response(200, s.RecordSchema)
 @_errors(400, 401, 404, 502, 503, 504)
 def update_record(data, domain_id: int, record_id: int):
