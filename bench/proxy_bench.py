@@ -6,13 +6,15 @@ Run: .venv/bin/python bench/proxy_bench.py [--calls 200] [--creates 50] [--domai
    `make run` starts it (one worker process, 4 threads), with a Bearer token (Basic auth would
    add an argon2 check, about 0.1 s, to every call). p50/p99 of listing and creating a web domain
    through the master (GET/POST /api/v1/webdomains) against the same calls made straight to the
-   agent with the pinned, signed client the master uses.
+   agent with the pinned, signed client the master uses. Each way through the master (HTTP, and
+   in-process with the Flask test client) runs in a phase of its own, alternated call by call with
+   the direct call it is compared with.
    The master's own time of each call is measured too: over HTTP, the call's latency less the
-   time the master waited on the agent (its Server-Timing `agent` figure); in-process (the Flask
-   test client, no HTTP server), the call less its agent call. That is the overhead per call,
-   without the agent's own jitter (a create's agent time varies by several ms from one call to the
-   next, which moves a difference of two p50s as much). Where the master's in-process time goes is
-   printed (the token check, the agent call, the rest).
+   time the master waited on the agent (its Server-Timing `agent` figure); in-process, the call
+   less its agent call. That is the overhead per call, without the agent's own jitter (a create's
+   agent time varies by several ms from one call to the next, which moves a difference of two p50s
+   as much). Where the master's in-process time goes is printed (the token check, the agent call,
+   the rest).
 2. The same in-process create with the agent client replaced by a stub that answers at once, and by
    one that answers after 25 ms of doing nothing: the master's own work, and what a wait of a real
    create's length alone adds to it on this machine.
