@@ -61,7 +61,7 @@ def _migrations_dir() -> str:
 
 def _tune_sqlite(app: Flask) -> None:
     """WAL and a busy timeout let the web, worker and cron processes share one SQLite file; every
-    commit waits for the disk except those made with extensions.restorable_commit."""
+    commit waits for the disk except those made with extensions.restorable_write."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return
     from sqlalchemy import event
@@ -74,13 +74,13 @@ def _tune_sqlite(app: Flask) -> None:
         def _on_connect(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")  # every commit on disk, unless restorable_commit
+            cursor.execute("PRAGMA synchronous=FULL")  # every commit on disk, unless restorable_write
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
         @event.listens_for(db.engine, "checkin")
         def _on_checkin(dbapi_connection, record):
-            # After a restorable_commit: the connection's next user commits to disk again.
+            # After a restorable_write: the connection's next user commits to disk again.
             if record.info.pop(SYNC_RELAXED, False) and dbapi_connection is not None:
                 dbapi_connection.execute("PRAGMA synchronous=FULL")

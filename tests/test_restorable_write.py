@@ -23,9 +23,9 @@ def sqlite_app(app):
     return app
 
 
-def test_only_the_restorable_commit_is_relaxed_and_the_pool_gets_full_back(sqlite_app, users):
+def test_only_the_restorable_write_is_relaxed_and_the_pool_gets_full_back(sqlite_app, users):
     """The claim's commit runs at NORMAL; the connection is FULL again for whoever takes it next, and a
-    commit that carries other unflushed changes is never relaxed."""
+    write made while the session holds changes of its own (unflushed or flushed) goes with them, at FULL."""
     from app.extensions import db, restorable_write
     from app.models import Node, User, WebDomainIndex
     from app.services import userdata
