@@ -73,8 +73,8 @@ class Claimable:
 
     The create writes the row as a claim before the node is asked (the name is unique in the index,
     so two creates of one name cannot both reach a node) and clears claimed_at once the node has
-    confirmed. A claim is not shown; one left behind by a crash or a timeout is settled from the
-    node's listing at the next poll.
+    confirmed. Lists show a claim as being created; nothing else opens or counts it as made. One left
+    behind by a crash or a timeout is settled from the node's listing at the next poll.
     """
 
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
@@ -82,8 +82,8 @@ class Claimable:
     @declared_attr.directive
     def __table_args__(cls) -> tuple:
         # Only the claims are indexed (the poll looks for them): an index over every row's NULL would
-        # lead the planner to it for `claimed_at IS NULL` and away from the name's index that pages
-        # the lists in order.
+        # lead the planner to it for `claimed_at IS NULL` (lookups by id, the zone for new records)
+        # and away from the indexes that serve those.
         claims = text("claimed_at IS NOT NULL")
         return (Index(f"ix_{cls.__tablename__}_claimed_at", "claimed_at", sqlite_where=claims,
                       postgresql_where=claims),)

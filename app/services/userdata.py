@@ -103,22 +103,25 @@ def key_of(row) -> str:
 # ---------------------------------------------------------------- reading the index
 
 
-def visible(kind: Kind, actor: User):
-    """The index rows of kind this actor may see: all for admins, their own for users."""
+def visible(kind: Kind, actor: User, claims: bool = False):
+    """The index rows of kind this actor may see: all for admins, their own for users. Claims (creates
+    their node has not confirmed yet) only when asked: lists show them as being created."""
     # Owner and node come with the row: templates and API shapes show both for every row. The node's
     # statistics (the largest column, repeated on every row of the join) are not needed for either.
-    query = (select(kind.model).options(joinedload(kind.model.owner), joinedload(kind.model.node).defer(Node.stats))
-             .where(kind.model.claimed_at.is_(None)))
+    query = select(kind.model).options(joinedload(kind.model.owner), joinedload(kind.model.node).defer(Node.stats))
+    if not claims:
+        query = query.where(kind.model.claimed_at.is_(None))
     if not actor.is_admin:
         query = query.where(kind.model.owner_id == actor.id)
     return query
 
 
 def list_index(kind_name: str, actor: User, page: int = 1, per_page: int = 100) -> tuple[list, int]:
-    """One page of the index rows the actor may see, by name, and the total count."""
+    """One page of the index rows the actor may see, by name, and the total count; a create still in
+    flight is listed too (its row's claimed_at is set), so a name refused as "being created" is seen."""
     kind = KINDS[kind_name]
-    query = visible(kind, actor)
-    count = select(func.count()).select_from(kind.model).where(kind.model.claimed_at.is_(None))
+    query = visible(kind, actor, claims=True)
+    count = select(func.count()).select_from(kind.model)
     if not actor.is_admin:
         count = count.where(kind.model.owner_id == actor.id)
     total = db.session.scalar(count)
@@ -128,11 +131,17 @@ def list_index(kind_name: str, actor: User, page: int = 1, per_page: int = 100) 
 
 
 def get_row(kind_name: str, actor: User, row_id: int):
-    """One index row the actor may see; 404 otherwise (other users' data is not revealed)."""
+    """One index row the actor may see; 404 otherwise (other users' data is not revealed), 409 while
+    its create is in flight."""
     kind = KINDS[kind_name]
-    row = db.session.scalar(visible(kind, actor).where(kind.model.id == row_id))
+    row = db.session.scalar(visible(kind, actor, claims=True).where(kind.model.id == row_id))
     if row is None:
         raise UserDataError(404, f"No {kind.label} with id {row_id}.")
+    if row.claimed_at is not None:
+        raise UserDataError(409, f"{kind.label} {key_of(row)} is being created on node {row.node.name}: it can be "
+                                 "opened once the node has confirmed it. If that node did not answer, the next "
+                                 "statistics poll settles it from what the node holds (a create the node never "
+                                 f"applied is dropped {settle_seconds()} s after it began).")
     return row
 
 
@@ -303,6 +312,7 @@ class NewRow:
     id: int
     owner: User
     node: Node
+    claimed_at: None = None  # confirmed before it is shown
 
 
 # A claim older than this (the agent call's read timeout plus this margin for its connect timeout
@@ -361,10 +371,14 @@ def release_claim(kind: Kind, row_id: int) -> None:
     restorable_write(_claim_statements(kind.model).release, {"row_id": row_id})
 
 
+def settle_seconds() -> int:
+    """How long a claim can stand before the poll may take it for abandoned."""
+    return int(current_app.config["AGENT_TIMEOUT_S"] + CLAIM_MARGIN_S)
+
+
 def claim_abandoned(claimed_at: datetime) -> bool:
     """True for a claim no create is still waiting on."""
-    age = timedelta(seconds=current_app.config["AGENT_TIMEOUT_S"] + CLAIM_MARGIN_S)
-    return as_utc(claimed_at) < utcnow() - age
+    return as_utc(claimed_at) < utcnow() - timedelta(seconds=settle_seconds())
 
 
 def holding_node(owner: User, role: str) -> Node:
@@ -552,7 +566,8 @@ def _shape(kind_name: str, result: object, row) -> dict:
     record.pop("password", None)
     if kind_name == "domains" and isinstance(record.get("records"), list):
         record["records"] = [public_record(r) for r in record["records"]]
-    return {**record, "id": row.id, "owner": row.owner.name, "node": row.node.name}
+    state = "ready" if row.claimed_at is None else "creating"
+    return {**record, "id": row.id, "owner": row.owner.name, "node": row.node.name, "state": state}
 
 
 def list_full(kind_name: str, actor: User, page: int = 1, per_page: int = 100) -> tuple[list[dict], int]:

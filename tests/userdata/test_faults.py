@@ -7,6 +7,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import Users, csrf_from
 from tests.userdata.conftest import basic
 
 
@@ -86,8 +87,9 @@ def test_crash_after_agent_confirmed_is_repaired_by_the_next_poll(app, client, c
         from app.extensions import db
 
         db.session.rollback()
-    names = [i["name"] for i in client.get("/api/v1/webdomains", headers=headers).json["items"]]
-    assert names == ["kept.example.com"], "before the poll the index misses the crash's changes"
+    listed = [(i["name"], i["state"]) for i in client.get("/api/v1/webdomains", headers=headers).json["items"]]
+    assert listed == [("kept.example.com", "ready"), ("lost.example.com", "creating")], \
+        "before the poll the crashed create is listed as being created, the crashed delete still listed"
     again = client.post("/api/v1/webdomains", json={"name": "lost.example.com"}, headers=basic("bob"))
     assert again.status_code == 409 and again.json["fields"] == {"name": "lost.example.com is being created"}
     vhosts = cluster.root(one_node) / "etc/nginx/hostfleet/alice"
@@ -147,10 +149,28 @@ def test_timeout_keeps_the_claim_and_the_poll_settles_it(app, client, cluster, o
     with app.app_context():
         claims = db.session.execute(select(WebDomainIndex.name).where(WebDomainIndex.claimed_at.is_not(None)))
         assert claims.scalars().all() == ["slow.example.com"]
-    assert client.get("/api/v1/webdomains", headers=basic("alice")).json["items"] == []
+    # Until the poll: listed as being created (so the name's 409 "is being created" can be seen), and
+    # it cannot be opened, changed or deleted.
+    (item,) = client.get("/api/v1/webdomains", headers=basic("alice")).json["items"]
+    assert (item["name"], item["state"], item["node"]) == ("slow.example.com", "creating", "n1")
+    for method in ("GET", "PUT", "DELETE"):
+        refused = client.open(f"/api/v1/webdomains/{item['id']}", method=method, headers=basic("alice"),
+                              json={"php": True} if method == "PUT" else None)
+        assert refused.status_code == 409, (method, refused.status_code)
+        assert "is being created on node n1" in refused.json["error"]
+    assert client.get(f"/api/v1/webdomains/{item['id']}", headers=basic("bob")).status_code == 404
+    client.post("/login", data={"username": "alice", "password": Users.PASSWORD,
+                                "csrf_token": csrf_from(client.get("/login").text)})
+    page = client.get("/domains/web")
+    row = page.text[page.text.index(f'id="webdomain-{item["id"]}"'):].split("</tr>")[0]
+    assert 'data-state="creating"' in row and "<a " not in row and "Delete" not in row, row
+    assert "every 5s" in page.text, "the table refreshes itself while a create is in flight"
     cluster.poll()
-    assert [i["name"] for i in client.get("/api/v1/webdomains", headers=basic("alice")).json["items"]] == [
-        "slow.example.com"]
+    (item,) = client.get("/api/v1/webdomains", headers=basic("alice")).json["items"]
+    assert (item["name"], item["state"]) == ("slow.example.com", "ready")
+    assert client.get(f"/api/v1/webdomains/{item['id']}", headers=basic("alice")).status_code == 200
+    page = client.get("/domains/web")
+    assert 'data-state="creating"' not in page.text and "every 5s" not in page.text
     with app.app_context():
         assert db.session.scalars(select(WebDomainIndex.claimed_at)).all() == [None]
         assert db.session.scalars(select(PendingWrite)).all() == []
@@ -265,7 +285,8 @@ def test_a_connection_broken_after_the_change_went_out_is_not_called_nothing_cha
     error = answer.json["error"]
     assert "connection broke after the change" in error and "may have been applied" in error, error
     assert (cluster.root(one_node) / "etc/nginx/hostfleet/alice/broken.example.com.conf").exists()
-    assert client.get("/api/v1/webdomains", headers=basic("alice")).json["items"] == []
+    items = client.get("/api/v1/webdomains", headers=basic("alice")).json["items"]
+    assert [(i["name"], i["state"]) for i in items] == [("broken.example.com", "creating")]
     cluster.poll()
     items = client.get("/api/v1/webdomains", headers=basic("alice")).json["items"]
-    assert [(i["name"], i["node"]) for i in items] == [("broken.example.com", "n1")]
+    assert [(i["name"], i["node"], i["state"]) for i in items] == [("broken.example.com", "n1", "ready")]

@@ -93,6 +93,9 @@ class IndexedSchema(Schema):
     owner = fields.String(required=True)
     node = fields.String(required=True)
     available = fields.Boolean(metadata={"description": "false when the holding node did not answer the listing"})
+    state = fields.String(metadata={"enum": ["ready", "creating"], "description": (
+        "creating: a create in flight, or one whose node did not answer and that the next statistics poll settles "
+        "from what the node holds; it cannot be opened, changed or deleted until then")})
     dns = fields.Dict(metadata={"description": "what a create with dns=true did: zone, created_zone, records, "
                                                "or error / skipped"})
 

@@ -131,10 +131,10 @@ def _register(kind: str, in_schema, out_schema, list_schema, can_update: bool) -
     body = blp.arguments(in_schema())
     blp.route(f"/{kind}", methods=["POST"])(
         body(blp.response(201, out_schema)(refusals(create_item))))
-    blp.route(f"/{kind}/<int:item_id>")(blp.response(200, out_schema)(_errors(401, 404, 503)(show_item)))
+    blp.route(f"/{kind}/<int:item_id>")(blp.response(200, out_schema)(_errors(401, 404, 409, 503)(show_item)))
     if can_update:
         blp.route(f"/{kind}/<int:item_id>", methods=["PUT"])(
-            body(blp.response(200, out_schema)(_errors(400, 401, 404, 502, 503, 504)(update_item))))
+            body(blp.response(200, out_schema)(_errors(400, 401, 404, 409, 502, 503, 504)(update_item))))
     blp.route(f"/{kind}/<int:item_id>", methods=["DELETE"])(
         blp.response(204)(_errors(401, 404, 409, 502, 503, 504)(delete_item)))
 
@@ -147,7 +147,7 @@ _register("mailboxes", s.MailboxInSchema, s.MailboxSchema, s.MailboxListSchema, 
 
 @blp.route("/domains/<int:domain_id>/records")
 @blp.response(200, s.RecordListSchema)
-@_errors(401, 404, 503)
+@_errors(401, 404, 409, 503)
 def list_records(domain_id: int):
     """The records of a zone, read from its node."""
     return {"items": userdata.list_records(api_user(), domain_id)}
@@ -156,7 +156,7 @@ def list_records(domain_id: int):
 @blp.route("/domains/<int:domain_id>/records", methods=["POST"])
 @blp.arguments(s.RecordInSchema())
 @blp.response(201, s.RecordSchema)
-@_errors(400, 401, 404, 422, 502, 503, 504)
+@_errors(400, 401, 404, 409, 422, 502, 503, 504)
 def add_record(data, domain_id: int):
     """Add a record; the node checks the whole zone and raises its serial."""
     return userdata.add_record(api_user(), domain_id, data)
@@ -165,7 +165,7 @@ def add_record(data, domain_id: int):
 @blp.route("/domains/<int:domain_id>/records/<int:record_id>", methods=["PUT"])
 @blp.arguments(s.RecordInSchema())
 @blp.response(200, s.RecordSchema)
-@_errors(400, 401, 404, 502, 503, 504)
+@_errors(400, 401, 404, 409, 502, 503, 504)
 def update_record(data, domain_id: int, record_id: int):
     """Change a record; the zone's serial goes up."""
     return userdata.update_record(api_user(), domain_id, record_id, data)
@@ -173,7 +173,7 @@ def update_record(data, domain_id: int, record_id: int):
 
 @blp.route("/domains/<int:domain_id>/records/<int:record_id>", methods=["DELETE"])
 @blp.response(204)
-@_errors(401, 404, 502, 503, 504)
+@_errors(401, 404, 409, 502, 503, 504)
 def delete_record(domain_id: int, record_id: int):
     """Remove a record."""
     userdata.delete_record(api_user(), domain_id, record_id)
