@@ -10,6 +10,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -65,6 +66,12 @@ def _client_context() -> ssl.SSLContext:
     return context
 
 
+# A kept-alive connection idle this long is closed rather than reused. The agent closes its side after
+# 60 s idle (agent.server.SOCKET_TIMEOUT_S); a request written just as it does may or may not have
+# reached it, which for a change can only be answered "it may have been applied".
+REUSE_IDLE_S = 50.0
+
+
 def _dropped(conn: http.client.HTTPSConnection, timeout: float) -> bool:
     """Whether an idle kept-alive connection was closed by the agent.
 
@@ -117,7 +124,7 @@ class AgentClient:
         self._secret = bytes.fromhex(secret)
         self.fingerprint = normalize_fingerprint(fingerprint)
         self._context = _client_context()
-        self._idle: list[http.client.HTTPSConnection] = []
+        self._idle: list[tuple[http.client.HTTPSConnection, float]] = []  # with when each went idle
         self._lock = threading.Lock()
         self._pool_size = pool_size
         self.connections_opened = 0
@@ -129,7 +136,7 @@ class AgentClient:
         """Close the kept-alive connections."""
         with self._lock:
             idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _since in idle:
             conn.close()
 
     def request(self, method: str, path: str, json: Any = None, *, body: bytes | None = None,
@@ -200,17 +207,17 @@ class AgentClient:
     def _checkout(self, url: str) -> tuple[http.client.HTTPSConnection, bool]:
         while True:
             with self._lock:
-                conn = self._idle.pop() if self._idle else None
+                conn, since = self._idle.pop() if self._idle else (None, 0.0)
             if conn is None:
                 return self._open(url), False
-            if not _dropped(conn, self.timeout[1]):
+            if time.monotonic() - since < REUSE_IDLE_S and not _dropped(conn, self.timeout[1]):
                 return conn, True
             conn.close()
 
     def _checkin(self, conn: http.client.HTTPSConnection) -> None:
         with self._lock:
             if len(self._idle) < self._pool_size:
-                self._idle.append(conn)
+                self._idle.append((conn, time.monotonic()))
                 return
         conn.close()
 

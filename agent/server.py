@@ -116,8 +116,9 @@ def setup_logging(config: AgentConfig) -> None:
 KEEP_ALIVE_CONNECTIONS = 64
 # How long an idle kept-alive connection stays open, and how long a request may take to arrive
 # (cheroot uses one socket timeout for both; nginx's defaults are 75 s and 60 s). A master process
-# that makes another change within a minute reuses its connections instead of paying a new TLS
-# handshake per node, which at 50 nodes costs about as much as the change itself.
+# that makes another change within 50 s (agent.client.REUSE_IDLE_S, kept under this so a request is
+# never written as the agent closes the connection) reuses its connections instead of paying a new
+# TLS handshake per node, which at 50 nodes costs about as much as the change itself.
 SOCKET_TIMEOUT_S = 60
 
 

@@ -145,6 +145,24 @@ def test_an_idle_connection_outlives_cheroots_default_timeout(agent):
     assert client.connections_opened == 1
 
 
+def test_a_connection_near_the_agents_idle_timeout_is_not_reused(agent, monkeypatch):
+    """A change is never written on a connection the agent may be closing: one idle for nearly the
+    agent's timeout is replaced (a request sent as the agent closes it could only be answered "may
+    have been applied")."""
+    from agent import client as client_module
+    from agent.server import SOCKET_TIMEOUT_S
+
+    assert client_module.REUSE_IDLE_S <= SOCKET_TIMEOUT_S - 5
+    monkeypatch.setattr(client_module, "REUSE_IDLE_S", 0.5)
+    client = agent.client()
+    client.stats()
+    client.stats()
+    assert client.connections_opened == 1, "reused while fresh"
+    time.sleep(0.6)
+    assert client.post("/v1/webdomains", json={"name": "x"}, check=False)[0] < 500
+    assert client.connections_opened == 2, "replaced once idle past the limit"
+
+
 def test_the_agent_keeps_what_it_loaded_out_of_full_collections(agent):
     """A full garbage collection walking the whole app would pause one request of a fan-out."""
     agent.client().stats()
@@ -155,7 +173,7 @@ def test_a_connection_the_agent_closed_is_replaced(agent):
     """An idle connection the agent dropped is noticed and replaced, not reported as a failure."""
     client = agent.client()
     client.stats()
-    for conn in client._idle:
+    for conn, _since in client._idle:
         conn.sock.shutdown(socket.SHUT_RDWR)
     assert client.stats()["api_version"] == 1
     assert client.connections_opened == 2
