@@ -57,7 +57,7 @@ def restorable_write(statement: Executable, params: dict | None = None) -> Curso
     consistency). Every other commit keeps synchronous=FULL.
 
     When the session has nothing waiting to be written, the write runs on a pooled connection of its
-    own: no unit of work, no second round of the session's bookkeeping (a third of a create's own
+    own: no unit of work, no second round of the session's bookkeeping (a quarter of a create's own
     time went there). Otherwise (and on other databases) it runs in the session and its commit
     carries the session's other changes at full sync.
     """
