@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
 from sqlalchemy import DateTime, ForeignKey, String
@@ -11,6 +12,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.base import utcnow
+
+if TYPE_CHECKING:
+    from app.models.userdata import UserAccount
 
 
 class UserLevel(enum.StrEnum):
@@ -37,6 +41,9 @@ class User(UserMixin, db.Model):
     tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
     )
+    # Read-only: the API token check loads it with the user, so the user-data checks that read the
+    # account (users.account_of) find it in the session instead of asking the database again.
+    account: Mapped[UserAccount | None] = relationship("UserAccount", viewonly=True, uselist=False)
 
     @property
     def is_admin(self) -> bool:

@@ -92,7 +92,7 @@ def create_token(user: User, name: str) -> tuple[ApiToken, str]:
 
 # Built once: every API call runs it, and building a statement with its loader options costs about
 # as much as running it (SQLAlchemy still caches the compiled form per statement shape).
-_TOKEN_WITH_USER = select(ApiToken).options(joinedload(ApiToken.user)).where(
+_TOKEN_WITH_USER = select(ApiToken).options(joinedload(ApiToken.user).joinedload(User.account)).where(
     ApiToken.token_hash == bindparam("digest"))
 
 
