@@ -34,7 +34,7 @@ def create_app(config: object | None = None) -> Flask:
     from app.blueprints import register_blueprints
     from app.cli import register_cli
 
-    timing.init_app(app)  # first: its start stamp precedes the other hooks
+    timing.init_app(app)  # its start stamp goes ahead of every other hook, the extensions' too
     auth_hooks.init_app(app)
     register_blueprints(app)
     errors.init_app(app)

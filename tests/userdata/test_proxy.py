@@ -146,6 +146,10 @@ def test_answers_say_how_long_the_master_waited_on_the_node(client, cluster, one
     for spent in (created, listed):
         assert set(spent) == {"total", "agent"} and 0 < spent["agent"] < spent["total"], spent
     assert set(timings(client.get("/api/v1/users", headers=basic("alice")))) == {"total"}
+    # The total starts ahead of every hook: a form post the CSRF check refuses before any view runs
+    # is timed too.
+    refused = client.post("/login", data={"username": "alice", "password": "x"})
+    assert refused.status_code == 400 and set(timings(refused)) == {"total"}, refused.headers
 
 
 @pytest.mark.parametrize("credentials", ["basic", "token"])
