@@ -389,7 +389,13 @@ class Client(threading.Thread):
         while time.monotonic() < self.soak.deadline:
             response = self.call("op poll", "GET", f"/api/v1/operations/{op_id}", token=self.token)
             if response is not None and response.status_code == 200:
-                status = response.json()["status"]
+                operation = response.json()
+                status = operation["status"]
+                if status in ("failed", "refused"):
+                    nodes = "; ".join(f"{n['node']}: {n['outcome']} {n.get('error') or ''}".strip()
+                                      for n in operation.get("nodes", []) if n["outcome"] != "applied")
+                    self.soak.notes.append(f"operation {op_id} ({operation['title']}) {status}: "
+                                           f"{operation['message']}" + (f" [{nodes}]" if nodes else ""))
                 if status not in UNFINISHED:
                     return status
             time.sleep(0.5)
