@@ -220,10 +220,18 @@ def recover_interrupted_operations() -> list[int]:
                 _requeue(operation)
                 continue
             dead = state == "dead"
-        if dead:
+        if dead and _still_unfinished(operation):
             distributed.recover_interrupted(operation)
             recovered.append(operation.id)
     return recovered
+
+
+def _still_unfinished(operation: Operation) -> bool:
+    """Read the status again after finding no live worker: a worker commits its operation's final status
+    before it lets the alive key go, so one that finished after the list above was read is seen as
+    finished here, not taken for dead (its refusal was rewritten as a failure and every node resynced)."""
+    db.session.refresh(operation, ["status"])
+    return operation.status in (OperationStatus.QUEUED.value, OperationStatus.RUNNING.value)
 
 
 def _requeue(operation: Operation) -> None:

@@ -127,8 +127,33 @@ class LabPanel:
         return [proc for proc, parent in found.values() if parent not in found]
 
     def kill_default_workers(self) -> list[int]:
-        """SIGKILL every default-queue worker this panel runs, and their job processes."""
-        return kill_processes(self.default_workers())
+        """SIGKILL every default-queue worker this panel runs, and their job processes; return once
+        Redis has dropped their connections.
+
+        Until Redis has seen a killed worker's connection close, its blocking dequeue is still
+        registered there, and a job enqueued next is moved to that dead connection (RQ's intermediate
+        queue): recovery puts it back only after its grace, when a test's burst workers have quit."""
+        victims = self.default_workers()
+        redis = self.redis()
+        port = redis.connection_pool.connection_kwargs["port"]
+        theirs = set()
+        for proc in victims:
+            try:
+                theirs |= {f"{c.laddr.ip}:{c.laddr.port}" for c in proc.net_connections("tcp")
+                           if c.raddr and c.raddr.port == port}
+            except psutil.NoSuchProcess:
+                continue
+        assert theirs or not victims, "the workers to kill hold no Redis connection: nothing to wait for"
+        killed = kill_processes(victims)
+
+        def dropped():
+            return not theirs & {c["addr"] for c in redis.client_list()}
+
+        try:
+            wait_until(dropped, 30, interval=0.05, what="Redis to drop the killed workers' connections")
+        finally:
+            redis.close()
+        return killed
 
     @property
     def url(self) -> str:
@@ -269,16 +294,17 @@ def kill_processes(processes: list[psutil.Process]) -> list[int]:
         except psutil.NoSuchProcess:
             pass
     # A worker dies some time after its SIGKILL; until then Redis may hand a job submitted next to its
-    # blocking dequeue. Dead means gone or a zombie (the stopped runner does not reap): its sockets are closed.
+    # blocking dequeue. Dead means gone, or a zombie (the stopped runner does not reap) with no thread left.
     wait_until(lambda: all(_dead(p) for p in victims), 30, interval=0.05, what="the killed processes to exit")
     return [p.pid for p in victims]
 
 
 def _dead(proc: psutil.Process) -> bool:
-    """True once a process has exited (a zombie has closed its files and sockets)."""
+    """True once a process has exited with every thread: its files and sockets are closed then. (Its
+    main thread shows as a zombie while the others may still be exiting, holding the shared files.)"""
     try:
-        return proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
+        return proc.status() == psutil.STATUS_ZOMBIE and len(os.listdir(f"/proc/{proc.pid}/task")) <= 1
+    except (psutil.NoSuchProcess, FileNotFoundError):
         return True
 
 

@@ -39,6 +39,38 @@ def test_queued_operation_without_a_job_is_failed_after_the_grace(app):
             assert operation.status == "failed" and "unchanged (v0)" in operation.message
 
 
+def test_an_operation_that_finished_while_recovery_looked_is_left_as_it_ended(app, monkeypatch):
+    """Recovery read the operation as running; its worker then finished it (a refusal) and let its alive
+    key go before recovery looked for the key. It is not taken for dead: its status stays, and no node
+    is marked for a resync."""
+    from sqlalchemy import create_engine, text
+
+    from app.extensions import db
+    from app.models import Desync, Operation
+    from app.services import distributed
+    from app.services.sync import recover_interrupted_operations
+
+    operation_id = _list_change(app, "running")
+    with app.app_context():
+        url = db.engine.url
+
+    def worker_finishes_first(op_id):
+        # The worker's own connection: the final status is committed, then the alive key is gone.
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE operations SET status = 'refused', message = 'nothing to delete' "
+                              "WHERE id = :id"), {"id": op_id})
+        engine.dispose()
+        return False
+
+    monkeypatch.setattr(distributed, "operation_alive", worker_finishes_first)
+    with app.app_context():
+        assert recover_interrupted_operations() == []
+        operation = db.session.get(Operation, operation_id)
+        assert (operation.status, operation.message) == ("refused", "nothing to delete")
+        assert db.session.scalars(db.select(Desync)).all() == []
+
+
 def test_a_lease_whose_redis_went_away_is_lost(app, redis_url):
     """Redis restarted under a running request: the renewal notices and the request must not commit."""
     from redis import Redis
