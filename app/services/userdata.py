@@ -235,6 +235,10 @@ def send_change(node: Node, kind: str, name: str, method: str, path: str, body: 
 # ---------------------------------------------------------------- owners, limits, placement
 
 
+# The named owner with their hosting account: the checks after it (limits, placement, quota) read it.
+_USER_WITH_ACCOUNT = select(User).options(joinedload(User.account)).where(User.name == bindparam("name"))
+
+
 def resolve_owner(actor: User, data: dict) -> User:
     """The owner of new data: the actor for users, the named user for administrators."""
     given = data.get("owner")
@@ -247,7 +251,7 @@ def resolve_owner(actor: User, data: dict) -> User:
     if given is None or given == "":
         raise invalid("owner", "required: the user who will own this")
     name = validated(v.username, given, "owner")
-    owner = db.session.scalar(select(User).where(User.name == name))
+    owner = db.session.scalar(_USER_WITH_ACCOUNT, {"name": name})
     if owner is None:
         raise invalid("owner", f"no panel user {name!r}")
     return owner
@@ -498,7 +502,12 @@ def _mailbox_body(actor: User, data: dict) -> tuple[dict, User, Node]:
     """A new mailbox: in a mail domain the actor may see; the password is checked, never kept."""
     address = validated(v.email_address, data.get("address"), "address")
     domain_name = address.rpartition("@")[2]
-    domain = db.session.scalar(visible(KINDS["maildomains"], actor).where(MailDomainIndex.name == domain_name))
+    query = visible(KINDS["maildomains"], actor).where(MailDomainIndex.name == domain_name)
+    if actor.is_admin:
+        # The owner is someone else: their account comes with them (the mailbox's limit and quota
+        # checks read it). A user's own account is read once for the request, or came with their token.
+        query = query.options(joinedload(MailDomainIndex.owner).joinedload(User.account))
+    domain = db.session.scalar(query)
     if domain is None:
         raise invalid("address", f"{domain_name} is not one of your mail domains")
     validated(v.password, data.get("password"), "password")
