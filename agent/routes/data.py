@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from collections.abc import Callable
 
+from flask import Blueprint, current_app, jsonify, request
+
+from agent import validation as v
 from agent.ops import dns, mail, suspension, users, web
 from agent.routes.lists import json_body, json_errors
 
@@ -19,6 +22,15 @@ def config():
 def items(rows: list) -> dict:
     """The list shape the API uses everywhere."""
     return {"items": rows}
+
+
+def owned(rows: list[dict], owner_of: Callable[[dict], str | None] = lambda row: row.get("owner")) -> list[dict]:
+    """The rows of the owner named by `?owner=`, or every row without it (400 naming `owner` for a
+    name no panel user could have). A user's list asks only for theirs, not the whole node's."""
+    if "owner" not in request.args:
+        return rows
+    owner = v.username(request.args["owner"], "owner")
+    return [row for row in rows if owner_of(row) == owner]
 
 
 @bp.get("/users")
@@ -67,8 +79,8 @@ def suspension_set(name: str):
 
 @bp.get("/webdomains")
 def webdomains_index():
-    """Web domains on this node."""
-    return jsonify(items(web.list_domains(config())))
+    """Web domains on this node (`?owner=`: one owner's)."""
+    return jsonify(items(owned(web.list_domains(config()))))
 
 
 @bp.post("/webdomains")
@@ -98,8 +110,8 @@ def webdomains_delete(name: str):
 
 @bp.get("/domains")
 def domains_index():
-    """Domain names (zones) on this node."""
-    return jsonify(items(dns.list_domains(config())))
+    """Domain names (zones) on this node (`?owner=`: one owner's)."""
+    return jsonify(items(owned(dns.list_domains(config()))))
 
 
 @bp.post("/domains")
@@ -148,8 +160,8 @@ def records_delete(name: str, record_id: int):
 
 @bp.get("/maildomains")
 def maildomains_index():
-    """Mail domains on this node."""
-    return jsonify(items(mail.list_domains(config())))
+    """Mail domains on this node (`?owner=`: one owner's)."""
+    return jsonify(items(owned(mail.list_domains(config()))))
 
 
 @bp.post("/maildomains")
@@ -173,8 +185,12 @@ def maildomains_delete(name: str):
 
 @bp.get("/mailboxes")
 def mailboxes_index():
-    """Mailboxes on this node (never their hashes)."""
-    return jsonify(items([mail.public(m) for m in mail.list_mailboxes(config())]))
+    """Mailboxes on this node, never their hashes (`?owner=`: those in one owner's mail domains)."""
+    mailboxes = mail.list_mailboxes(config())
+    if "owner" in request.args:
+        owners = {d["name"]: d.get("owner") for d in mail.list_domains(config())}
+        mailboxes = owned(mailboxes, lambda m: owners.get(m["address"].rpartition("@")[2]))
+    return jsonify(items([mail.public(m) for m in mailboxes]))
 
 
 @bp.post("/mailboxes")

@@ -105,3 +105,29 @@ def test_user_data_crud(agent):
                  "/v1/webdomains/carol.example", "/v1/users/carol"]:
         assert client.request("DELETE", path).status_code == 204, path
     assert client.request("GET", "/v1/webdomains/carol.example").status_code == 404
+
+
+def test_user_data_lists_filtered_by_owner(agent):
+    """`?owner=` lists one owner's web domains, zones, mail domains and mailboxes (a mailbox by its mail
+    domain's owner); without it the whole node's; a name no account could have is 400 naming `owner`."""
+    require_binary("nginx", "named-checkzone", "exim", "doveconf", "useradd")
+    _config, _reloads, client = agent
+    for uid, owner in enumerate(("carol", "dave"), start=2001):
+        assert client.request("POST", "/v1/users", {"name": owner, "uid": uid, "gid": uid,
+                                                    "shell": "/bin/bash"}).status_code == 201
+        name = f"{owner}.example"
+        for path, body in (("/v1/webdomains", {"name": name, "owner": owner}),
+                           ("/v1/domains", {"name": name, "owner": owner, "ip": "192.0.2.5"}),
+                           ("/v1/maildomains", {"name": name, "owner": owner}),
+                           ("/v1/mailboxes", {"address": f"me@{name}", "password": "a fine password"})):
+            made = client.request("POST", path, body)
+            assert made.status_code == 201, (path, made.json)
+    for path, key in (("/v1/webdomains", "name"), ("/v1/domains", "name"), ("/v1/maildomains", "name"),
+                      ("/v1/mailboxes", "address")):
+        listed = {owner: [i[key] for i in client.request("GET", f"{path}?owner={owner}").json["items"]]
+                  for owner in ("carol", "dave", "erin")}
+        prefix = "me@" if key == "address" else ""
+        assert listed == {"carol": [f"{prefix}carol.example"], "dave": [f"{prefix}dave.example"], "erin": []}, path
+        assert len(client.request("GET", path).json["items"]) == 2, path
+        bad = client.request("GET", f"{path}?owner=Carol%3B")
+        assert bad.status_code == 400 and "owner" in bad.json["fields"], (path, bad.json)

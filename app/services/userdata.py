@@ -590,10 +590,17 @@ def list_full(kind_name: str, actor: User, page: int = 1, per_page: int = 100) -
     timeout = current_app.config["AGENT_TIMEOUT_S"]
     clients = {nid: node_service.agent_client(n, timeout) for nid, n in nodes.items()
                if n.state == NodeState.READY.value}
+    # Where the page's rows on a node have one owner (always, for a user's own list), the node lists
+    # only that owner's records rather than every user's it holds.
+    owners: dict[int, set[str]] = {}
+    for row in rows:
+        owners.setdefault(row.node_id, set()).add(row.owner.name)
+    paths = {nid: f"{kind.path}?owner={quote(next(iter(names)))}" if len(names) == 1 else kind.path
+             for nid, names in owners.items()}
 
     def fetch(node_id):
         try:
-            items = clients[node_id].get(kind.path)[1]["items"]
+            items = clients[node_id].get(paths[node_id])[1]["items"]
             return {item[kind.key]: item for item in items}
         except (AgentError, KeyError, TypeError):
             return None

@@ -55,6 +55,36 @@ def test_lists_come_in_pages_by_name_with_the_total(client, cluster, one_node):
         assert refused.status_code == 422 and field in refused.json["fields"], (query, refused.json)
 
 
+def test_a_users_list_asks_the_node_for_that_users_records_only(client, cluster, one_node, monkeypatch):
+    """Alice and bob on one node: alice's list asks the node for her records (`?owner=alice`), not every
+    user's it holds, and carries their details; the admin's list, two owners on that node, asks for all."""
+    from agent.client import AgentClient
+
+    cluster.user("bob")
+    cluster.user("root-admin", admin=True)
+    for owner in ("alice", "bob"):
+        made = client.post("/api/v1/webdomains", json={"name": f"{owner}.example", "aliases": [f"www.{owner}.example"]},
+                           headers=basic(owner))
+        assert made.status_code == 201, made.json
+    asked = []
+    real = AgentClient.request
+
+    def recorded(self, method, path, *args, **kwargs):
+        asked.append((method, path))
+        return real(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(AgentClient, "request", recorded)
+    mine = client.get("/api/v1/webdomains", headers=basic("alice")).json["items"]
+    assert asked == [("GET", "/v1/webdomains?owner=alice")]
+    assert [(i["name"], i["aliases"], i["available"]) for i in mine] == [
+        ("alice.example", ["www.alice.example"], True)]
+    asked.clear()
+    every = client.get("/api/v1/webdomains", headers=basic("root-admin")).json["items"]
+    assert asked == [("GET", "/v1/webdomains")]
+    assert [(i["name"], i["owner"], i["aliases"]) for i in every] == [
+        ("alice.example", "alice", ["www.alice.example"]), ("bob.example", "bob", ["www.bob.example"])]
+
+
 def test_zone_records_serial_rises_on_every_edit(client, cluster, one_node):
     """A zone with records: the agent's zone file holds them and its serial rises with each edit."""
     headers = basic("alice")
