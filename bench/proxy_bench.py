@@ -1,6 +1,6 @@
 """The master's proxy overhead on user data, and the web-domain list page at 10,000 domains.
 
-Run: .venv/bin/python bench/proxy_bench.py [--calls 200] [--creates 50] [--domains 10000]
+Run: .venv/bin/python bench/proxy_bench.py [--calls 200] [--creates 50] [--domains 10000] [--others 1000]
 
 1. One real agent on loopback (private root) and the master served over HTTP by gunicorn as
    `make run` starts it (one worker process, 4 threads), with a Bearer token (Basic auth would
@@ -15,6 +15,9 @@ Run: .venv/bin/python bench/proxy_bench.py [--calls 200] [--creates 50] [--domai
    agent time varies by several ms from one call to the next, which moves a difference of two p50s
    as much). Where the master's in-process time goes is printed (the token check, the agent call,
    the rest).
+   Then `--others` web domains of another user are added to the node: the node's answer for the
+   bench user's records only (what the master asks for a user's list) against its whole listing,
+   and the list through the master, alternated.
 2. The same in-process create with the agent client replaced by a stub that answers at once, and by
    one that answers after 25 ms of doing nothing: the master's own work, and what a wait of a real
    create's length alone adds to it on this machine.
@@ -175,7 +178,7 @@ def serve(tmp: Path, redis_url: str) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def proxy_overhead(app, tmp: Path, redis_url: str, calls: int, creates: int) -> str:
+def proxy_overhead(app, tmp: Path, redis_url: str, calls: int, creates: int, others: int = 0) -> str:
     """List and create through the master and straight to the agent; print p50/p99 of each. Returns the
     bench user's API token."""
     from agent.client import AgentClient
@@ -271,12 +274,39 @@ def proxy_overhead(app, tmp: Path, redis_url: str, calls: int, creates: int) -> 
             rest = ms["total"] - ms["token"] - ms["agent"]
             print(f"  {what:<7} total {ms['total']:6.2f} ms = API token check {ms['token']:5.2f}"
                   f" + agent call {ms['agent']:6.2f} + the rest {rest:5.2f}")
+        if others:
+            crowded_node(app, master, direct, calls, others)
     finally:
         for proc in (agent, web):
             if proc is not None:
                 proc.terminate()
                 proc.wait(10)
     return token
+
+
+def crowded_node(app, master: MasterClient, direct, calls: int, others: int) -> None:
+    """The bench user's list when the node also holds `others` web domains of another user: what the
+    node's answer costs for that user's records only (what the master asks) and for its whole listing
+    (what it asked before), and the list through the master."""
+    from app.models import UserLevel
+    from app.services.users import make_user
+
+    with app.app_context():
+        make_user("other", "a bench password", roles=("web",), level=UserLevel.USER)
+    for i in range(others):
+        direct.post("/v1/webdomains", json={"name": f"other{i}.example.net", "owner": "other"})
+    held = len(direct.get("/v1/webdomains")[1]["items"])
+    mine = len(direct.get("/v1/webdomains?owner=bench")[1]["items"])
+    samples = {"node, the user's records": [], "node, its whole listing": [], "list via master (HTTP)": []}
+    for _ in range(calls):
+        samples["node, the user's records"].append(timed(lambda: direct.get("/v1/webdomains?owner=bench")))
+        samples["node, its whole listing"].append(timed(lambda: direct.get("/v1/webdomains")))
+        samples["list via master (HTTP)"].append(timed(lambda: master.call("GET", "/api/v1/webdomains")))
+    print(f"\na crowded node: {held} web domains, {mine} of them the bench user's; {calls} calls each, alternated")
+    print(f"{'call':<26} {'p50 ms':>8} {'p99 ms':>8}")
+    for label, taken in samples.items():
+        p50, p99 = percentiles(taken)
+        print(f"{label:<26} {p50:8.2f} {p99:8.2f}")
 
 
 def master_alone(app, token: str, creates: int, wait_s: float = 0.025) -> None:
@@ -389,6 +419,8 @@ def main() -> None:
     parser.add_argument("--creates", type=int, default=50)
     parser.add_argument("--domains", type=int, default=10_000)
     parser.add_argument("--nodes", type=int, default=10)
+    parser.add_argument("--others", type=int, default=1000,
+                        help="web domains of another user added to the node for the crowded-node figures (0: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -396,7 +428,7 @@ def main() -> None:
         try:
             app = make_app(tmp, redis_url)
             freeze_loaded()  # as each web worker does once it has loaded the app (app/gunicorn_conf.py)
-            token = proxy_overhead(app, tmp, redis_url, args.calls, args.creates)
+            token = proxy_overhead(app, tmp, redis_url, args.calls, args.creates, args.others)
             master_alone(app, token, args.creates)
             list_page_at_scale(app, args.domains, args.nodes)
         finally:
