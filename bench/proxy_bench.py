@@ -295,6 +295,7 @@ def crowded_node(app, master: MasterClient, direct, calls: int, others: int) -> 
         make_user("other", "a bench password", roles=("web",), level=UserLevel.USER)
     for i in range(others):
         direct.post("/v1/webdomains", json={"name": f"other{i}.example.net", "owner": "other"})
+    master.conn.close()  # gunicorn closed the idle kept-alive connection meanwhile; the next call reopens it
     held = len(direct.get("/v1/webdomains")[1]["items"])
     mine = len(direct.get("/v1/webdomains?owner=bench")[1]["items"])
     samples = {"node, the user's records": [], "node, its whole listing": [], "list via master (HTTP)": []}
