@@ -754,24 +754,59 @@ def reconcile_node(node: Node) -> dict[str, int]:
 FULL_RECONCILE_S = 300
 
 
+def settle_claims(node: Node) -> dict[str, int] | None:
+    """Settle the node's claims by asking it for each claimed name, not for everything it holds (a
+    create in flight is the common reason a poll finds one). Held there → confirmed; not held → kept
+    while its create may still be waiting on the node, removed once abandoned. None when a claimed name
+    is held there by another owner: the caller reconciles the node in full."""
+    claims = [(kind, row) for kind in KINDS.values() for row in db.session.scalars(
+        select(kind.model).where(kind.model.node_id == node.id, kind.model.claimed_at.is_not(None)))]
+    client = node_service.agent_client(node, current_app.config["AGENT_TIMEOUT_S"])
+    summary = {"added": 0, "removed": 0, "waiting": 0}
+    for kind, row in claims:
+        path = f"{kind.path}/{quote(key_of(row), safe='@')}"
+        status, item = client.get(path, check=False)
+        statements = _claim_statements(kind.model)
+        if status == 200:
+            if isinstance(item, dict) and item.get("owner", row.owner.name) != row.owner.name:
+                db.session.rollback()
+                return None
+            # Core statements: the create may confirm or release its claim meanwhile.
+            db.session.execute(statements.confirm, {"row_id": row.id})
+            summary["added"] += 1
+        elif status == 404 and claim_abandoned(row.claimed_at):
+            db.session.execute(statements.release, {"row_id": row.id})
+            summary["removed"] += 1
+        elif status == 404:
+            summary["waiting"] += 1
+        else:
+            raise AgentError("http", f"{path}: answered {status}", url=path, status=status, payload=item)
+    db.session.commit()
+    if summary["added"] or summary["removed"]:
+        log.info("settled the claims on node %s from its agent: %s", node.name, summary)
+    return summary
+
+
 def reconcile_after_poll(node_ids: list[int]) -> dict[int, dict | str]:
-    """Reconcile the nodes that answered the poll and have pending writes or claims (all of them every
-    few minutes)."""
+    """Reconcile the nodes that answered the poll and have pending writes (all of them every few
+    minutes); on the others, settle the claims they have one by one."""
     if not node_ids:
         return {}
     pending = set(db.session.scalars(select(PendingWrite.node_id).where(PendingWrite.node_id.in_(node_ids))))
+    claimed = set()
     for kind in KINDS.values():
-        pending |= set(db.session.scalars(select(kind.model.node_id).distinct().where(
+        claimed |= set(db.session.scalars(select(kind.model.node_id).distinct().where(
             kind.model.claimed_at.is_not(None), kind.model.node_id.in_(node_ids))))
     if _full_reconcile_due():
         pending = set(node_ids)
     results = {}
-    for node_id in sorted(pending):
+    for node_id in sorted(pending | claimed):
         node = db.session.get(Node, node_id)
         if node is None or node.state != NodeState.READY.value:
             continue
         try:
-            results[node_id] = reconcile_node(node)
+            settled = settle_claims(node) if node_id not in pending else None
+            results[node_id] = settled if settled is not None else reconcile_node(node)
         except (AgentError, KeyError, TypeError) as exc:
             db.session.rollback()
             results[node_id] = f"not reconciled: {exc}"

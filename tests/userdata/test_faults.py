@@ -236,6 +236,7 @@ def test_a_refused_create_frees_its_name_and_an_abandoned_claim_is_removed(app, 
     from app.extensions import db
     from app.models import Node, User, WebDomainIndex
     from app.models.base import utcnow
+    from app.queues import redis_connection
     from app.services import userdata
     from app.services.nodes import agent_client
 
@@ -259,7 +260,13 @@ def test_a_refused_create_frees_its_name_and_an_abandoned_claim_is_removed(app, 
                            .values(claimed_at=old))
         db.session.commit()
     cluster.poll()
-    with app.app_context():  # the name the node held behind the master's back is indexed by the same polls
+    with app.app_context():
+        assert db.session.scalars(select(WebDomainIndex.name)).all() == []
+        # The name the node held behind the master's back is indexed by the full reconciliation (every
+        # few minutes); a claim's poll asked the node for the claimed name only.
+        redis_connection().delete("hostfleet:userdata:full-reconcile")
+    cluster.poll()
+    with app.app_context():
         assert db.session.scalars(select(WebDomainIndex.name)).all() == ["side.example.com"]
     assert client.post("/api/v1/webdomains", json={"name": "orphan.example.com"}, headers=headers).status_code == 201
 
@@ -290,3 +297,51 @@ def test_a_connection_broken_after_the_change_went_out_is_not_called_nothing_cha
     cluster.poll()
     items = client.get("/api/v1/webdomains", headers=basic("alice")).json["items"]
     assert [(i["name"], i["node"], i["state"]) for i in items] == [("broken.example.com", "n1", "ready")]
+
+
+def test_a_poll_settles_a_claim_by_asking_for_that_name_only(app, client, cluster, one_node, monkeypatch):
+    """A claim in flight is settled by a GET of its name, not by the node's four whole listings: kept while
+    the node does not hold it, confirmed once it does. Held there by another owner, the node is
+    reconciled in full and the row follows the node."""
+    from agent.client import AgentClient
+    from app.extensions import db
+    from app.models import Node, User, WebDomainIndex
+    from app.services import userdata
+    from app.services.nodes import agent_client
+
+    cluster.poll()  # the first poll of a process reconciles every node in full
+    with app.app_context():
+        owner = db.session.scalar(select(User).where(User.name == "alice"))
+        node = db.session.get(Node, one_node)
+        row_id = userdata.claim(userdata.KINDS["webdomains"], owner, node, "inflight.example.com")
+    asked = []
+    real = AgentClient.request
+
+    def recorded(self, method, path, *args, **kwargs):
+        asked.append(path)
+        return real(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(AgentClient, "request", recorded)
+    lists = {"/v1/webdomains", "/v1/domains", "/v1/maildomains", "/v1/mailboxes"}
+    cluster.poll()
+    assert "/v1/webdomains/inflight.example.com" in asked and not lists & set(asked), asked
+    with app.app_context():
+        assert db.session.get(WebDomainIndex, row_id).claimed_at is not None, "not held yet: its create may wait"
+        agent_client(db.session.get(Node, one_node)).post("/v1/webdomains", json={"name": "inflight.example.com",
+                                                                                 "owner": "alice"})
+    asked.clear()
+    cluster.poll()
+    assert not lists & set(asked), asked
+    with app.app_context():
+        assert db.session.get(WebDomainIndex, row_id).claimed_at is None
+        claim = userdata.claim(userdata.KINDS["webdomains"], owner, db.session.get(Node, one_node),
+                               "bobs.example.com")
+        agent_client(db.session.get(Node, one_node)).post("/v1/webdomains", json={"name": "bobs.example.com",
+                                                                                 "owner": "bob"})
+    asked.clear()
+    cluster.poll()
+    assert lists <= set(asked), "held by another owner: the node reconciled in full"
+    monkeypatch.undo()
+    with app.app_context():
+        row = db.session.get(WebDomainIndex, claim)
+        assert (row.claimed_at, row.owner.name) == (None, "bob")
