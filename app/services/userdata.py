@@ -754,13 +754,20 @@ def reconcile_node(node: Node) -> dict[str, int]:
 FULL_RECONCILE_S = 300
 
 
+# Up to this many claims on a node are settled with a GET each; more, with its whole listings.
+SETTLE_ONE_BY_ONE_MAX = 20
+
+
 def settle_claims(node: Node) -> dict[str, int] | None:
     """Settle the node's claims by asking it for each claimed name, not for everything it holds (a
     create in flight is the common reason a poll finds one). Held there → confirmed; not held → kept
     while its create may still be waiting on the node, removed once abandoned. None when a claimed name
-    is held there by another owner: the caller reconciles the node in full."""
+    is held there by another owner, or when there are more claims than asking one by one is worth:
+    the caller reconciles the node in full."""
     claims = [(kind, row) for kind in KINDS.values() for row in db.session.scalars(
         select(kind.model).where(kind.model.node_id == node.id, kind.model.claimed_at.is_not(None)))]
+    if len(claims) > SETTLE_ONE_BY_ONE_MAX:
+        return None
     client = node_service.agent_client(node, current_app.config["AGENT_TIMEOUT_S"])
     summary = {"added": 0, "removed": 0, "waiting": 0}
     for kind, row in claims:

@@ -341,7 +341,11 @@ def test_a_poll_settles_a_claim_by_asking_for_that_name_only(app, client, cluste
     asked.clear()
     cluster.poll()
     assert lists <= set(asked), "held by another owner: the node reconciled in full"
-    monkeypatch.undo()
     with app.app_context():
         row = db.session.get(WebDomainIndex, claim)
         assert (row.claimed_at, row.owner.name) == (None, "bob")
+        userdata.claim(userdata.KINDS["webdomains"], owner, db.session.get(Node, one_node), "more.example.com")
+    monkeypatch.setattr(userdata, "SETTLE_ONE_BY_ONE_MAX", 0)
+    asked.clear()
+    cluster.poll()
+    assert lists <= set(asked), "more claims than are worth asking for one by one: the whole listings"
