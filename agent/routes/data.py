@@ -25,12 +25,13 @@ def items(rows: list) -> dict:
 
 
 def owned(rows: list[dict], owner_of: Callable[[dict], str | None] = lambda row: row.get("owner")) -> list[dict]:
-    """The rows of the owner named by `?owner=`, or every row without it (400 naming `owner` for a
-    name no panel user could have). A user's list asks only for theirs, not the whole node's."""
+    """The rows of the owners named by `?owner=` (repeated for several), or every row without it (400
+    naming `owner` for a name no panel user could have). A list asks only for its owners' records,
+    not for everything the node holds."""
     if "owner" not in request.args:
         return rows
-    owner = v.username(request.args["owner"], "owner")
-    return [row for row in rows if owner_of(row) == owner]
+    wanted = {v.username(owner, "owner") for owner in request.args.getlist("owner")}
+    return [row for row in rows if owner_of(row) in wanted]
 
 
 @bp.get("/users")
@@ -79,7 +80,7 @@ def suspension_set(name: str):
 
 @bp.get("/webdomains")
 def webdomains_index():
-    """Web domains on this node (`?owner=`: one owner's)."""
+    """Web domains on this node (`?owner=`: those owners')."""
     return jsonify(items(owned(web.list_domains(config()))))
 
 
@@ -110,7 +111,7 @@ def webdomains_delete(name: str):
 
 @bp.get("/domains")
 def domains_index():
-    """Domain names (zones) on this node (`?owner=`: one owner's)."""
+    """Domain names (zones) on this node (`?owner=`: those owners')."""
     return jsonify(items(owned(dns.list_domains(config()))))
 
 
@@ -160,7 +161,7 @@ def records_delete(name: str, record_id: int):
 
 @bp.get("/maildomains")
 def maildomains_index():
-    """Mail domains on this node (`?owner=`: one owner's)."""
+    """Mail domains on this node (`?owner=`: those owners')."""
     return jsonify(items(owned(mail.list_domains(config()))))
 
 
@@ -185,7 +186,7 @@ def maildomains_delete(name: str):
 
 @bp.get("/mailboxes")
 def mailboxes_index():
-    """Mailboxes on this node, never their hashes (`?owner=`: those in one owner's mail domains)."""
+    """Mailboxes on this node, never their hashes (`?owner=`: those in those owners' mail domains)."""
     mailboxes = mail.list_mailboxes(config())
     if "owner" in request.args:
         owners = {d["name"]: d.get("owner") for d in mail.list_domains(config())}

@@ -108,8 +108,9 @@ def test_user_data_crud(agent):
 
 
 def test_user_data_lists_filtered_by_owner(agent):
-    """`?owner=` lists one owner's web domains, zones, mail domains and mailboxes (a mailbox by its mail
-    domain's owner); without it the whole node's; a name no account could have is 400 naming `owner`."""
+    """`?owner=` (repeated for several) lists those owners' web domains, zones, mail domains and mailboxes
+    (a mailbox by its mail domain's owner); without it the whole node's; a name no account could have
+    is 400 naming `owner`."""
     require_binary("nginx", "named-checkzone", "exim", "doveconf", "useradd")
     _config, _reloads, client = agent
     for uid, owner in enumerate(("carol", "dave"), start=2001):
@@ -129,5 +130,6 @@ def test_user_data_lists_filtered_by_owner(agent):
         prefix = "me@" if key == "address" else ""
         assert listed == {"carol": [f"{prefix}carol.example"], "dave": [f"{prefix}dave.example"], "erin": []}, path
         assert len(client.request("GET", path).json["items"]) == 2, path
-        bad = client.request("GET", f"{path}?owner=Carol%3B")
+        assert len(client.request("GET", f"{path}?owner=carol&owner=dave&owner=erin").json["items"]) == 2, path
+        bad = client.request("GET", f"{path}?owner=carol&owner=Carol%3B")
         assert bad.status_code == 400 and "owner" in bad.json["fields"], (path, bad.json)

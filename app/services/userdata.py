@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from flask import current_app
 from sqlalchemy import Executable, bindparam, func, select
@@ -579,6 +579,10 @@ def _shape(kind_name: str, result: object, row) -> dict:
     return {**record, "id": row.id, "owner": row.owner.name, "node": row.node.name, "state": state}
 
 
+# Most owners one list asks a node for by name (`?owner=` repeated); a page with more there asks for all.
+LIST_OWNERS_MAX = 50
+
+
 def list_full(kind_name: str, actor: User, page: int = 1, per_page: int = 100) -> tuple[list[dict], int]:
     """One page of the records the actor may see, by name, with their details read from the holding
     nodes in parallel, and the total count. A node that cannot answer still lists its records from
@@ -590,13 +594,13 @@ def list_full(kind_name: str, actor: User, page: int = 1, per_page: int = 100) -
     timeout = current_app.config["AGENT_TIMEOUT_S"]
     clients = {nid: node_service.agent_client(n, timeout) for nid, n in nodes.items()
                if n.state == NodeState.READY.value}
-    # Where the page's rows on a node have one owner (always, for a user's own list), the node lists
-    # only that owner's records rather than every user's it holds.
+    # Each node lists only the records of the owners this page has there (one, for a user's own list),
+    # not every user's it holds; a page of more owners on one node than a query is worth takes all.
     owners: dict[int, set[str]] = {}
     for row in rows:
         owners.setdefault(row.node_id, set()).add(row.owner.name)
-    paths = {nid: f"{kind.path}?owner={quote(next(iter(names)))}" if len(names) == 1 else kind.path
-             for nid, names in owners.items()}
+    paths = {nid: f"{kind.path}?{urlencode([('owner', n) for n in sorted(names)])}"
+             if len(names) <= LIST_OWNERS_MAX else kind.path for nid, names in owners.items()}
 
     def fetch(node_id):
         try:

@@ -57,8 +57,10 @@ def test_lists_come_in_pages_by_name_with_the_total(client, cluster, one_node):
 
 def test_a_users_list_asks_the_node_for_that_users_records_only(client, cluster, one_node, monkeypatch):
     """Alice and bob on one node: alice's list asks the node for her records (`?owner=alice`), not every
-    user's it holds, and carries their details; the admin's list, two owners on that node, asks for all."""
+    user's it holds, and carries their details; the admin's list asks for the two owners its page has
+    there, and for everything once a page has more owners on a node than a query is worth."""
     from agent.client import AgentClient
+    from app.services import userdata
 
     cluster.user("bob")
     cluster.user("root-admin", admin=True)
@@ -80,9 +82,13 @@ def test_a_users_list_asks_the_node_for_that_users_records_only(client, cluster,
         ("alice.example", ["www.alice.example"], True)]
     asked.clear()
     every = client.get("/api/v1/webdomains", headers=basic("root-admin")).json["items"]
-    assert asked == [("GET", "/v1/webdomains")]
+    assert asked == [("GET", "/v1/webdomains?owner=alice&owner=bob")]
     assert [(i["name"], i["owner"], i["aliases"]) for i in every] == [
         ("alice.example", "alice", ["www.alice.example"]), ("bob.example", "bob", ["www.bob.example"])]
+    monkeypatch.setattr(userdata, "LIST_OWNERS_MAX", 1)
+    asked.clear()
+    assert client.get("/api/v1/webdomains", headers=basic("root-admin")).json["items"] == every
+    assert asked == [("GET", "/v1/webdomains")]
 
 
 def test_zone_records_serial_rises_on_every_edit(client, cluster, one_node):
