@@ -20,7 +20,9 @@ from datetime import timedelta
 from flask import current_app
 from redis import Redis
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from agent import liststate
 from agent.client import AgentClient, AgentError
@@ -189,6 +191,13 @@ def _finish(operation: Operation, status: OperationStatus, message: str) -> None
     operations.finish(operation, status, message)
 
 
+def _insert_new(model):
+    """INSERT with the dialect's ON CONFLICT clause available (SQLite or PostgreSQL)."""
+    if db.engine.dialect.name == "postgresql":
+        return postgresql_insert(model)
+    return sqlite_insert(model)
+
+
 def distribute_change(operation_id: int) -> OperationStatus:
     """Run one distributed request (the operation's params say which list and which change)."""
     operation = db.session.get(Operation, operation_id)
@@ -301,11 +310,16 @@ def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) 
         row = OperationNode(node_id=node.id, node_name=node.name)
         operation.nodes.append(row)
         rows_by_node[node.id] = row
-    # One statement for the whole cluster (register_desync would cost a query per node).
+    # One statement for the whole cluster (register_desync would cost a query per node). A desync that
+    # another process registered since the read above (a drift the collector found, a node back from
+    # unavailable) is left as it is and counted as prior: it is not this request's to drop.
     missing = [{"node_id": nid, "list": name, "since": utcnow(), "attempts": 0} for nid in target_ids
                if nid not in prior]
     if missing:
-        db.session.execute(insert(Desync), missing)
+        added = set(db.session.scalars(_insert_new(Desync).values(missing).on_conflict_do_nothing()
+                                       .returning(Desync.node_id)))
+        prior |= {row["node_id"] for row in missing} - added
+        change.prior_desyncs = sorted(prior)
     if prior:
         db.session.execute(update(Desync).where(Desync.list == name, Desync.node_id.in_(prior))
                            .values(next_try_at=None))

@@ -246,3 +246,36 @@ def test_two_changes_to_one_list_are_serialized_and_two_lists_run_in_parallel(cl
         assert [op.status for op in ops] == ["succeeded", "succeeded"], [op.message for op in ops]
         # Overlapping intervals: each started before the other finished.
         assert ops[0].started_at < ops[1].finished_at and ops[1].started_at < ops[0].finished_at
+
+
+def test_a_desync_registered_meanwhile_does_not_fail_the_request(cluster, monkeypatch):
+    """Another process registers a desync for a target after the request read the registry and before it
+    registers its own (the collector finding drift, say): the request goes on, applies everywhere and
+    clears it. Before, the duplicate row failed the job and recovery reported "the worker stopped"."""
+    from sqlalchemy import create_engine, text
+
+    from app.extensions import db
+    from app.services import distributed
+
+    for name in ("n1", "n2"):
+        cluster.add(name)
+    with cluster.app.app_context():
+        url = db.engine.url
+    n2, done = cluster.ids["n2"], []
+
+    def meanwhile(values, **kwargs):
+        # The request's first sort is of the desyncs it read, before it writes anything.
+        if not done:
+            done.append(True)
+            engine = create_engine(url)
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO desyncs (node_id, list, since, attempts) "
+                                  "VALUES (:node, 'firewall', CURRENT_TIMESTAMP, 0)"), {"node": n2})
+            engine.dispose()
+        return sorted(values, **kwargs)
+
+    monkeypatch.setattr(distributed, "sorted", meanwhile, raising=False)
+    operation = cluster.change("firewall", body=RULE)
+    assert operation["status"] == "succeeded", operation
+    assert {n["node"]: n["outcome"] for n in operation["nodes"]} == {"n1": "applied", "n2": "applied"}
+    assert done and cluster.desyncs() == set()
