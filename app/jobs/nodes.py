@@ -6,8 +6,8 @@ from agent.client import AgentError
 from app.extensions import db
 from app.jobs import job
 from app.models import Node, NodeOutcome, Operation
+from app.services import lists, operations
 from app.services import nodes as node_service
-from app.services import operations
 from app.services.collector import record_poll_failure, record_poll_success
 from app.services.policies import get_policy
 
@@ -25,6 +25,7 @@ def check_nodes(operation_id: int) -> None:
             continue
         operations.append_log(operation, f"polling {node.name} at {node.agent_url}")
         node_service.touch_poll(node)
+        asked_at = lists.heads()
         try:
             stats = node_service.agent_client(node).stats()
         except AgentError as exc:
@@ -33,7 +34,7 @@ def check_nodes(operation_id: int) -> None:
             operations.set_node_outcome(operation, node.id, outcome, str(exc))
             operations.append_log(operation, f"{node.name}: {exc}")
             continue
-        record_poll_success(node, stats)
+        record_poll_success(node, stats, asked_at)
         operations.set_node_outcome(operation, node.id, NodeOutcome.APPLIED)
         operations.append_log(operation, f"{node.name}: answered, state {node.state}")
     status, message = operations.outcome_status(operation)

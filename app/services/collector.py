@@ -12,7 +12,7 @@ from agent.client import AgentError
 from app.extensions import db
 from app.models import Node, NodeState, Policy
 from app.models.base import utcnow
-from app.services import distributed
+from app.services import distributed, lists
 from app.services import nodes as node_service
 from app.services.policies import get_policy
 from app.services.roles import absorb_software_report
@@ -43,6 +43,8 @@ def collect_stats() -> dict[int, str]:
         return {}
     timeout = current_app.config["AGENT_TIMEOUT_S"]
     clients = {node.id: node_service.agent_client(node, timeout) for node in nodes}
+    # An answer is compared with the master's lists only where they did not move while it was asked.
+    asked_at = lists.heads()
 
     def poll(node_id: int):
         try:
@@ -62,7 +64,7 @@ def collect_stats() -> dict[int, str]:
             record_poll_failure(node, str(result), policy)
             summary[node.id] = str(result)
         else:
-            record_poll_success(node, result)
+            record_poll_success(node, result, asked_at)
             summary[node.id] = "ok"
     db.session.commit()
     from app.services.userdata import reconcile_after_poll
@@ -72,8 +74,9 @@ def collect_stats() -> dict[int, str]:
     return summary
 
 
-def record_poll_success(node: Node, stats: dict) -> None:
-    """Store the figures and move the node to the state its answer and desyncs imply."""
+def record_poll_success(node: Node, stats: dict, asked_at: dict[str, tuple[int, str]] | None = None) -> None:
+    """Store the figures and move the node to the state its answer and desyncs imply (asked_at: the
+    master's list heads read before the node was asked; see sync.detect_drift)."""
     node.last_seen = utcnow()
     node.missed_polls = 0
     node.last_poll_error = None
@@ -92,7 +95,7 @@ def record_poll_success(node: Node, stats: dict) -> None:
     if node.setup_pending:
         return
     absorb_software_report(node, stats)
-    detect_drift(node, stats.get("lists"))
+    detect_drift(node, stats.get("lists"), asked_at=asked_at)
     counted = distributed.counted_desyncs(node.state, [d.list for d in node.desyncs])
     target = implied_state(counted)
     if node.state == target.value:

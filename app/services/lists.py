@@ -122,8 +122,10 @@ def get_list(name: str) -> SystemList:
 
 
 def heads() -> dict[str, tuple[int, str]]:
-    """Every list's (version, hash) on the master, empty lists included."""
-    found = {r.name: (r.version, r.hash) for r in db.session.scalars(select(SystemList))}
+    """Every list's (version, hash) on the master, empty lists included; read from the database each
+    time (columns, not objects the session may hold from an earlier read)."""
+    found = {name: (version, content_hash) for name, version, content_hash in
+             db.session.execute(select(SystemList.name, SystemList.version, SystemList.hash))}
     return {name: found.get(name, (0, empty_hash())) for name in LISTS}
 
 

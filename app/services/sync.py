@@ -244,11 +244,13 @@ def _requeue(operation: Operation) -> None:
     operations.append_log(operation, "the worker that took this request stopped before its first step; queued again")
 
 
-def detect_drift(node: Node, reported: object, master_heads: dict[str, tuple[int, str]] | None = None) -> list[str]:
+def detect_drift(node: Node, reported: object, master_heads: dict[str, tuple[int, str]] | None = None,
+                 asked_at: dict[str, tuple[int, str]] | None = None) -> list[str]:
     """Register a desync for every list whose version or hash on the node differs from the master's.
 
-    Skipped for lists the node already has a desync for and lists with a request in flight
-    (the answer may predate the request's commit). Returns the lists found drifted.
+    Skipped for lists the node already has a desync for, lists with a request in flight, and lists
+    whose head moved since the node was asked (`asked_at`: the heads read before the poll went out):
+    in both of the last, the answer may predate a request's commit. Returns the lists found drifted.
     """
     # Called for a node that just answered; one back from `unavailable` is compared at once.
     answering = (NodeState.SYNCING.value, NodeState.READY.value, NodeState.UNAVAILABLE.value)
@@ -263,6 +265,8 @@ def detect_drift(node: Node, reported: object, master_heads: dict[str, tuple[int
         held = reported.get(name) or {"version": 0, "hash": lists.empty_hash()}
         if not isinstance(held, dict) or (held.get("version"), held.get("hash")) == (version, content_hash):
             continue
+        if asked_at is not None and asked_at.get(name) != (version, content_hash):
+            continue  # a change committed while the node was being asked: look again at the next poll
         if distributed.list_busy(name):
             continue
         register_desync(node, name, f"drift: the node reports v{held.get('version')} "

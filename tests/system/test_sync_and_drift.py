@@ -67,6 +67,39 @@ def test_drift_is_not_registered_while_a_request_holds_the_list(cluster, app):
     assert cluster.desyncs() == {("n1", "firewall")}
 
 
+def test_a_change_committed_while_the_node_was_asked_is_not_taken_for_drift(cluster, app, monkeypatch):
+    """A request commits the master's next version after the poll went out and releases its lock before
+    the answer is compared: the answer predates the commit, so it is not drift (it put nodes in
+    `syncing`, refusing user data, under steady changes). The next poll compares again."""
+    from sqlalchemy import create_engine, text
+
+    from agent.client import AgentClient
+    from app.extensions import db
+
+    cluster.add("n1")
+    cluster.change("firewall", body=RULE)
+    with app.app_context():
+        url = db.engine.url
+    real, moved = AgentClient.stats, []
+
+    def answer_then_commit(self, *args, **kwargs):
+        answer = real(self, *args, **kwargs)
+        if not moved:
+            moved.append(True)
+            engine = create_engine(url)
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE system_lists SET version = version + 1, hash = :h WHERE name = 'firewall'"),
+                             {"h": "2" * 64})
+            engine.dispose()
+        return answer
+
+    monkeypatch.setattr(AgentClient, "stats", answer_then_commit)
+    cluster.collect()
+    assert moved and cluster.desyncs() == set()
+    cluster.collect()
+    assert cluster.desyncs() == {("n1", "firewall")}, "the node holds the older version: drift now"
+
+
 def test_sync_skips_a_list_whose_lock_is_held_without_counting_an_attempt(cluster, app):
     """The sync job never pushes under a distributed request; the desync waits, attempts stay 0."""
     from app.queues import redis_connection
