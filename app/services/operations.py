@@ -146,13 +146,14 @@ def operation_summary_to_dict(operation: Operation, summary: dict) -> dict:
 
 
 def rq_job_state(job_id: str) -> str:
-    """Where a queued operation's RQ job is: "dead" (gone, failed, stopped, canceled: it will never
+    """Where a queued operation's RQ job is: "lost" (Redis no longer has it: restarted without
+    the last writes of its append-only file), "dead" (failed, stopped, canceled: it will never
     run), "abandoned" (taken by a worker that vanished before the job's first step), "taken" (a
     live worker has it) or "waiting" (still in its queue, or deferred)."""
     try:
         job = Job.fetch(job_id, connection=redis_connection())
     except NoSuchJobError:
-        return "dead"
+        return "lost"
     status = job.get_status(refresh=False)
     if status in DEAD_RQ_STATUSES:
         return "dead"

@@ -216,8 +216,8 @@ def recover_interrupted_operations() -> list[int]:
             dead = as_utc(operation.created_at) < utcnow() - timedelta(seconds=ENQUEUE_GRACE_S)
         else:
             state = operations.rq_job_state(operation.rq_job_id)
-            if state == "abandoned":
-                _requeue(operation)
+            if state in ("abandoned", "lost"):
+                _requeue(operation, state)
                 continue
             dead = state == "dead"
         if dead and _still_unfinished(operation):
@@ -234,14 +234,21 @@ def _still_unfinished(operation: Operation) -> bool:
     return operation.status in (OperationStatus.QUEUED.value, OperationStatus.RUNNING.value)
 
 
-def _requeue(operation: Operation) -> None:
-    """Queue a request again whose worker died before its first step: nothing of it ran, and the
-    user was told it was accepted (RQ itself would only mark the job failed, minutes later)."""
+_REQUEUED_BECAUSE = {
+    "abandoned": "the worker that took this request stopped before its first step",
+    "lost": "Redis no longer has this request's job (restarted without its last writes)",
+}
+
+
+def _requeue(operation: Operation, state: str) -> None:
+    """Queue a request again that never reached its first step: its worker died first (RQ itself
+    would only mark the job failed, minutes later) or Redis lost the job. Nothing of it ran, and
+    the user was told it was accepted; the operation row holds the whole change."""
     from app.jobs.system import distribute_list_change
 
     job = get_queue().enqueue(distribute_list_change, operation.id, job_timeout=600)
     operation.rq_job_id = job.id
-    operations.append_log(operation, "the worker that took this request stopped before its first step; queued again")
+    operations.append_log(operation, f"{_REQUEUED_BECAUSE[state]}; queued again")
 
 
 def detect_drift(node: Node, reported: object, master_heads: dict[str, tuple[int, str]] | None = None,

@@ -168,10 +168,13 @@ def test_redis_killed_with_the_job_queued(cluster, app, owned_redis, tmp_path):
     owned_redis.start()
     with open(tmp_path / "worker.log", "ab") as log:
         assert spawn_worker(app, "default", log=log).wait(60) == 0
+    # Had the kill come before the AOF held the enqueue (everysec), recovery queues it again.
+    cluster.sync()
+    cluster.run_jobs()
     converge(cluster, app)
     facts = check_converged(cluster, app, NODES, operation_id, old)
     master, status = facts["master"], facts["status"]
-    assert master == "new", "appendonly keeps the queued job: the change must land"
+    assert master == "new", "the queued job survives, or is queued again: the change must land"
     RESULTS.append(("redis SIGKILLed with the job queued", master, status, "converged"))
 
 

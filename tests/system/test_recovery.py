@@ -30,13 +30,32 @@ def test_queued_operation_without_a_job_is_failed_after_the_grace(app):
 
     fresh = _list_change(app, "queued")
     old = _list_change(app, "queued", created_at=utcnow() - timedelta(minutes=5))
-    gone = _list_change(app, "queued", rq_job_id="no-such-job")
     with app.app_context():
-        assert sorted(recover_interrupted_operations()) == sorted([old, gone])
+        assert recover_interrupted_operations() == [old]
         assert db.session.get(Operation, fresh).status == "queued"
-        for operation_id in (old, gone):
-            operation = db.session.get(Operation, operation_id)
-            assert operation.status == "failed" and "unchanged (v0)" in operation.message
+        operation = db.session.get(Operation, old)
+        assert operation.status == "failed" and "unchanged (v0)" in operation.message
+
+
+def test_a_queued_operation_whose_job_redis_lost_is_queued_again(app):
+    """Redis killed before its append-only file held the 202's enqueue: the job is gone, nothing of
+    the change ran, and the operation row holds all of it. It is queued again, not failed."""
+    from rq.job import Job
+
+    from app.extensions import db
+    from app.models import Operation
+    from app.queues import get_queue, redis_connection
+    from app.services.sync import recover_interrupted_operations
+
+    lost = _list_change(app, "queued", rq_job_id="a-job-redis-lost")
+    with app.app_context():
+        assert recover_interrupted_operations() == []
+        db.session.commit()
+        operation = db.session.get(Operation, lost)
+        assert operation.status == "queued" and operation.rq_job_id != "a-job-redis-lost"
+        assert "Redis no longer has this request's job" in operation.log
+        job = Job.fetch(operation.rq_job_id, connection=redis_connection())
+        assert job.args == (lost,) and job.id in get_queue().get_job_ids()
 
 
 def test_an_operation_that_finished_while_recovery_looked_is_left_as_it_ended(app, monkeypatch):
