@@ -11,6 +11,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import CursorResult, Executable, MetaData
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 # Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
 naming_convention = {
@@ -45,6 +47,11 @@ def kept_on_commit() -> Iterator[None]:
 
 # Set on a pooled SQLite connection whose next commit does not wait for the disk; the pool puts
 # the connection back to synchronous=FULL when it is returned (app/__init__.py, _tune_sqlite).
+def conflict_insert(model):
+    """An INSERT for the session's database (SQLite or PostgreSQL) that takes `.on_conflict_do_nothing()`."""
+    return postgresql_insert(model) if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert(model)
+
+
 SYNC_RELAXED = "hostfleet_sync_relaxed"
 
 

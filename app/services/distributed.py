@@ -21,13 +21,11 @@ from flask import current_app
 from redis import Redis
 from redis.exceptions import LockError, RedisError
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from agent import liststate
 from agent.client import AgentClient, AgentError
 from agent.validation import ValidationError
-from app.extensions import db, kept_on_commit
+from app.extensions import conflict_insert, db, kept_on_commit
 from app.failpoints import failpoint
 from app.models import (
     Desync,
@@ -191,13 +189,6 @@ def _finish(operation: Operation, status: OperationStatus, message: str) -> None
     operations.finish(operation, status, message)
 
 
-def _insert_new(model):
-    """INSERT with the dialect's ON CONFLICT clause available (SQLite or PostgreSQL)."""
-    if db.engine.dialect.name == "postgresql":
-        return postgresql_insert(model)
-    return sqlite_insert(model)
-
-
 def distribute_change(operation_id: int) -> OperationStatus:
     """Run one distributed request (the operation's params say which list and which change)."""
     operation = db.session.get(Operation, operation_id)
@@ -316,7 +307,7 @@ def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) 
     missing = [{"node_id": nid, "list": name, "since": utcnow(), "attempts": 0} for nid in target_ids
                if nid not in prior]
     if missing:
-        added = set(db.session.scalars(_insert_new(Desync).values(missing).on_conflict_do_nothing()
+        added = set(db.session.scalars(conflict_insert(Desync).values(missing).on_conflict_do_nothing()
                                        .returning(Desync.node_id)))
         prior |= {row["node_id"] for row in missing} - added
         change.prior_desyncs = sorted(prior)

@@ -7,14 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import defer
 
 from agent import liststate
 from agent import validation as v
 from agent.ops import cron, firewall, mail
-from app.extensions import db
+from app.extensions import conflict_insert, db
 from app.models import Node, NodeState, SystemList
 from app.models.base import utcnow
 from app.services.desyncs import applies_to
@@ -113,9 +111,7 @@ def get_list(name: str) -> SystemList:
     row = db.session.get(SystemList, name, populate_existing=True)
     if row is None:
         # Concurrent first uses all find no row: insert-or-nothing, or all but one fail on the key (a 500).
-        dialect = db.session.get_bind().dialect.name
-        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-        db.session.execute(insert(SystemList).values(name=name, version=0, hash=empty_hash(), rows=[],
+        db.session.execute(conflict_insert(SystemList).values(name=name, version=0, hash=empty_hash(), rows=[],
                                                      updated_at=utcnow()).on_conflict_do_nothing())
         row = db.session.get(SystemList, name, populate_existing=True)
     return row
