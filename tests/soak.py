@@ -18,7 +18,8 @@ What it does:
    pages and read the API. Writes are bounded (--writes per client).
    Faults, each bounded and stopping by itself: at 15 % of the run one node's link is cut (node.cut()) for
    15 s and healed; at 50 % one of the panel's default-queue workers (one RQ reports running a job, if any)
-   is SIGKILLed and the runner starts another, as `make run` does; a run with no worker to kill fails.
+   is SIGKILLed and the runner starts another, as `make run` does; a run with no worker to kill fails, and
+   so does one where recovery finished any operation but the killed worker's as "the worker stopped".
 4. After the load: waits (at most 120 s) until no desync is left and no operation is queued or running,
    then reads every list back: the master's through the API, each node's from its real files
    (`nft list table inet hostfleet`, /etc/cron.d/hostfleet, /etc/nginx/hostfleet/<owner>/<domain>.conf and
@@ -214,6 +215,17 @@ def final_line(requests_n: int, errors: int, lost: int, desyncs: int) -> str:
 def exit_code(errors: int, lost: int, desyncs: int) -> int:
     """0 only when nothing went wrong."""
     return 0 if errors == 0 and lost == 0 and desyncs == 0 else 1
+
+
+WORKER_STOPPED = "the worker stopped"
+
+
+def unexplained_stops(messages: dict[int, str], killed_op: int | None) -> list[str]:
+    """Operations recovery finished because their worker stopped, other than the one the SIGKILLed
+    worker was running: the soak kills one worker, so any other such stop is a failure of the panel."""
+    return [f"operation {op_id} finished as if its worker had stopped, but the killed worker was "
+            f"{'running operation ' + str(killed_op) if killed_op else 'not running one'}: {message}"
+            for op_id, message in sorted(messages.items()) if WORKER_STOPPED in message and op_id != killed_op]
 
 
 def table(samples: list[Sample]) -> list[str]:
@@ -477,6 +489,7 @@ class Soak:
     admin_password: str = ""
     users: list[dict] = field(default_factory=list)
     deadline: float = 0.0
+    killed_op: int | None = None
 
 
 def say(message: str) -> None:
@@ -544,11 +557,13 @@ def faults(soak: Soak, panel, cut_node, cut_name: str, node_id: int, started: fl
     from tests.cluster.labpanel import kill_processes
     from tests.conftest import wait_until
 
-    victim, busy = busy_worker(panel)
+    victim, job_id = busy_worker(panel)
+    busy = f"running job {job_id}" if job_id else "idle"
     if victim is None:
         soak.failures.append("fault: the panel ran no default worker to SIGKILL")
     else:
         before = {p.pid for p in panel.default_workers()}
+        soak.killed_op = list_change_of(panel, job_id)
         kill_processes([victim])
         killed_at = time.monotonic() - started
         # The runner restarts a worker that died, as it does in production (`make run`).
@@ -569,16 +584,30 @@ def faults(soak: Soak, panel, cut_node, cut_name: str, node_id: int, started: fl
     say(f"fault: {cut_name} ready again {recorder.cut_until - recorder.cut_from:.0f} s after the cut")
 
 
-def busy_worker(panel) -> tuple[object | None, str]:
-    """One of the panel's default-queue workers, preferring one RQ says is running a job; and which job."""
+def busy_worker(panel) -> tuple[object | None, str | None]:
+    """One of the panel's default-queue workers, preferring one RQ says is running a job; and that job's id."""
     from rq import Worker
 
     workers = panel.default_workers()
     jobs = {w.pid: w.get_current_job_id() for w in Worker.all(connection=panel.redis())}
     for proc in workers:
         if jobs.get(proc.pid):
-            return proc, f"running job {jobs[proc.pid]}"
-    return (workers[0], "idle") if workers else (None, "")
+            return proc, jobs[proc.pid]
+    return (workers[0], None) if workers else (None, None)
+
+
+def list_change_of(panel, job_id: str | None) -> int | None:
+    """The operation a distributed request's RQ job runs (None for another job, or none)."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    if not job_id:
+        return None
+    try:
+        job = Job.fetch(job_id, connection=panel.redis())
+    except NoSuchJobError:
+        return None
+    return job.args[0] if job.func_name.endswith(".distribute_list_change") and job.args else None
 
 
 def settle(soak: Soak, panel, changes: list[Change]) -> int:
@@ -711,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
         changes = list(soak.recorder.changes)
         say(f"load done in {load_s:.0f} s: {len(samples)} requests, {len(changes)} changes; settling")
         desyncs = settle(soak, panel, changes)
+        finished = {c.op_id: panel.operation(c.op_id)["message"] or "" for c in changes if c.op_id is not None}
+        soak.failures += unexplained_stops(finished, soak.killed_op)
         master, nodes, notes = read_back(soak, panel, lab_nodes, names)
         lost, orphans = lost_changes(changes, master, nodes)
     finally:

@@ -13,6 +13,7 @@ from tests.soak import (
     lost_changes,
     percentile,
     table,
+    unexplained_stops,
 )
 
 NODES = ("local", "soak1", "soak2")
@@ -255,3 +256,18 @@ def test_a_delete_whose_index_row_a_reconciliation_removed_first_still_ends(app,
         userdata.end_write(pending)
         assert db.session.scalars(select(WebDomainIndex)).all() == []
         assert db.session.scalars(select(PendingWrite)).all() == []
+
+
+def test_only_the_killed_workers_operation_may_have_stopped():
+    """Recovery's "the worker stopped" is expected for the operation the SIGKILLed worker ran, and for no other."""
+    messages = {
+        7: "Firewall: the worker stopped before the master committed the change; the master's list is unchanged (v3)",
+        8: "Firewall v4: the master committed it, then the worker stopped. Applied on 4 of 4 nodes",
+        9: "Firewall v5: applied on 4 of 4 nodes",
+    }
+    stops = unexplained_stops(messages, killed_op=7)
+    assert len(stops) == 1 and stops[0].startswith("operation 8 finished as if its worker had stopped, "
+                                                   "but the killed worker was running operation 7")
+    assert [s.split(" finished")[0] for s in unexplained_stops(messages, killed_op=None)] == [
+        "operation 7", "operation 8"]
+    assert unexplained_stops({7: messages[7], 9: messages[9]}, killed_op=7) == []
