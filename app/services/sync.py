@@ -251,8 +251,7 @@ def _requeue(operation: Operation, state: str) -> None:
     operations.append_log(operation, f"{_REQUEUED_BECAUSE[state]}; queued again")
 
 
-def detect_drift(node: Node, reported: object, master_heads: dict[str, tuple[int, str]] | None = None,
-                 asked_at: dict[str, tuple[int, str]] | None = None) -> list[str]:
+def detect_drift(node: Node, reported: object, asked_at: dict[str, tuple[int, str]] | None = None) -> list[str]:
     """Register a desync for every list whose version or hash on the node differs from the master's.
 
     Skipped for lists the node already has a desync for, lists with a request in flight, and lists
@@ -263,7 +262,7 @@ def detect_drift(node: Node, reported: object, master_heads: dict[str, tuple[int
     answering = (NodeState.SYNCING.value, NodeState.READY.value, NodeState.UNAVAILABLE.value)
     if node.state not in answering or not isinstance(reported, dict):
         return []
-    master_heads = master_heads or lists.heads()
+    master_heads = lists.heads()
     pending = {d.list for d in node.desyncs}
     drifted = []
     for name, (version, content_hash) in master_heads.items():
