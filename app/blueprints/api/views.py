@@ -23,10 +23,11 @@ blp.before_request(authenticate_api_request)
 
 
 def _errors(*codes: int):
-    """Document the error answers a route can give."""
+    """Document the error answers a route can give (a route that can answer 401 can answer 429:
+    too many wrong passwords from one address)."""
 
     def decorate(view):
-        for code in codes:
+        for code in codes + ((429,) if 401 in codes else ()):
             view = blp.alt_response(code, schema=ApiErrorSchema, description="Error")(view)
         return view
 
