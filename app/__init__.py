@@ -26,16 +26,16 @@ def create_app(config: object | None = None) -> Flask:
     extensions.csrf.init_app(app)
     extensions.login.init_app(app)
     extensions.htmx.init_app(app)
-    extensions.limiter.init_app(app)
     _tune_sqlite(app)
 
-    from app import auth_hooks, errors, timing
+    from app import auth_hooks, errors, ratelimit, timing
     from app import htmx as htmx_helpers
     from app.blueprints import register_blueprints
     from app.cli import register_cli
 
     timing.init_app(app)  # its start stamp goes ahead of every other hook, the extensions' too
     auth_hooks.init_app(app)
+    ratelimit.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
     htmx_helpers.init_app(app)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import functools
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, g, jsonify, redirect, request, url_for
-from flask_limiter.util import get_remote_address
+from flask import Flask, abort, g, jsonify, redirect, request, url_for
 from flask_login import current_user
-from limits import parse
 
-from app.extensions import htmx, limiter, login
+from app import ratelimit
+from app.extensions import htmx, login
 from app.services import accounts
 
 
@@ -46,37 +45,20 @@ def api_user():
     return g.get("api_user")
 
 
-def _basic_auth_allowed(failed: bool = False) -> bool:
-    """Whether this address may try a password on the API now; `failed` counts a wrong one.
-
-    The login form's limit (LOGIN_RATE_LIMIT per address) applies to the API's HTTP Basic too, or the
-    API would be the way around it; only wrong passwords count, so a script using Basic is not
-    throttled, and once over the limit every Basic attempt is refused until the window passes.
-    """
-    item = parse(current_app.config["LOGIN_RATE_LIMIT"])
-    if failed:
-        return limiter.limiter.hit(item, "api-basic-failures", get_remote_address())
-    return limiter.limiter.test(item, "api-basic-failures", get_remote_address())
-
-
-def _too_many_attempts():
-    response = jsonify(error="Too many failed logins from this address; wait a minute and try again.")
-    response.status_code = 429
-    response.headers["Retry-After"] = "60"
-    return response
-
-
 def authenticate_api_request():
     """HTTP Basic with panel credentials, or a Bearer API token; 401 otherwise (429 after too many
     wrong passwords from one address)."""
     auth = request.authorization
     user = None
     if auth is not None and auth.type == "basic":
-        if not _basic_auth_allowed():
-            return _too_many_attempts()
+        # The login form's limit applies to the API's Basic too, or the API would be the way around
+        # it. Only wrong passwords count (a script using Basic is not throttled); over the limit, every
+        # Basic attempt from the address is refused until the window passes.
+        refusal = "Too many failed logins from this address; wait a minute and try again."
+        ratelimit.check("api-basic", refusal)
         user = accounts.authenticate(auth.username or "", auth.password or "")
         if user is None:
-            _basic_auth_allowed(failed=True)
+            ratelimit.attempt("api-basic", refusal)
     elif auth is not None and auth.type == "bearer" and auth.token:
         user = accounts.user_for_token(auth.token)
     if user is None:

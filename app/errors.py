@@ -24,6 +24,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):
+        # Headers the error carries besides its own body's (Retry-After of a 429, Allow of a 405).
+        headers = [(k, v) for k, v in error.get_headers() if k != "Content-Type"]
         if wants_json():
             payload = getattr(error, "data", None) or {}
             body = {"error": error.description or error.name}
@@ -31,8 +33,8 @@ def init_app(app: Flask) -> None:
             if messages:
                 body["fields"] = _flatten_fields(messages)
                 body["error"] = "Invalid input: " + ", ".join(sorted(body["fields"]))
-            return jsonify(body), error.code
-        return render_template("errors/error.html", code=error.code, message=error.description), error.code
+            return jsonify(body), error.code, headers
+        return render_template("errors/error.html", code=error.code, message=error.description), error.code, headers
 
 
 def _flatten_fields(messages: dict) -> dict[str, str]:

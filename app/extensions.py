@@ -4,8 +4,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask_htmx import HTMX
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -28,7 +26,6 @@ migrate = Migrate()
 csrf = CSRFProtect()
 login = LoginManager()
 htmx = HTMX()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 @contextmanager

@@ -5,10 +5,11 @@ import pytest
 from tests.conftest import Users, csrf_from
 
 
-def post_login(client, username, password, next_url=None):
+def post_login(client, username, password, next_url=None, **kwargs):
     page = client.get("/login")
     url = "/login" + (f"?next={next_url}" if next_url else "")
-    return client.post(url, data={"username": username, "password": password, "csrf_token": csrf_from(page.text)})
+    return client.post(url, data={"username": username, "password": password, "csrf_token": csrf_from(page.text)},
+                       **kwargs)
 
 
 def test_password_is_stored_as_argon2_hash(app, users):
@@ -83,8 +84,20 @@ def test_login_is_rate_limited(app, client, users):
     codes = [post_login(client, "alice", "wrong").status_code for _ in range(4)]
     assert codes == [400, 400, 400, 429]
     response = post_login(client, "alice", Users.PASSWORD)
-    assert response.status_code == 429
+    assert response.status_code == 429 and response.headers["Retry-After"] == "60"
     assert "Too many login attempts" in response.text
+    other = post_login(client, "alice", Users.PASSWORD, environ_base={"REMOTE_ADDR": "127.0.0.2"})
+    assert other.status_code == 302, "the limit is per address"
+
+
+def test_a_login_rate_limit_that_does_not_parse_stops_the_start(tmp_path, redis_url):
+    from app import create_app
+    from app.config import TestConfig
+
+    config = TestConfig(tmp_path, redis_url)
+    config.LOGIN_RATE_LIMIT = "ten a minute"
+    with pytest.raises(ValueError, match="LOGIN_RATE_LIMIT: .*ten a minute"):
+        create_app(config)
 
 
 def test_session_cookie_flags(client, users):

@@ -3,24 +3,19 @@
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
+from app import ratelimit
 from app.auth_hooks import safe_next
 from app.blueprints.auth.forms import LoginForm
-from app.extensions import limiter
 from app.services import accounts
 
 bp = Blueprint("auth", __name__)
 
 
-def _login_limit() -> str:
-    from flask import current_app
-
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"], error_message="Too many login attempts; wait a minute and try again.")
 def login():
-    """Show the login form; log in with a user name and password."""
+    """Show the login form; log in with a user name and password (LOGIN_RATE_LIMIT posts per address)."""
+    if request.method == "POST":
+        ratelimit.attempt("form", "Too many login attempts; wait a minute and try again.")
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = LoginForm()
