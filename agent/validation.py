@@ -39,6 +39,10 @@ _USERNAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _PATH_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # Underscore labels are legal in DNS owner names (_dmarc, _sip._tcp) though not in host names.
 _RECORD_LABEL = re.compile(r"_?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# Letters, digits and inner hyphens, no "--" in the third and fourth places (where xn-- puts them): a
+# label IDNA leaves as it is once lower-cased, so a name of only such labels skips the IDNA codec.
+_LDH_LABEL = r"(?![a-z0-9-]{2}--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_PLAIN_NAME = re.compile(rf"{_LDH_LABEL}(?:\.{_LDH_LABEL})+")
 # Characters that end or nest a statement in nginx, bind, exim or a shell; never in a comment.
 _SYNTAX_CHARS = frozenset('"\'`\\;{}<>$|&')
 # Scripts that legitimately share one label (Japanese mixes Han with both kana sets).
@@ -127,9 +131,10 @@ def domain_name(value: object, field: str = "name") -> str:
     value = text(value, field, max_length=1024, empty=False)
     if value.endswith("."):
         value = value[:-1]
+    plain = value.isascii() and _PLAIN_NAME.fullmatch(value.lower())
     try:
-        ascii_name = idna.encode(value, uts46=True).decode("ascii")
-        unicode_name = idna.decode(ascii_name)
+        ascii_name = value.lower() if plain else idna.encode(value, uts46=True).decode("ascii")
+        unicode_name = ascii_name if plain else idna.decode(ascii_name)
     except (idna.IDNAError, UnicodeError) as exc:
         raise ValidationError(field, f"not a valid domain name ({exc})") from None
     if len(ascii_name) > MAX_NAME_LENGTH:

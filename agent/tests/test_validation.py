@@ -73,3 +73,29 @@ def test_record_values_are_canonical():
     assert v.record_value("example.com", "TXT", 'say "hi"') == '"say \\"hi\\""'
     with pytest.raises(v.ValidationError):
         v.record_value("example.com", "A", "1.2.3.4 ; x")
+
+
+def test_plain_names_skip_idna_and_mean_what_idna_says():
+    """A name of plain letter-digit-hyphen labels is taken without the IDNA codec; every name over an
+    alphabet of a letter, a digit and '-' (labels up to 7 long, and the edges: 63/64 long, '--' in the
+    third and fourth places, xn--) gives what the codec gives: the same name, or an error."""
+    import itertools
+
+    import idna
+
+    labels = ["".join(t) for n in range(1, 8) for t in itertools.product("a1-", repeat=n)]
+    labels += ["a" * 63, "a" * 64, "ab--c", "xn--80ak6aa92e", "Ab-Cd", "a_b"]
+    for label in labels:
+        for name in (f"{label}.com", f"x.{label}", f"{label}.{label}"):
+            try:
+                expected = idna.encode(name, uts46=True).decode("ascii").lower()
+            except (idna.IDNAError, UnicodeError):
+                expected = None
+            try:
+                got = v.domain_name(name)
+            except v.ValidationError:
+                got = None
+            if expected is not None and (expected.split(".")[-1].isdigit() or len(expected) > 253):
+                expected = None  # refused by domain_name's own rules, either way
+            assert got == expected, name
+    assert v._PLAIN_NAME.fullmatch("www.example.com") and not v._PLAIN_NAME.fullmatch("xn--80ak6aa92e.com")
