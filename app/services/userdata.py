@@ -26,6 +26,7 @@ from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from agent import validation as v
 from agent.client import AgentError
+from agent.config import DEFAULT_MAX_CLOCK_SKEW_S
 from agent.ops import dns, mail, web
 from app.extensions import db, kept_on_commit, restorable_write
 from app.models import (
@@ -319,8 +320,8 @@ class NewRow:
     claimed_at: None = None  # confirmed before it is shown
 
 
-# A claim older than this (the agent call's read timeout plus this margin for its connect timeout
-# and the master's own work) belongs to no create still running: its master died or gave up.
+# The agent call's read timeout plus this margin (its connect timeout and the master's own work) is
+# the longest a create can still be waiting on its node; settle_seconds() adds the network's delays.
 CLAIM_MARGIN_S = 30
 
 
@@ -376,8 +377,14 @@ def release_claim(kind: Kind, row_id: int) -> None:
 
 
 def settle_seconds() -> int:
-    """How long a claim can stand before the poll may take it for abandoned."""
-    return int(current_app.config["AGENT_TIMEOUT_S"] + CLAIM_MARGIN_S)
+    """How long after a write began it may still land on its node, so its claim or pending mark stands.
+
+    Not only while the master waits (its timeout plus CLAIM_MARGIN_S): a request held up in the network
+    (a cut link's retransmits) can reach the agent after the master gave up, and the agent takes a signed
+    request for its clock-skew window either side of the signing time, by a clock that may itself be
+    that far behind the master's: two windows after the write began, nothing of it can land any more.
+    """
+    return int(max(current_app.config["AGENT_TIMEOUT_S"] + CLAIM_MARGIN_S, 2 * DEFAULT_MAX_CLOCK_SKEW_S))
 
 
 def claim_abandoned(claimed_at: datetime) -> bool:
@@ -747,8 +754,10 @@ def reconcile_node(node: Node) -> dict[str, int]:
             db.session.add(kind.model(owner_id=owner.id, node_id=node.id, **{kind.key: key}))
             summary["added"] += 1
     if started is not None:
-        db.session.execute(PendingWrite.__table__.delete().where(PendingWrite.node_id == node.id,
-                                                                 PendingWrite.id <= started))
+        # A younger mark stays, and keeps the node reconciled at each poll: its write may still land.
+        settled_before = utcnow() - timedelta(seconds=settle_seconds())
+        db.session.execute(PendingWrite.__table__.delete().where(
+            PendingWrite.node_id == node.id, PendingWrite.id <= started, PendingWrite.started_at < settled_before))
     db.session.commit()
     if any(summary[k] for k in ("added", "removed", "changed")):
         log.info("reconciled the index of node %s from its agent: %s", node.name, summary)

@@ -100,6 +100,63 @@ def test_crash_after_agent_confirmed_is_repaired_by_the_next_poll(app, client, c
     with app.app_context():
         from app.models import PendingWrite
 
+        # The delete's mark outlives the poll while its request could still land (see the next test).
+        assert [m.name for m in db.session.scalars(select(PendingWrite))] == ["kept.example.com"]
+        age_marks(app)
+    cluster.poll()
+    with app.app_context():
+        assert db.session.scalars(select(PendingWrite)).all() == []
+
+
+def age_marks(app) -> None:
+    """Every pending mark as old as one whose write can no longer land."""
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.models import PendingWrite
+    from app.models.base import utcnow
+    from app.services import userdata
+
+    with app.app_context():
+        old = utcnow() - timedelta(seconds=userdata.settle_seconds() + 1)
+        db.session.execute(PendingWrite.__table__.update().values(started_at=old))
+        db.session.commit()
+
+
+def test_a_delete_that_lands_after_its_504_and_a_poll_still_leaves_the_index(app, client, cluster, one_node,
+                                                                              monkeypatch):
+    """Found by the soak: a delete sent while the node's link was cut got 504; the poll after the heal found
+    the domain still on the node and dropped the delete's mark; the request, held up in the network, then
+    reached the agent (inside its signature window) and deleted the domain, and the index kept it. A mark
+    now stands as long as its write may still land, and the node is reconciled at each poll until then."""
+    from agent.client import AgentClient, AgentError
+    from app.extensions import db
+    from app.models import Node, PendingWrite, WebDomainIndex
+    from app.services.nodes import agent_client
+
+    headers = basic("alice")
+    made = client.post("/api/v1/webdomains", json={"name": "late.example.com"}, headers=headers).json
+
+    def held_up(self, method, path, *args, **kwargs):
+        raise AgentError("timeout", f"{self.base_url}{path}: no answer within 5s", url=path)
+
+    monkeypatch.setattr(AgentClient, "request", held_up)
+    answer = client.delete(f"/api/v1/webdomains/{made['id']}", headers=headers)
+    monkeypatch.undo()
+    assert answer.status_code == 504 and "may have been applied" in answer.json["error"]
+    cluster.poll()  # the link is back: the node still holds the domain
+    assert [i["name"] for i in client.get("/api/v1/webdomains", headers=headers).json["items"]] == [
+        "late.example.com"]
+    with app.app_context():
+        agent_client(db.session.get(Node, one_node)).delete("/v1/webdomains/late.example.com")  # it lands
+    cluster.poll()
+    assert client.get("/api/v1/webdomains", headers=headers).json["items"] == []
+    with app.app_context():
+        assert db.session.scalars(select(WebDomainIndex)).all() == []
+        assert [m.name for m in db.session.scalars(select(PendingWrite))] == ["late.example.com"]
+    age_marks(app)
+    cluster.poll()
+    with app.app_context():
         assert db.session.scalars(select(PendingWrite)).all() == []
 
 
@@ -255,7 +312,7 @@ def test_a_refused_create_frees_its_name_and_an_abandoned_claim_is_removed(app, 
     taken = client.post("/api/v1/webdomains", json={"name": "orphan.example.com"}, headers=headers)
     assert taken.status_code == 409, "a young claim is kept: its create may still be waiting on the node"
     with app.app_context():
-        old = utcnow() - timedelta(seconds=app.config["AGENT_TIMEOUT_S"] + userdata.CLAIM_MARGIN_S + 1)
+        old = utcnow() - timedelta(seconds=userdata.settle_seconds() + 1)
         db.session.execute(WebDomainIndex.__table__.update().where(WebDomainIndex.id == row_id)
                            .values(claimed_at=old))
         db.session.commit()
