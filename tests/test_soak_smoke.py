@@ -258,6 +258,36 @@ def test_a_delete_whose_index_row_a_reconciliation_removed_first_still_ends(app,
         assert db.session.scalars(select(PendingWrite)).all() == []
 
 
+def test_a_delete_whose_row_a_reconciliation_removed_does_not_remove_the_next_claim(app, users):
+    """Found by the soak (a web domain lost, another left behind): a reconciliation removed the row of a
+    delete in flight, which was the highest id; the next create's claim took that id (SQLite reuses the
+    highest deleted rowid without AUTOINCREMENT), the delete's own commit then removed that claim, and the
+    id handed to the second create's client named a third domain later. Index ids are never reused now."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Node, User, WebDomainIndex
+    from app.services import userdata
+    from app.services.nodes import ensure_local_node
+
+    owner_id = users.make("alice")
+    with app.app_context():
+        node = ensure_local_node(app.config["DATA_DIR"])
+        db.session.add(WebDomainIndex(owner_id=owner_id, node_id=node.id, name="deleted.example"))
+        db.session.commit()
+        row = db.session.scalar(select(WebDomainIndex))
+        deleted_id = row.id
+        pending = userdata.begin_write(node, "webdomains", "deleted.example")
+        with db.engine.begin() as conn:  # the reconciliation, in another process
+            conn.execute(WebDomainIndex.__table__.delete())
+        kind, owner = userdata.KINDS["webdomains"], db.session.get(User, owner_id)
+        claimed = userdata.claim(kind, owner, db.session.get(Node, node.id), "next.example")
+        assert claimed != deleted_id, "an id is never given to a second row"
+        db.session.delete(row)
+        userdata.end_write(pending)
+        assert db.session.scalars(select(WebDomainIndex.name)).all() == ["next.example"]
+
+
 def test_only_the_killed_workers_operation_may_have_stopped():
     """Recovery's "the worker stopped" is expected for the operation the SIGKILLed worker ran, and for no other."""
     messages = {

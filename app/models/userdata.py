@@ -85,8 +85,10 @@ class Claimable:
         # lead the planner to it for `claimed_at IS NULL` (lookups by id, the zone for new records)
         # and away from the indexes that serve those.
         claims = text("claimed_at IS NOT NULL")
+        # AUTOINCREMENT: SQLite would give a new row the id of the highest one deleted before it, and an id a
+        # client holds, or a write in flight, must never come to name another record (PostgreSQL never reuses).
         return (Index(f"ix_{cls.__tablename__}_claimed_at", "claimed_at", sqlite_where=claims,
-                      postgresql_where=claims),)
+                      postgresql_where=claims), {"sqlite_autoincrement": True})
 
 
 class WebDomainIndex(Claimable, db.Model):
