@@ -268,7 +268,8 @@ def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) 
     base_version, base_hash = master.version, master.hash
     targets = lists.targets(name)
     try:
-        new_rows = lists.apply_change(name, master.rows, params["action"], params.get("row_id"), params.get("row"))
+        new_rows = lists.apply_change(name, master.rows, params["action"], params.get("row_id"), params.get("row"),
+                                      master.version)
         lists.check_list(name, new_rows, {n.agent_port for n in targets}, "rows")
     except (lists.RowNotFound, ValidationError) as exc:
         db.session.rollback()
@@ -510,7 +511,7 @@ def request_change(name: str, action: str, data: object = None, *, row_id: int |
     defn = lists.LISTS[name]
     row = lists.clean_row(name, data) if action in ("add", "edit") else None
     master = lists.get_list(name)
-    new_rows = lists.apply_change(name, master.rows, action, row_id, row)
+    new_rows = lists.apply_change(name, master.rows, action, row_id, row, master.version)
     ports = {n.agent_port for n in lists.targets(name)}
     lists.check_list(name, new_rows, ports, "id" if action == "delete" else "action")
     db.session.rollback()

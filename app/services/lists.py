@@ -125,10 +125,17 @@ def heads() -> dict[str, tuple[int, str]]:
     return {name: found.get(name, (0, empty_hash())) for name in LISTS}
 
 
-def apply_change(name: str, rows: list[dict], action: str, row_id: int | None, row: dict | None) -> list[dict]:
-    """The list after an add, edit or delete (rows keep their order: the firewall's first match wins)."""
+def apply_change(name: str, rows: list[dict], action: str, row_id: int | None, row: dict | None,
+                 version: int) -> list[dict]:
+    """The list at `version` after an add, edit or delete (rows keep their order: the firewall's first
+    match wins).
+
+    A new row's id is past every id the list ever gave, not only past the rows it holds: every change
+    moves the version on, so one past the version (or past the rows, for ids given before this rule) is
+    free for good. An id a stale page or client holds then names nothing, never a newer rule.
+    """
     if action == "add":
-        next_id = max((r["id"] for r in rows), default=0) + 1
+        next_id = max(max((r["id"] for r in rows), default=0), version) + 1
         return [*rows, {"id": next_id, **row}]
     if not any(r["id"] == row_id for r in rows):
         raise RowNotFound(name, row_id)

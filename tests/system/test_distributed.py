@@ -279,3 +279,18 @@ def test_a_desync_registered_meanwhile_does_not_fail_the_request(cluster, monkey
     assert operation["status"] == "succeeded", operation
     assert {n["node"]: n["outcome"] for n in operation["nodes"]} == {"n1": "applied", "n2": "applied"}
     assert done and cluster.desyncs() == set()
+
+
+def test_a_deleted_rules_id_is_never_given_again(cluster):
+    """A stale page's or client's id must name nothing, never a newer rule: rule 2 deleted, the next rule
+    added gets an id past every one given (4, one past the list's version; 2 before); a second delete of 2 is
+    refused with 404 and the rules stay."""
+    cluster.add("n1")
+    for port in (8001, 8002):
+        assert cluster.change("firewall", body={**RULE, "ports": str(port)})["status"] == "succeeded"
+    assert cluster.change("firewall", "DELETE", row_id=2)["status"] == "succeeded"
+    assert cluster.change("firewall", body={**RULE, "ports": "8003"})["status"] == "succeeded"
+    assert [(r["id"], r["ports"]) for r in cluster.master("firewall")["rows"]] == [(1, "8001"), (4, "8003")]
+    status, answer = cluster.api("DELETE", "/firewall/2")
+    assert status == 404 and "2" in answer["error"], answer
+    assert [r["id"] for r in cluster.master("firewall")["rows"]] == [1, 4]

@@ -126,7 +126,7 @@ class DistributedModel(RuleBasedStateMachine):
         from app.services import distributed, lists
 
         old = self.lists[name]
-        new_rows = lists.apply_change(name, old["rows"], action, row_id, row)
+        new_rows = lists.apply_change(name, old["rows"], action, row_id, row, old["version"])
         commit = self._expect_commit(crash)
         with self.app.app_context():
             operation = distributed.request_change(name, action, row, row_id=row_id, user_id=None)
