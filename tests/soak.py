@@ -557,15 +557,17 @@ def faults(soak: Soak, panel, cut_node, cut_name: str, node_id: int, started: fl
     from tests.cluster.labpanel import kill_processes
     from tests.conftest import wait_until
 
-    victim, job_id = busy_worker(panel)
-    busy = f"running job {job_id}" if job_id else "idle"
+    victim, registered = busy_worker(panel)
     if victim is None:
         soak.failures.append("fault: the panel ran no default worker to SIGKILL")
     else:
         before = {p.pid for p in panel.default_workers()}
-        soak.killed_op = list_change_of(panel, job_id)
         kill_processes([victim])
         killed_at = time.monotonic() - started
+        # Read after the kill: the job it ran when it died (it may have moved on since it was picked).
+        job_id = registered.get_current_job_id() if registered is not None else None
+        busy = f"running job {job_id}" if job_id else "idle"
+        soak.killed_op = list_change_of(panel, job_id)
         # The runner restarts a worker that died, as it does in production (`make run`).
         wait_until(lambda: {p.pid for p in panel.default_workers()} - before, 60, interval=0.2,
                    what="the runner to start a worker in place of the killed one")
@@ -584,16 +586,17 @@ def faults(soak: Soak, panel, cut_node, cut_name: str, node_id: int, started: fl
     say(f"fault: {cut_name} ready again {recorder.cut_until - recorder.cut_from:.0f} s after the cut")
 
 
-def busy_worker(panel) -> tuple[object | None, str | None]:
-    """One of the panel's default-queue workers, preferring one RQ says is running a job; and that job's id."""
+def busy_worker(panel) -> tuple[object | None, object | None]:
+    """One of the panel's default-queue workers, preferring one RQ says is running a job; and RQ's record
+    of that worker (None if RQ has none), whose current job a dead worker keeps."""
     from rq import Worker
 
     workers = panel.default_workers()
-    jobs = {w.pid: w.get_current_job_id() for w in Worker.all(connection=panel.redis())}
+    registered = {w.pid: w for w in Worker.all(connection=panel.redis())}
     for proc in workers:
-        if jobs.get(proc.pid):
-            return proc, jobs[proc.pid]
-    return (workers[0], None) if workers else (None, None)
+        if proc.pid in registered and registered[proc.pid].get_current_job_id():
+            return proc, registered[proc.pid]
+    return (workers[0], registered.get(workers[0].pid)) if workers else (None, None)
 
 
 def list_change_of(panel, job_id: str | None) -> int | None:
