@@ -153,3 +153,26 @@ def test_wrong_basic_passwords_are_rate_limited_like_the_login_form(app, client,
         _, token = create_token(db.session.scalar(db.select(User).where(User.name == "root")), "script")
         db.session.commit()
     assert auth.get("/api/v1/nodes", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_ids_of_deleted_accounts_tokens_and_nodes_are_never_given_again(app):
+    """A stale page's "delete user 2" or "revoke token 1" must name nothing, never a newer account or
+    token: SQLite would give a new row the highest deleted id without AUTOINCREMENT (migration 0007)."""
+    from app.extensions import db
+    from app.models import ApiToken, Node, User
+    from app.services import accounts
+    from app.services.nodes import create_node
+
+    with app.app_context():
+        for model, make in ((User, lambda i: accounts.create_user(f"gone{i}", "a long password")),
+                            (Node, lambda i: create_node(f"n{i}", f"198.18.0.{i + 10}", roles=[], reason="test")),
+                            (ApiToken, lambda i: accounts.create_token(
+                                accounts.create_user(f"holder{i}", "a long password"), "t")[0])):
+            first = make(1)
+            db.session.commit()
+            first_id = first.id
+            db.session.delete(first)
+            db.session.commit()
+            second = make(2)
+            db.session.commit()
+            assert second.id > first_id, model.__tablename__

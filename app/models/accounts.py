@@ -28,6 +28,8 @@ class User(UserMixin, db.Model):
     """A panel account (administrator or hosting customer)."""
 
     __tablename__ = "users"
+    # SQLite AUTOINCREMENT: an id a page, a client or a log names is never given to another account later.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(32), unique=True)
@@ -63,6 +65,8 @@ class ApiToken(db.Model):
     """A Bearer token for the JSON API; only its SHA-256 is stored."""
 
     __tablename__ = "api_tokens"
+    # SQLite AUTOINCREMENT: an id a page, a client or a log names is never given to another token later.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

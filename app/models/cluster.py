@@ -43,6 +43,8 @@ class Node(db.Model):
     """A server of the cluster, reached through its agent."""
 
     __tablename__ = "nodes"
+    # SQLite AUTOINCREMENT: an id a page, a client or a log names is never given to another node later.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
