@@ -196,9 +196,12 @@ def add_record(config, zone: str, data: object) -> dict:
     """Add a record to a zone (checked by named-checkzone with the rest of the zone)."""
     with apply.OP_LOCK:
         domain = get(config, zone)
-        next_id = max((r["id"] for r in domain["records"]), default=0) + 1
+        # Past every id the zone ever gave, not only past the records it holds: a stale page's "delete
+        # record 5" must name nothing, never a newer record 5.
+        next_id = max(max((r["id"] for r in domain["records"]), default=0), domain.get("last_record_id", 0)) + 1
         record = validate_record(domain["name"], data, next_id)
         domain["records"].append(record)
+        domain["last_record_id"] = next_id
         _commit_one(config, domain)
     return record
 

@@ -101,6 +101,18 @@ def test_update_and_delete_records_and_zone(agent):
     assert 'zone "example.com"' not in (config.root / dns.INCLUDE).read_text()
 
 
+def test_a_deleted_records_id_is_never_given_again(agent):
+    """The highest record deleted, the next one added gets a new id: an id a stale page holds names nothing."""
+    config, _ = agent
+    first = dns.add_record(config, "example.com", RECORDS["A"])
+    dns.delete_record(config, "example.com", first["id"])
+    second = dns.add_record(config, "example.com", RECORDS["TXT"])
+    assert second["id"] == first["id"] + 1
+    with pytest.raises(apply.NotFound):
+        dns.delete_record(config, "example.com", first["id"])
+    assert "_dmarc" in zone_text(config)
+
+
 @pytest.mark.parametrize(
     "record, field",
     [

@@ -578,8 +578,8 @@ def delete(kind_name: str, actor: User, row_id: int) -> None:
 def _shape(kind_name: str, result: object, row) -> dict:
     """The agent's record with the index's id, owner name and node name."""
     record = dict(result) if isinstance(result, dict) else {}
-    record.pop("hash", None)
-    record.pop("password", None)
+    for internal in ("hash", "password", "last_record_id"):
+        record.pop(internal, None)
     if kind_name == "domains" and isinstance(record.get("records"), list):
         record["records"] = [public_record(r) for r in record["records"]]
     state = "ready" if row.claimed_at is None else "creating"
