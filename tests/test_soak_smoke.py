@@ -232,6 +232,23 @@ def test_a_claim_a_reconciliation_settled_first_does_not_fail_the_create(app, us
         assert db.session.scalars(select(WebDomainIndex.name)).all() == ["race.example"]
 
 
+def delete_in_flight(app, owner_id: int, name: str):
+    """(node, row, mark id): an indexed web domain on the local node whose delete has been sent, its pending
+    mark written (call inside an app context)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import WebDomainIndex
+    from app.services import userdata
+    from app.services.nodes import ensure_local_node
+
+    node = ensure_local_node(app.config["DATA_DIR"])
+    db.session.add(WebDomainIndex(owner_id=owner_id, node_id=node.id, name=name))
+    db.session.commit()
+    row = db.session.scalar(select(WebDomainIndex).where(WebDomainIndex.name == name))
+    return node, row, userdata.begin_write(node, "webdomains", name)
+
+
 def test_a_delete_whose_index_row_a_reconciliation_removed_first_still_ends(app, users):
     """Found by the soak (a 500 for a delete that was done): the poll's reconciliation removed the index row
     after the node deleted the domain, before the delete's own commit."""
@@ -240,15 +257,10 @@ def test_a_delete_whose_index_row_a_reconciliation_removed_first_still_ends(app,
     from app.extensions import db
     from app.models import PendingWrite, WebDomainIndex
     from app.services import userdata
-    from app.services.nodes import ensure_local_node
 
     owner_id = users.make("alice")
     with app.app_context():
-        node = ensure_local_node(app.config["DATA_DIR"])
-        db.session.add(WebDomainIndex(owner_id=owner_id, node_id=node.id, name="gone.example"))
-        db.session.commit()
-        row = db.session.scalar(select(WebDomainIndex))
-        pending = userdata.begin_write(node, "webdomains", "gone.example")
+        _, row, pending = delete_in_flight(app, owner_id, "gone.example")
         with db.engine.begin() as conn:  # what reconcile_node does in another process
             conn.execute(WebDomainIndex.__table__.delete())
             conn.execute(PendingWrite.__table__.delete())
@@ -268,16 +280,11 @@ def test_a_delete_whose_row_a_reconciliation_removed_does_not_remove_the_next_cl
     from app.extensions import db
     from app.models import Node, User, WebDomainIndex
     from app.services import userdata
-    from app.services.nodes import ensure_local_node
 
     owner_id = users.make("alice")
     with app.app_context():
-        node = ensure_local_node(app.config["DATA_DIR"])
-        db.session.add(WebDomainIndex(owner_id=owner_id, node_id=node.id, name="deleted.example"))
-        db.session.commit()
-        row = db.session.scalar(select(WebDomainIndex))
+        node, row, pending = delete_in_flight(app, owner_id, "deleted.example")
         deleted_id = row.id
-        pending = userdata.begin_write(node, "webdomains", "deleted.example")
         with db.engine.begin() as conn:  # the reconciliation, in another process
             conn.execute(WebDomainIndex.__table__.delete())
         kind, owner = userdata.KINDS["webdomains"], db.session.get(User, owner_id)
