@@ -233,8 +233,8 @@ def test_a_claim_a_reconciliation_settled_first_does_not_fail_the_create(app, us
 
 
 def delete_in_flight(app, owner_id: int, name: str):
-    """(node, row, mark id): an indexed web domain on the local node whose delete has been sent, its pending
-    mark written (call inside an app context)."""
+    """(node, row, row id, mark id): an indexed web domain on the local node whose delete has been sent, its
+    pending mark written and committed, so the row is expired as in a real delete (call inside an app context)."""
     from sqlalchemy import select
 
     from app.extensions import db
@@ -246,7 +246,8 @@ def delete_in_flight(app, owner_id: int, name: str):
     db.session.add(WebDomainIndex(owner_id=owner_id, node_id=node.id, name=name))
     db.session.commit()
     row = db.session.scalar(select(WebDomainIndex).where(WebDomainIndex.name == name))
-    return node, row, userdata.begin_write(node, "webdomains", name)
+    row_id = row.id
+    return node, row, row_id, userdata.begin_write(node, "webdomains", name)
 
 
 def test_a_delete_whose_index_row_a_reconciliation_removed_first_still_ends(app, users):
@@ -260,7 +261,7 @@ def test_a_delete_whose_index_row_a_reconciliation_removed_first_still_ends(app,
 
     owner_id = users.make("alice")
     with app.app_context():
-        _, row, pending = delete_in_flight(app, owner_id, "gone.example")
+        _, row, _, pending = delete_in_flight(app, owner_id, "gone.example")
         with db.engine.begin() as conn:  # what reconcile_node does in another process
             conn.execute(WebDomainIndex.__table__.delete())
             conn.execute(PendingWrite.__table__.delete())
@@ -283,8 +284,7 @@ def test_a_delete_whose_row_a_reconciliation_removed_does_not_remove_the_next_cl
 
     owner_id = users.make("alice")
     with app.app_context():
-        node, row, pending = delete_in_flight(app, owner_id, "deleted.example")
-        deleted_id = row.id
+        node, row, deleted_id, pending = delete_in_flight(app, owner_id, "deleted.example")
         with db.engine.begin() as conn:  # the reconciliation, in another process
             conn.execute(WebDomainIndex.__table__.delete())
         kind, owner = userdata.KINDS["webdomains"], db.session.get(User, owner_id)
