@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -54,6 +54,8 @@ class Operation(db.Model):
     rq_job_id: Mapped[str | None] = mapped_column(String(64))
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     log: Mapped[str] = mapped_column(Text, default="")
+    # Times recovery queued it again after its job was lost or abandoned before its first step.
+    requeues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     created_by = relationship("User")
     nodes: Mapped[list[OperationNode]] = relationship(

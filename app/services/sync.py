@@ -25,6 +25,9 @@ BACKOFF_BASE_S = 5
 BACKOFF_MAX_S = 300
 MAX_SYNC_THREADS = 64
 ENQUEUE_GRACE_S = 60
+# A request whose job keeps being lost or abandoned is failed after this many new jobs: a change whose
+# worker dies each time before its first step would otherwise be queued again at every recovery.
+MAX_REQUEUES = 3
 # Nodes whose agent answers and that are set up far enough to take data.
 SYNCABLE_STATES = {NodeState.INSTALLING.value, NodeState.SYNCING.value, NodeState.READY.value}
 
@@ -217,9 +220,13 @@ def recover_interrupted_operations() -> list[int]:
         else:
             state = operations.rq_job_state(operation.rq_job_id)
             if state in ("abandoned", "lost"):
-                _requeue(operation, state)
-                continue
-            dead = state == "dead"
+                if operation.requeues < MAX_REQUEUES:
+                    _requeue(operation, state)
+                    continue
+                operations.append_log(operation, f"{_REQUEUED_BECAUSE[state]}, after {operation.requeues} times "
+                                                 "queued again: not queued again (see the job workers' logs for "
+                                                 "what stops them)")
+            dead = state in ("dead", "abandoned", "lost")
         if dead and _still_unfinished(operation):
             distributed.recover_interrupted(operation)
             recovered.append(operation.id)
@@ -248,6 +255,7 @@ def _requeue(operation: Operation, state: str) -> None:
 
     job = get_queue().enqueue(distribute_list_change, operation.id, job_timeout=600)
     operation.rq_job_id = job.id
+    operation.requeues += 1
     operations.append_log(operation, f"{_REQUEUED_BECAUSE[state]}; queued again")
 
 

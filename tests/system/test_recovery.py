@@ -58,6 +58,34 @@ def test_a_queued_operation_whose_job_redis_lost_is_queued_again(app):
         assert job.args == (lost,) and job.id in get_queue().get_job_ids()
 
 
+def test_a_request_whose_job_keeps_being_lost_is_failed_after_three_requeues(app):
+    """A change whose job is lost at every recovery (or whose worker dies each time before its first
+    step) is queued again three times, then failed with the master's list unchanged: not queued again
+    at every recovery for ever."""
+    from app.extensions import db
+    from app.models import Operation
+    from app.queues import get_queue
+    from app.services.sync import MAX_REQUEUES, recover_interrupted_operations
+
+    lost = _list_change(app, "queued", rq_job_id="lost-0")
+    with app.app_context():
+        for attempt in range(1, MAX_REQUEUES + 1):
+            assert recover_interrupted_operations() == []
+            db.session.commit()
+            operation = db.session.get(Operation, lost)
+            assert operation.status == "queued" and operation.requeues == attempt
+            get_queue().remove(operation.rq_job_id)
+            operation.rq_job_id = f"lost-{attempt}"  # Redis loses the new job too
+            db.session.commit()
+        assert recover_interrupted_operations() == [lost]
+        db.session.commit()
+        operation = db.session.get(Operation, lost)
+        assert operation.status == "failed" and operation.requeues == MAX_REQUEUES
+        assert "unchanged (v0)" in operation.message
+        assert "after 3 times queued again: not queued again" in operation.log
+        assert get_queue().get_job_ids() == []
+
+
 def test_an_operation_that_finished_while_recovery_looked_is_left_as_it_ended(app, monkeypatch):
     """Recovery read the operation as running; its worker then finished it (a refusal) and let its alive
     key go before recovery looked for the key. It is not taken for dead: its status stays, and no node
