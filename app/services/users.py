@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from urllib.parse import urlencode
 
 from flask import current_app
 from sqlalchemy import bindparam, func, select
@@ -455,14 +456,15 @@ def _purge_node(user: User, node: Node) -> dict:
     """Delete everything the user owns on one node (as the agent lists it), then the OS account."""
     entry = {"node_id": node.id, "node": node.name, "outcome": "applied", "removed": [], "error": None}
     what = f"{user.name}'s data"
+    mine = "?" + urlencode({"owner": user.name})  # the node lists only this owner's records
     try:
-        maildomains = [d["name"] for d in call_agent(node, "GET", "/v1/maildomains", what=what)["items"]
+        maildomains = [d["name"] for d in call_agent(node, "GET", "/v1/maildomains" + mine, what=what)["items"]
                        if d.get("owner") == user.name]
-        mailboxes = [m["address"] for m in call_agent(node, "GET", "/v1/mailboxes", what=what)["items"]
+        mailboxes = [m["address"] for m in call_agent(node, "GET", "/v1/mailboxes" + mine, what=what)["items"]
                      if m["address"].rpartition("@")[2] in maildomains]
         steps = [("mailboxes", a) for a in mailboxes] + [("maildomains", d) for d in maildomains]
         for kind_name in ("webdomains", "domains"):
-            items = call_agent(node, "GET", KINDS[kind_name].path, what=what)["items"]
+            items = call_agent(node, "GET", KINDS[kind_name].path + mine, what=what)["items"]
             steps += [(kind_name, i["name"]) for i in items if i.get("owner") == user.name]
         for kind_name, key in steps:
             kind = KINDS[kind_name]

@@ -50,6 +50,9 @@ def test_delete_user_removes_data_on_every_node_and_reports(app, client, cluster
     assert client.post("/api/v1/maildomains", json={"name": "dora.example.net"}, headers=alice).status_code == 201
     assert client.post("/api/v1/mailboxes", json={"address": "me@dora.example.net", "password": "long enough"},
                        headers=alice).status_code == 201
+    cluster.user("erin")  # on the same nodes: nothing of hers goes
+    assert client.post("/api/v1/webdomains", json={"name": "erin.example.com"},
+                       headers=basic("erin")).status_code == 201
     with app.app_context():
         from app.extensions import db
         from app.models import User
@@ -78,6 +81,9 @@ def test_delete_user_removes_data_on_every_node_and_reports(app, client, cluster
     assert "me@dora.example.net" not in (cluster.root(mail) / "etc/dovecot/hostfleet/passwd").read_text()
     assert "dora:" not in (cluster.root(mail) / "etc/passwd").read_text()
     assert client.get(f"/api/v1/users/{dora_id}", headers=basic("root")).status_code == 404
+    assert (cluster.root(web) / "etc/nginx/hostfleet/erin/erin.example.com.conf").exists()
+    assert [d["name"] for d in client.get("/api/v1/webdomains", headers=basic("erin")).json["items"]] == [
+        "erin.example.com"]
 
 
 def test_removing_a_role_with_data_is_refused(app, client, cluster, users):
