@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 import secrets
 import socket
 import subprocess
@@ -164,6 +166,26 @@ def _passwd_line(mailbox: dict, suspended: bool) -> str:
     return f"{mailbox['address']}:{mailbox['hash']}::::::{' '.join(extra)}"
 
 
+@functools.cache
+def host_name() -> str:
+    """The name the node's mail server gives itself (SMTP banner and HELO, the IMAP certificate): the
+    kernel's host name, qualified from /etc/hosts or DNS as exim itself would. Looked up once per agent
+    process and written into exim's config as `primary_hostname`: left to exim, every `exim -bV` check
+    looked it up again, over DNS for its IPv6 address too, and about one check in 70 waited out the
+    resolver's 5 s timeout on a host whose DNS drops some queries (a mail change answered in 5 s, past
+    the master's timeout)."""
+    name = socket.gethostname()
+    if "." not in name:
+        try:
+            name = socket.getaddrinfo(name, None, socket.AF_INET, flags=socket.AI_CANONNAME)[0][3] or name
+        except OSError:
+            pass
+    return name if _HOST_NAME.fullmatch(name) else "localhost"
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
 def tls_pair(config) -> tuple[bytes, bytes]:
     """The node's IMAP certificate and key: the ones on disk, or a new self-signed pair.
 
@@ -171,7 +193,7 @@ def tls_pair(config) -> tuple[bytes, bytes]:
     cert, key = (fsutil.read_or_none(apply.under_root(config, f)) for f in (TLS_CERT, TLS_KEY))
     if cert and key:
         return cert, key
-    host = socket.gethostname()
+    host = host_name()
     with tempfile.TemporaryDirectory() as work:
         out, private = Path(work) / "cert.pem", Path(work) / "key.pem"
         argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -208,7 +230,7 @@ def render_files(config, domains, mailboxes, whitelist, blacklist, suspended=Non
         exim_dir / "blacklist": _sender_lines(blacklist),
         passwd: _lines(passwd_lines),
         apply.under_root(config, EXIM_CONF): apply.render(
-            "exim4.conf.j2", dir=exim_dir, mail_dir=apply.under_root(config, MAIL_DIR),
+            "exim4.conf.j2", dir=exim_dir, mail_dir=apply.under_root(config, MAIL_DIR), host_name=host_name(),
         ),
         apply.under_root(config, TLS_CERT): cert,
         apply.under_root(config, TLS_KEY): key,
