@@ -6,7 +6,7 @@ import subprocess
 
 from agent import fsutil
 from agent import validation as v
-from agent.ops import apply, dns, mail, web
+from agent.ops import apply, dns, mail, suspension, web
 
 FIELDS = ("name", "uid", "gid", "shell")
 ACCOUNT_FILES = ("etc/passwd", "etc/group", "etc/shadow", "etc/gshadow")
@@ -123,3 +123,7 @@ def delete(config, name: str) -> None:
         _run(config, ["userdel", name])
         if any(row[0] == name for row in _table(config, "etc/group")):
             _run(config, ["groupdel", name])
+        # A suspension ends with its account: a later account of the same name starts active. Nothing
+        # of this owner is left to render, so the stored set is all that changes.
+        if name in (suspended := suspension.owners(config)):
+            apply.save_records(config, suspension.KIND, sorted(suspended - {name}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.ops import apply, users, web
+from agent.ops import apply, suspension, users, web
 from agent.tests.ops_helpers import config_digest, make_config, require_binary
 from agent.validation import ValidationError
 
@@ -65,6 +65,23 @@ def test_delete_refused_while_user_owns_data(agent):
     web.create(config, {"name": "carol.example.com", "owner": "carol"})
     with pytest.raises(apply.Conflict, match="web domain carol.example.com"):
         users.delete(config, "carol")
+
+
+def test_a_deleted_accounts_suspension_does_not_pass_to_a_new_account_of_its_name(agent):
+    """Carol suspended, her data and account deleted; a new carol (another customer, later) starts
+    active: her site answers, not the "suspended" page."""
+    require_binary("nginx", "exim", "doveconf")
+    config, _ = agent
+    users.create(config, CAROL)
+    suspension.set_suspended(config, "carol", {"suspended": True})
+    web.create(config, {"name": "carol.example.com", "owner": "carol"})
+    web.delete(config, "carol.example.com")
+    users.delete(config, "carol")
+    assert suspension.get(config, "carol")["suspended"] is False
+    users.create(config, {**CAROL, "uid": 2005, "gid": 2005})
+    web.create(config, {"name": "new-carol.example.com", "owner": "carol"})
+    served = (config.root / web.VHOST_DIR / "carol" / "new-carol.example.com.conf").read_text()
+    assert "suspended" not in served
 
 
 @pytest.mark.parametrize(
