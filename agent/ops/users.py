@@ -113,6 +113,18 @@ def owned_data(config, name: str) -> list[str]:
     return held
 
 
+def purge(config, name: str) -> dict:
+    """Remove everything an owner holds on this node, one apply per service (mail, then web, then
+    DNS), before the account itself is deleted; what was removed, by kind. Holding nothing, or an
+    unknown name, removes nothing: repeating it is harmless."""
+    name = v.username(name, "name")
+    with apply.OP_LOCK:
+        mailboxes, maildomains = mail.purge_owner(config, name)
+        webdomains = web.purge_owner(config, name)
+        domains = dns.purge_owner(config, name)
+    return {"mailboxes": mailboxes, "maildomains": maildomains, "webdomains": webdomains, "domains": domains}
+
+
 def delete(config, name: str) -> None:
     """Remove the account (its home is kept); refused while it owns data here."""
     with apply.OP_LOCK:

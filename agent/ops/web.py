@@ -243,6 +243,17 @@ def delete(config, name: str) -> None:
         _commit(config, [d for d in list_domains(config) if d["name"] != name])
 
 
+def purge_owner(config, owner: str) -> list[str]:
+    """Remove every web domain of an owner in one apply (one nginx check and reload, as deleting the
+    owner needs, not one per domain); the names removed."""
+    with apply.OP_LOCK:
+        domains = list_domains(config)
+        gone = [d["name"] for d in domains if d["owner"] == owner]
+        if gone:
+            _commit(config, [d for d in domains if d["owner"] != owner])
+    return gone
+
+
 def _commit(config, domains: list[dict]) -> None:
     """Apply then store the new set (stored only once nginx took it)."""
     apply_domains(config, domains)

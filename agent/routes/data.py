@@ -53,6 +53,12 @@ def users_show(name: str):
     return jsonify(users.get(config(), name))
 
 
+@bp.delete("/users/<name>/data")
+def users_purge(name: str):
+    """Remove everything the owner holds here, one apply per service (deleting the user); what went."""
+    return jsonify(users.purge(config(), name))
+
+
 @bp.put("/users/<name>")
 def users_update(name: str):
     """Change an account's shell."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.ops import apply, suspension, users, web
+from agent.ops import apply, dns, mail, suspension, users, web
 from agent.tests.ops_helpers import config_digest, make_config, require_binary
 from agent.validation import ValidationError
 
@@ -65,6 +65,39 @@ def test_delete_refused_while_user_owns_data(agent):
     web.create(config, {"name": "carol.example.com", "owner": "carol"})
     with pytest.raises(apply.Conflict, match="web domain carol.example.com"):
         users.delete(config, "carol")
+
+
+def test_purge_removes_an_owners_records_with_one_apply_per_service(agent):
+    """Deleting a user: everything alice holds here goes in one check and reload per service, not one
+    per record; bob's records stay; repeating it removes nothing; the account can then be deleted."""
+    require_binary("nginx", "named-checkzone", "exim", "doveconf")
+    config, reloads = agent
+    for owner, count in (("alice", 3), ("bob", 1)):
+        for i in range(count):
+            web.create(config, {"name": f"{owner}{i}.example.com", "owner": owner})
+            dns.create(config, {"name": f"{owner}{i}.example.org", "owner": owner, "ip": "192.0.2.1"})
+            mail.create_domain(config, {"name": f"{owner}{i}.example.net", "owner": owner})
+            mail.create_mailbox(config, {"address": f"me@{owner}{i}.example.net", "password": "long enough pw"})
+    before = len(reloads.calls())
+    removed = users.purge(config, "alice")
+    assert removed == {"mailboxes": [f"me@alice{i}.example.net" for i in range(3)],
+                       "maildomains": [f"alice{i}.example.net" for i in range(3)],
+                       "webdomains": [f"alice{i}.example.com" for i in range(3)],
+                       "domains": [f"alice{i}.example.org" for i in range(3)]}
+    assert sorted(reloads.calls()[before:]) == ["bind", "dovecot", "exim", "nginx"]
+    assert [d["name"] for d in web.list_domains(config)] == ["bob0.example.com"]
+    assert [d["name"] for d in dns.list_domains(config)] == ["bob0.example.org"]
+    assert [d["name"] for d in mail.list_domains(config)] == ["bob0.example.net"]
+    assert [m["address"] for m in mail.list_mailboxes(config)] == ["me@bob0.example.net"]
+    assert "me@alice0" not in (config.root / mail.PASSWD).read_text()
+    assert not (config.root / web.VHOST_DIR / "alice" / "alice0.example.com.conf").exists()
+    before = len(reloads.calls())
+    assert users.purge(config, "alice") == {"mailboxes": [], "maildomains": [], "webdomains": [], "domains": []}
+    assert reloads.calls()[before:] == []
+    users.delete(config, "alice")
+    with pytest.raises(ValidationError) as refused:
+        users.purge(config, "Alice;")
+    assert refused.value.field == "name"
 
 
 def test_a_deleted_accounts_suspension_does_not_pass_to_a_new_account_of_its_name(agent):

@@ -453,24 +453,22 @@ def delete_user(user: User) -> dict:
 
 
 def _purge_node(user: User, node: Node) -> dict:
-    """Delete everything the user owns on one node (as the agent lists it), then the OS account."""
+    """Delete everything the user owns on one node, then the OS account."""
     entry = {"node_id": node.id, "node": node.name, "outcome": "applied", "removed": [], "error": None}
     what = f"{user.name}'s data"
-    mine = "?" + urlencode({"owner": user.name})  # the node lists only this owner's records
     try:
-        maildomains = [d["name"] for d in call_agent(node, "GET", "/v1/maildomains" + mine, what=what)["items"]
-                       if d.get("owner") == user.name]
-        mailboxes = [m["address"] for m in call_agent(node, "GET", "/v1/mailboxes" + mine, what=what)["items"]
-                     if m["address"].rpartition("@")[2] in maildomains]
-        steps = [("mailboxes", a) for a in mailboxes] + [("maildomains", d) for d in maildomains]
-        for kind_name in ("webdomains", "domains"):
-            items = call_agent(node, "GET", KINDS[kind_name].path + mine, what=what)["items"]
-            steps += [(kind_name, i["name"]) for i in items if i.get("owner") == user.name]
-        for kind_name, key in steps:
+        try:
+            # One apply per service on the node, however much the user holds there.
+            removed = call_agent(node, "DELETE", f"/v1/users/{user.name}/data", what=what)
+        except UserDataError as exc:
+            if exc.status != 404:
+                raise
+            removed = _purge_one_by_one(user, node, what)  # an agent older than the route
+        for kind_name in PURGE_ORDER:
             kind = KINDS[kind_name]
-            call_agent(node, "DELETE", f"{kind.path}/{key}", what=what)
-            db.session.execute(kind.model.__table__.delete().where(getattr(kind.model, kind.key) == key))
-            entry["removed"].append(f"{kind.label} {key}")
+            for key in removed.get(kind_name) or []:
+                db.session.execute(kind.model.__table__.delete().where(getattr(kind.model, kind.key) == key))
+                entry["removed"].append(f"{kind.label} {key}")
         error = _remove_os_account(node, user.name)
         if error:
             raise UserDataError(502, error)
@@ -484,6 +482,30 @@ def _purge_node(user: User, node: Node) -> dict:
         entry["error"] = exc.message
     db.session.commit()
     return entry
+
+
+# Mailboxes go before their mail domains (a node refuses a mail domain that still has mailboxes).
+PURGE_ORDER = ("mailboxes", "maildomains", "webdomains", "domains")
+
+
+def _purge_one_by_one(user: User, node: Node, what: str) -> dict[str, list[str]]:
+    """What DELETE /v1/users/<name>/data does, one record per call: the owner's records as the node
+    lists them, each deleted. Each deletion is a whole apply on the node."""
+    mine = "?" + urlencode({"owner": user.name})  # the node lists only this owner's records
+    maildomains = [d["name"] for d in call_agent(node, "GET", "/v1/maildomains" + mine, what=what)["items"]
+                   if d.get("owner") == user.name]
+    removed = {
+        "maildomains": maildomains,
+        "mailboxes": [m["address"] for m in call_agent(node, "GET", "/v1/mailboxes" + mine, what=what)["items"]
+                      if m["address"].rpartition("@")[2] in maildomains],
+    }
+    for kind_name in ("webdomains", "domains"):
+        items = call_agent(node, "GET", KINDS[kind_name].path + mine, what=what)["items"]
+        removed[kind_name] = [i["name"] for i in items if i.get("owner") == user.name]
+    for kind_name in PURGE_ORDER:
+        for key in removed[kind_name]:
+            call_agent(node, "DELETE", f"{KINDS[kind_name].path}/{key}", what=what)
+    return removed
 
 
 def make_user(name: str, password: str, roles=USER_ROLES, level: UserLevel = UserLevel.USER, **extra) -> User:

@@ -147,3 +147,47 @@ def test_a_user_whose_os_account_got_no_answer_is_not_left_half_made(app, client
     for node_id in (a, b):
         assert "half:" not in (cluster.root(node_id) / "etc/passwd").read_text()
     assert "half" not in [u["name"] for u in client.get("/api/v1/users", headers=basic("root")).json["items"]]
+
+
+def test_deleting_a_user_on_an_agent_without_the_purge_route_deletes_record_by_record(app, client, cluster, users,
+                                                                                      monkeypatch):
+    """An agent older than `DELETE /v1/users/<name>/data` answers it 404: the master deletes the user's
+    records there one by one instead (mailboxes before their domain), and the user still goes."""
+    from agent.client import AgentClient, AgentError
+
+    node = cluster.node("all", roles=("web", "dns", "mail"))
+    users.make("root", admin=True)
+    cluster.user("fred")
+    fred = basic("fred")
+    for path, body in (("webdomains", {"name": "fred.example.com"}),
+                       ("domains", {"name": "fred.example.org", "ip": "192.0.2.1"}),
+                       ("maildomains", {"name": "fred.example.net"}),
+                       ("mailboxes", {"address": "me@fred.example.net", "password": "long enough"})):
+        assert client.post(f"/api/v1/{path}", json=body, headers=fred).status_code == 201
+    real = AgentClient.request
+    asked = []
+
+    def older_agent(self, method, path, *args, **kwargs):
+        asked.append(f"{method} {path}")
+        if method == "DELETE" and path == "/v1/users/fred/data":
+            raise AgentError("http", f"{self.base_url}{path}: 404 Not Found", url=path, status=404,
+                             payload={"error": "not found", "fields": {}})
+        return real(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(AgentClient, "request", older_agent)
+    with app.app_context():
+        from app.extensions import db
+        from app.models import User
+
+        fred_id = db.session.scalar(select(User.id).where(User.name == "fred"))
+    done = client.delete(f"/api/v1/users/{fred_id}", headers=basic("root"))
+    monkeypatch.undo()
+    assert done.status_code == 200, done.json
+    assert sorted(done.json["nodes"][0]["removed"]) == ["domain name fred.example.org", "mail domain fred.example.net",
+                                                         "mailbox me@fred.example.net", "web domain fred.example.com"]
+    deletes = [a for a in asked if a.startswith("DELETE")]
+    assert deletes == ["DELETE /v1/users/fred/data", "DELETE /v1/mailboxes/me@fred.example.net",
+                       "DELETE /v1/maildomains/fred.example.net", "DELETE /v1/webdomains/fred.example.com",
+                       "DELETE /v1/domains/fred.example.org", "DELETE /v1/users/fred"]
+    assert "fred:" not in (cluster.root(node) / "etc/passwd").read_text()
+    assert not (cluster.root(node) / "etc/nginx/hostfleet/fred/fred.example.com.conf").exists()
