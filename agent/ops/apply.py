@@ -249,6 +249,17 @@ def save_records(config, kind: str, records: list[dict]) -> None:
         fsutil.atomic_write(path, body, 0o600)
 
 
+def purge_owner(config, kind: str, owner: str, commit: Callable[[object, list[dict]], object]) -> list[str]:
+    """Remove every record of one kind an owner holds with a single commit (one check and reload,
+    however many there are), as deleting the owner needs; the names removed."""
+    with OP_LOCK:
+        records = load_records(config, kind)
+        gone = [r["name"] for r in records if r["owner"] == owner]
+        if gone:
+            commit(config, [r for r in records if r["owner"] != owner])
+    return gone
+
+
 def load_list_rows(config, name: str) -> list[dict]:
     """The rows of a system-wide list as last applied."""
     data = fsutil.read_or_none(Path(config.state_dir) / "lists" / f"{name}.json")

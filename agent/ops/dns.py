@@ -194,12 +194,7 @@ def delete(config, name: str) -> None:
 
 def purge_owner(config, owner: str) -> list[str]:
     """Remove every zone of an owner in one apply (one check and bind reload); the names removed."""
-    with apply.OP_LOCK:
-        domains = list_domains(config)
-        gone = [d["name"] for d in domains if d["owner"] == owner]
-        if gone:
-            _commit(config, [d for d in domains if d["owner"] != owner])
-    return gone
+    return apply.purge_owner(config, KIND, owner, _commit)
 
 
 def add_record(config, zone: str, data: object) -> dict:

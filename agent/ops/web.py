@@ -244,14 +244,8 @@ def delete(config, name: str) -> None:
 
 
 def purge_owner(config, owner: str) -> list[str]:
-    """Remove every web domain of an owner in one apply (one nginx check and reload, as deleting the
-    owner needs, not one per domain); the names removed."""
-    with apply.OP_LOCK:
-        domains = list_domains(config)
-        gone = [d["name"] for d in domains if d["owner"] == owner]
-        if gone:
-            _commit(config, [d for d in domains if d["owner"] != owner])
-    return gone
+    """Remove every web domain of an owner in one apply (one nginx check and reload); the names removed."""
+    return apply.purge_owner(config, KIND, owner, _commit)
 
 
 def _commit(config, domains: list[dict]) -> None:
