@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import re
 import secrets
 import socket
@@ -14,6 +15,8 @@ from pathlib import Path
 from agent import fsutil
 from agent import validation as v
 from agent.ops import apply, suspension
+
+log = logging.getLogger("hostfleet.agent.mail")
 
 DOMAINS_KIND = "maildomains"
 MAILBOXES_KIND = "mailboxes"
@@ -351,6 +354,7 @@ def delete_domain(config, name: str) -> None:
         if held:
             raise apply.Conflict("name", f"{name} still has mailboxes: {', '.join(held)}")
         _commit(config, domains=[d for d in list_domains(config) if d["name"] != name])
+        _remove_mail(config, name)
 
 
 def purge_owner(config, owner: str) -> tuple[list[str], list[str]]:
@@ -364,6 +368,8 @@ def purge_owner(config, owner: str) -> tuple[list[str], list[str]]:
         if names:
             _commit(config, domains=[d for d in domains if d["name"] not in names],
                     mailboxes=[m for m in mailboxes if m["address"] not in gone])
+            for name in names:
+                _remove_mail(config, name)
     return gone, names
 
 
@@ -412,7 +418,22 @@ def update_mailbox(config, address: str, data: object) -> dict:
 
 
 def delete_mailbox(config, address: str) -> None:
-    """Remove a mailbox from the passwd-file (its mail folder is kept)."""
+    """Remove a mailbox and its mail: a mailbox made later at the same address starts empty."""
     with apply.OP_LOCK:
         get_mailbox(config, address)
         _commit(config, mailboxes=[m for m in list_mailboxes(config) if m["address"] != address])
+        local, _, domain = address.rpartition("@")
+        _remove_mail(config, domain, local)
+
+
+def _remove_mail(config, domain: str, local: str | None = None) -> None:
+    """Delete a mailbox's maildir (or, local None, a whole mail domain's folder) once exim and dovecot
+    no longer know it. Names were validated when the mailbox was made: no "/" or "..". A folder that
+    cannot be removed is logged, not raised: the mailbox is already gone from both services."""
+    folder = apply.under_root(config, MAIL_DIR) / domain
+    if local is not None:
+        folder = folder / local
+    try:
+        fsutil.remove_tree(folder)
+    except OSError as exc:
+        log.warning("could not remove the mail in %s: %s", folder, exc)

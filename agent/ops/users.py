@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 
 from agent import fsutil
 from agent import validation as v
 from agent.ops import apply, dns, mail, suspension, web
+
+log = logging.getLogger("hostfleet.agent.users")
 
 FIELDS = ("name", "uid", "gid", "shell")
 ACCOUNT_FILES = ("etc/passwd", "etc/group", "etc/shadow", "etc/gshadow")
@@ -113,6 +116,19 @@ def owned_data(config, name: str) -> list[str]:
     return held
 
 
+def _remove_home(config, name: str, home: str) -> None:
+    """Delete a removed account's home: left behind, a later account given the same UID would own the
+    old customer's files, and one given the same name would find a home it cannot write (useradd
+    keeps an existing folder as it is). Only the panel's own layout, /home/<name>, is touched."""
+    if home != f"/home/{name}":
+        log.warning("kept %s's home %s: not the panel's /home/%s", name, home, name)
+        return
+    try:
+        fsutil.remove_tree(apply.under_root(config, home.lstrip("/")))
+    except OSError as exc:
+        log.warning("could not remove %s's home %s: %s", name, home, exc)
+
+
 def purge(config, name: str) -> dict:
     """Remove everything an owner holds on this node, one apply per service (mail, then web, then
     DNS), before the account itself is deleted; what was removed, by kind. Holding nothing, or an
@@ -126,13 +142,14 @@ def purge(config, name: str) -> dict:
 
 
 def delete(config, name: str) -> None:
-    """Remove the account (its home is kept); refused while it owns data here."""
+    """Remove the account and its home (document roots included); refused while it owns data here."""
     with apply.OP_LOCK:
-        get(config, name)
+        home = get(config, name)["home"]
         held = owned_data(config, name)
         if held:
             raise apply.Conflict("name", f"{name} still owns {', '.join(held)}")
         _run(config, ["userdel", name])
+        _remove_home(config, name, home)
         if any(row[0] == name for row in _table(config, "etc/group")):
             _run(config, ["groupdel", name])
         # A suspension ends with its account: a later account of the same name starts active. Nothing

@@ -49,6 +49,24 @@ def test_exim_checks_never_wait_on_a_host_name_lookup(agent):
     print(f"\n150 checks, the slowest {slowest * 1000:.0f} ms")
 
 
+def test_a_deleted_mailboxs_mail_goes_with_it(agent):
+    """Deleting a mailbox deletes its mail, and deleting an owner's mail domains deletes theirs: a mailbox
+    made later at the same address (another customer's, say) starts empty."""
+    config, _ = agent
+    mail.create_mailbox(config, {"address": "a@example.com", "password": "long enough pw"})
+    mail.create_mailbox(config, {"address": "b@example.com", "password": "long enough pw"})
+    folder = config.root / mail.MAIL_DIR / "example.com"
+    for local in ("a", "b"):
+        (folder / local / "cur").mkdir(parents=True)
+        (folder / local / "cur" / "1.eml").write_text("Subject: private\n\nold mail\n")
+    mail.delete_mailbox(config, "a@example.com")
+    assert not (folder / "a").exists() and (folder / "b" / "cur" / "1.eml").exists()
+    mail.create_mailbox(config, {"address": "a@example.com", "password": "another long pw"})
+    assert not (folder / "a").exists()
+    assert mail.purge_owner(config, "alice") == (["b@example.com", "a@example.com"], ["example.com"])
+    assert not folder.exists()
+
+
 def test_imap_logins_need_tls_with_a_certificate_made_once(agent):
     """dovecot requires TLS for every login: a self-signed certificate (openssl) under the node's
     config, its key readable by root only, kept across later changes; doveconf accepts the result."""

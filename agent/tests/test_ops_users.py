@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from agent.ops import apply, dns, mail, suspension, users, web
@@ -55,6 +57,25 @@ def test_update_shell_and_delete(agent):
     users.delete(config, "carol")
     assert "carol" not in (config.root / "etc/passwd").read_text()
     assert "carol" not in (config.root / "etc/group").read_text()
+
+
+def test_a_deleted_accounts_home_goes_with_it(agent):
+    """Carol's home (her site's files) is removed with her account: a later carol, with another UID,
+    gets a fresh home of her own, not the old customer's files under a home she could not write."""
+    config, _ = agent
+    users.create(config, CAROL)
+    site = config.root / "home/carol/www/carol.example.com"
+    site.mkdir(parents=True)
+    (site / "index.php").write_text("<?php // the old customer's code")
+    (config.root / "home/carol/link").symlink_to(config.root / "etc")
+    users.delete(config, "carol")
+    assert not (config.root / "home/carol").exists()
+    assert (config.root / "etc/passwd").exists(), "a link inside the home is removed, never followed"
+    users.create(config, {**CAROL, "uid": 2005, "gid": 2005})
+    home = config.root / "home/carol"
+    assert home.is_dir() and list(home.rglob("*.php")) == []
+    if os.geteuid() == 0:
+        assert home.stat().st_uid == 2005
 
 
 def test_delete_refused_while_user_owns_data(agent):
