@@ -281,6 +281,10 @@ def upgrade_with_data(database_url: str, data_dir, redis_url: str) -> None:
             seeder.seed(db.engine)
         problems = seeder.check(db.engine)
         assert problems == [], "\n".join(problems)
+        # 0009 keeps the last UID given: the highest an account held when it ran (one account per earlier round).
+        with db.engine.connect() as conn:
+            last_uid = conn.scalar(sa.text("SELECT value FROM counters WHERE name = 'uid'"))
+        assert last_uid == 20000 + revisions.index("0009"), last_uid
         tables = {name for name, _, _ in seeder.written}
         assert {"users", "api_tokens", "nodes", "desyncs", "operations", "system_lists",
                 "webdomain_index", "mailbox_index"} <= tables, tables

@@ -5,6 +5,7 @@ from app.models.cluster import Desync, Node, NodeState, NodeStateChange, Policy
 from app.models.operations import NodeOutcome, Operation, OperationNode, OperationStatus
 from app.models.system import ListChange, SystemList
 from app.models.userdata import (
+    Counter,
     DomainIndex,
     MailboxIndex,
     MailDomainIndex,
@@ -17,6 +18,7 @@ from app.models.userdata import (
 
 __all__ = [
     "ApiToken",
+    "Counter",
     "Desync",
     "ListChange",
     "DomainIndex",

@@ -35,6 +35,15 @@ class UserAccount(db.Model):
     user: Mapped[User] = relationship()
 
 
+class Counter(db.Model):
+    """A number the master hands out and never takes back (`uid`: the last UID given to an account)."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column()
+
+
 class PlacementDecision(db.Model):
     """Why a user's role went to a node: every node's score or the reason it was excluded."""
 

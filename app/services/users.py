@@ -7,6 +7,7 @@ every node and reports per node.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from urllib.parse import urlencode
@@ -17,7 +18,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from agent import validation as v
 from app.extensions import db
-from app.models import Node, Placement, User, UserAccount, UserLevel
+from app.models import Counter, Node, Placement, User, UserAccount, UserLevel
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 from app.services import accounts, placement
 from app.services.userdata import KINDS, UserDataError, call_agent, invalid, validated
@@ -45,14 +46,21 @@ def uid_range() -> tuple[int, int]:
 
 
 def allocate_uid() -> int:
-    """The lowest UID in the range that no panel user has (UID and GID are the same number)."""
+    """The next UID after the last one given that no panel user has (UID and GID are the same number).
+
+    A deleted user's UID comes back only once the range has been given out to its end: given again at
+    once, it would own whatever of the old customer's a node still has outside their home (PHP
+    sessions, files in /tmp, a mail spool)."""
     low, high = uid_range()
     taken = set(db.session.scalars(select(UserAccount.uid).where(UserAccount.uid.between(low, high))))
-    top = max(taken, default=low - 1)
-    if top < high:
-        return max(top + 1, low)
-    for candidate in range(low, high + 1):
+    last = db.session.get(Counter, "uid")
+    start = max(last.value + 1 if last else low, low)
+    for candidate in itertools.chain(range(start, high + 1), range(low, min(start, high + 1))):
         if candidate not in taken and candidate != 65534:
+            if last is None:
+                db.session.add(Counter(name="uid", value=candidate))
+            else:
+                last.value = candidate
             return candidate
     raise UserDataError(409, f"The UID range {low}-{high} is used up; widen HOSTFLEET_UID_RANGE.")
 

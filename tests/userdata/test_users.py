@@ -24,6 +24,26 @@ def test_uids_from_the_configured_range_same_on_every_node(app, client, cluster,
         assert "u1:x:20000:20000:" in passwd and "u2:x:20001:20001:" in passwd and "u3:" not in passwd
 
 
+def test_a_deleted_users_uid_comes_back_only_after_the_range_was_given_out(app, client, cluster, users):
+    """u2 (the last UID given) deleted: the next user gets the UID after it, not u2's; u2's comes back only
+    when the range has been given out to its end, and then the lowest free one is taken."""
+    app.config["HOSTFLEET_UID_RANGE"] = "20000-20003"
+    cluster.node("a", roles=("web",))
+    users.make("root", admin=True)
+
+    def make(name):
+        made = client.post("/api/v1/users", json={"name": name, "password": "a long password", "roles": ["web"]},
+                           headers=basic("root"))
+        assert made.status_code == 201, made.json
+        return made.json
+
+    u1, u2 = make("u1"), make("u2")
+    assert client.delete(f"/api/v1/users/{u2['id']}", headers=basic("root")).status_code == 200
+    assert [make("u3")["uid"], make("u4")["uid"]] == [20002, 20003]
+    assert client.delete(f"/api/v1/users/{u1['id']}", headers=basic("root")).status_code == 200
+    assert [make("u5")["uid"], make("u6")["uid"]] == [20000, 20001]
+
+
 def test_suspended_user_cannot_log_in_or_call_the_api(app, client, cluster, users, auth):
     """Suspend ends the session and refuses Basic auth; resume lets them back."""
     cluster.node("n1")
