@@ -58,6 +58,17 @@ def test_user_adds_a_mail_domain_and_a_mailbox(page, panel, nodes):  # noqa: F81
     box.wait_for(timeout=15_000)
     screenshot(page, "mailbox-added")
     assert "a mailbox password" not in page.content()
+    # Deleting asks first (the mail goes with the mailbox): cancelled, nothing happens; confirmed, it goes.
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    box.locator("button", has_text="Delete").click()
+    assert asked == [f"Delete info@{DOMAIN}? Its mail is deleted with it."]
+    assert page.locator("#mailboxes-table tr", has_text=f"info@{DOMAIN}").count() == 1
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        box.locator("button", has_text="Delete").click()
+    assert page.locator("#mailboxes-table tr", has_text=f"info@{DOMAIN}").count() == 0
+    assert "Mailbox deleted." in page.content()
     assert page.js_errors == []
 
 

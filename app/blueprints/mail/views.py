@@ -85,7 +85,7 @@ def mailbox(item_id: int):
 @bp.route("/mailboxes/<int:item_id>/delete", methods=["POST"])
 @login_required
 def delete_mailbox(item_id: int):
-    """Remove a mailbox (its stored mail stays on the node)."""
+    """Remove a mailbox and its mail on the node."""
     try:
         userdata.delete("mailboxes", current_user, item_id)
         flash("Mailbox deleted.")
