@@ -363,11 +363,12 @@ def purge_owner(config, owner: str) -> tuple[list[str], list[str]]:
     with apply.OP_LOCK:
         domains = list_domains(config)
         names = [d["name"] for d in domains if d["owner"] == owner]
+        owned = set(names)
         mailboxes = list_mailboxes(config)
-        gone = [m["address"] for m in mailboxes if m["address"].rpartition("@")[2] in names]
+        gone = [m["address"] for m in mailboxes if m["address"].rpartition("@")[2] in owned]
         if names:
-            _commit(config, domains=[d for d in domains if d["name"] not in names],
-                    mailboxes=[m for m in mailboxes if m["address"] not in gone])
+            _commit(config, domains=[d for d in domains if d["name"] not in owned],
+                    mailboxes=[m for m in mailboxes if m["address"].rpartition("@")[2] not in owned])
             for name in names:
                 _remove_mail(config, name)
     return gone, names

@@ -474,9 +474,11 @@ def _purge_node(user: User, node: Node) -> dict:
             removed = _purge_one_by_one(user, node, what)  # an agent older than the route
         for kind_name in PURGE_ORDER:
             kind = KINDS[kind_name]
-            for key in removed.get(kind_name) or []:
-                db.session.execute(kind.model.__table__.delete().where(getattr(kind.model, kind.key) == key))
-                entry["removed"].append(f"{kind.label} {key}")
+            keys = removed.get(kind_name) or []
+            for start in range(0, len(keys), 1000):  # under every database's limit of bound parameters
+                chunk = keys[start:start + 1000]
+                db.session.execute(kind.model.__table__.delete().where(getattr(kind.model, kind.key).in_(chunk)))
+            entry["removed"] += [f"{kind.label} {key}" for key in keys]
         error = _remove_os_account(node, user.name)
         if error:
             raise UserDataError(502, error)
