@@ -84,9 +84,16 @@ def _as_root() -> bool:
     return os.geteuid() == 0
 
 
-def _why(exc: OSError) -> str:
-    """Why a component could not be opened as a folder."""
-    if exc.errno in (errno.ELOOP, errno.EMLINK):
+def _why(exc: OSError, parent_fd: int | None = None, name: str = "") -> str:
+    """Why a component could not be opened as a folder (a link fails with ELOOP or, the flags asking
+    for a folder, ENOTDIR: lstat tells which it was)."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR) and parent_fd is not None:
+        try:
+            if stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+                return "is a symbolic link; links are not followed"
+        except OSError:
+            pass
+    if exc.errno == errno.ELOOP:
         return "is a symbolic link; links are not followed"
     if exc.errno == errno.ENOTDIR:
         return "is not a folder"
@@ -95,9 +102,9 @@ def _why(exc: OSError) -> str:
     return f"cannot be opened: {exc.strerror}"
 
 
-def _refuse(field: str, shown: str, exc: OSError) -> ValidationError:
+def _refuse(field: str, shown: str, exc: OSError, parent_fd: int | None = None, name: str = "") -> ValidationError:
     """The error for a component that cannot be walked into."""
-    return ValidationError(field, f"{shown} {_why(exc)}")
+    return ValidationError(field, f"{shown} {_why(exc, parent_fd, name)}")
 
 
 def _open_dir(parent_fd: int, name: str, field: str, shown: str) -> int:
@@ -105,7 +112,7 @@ def _open_dir(parent_fd: int, name: str, field: str, shown: str) -> int:
     try:
         return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     except OSError as exc:
-        raise _refuse(field, shown, exc) from None
+        raise _refuse(field, shown, exc, parent_fd, name) from None
 
 
 def _require_owner(fd: int, acct: Account, field: str, shown: str) -> None:
@@ -213,7 +220,7 @@ class Home:
                 except FileNotFoundError:
                     return
                 except OSError as exc:
-                    raise _refuse(self.field, shown, exc) from None
+                    raise _refuse(self.field, shown, exc, fd, part) from None
                 os.close(fd)
                 fd = child
                 _require_owner(fd, self.acct, self.field, shown)
@@ -265,7 +272,7 @@ def remove_tree(base: Path, relative: str) -> bool:
             except FileNotFoundError:
                 return False
             except OSError as exc:
-                raise OSError(f"{base}/{relative}: {part} {_why(exc)}") from None
+                raise OSError(f"{base}/{relative}: {part} {_why(exc, fd, part)}") from None
             os.close(fd)
             fd = child
         try:
