@@ -74,8 +74,6 @@ def account(config, owner: str, field: str = "owner") -> Account:
     if ids is None or ids[0] < 1000 or ids[0] == 65534:
         raise ValidationError(field, f"{owner!r} is not a hosting account on this node")
     web = _ids(root / "etc/group", WEB_GROUP)
-    if web is None:
-        log.warning("no %s group under %s: %s's home is closed to the web server", WEB_GROUP, root, owner)
     return Account(owner, ids[0], ids[1], web[0] if web else ids[1])
 
 

@@ -16,8 +16,12 @@ log = logging.getLogger("hostfleet.agent.web")
 KIND = "webdomains"
 NGINX_CONF = "etc/nginx/nginx.conf"
 INCLUDE = "etc/nginx/conf.d/hostfleet.conf"
-# Debian's stock site claims default_server on port 80; the include's own default server replaces it.
+# Debian's stock site claims default_server on port 80 (nginx refuses two): the include's own default
+# server takes its place, and the file is replaced by this note (its folder, which Debian's nginx.conf
+# includes, stays).
 DEBIAN_DEFAULT_SITE = "etc/nginx/sites-enabled/default"
+DEFAULT_SITE_NOTE = (b"# Disabled by the Hostfleet agent: etc/nginx/conf.d/hostfleet.conf holds the default server\n"
+                     b"# (unknown hosts get no answer). Debian's page is still in sites-available/default.\n")
 VHOST_DIR = "etc/nginx/hostfleet"
 POOL_DIR = "etc/php/8.2/fpm/pool.d"
 POOL_PREFIX = "hostfleet-"
@@ -120,7 +124,6 @@ def current_files(config) -> dict[Path, bytes]:
         files[include] = include.read_bytes()
     stock = apply.under_root(config, DEBIAN_DEFAULT_SITE)
     if os.path.lexists(stock):
-        # Listed as managed so that the apply removes it (journaled, put back on a refusal).
         files[stock] = fsutil.read_or_none(stock) or b""
     return files
 
@@ -156,6 +159,9 @@ def apply_domains(config, domains: list[dict], suspended: set[str] | None = None
     conf = apply.under_root(config, NGINX_CONF)
     if not conf.exists():
         desired[conf] = apply.render("nginx.conf.j2", root=Path(config.root))
+    stock = apply.under_root(config, DEBIAN_DEFAULT_SITE)
+    if os.path.lexists(stock):
+        desired[stock] = DEFAULT_SITE_NOTE
     for folder in ("var/log/nginx", "var/lib/nginx", "run"):
         apply.under_root(config, folder).mkdir(parents=True, exist_ok=True)
     pools_changed = any(

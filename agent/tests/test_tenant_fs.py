@@ -200,7 +200,7 @@ def test_vhost_pool_and_default_server(node):
 
 def test_debians_default_site_gives_way_to_the_default_server(node):
     """Debian's stock sites-enabled/default also claims default_server (nginx -t would refuse two): the
-    apply removes it, journaled like the other files."""
+    apply replaces it with a note, journaled like the other files; its folder and sites-available stay."""
     config, _ = node
     conf = config.root / web.NGINX_CONF
     conf.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +215,8 @@ def test_debians_default_site_gives_way_to_the_default_server(node):
     enabled.parent.mkdir(parents=True)
     enabled.symlink_to("../sites-available/default")
     web.create(config, {"name": "alice.example", "owner": "alice"})
-    assert not os.path.lexists(enabled) and available.exists()
+    assert not enabled.is_symlink() and enabled.read_bytes() == web.DEFAULT_SITE_NOTE
+    assert "listen" in available.read_text()
     web.nginx_test(config)
 
 
