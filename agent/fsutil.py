@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -52,18 +51,6 @@ def remove(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         return
-    fsync_dir(path.parent)
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a folder and everything in it, if present; never follows a symbolic link (one at path
-    itself is refused: the folder was expected, not a link someone put in its place)."""
-    path = Path(path)
-    if not os.path.lexists(path):
-        return
-    if path.is_symlink() or not path.is_dir():
-        raise OSError(f"{path} is not a folder")
-    shutil.rmtree(path)
     fsync_dir(path.parent)
 
 

@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+from agent.homefs import tree_bytes
+
 # How old a measurement may be before the next stats request starts another.
 REFRESH_S = float(os.environ.get("HOSTFLEET_AGENT_USAGE_REFRESH_S") or 60)
 
@@ -19,28 +21,6 @@ _lock = threading.Lock()
 # root -> (finished at, {owner: bytes}); root -> the thread measuring it now.
 _measured: dict[str, tuple[float, dict[str, int]]] = {}
 _running: dict[str, threading.Thread] = {}
-
-
-def tree_bytes(path: Path) -> int:
-    """Bytes of disk the files and folders under path take (like `du -s`: blocks, links not followed)."""
-    total = 0
-    stack = [path]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = os.scandir(folder)
-        except OSError:  # gone, or not a folder
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                total += st.st_blocks * 512
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
-    return total
 
 
 def measure(config) -> dict[str, int]:

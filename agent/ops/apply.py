@@ -114,6 +114,18 @@ def known_users(config) -> set[str]:
     return {name for name in names if name} | {"root"}
 
 
+def hosting_users(config) -> set[str]:
+    """Hosting accounts in the root prefix's /etc/passwd: UID 1000 or more, never nobody (65534).
+    Only these may own sites: a pool of root's or www-data's would run customer code as them."""
+    data = fsutil.read_or_none(under_root(config, "etc/passwd")) or b""
+    names = set()
+    for line in data.decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) > 2 and parts[2].isdigit() and 1000 <= int(parts[2]) < 2**31 and parts[2] != "65534":
+            names.add(parts[0])
+    return names
+
+
 def run_checker(service: str, argv: list[str]) -> str:
     """Run a service's checker; raise CheckFailed with its own message when it refuses."""
     try:

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from agent import fsutil
+from agent import fsutil, homefs
 from agent import validation as v
 from agent.ops import apply, suspension
 
@@ -429,12 +429,12 @@ def delete_mailbox(config, address: str) -> None:
 
 def _remove_mail(config, domain: str, local: str | None = None) -> None:
     """Delete a mailbox's maildir (or, local None, a whole mail domain's folder) once exim and dovecot
-    no longer know it. Names were validated when the mailbox was made: no "/" or "..". A folder that
-    cannot be removed is logged, not raised: the mailbox is already gone from both services."""
-    folder = apply.under_root(config, MAIL_DIR) / domain
-    if local is not None:
-        folder = folder / local
+    no longer know it. Names were validated when the mailbox was made: no "/" or "..". Removed through
+    handles opened without following links (agent/homefs.py): the folders are written by the services
+    as user mail, never followed as root. A folder that cannot be removed is logged, not raised: the
+    mailbox is already gone from both services."""
+    relative = domain if local is None else f"{domain}/{local}"
     try:
-        fsutil.remove_tree(folder)
+        homefs.remove_tree(apply.under_root(config, MAIL_DIR), relative)
     except OSError as exc:
-        log.warning("could not remove the mail in %s: %s", folder, exc)
+        log.warning("could not remove the mail in %s/%s: %s", MAIL_DIR, relative, exc)

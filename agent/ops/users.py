@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 
-from agent import fsutil
+from agent import fsutil, homefs
 from agent import validation as v
 from agent.ops import apply, dns, mail, suspension, web
 
@@ -87,14 +88,27 @@ def create(config, data: object) -> tuple[dict, bool]:
         groups = {row[0]: row[2] for row in _table(config, "etc/group") if len(row) > 2}
         if groups.get(user["name"]) not in (None, str(user["gid"])):
             raise apply.Conflict("gid", f"group {user['name']} exists with another GID")
+        if user["name"] not in groups and str(user["gid"]) in groups.values():
+            raise apply.Conflict("gid", f"GID {user['gid']} belongs to another group")
+        home = apply.under_root(config, f"home/{user['name']}")
+        if os.path.lexists(home):
+            # useradd would keep it as it is: another account's files, or a link to anywhere.
+            raise apply.Conflict("name", f"/home/{user['name']} exists already (left by an earlier account?); "
+                                         "remove it first")
         if user["name"] not in groups:
-            if str(user["gid"]) in groups.values():
-                raise apply.Conflict("gid", f"GID {user['gid']} belongs to another group")
             _run(config, ["groupadd", "--gid", str(user["gid"]), user["name"]])
         _run(config, ["useradd", "--uid", str(user["uid"]), "--gid", str(user["gid"]),
                       "--shell", user["shell"], "--home-dir", f"/home/{user['name']}",
                       "--create-home", user["name"]])
+        _make_home_private(config, user["name"])
     return get(config, user["name"]), True
+
+
+def _make_home_private(config, name: str) -> None:
+    """The new home as agent/homefs.py shapes homes: `<name>:www-data 0710` (useradd leaves Debian's
+    0755, which lets every other account read it). Set on an open handle of the home, not by path."""
+    with homefs.Home(config, homefs.account(config, name, "name"), "name") as home:
+        home.make_private()
 
 
 def update(config, name: str, data: object) -> dict:
@@ -124,7 +138,7 @@ def _remove_home(config, name: str, home: str) -> None:
         log.warning("kept %s's home %s: not the panel's /home/%s", name, home, name)
         return
     try:
-        fsutil.remove_tree(apply.under_root(config, home.lstrip("/")))
+        homefs.remove_tree(apply.under_root(config, "home"), name)
     except OSError as exc:
         log.warning("could not remove %s's home %s: %s", name, home, exc)
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
 
-from agent import fsutil
+from agent import fsutil, homefs
 from agent import validation as v
 from agent.ops import apply, suspension
+
+log = logging.getLogger("hostfleet.agent.web")
 
 KIND = "webdomains"
 NGINX_CONF = "etc/nginx/nginx.conf"
 INCLUDE = "etc/nginx/conf.d/hostfleet.conf"
+# Debian's stock site claims default_server on port 80 (nginx refuses two): the include's own default
+# server takes its place, and the file is replaced by this note (its folder, which Debian's nginx.conf
+# includes, stays).
+DEBIAN_DEFAULT_SITE = "etc/nginx/sites-enabled/default"
+DEFAULT_SITE_NOTE = (b"# Disabled by the Hostfleet agent: etc/nginx/conf.d/hostfleet.conf holds the default server\n"
+                     b"# (unknown hosts get no answer). Debian's page is still in sites-available/default.\n")
 VHOST_DIR = "etc/nginx/hostfleet"
 POOL_DIR = "etc/php/8.2/fpm/pool.d"
 POOL_PREFIX = "hostfleet-"
@@ -31,14 +40,16 @@ def validate(data: object, users: set[str]) -> dict:
     aliases = sorted({v.domain_name(alias, "aliases") for alias in aliases} - {name})
     owner = v.username(data.get("owner"), "owner")
     if owner not in users:
-        raise v.ValidationError("owner", f"no account {owner!r} on this node")
-    docroot = data.get("docroot") or f"www/{name}"
+        raise v.ValidationError("owner", f"no hosting account {owner!r} on this node")
+    docroot = v.relative_path(data.get("docroot") or f"www/{name}", "docroot")
+    if docroot.split("/")[0] == homefs.TMP_DIR:
+        raise v.ValidationError("docroot", f"~/{homefs.TMP_DIR} is the PHP pool's private folder; choose another")
     return {
         "name": name,
         "aliases": aliases,
         "owner": owner,
         "php": v.boolean(data.get("php", False), "php"),
-        "docroot": v.relative_path(docroot, "docroot"),
+        "docroot": docroot,
     }
 
 
@@ -88,9 +99,17 @@ def render_files(config, domains: list[dict], suspended: set[str] | None = None)
             php_owners.add(owner)
     for owner in sorted(php_owners):
         files[apply.under_root(config, f"{POOL_DIR}/{POOL_PREFIX}{owner}.conf")] = apply.render(
-            "php-pool.conf.j2", owner=owner, socket=php_socket(config, owner)
+            "php-pool.conf.j2", owner=owner, socket=php_socket(config, owner), home=root / "home" / owner,
+            tmp=root / "home" / owner / homefs.TMP_DIR,
         )
     return files
+
+
+def pool_owners(config, files: dict[Path, bytes]) -> list[str]:
+    """The owners whose PHP pool is among these files."""
+    pools = apply.under_root(config, POOL_DIR)
+    return sorted(p.name[len(POOL_PREFIX):-len(".conf")] for p in files
+                  if p.parent == pools and p.name.startswith(POOL_PREFIX))
 
 
 def current_files(config) -> dict[Path, bytes]:
@@ -103,6 +122,9 @@ def current_files(config) -> dict[Path, bytes]:
     include = apply.under_root(config, INCLUDE)
     if include.exists():
         files[include] = include.read_bytes()
+    stock = apply.under_root(config, DEBIAN_DEFAULT_SITE)
+    if os.path.lexists(stock):
+        files[stock] = fsutil.read_or_none(stock) or b""
     return files
 
 
@@ -137,13 +159,31 @@ def apply_domains(config, domains: list[dict], suspended: set[str] | None = None
     conf = apply.under_root(config, NGINX_CONF)
     if not conf.exists():
         desired[conf] = apply.render("nginx.conf.j2", root=Path(config.root))
+    stock = apply.under_root(config, DEBIAN_DEFAULT_SITE)
+    if os.path.lexists(stock):
+        desired[stock] = DEFAULT_SITE_NOTE
     for folder in ("var/log/nginx", "var/lib/nginx", "run"):
         apply.under_root(config, folder).mkdir(parents=True, exist_ok=True)
     pools_changed = any(
         POOL_PREFIX in p.name and desired.get(p) != current.get(p) for p in {*desired, *current}
     )
     services = ["php-fpm", "nginx"] if pools_changed else ["nginx"]
-    return apply.apply_files(config, desired, current, lambda _w: check(config, pools_changed), services)
+    result = apply.apply_files(config, desired, current, lambda _w: check(config, pools_changed), services)
+    if not apply.dry_run():
+        for owner in pool_owners(config, desired):
+            ensure_pool_tmp(config, owner)
+    return result
+
+
+def ensure_pool_tmp(config, owner: str) -> None:
+    """The private temporary folder of an owner's pool (uploads, sessions), made when missing. The pool
+    is live already: a home where it cannot be made (a link in its place) is logged, not raised; PHP,
+    running as the owner, then has no temporary folder, and nothing else is affected."""
+    try:
+        if homefs.ensure_private_dir(config, owner):
+            log.info("made %s's private PHP folder ~/%s", owner, homefs.TMP_DIR)
+    except (v.ValidationError, OSError) as exc:
+        log.warning("no private PHP folder for %s: %s", owner, exc)
 
 
 def apply_suspended(config, suspended: set[str]) -> apply.Result:
@@ -151,49 +191,41 @@ def apply_suspended(config, suspended: set[str]) -> apply.Result:
     return apply_domains(config, list_domains(config), suspended)
 
 
-def _account(config, owner: str) -> tuple[int, int] | None:
-    """The owner's UID and GID from the root prefix's /etc/passwd."""
-    data = fsutil.read_or_none(apply.under_root(config, "etc/passwd")) or b""
-    for line in data.decode("utf-8", "replace").splitlines():
-        parts = line.split(":")
-        if len(parts) > 3 and parts[0] == owner:
-            return int(parts[2]), int(parts[3])
-    return None
+def check_docroot(config, domain: dict) -> None:
+    """Refuse (400, docroot) a document root whose existing components include a link, something not a
+    folder, or a folder not the owner's; nothing is made."""
+    acct = homefs.account(config, domain["owner"])
+    if not os.path.lexists(apply.under_root(config, f"home/{acct.name}")):
+        return  # made with the document root
+    with homefs.Home(config, acct, "docroot") as home:
+        home.check(domain["docroot"])
 
 
-def ensure_docroot(config, domain: dict) -> None:
-    """A new domain's document root, owned by its owner, with a default index page; kept if it exists.
+def ensure_docroot(config, domain: dict) -> list[str]:
+    """A domain's document root, owned by its owner, with a default index page; kept if it exists.
 
-    nginx runs as www-data: the owner's home gets o+x (enter, not list) so it can reach the files.
+    Made from an open handle of the home without following links (agent/homefs.py): folders
+    `<owner>:www-data 2750`, the page `<owner>:www-data 0640`, the home `<owner>:www-data 0710` when
+    the agent makes it (nginx, in group www-data, enters it and reads the site; no other account can).
+    Returns the folders made. ValidationError (docroot) when a component is or became a link.
     """
-    home = apply.under_root(config, f"home/{domain['owner']}")
-    docroot = home / domain["docroot"]
-    if docroot.exists():
-        return
-    ids = _account(config, domain["owner"])
-    home.mkdir(parents=True, exist_ok=True)
-    created = []
-    path = home
-    for part in docroot.relative_to(home).parts:
-        path = path / part
-        if not path.exists():
-            path.mkdir(mode=0o755)
-            created.append(path)
-    index = docroot / "index.html"
-    index.write_bytes(apply.render("index.html.j2", name=domain["name"]))
-    index.chmod(0o644)
-    created.append(index)
-    if ids is not None and os.geteuid() == 0:
-        for path in created:
-            os.chown(path, *ids)
-    home.chmod(home.stat().st_mode | 0o001)
+    acct = homefs.account(config, domain["owner"])
+    with homefs.Home(config, acct, "docroot", create=True) as home:
+        fd, made = home.walk(domain["docroot"], homefs.SITE_DIR_MODE, acct.web_gid)
+        try:
+            if made:
+                page = apply.render("index.html.j2", name=domain["name"])
+                home.create_file(fd, "index.html", page, homefs.SITE_FILE_MODE, acct.web_gid)
+        finally:
+            os.close(fd)
+    return made
 
 
 def replace_all(config, rows: list) -> apply.Result:
     """Full replace of the node's web domains (the bench and a resync use it)."""
     if not isinstance(rows, list):
         raise v.ValidationError("rows", "must be a list")
-    users = apply.known_users(config)
+    users = apply.hosting_users(config)
     domains = apply.validate_rows(rows, lambda row: validate(row, users))
     with apply.OP_LOCK:
         result = apply_domains(config, domains)
@@ -212,15 +244,27 @@ def get(config, name: str) -> dict:
 
 
 def create(config, data: object) -> dict:
-    """Add a web domain; 409 if the name is taken."""
-    domain = validate(data, apply.known_users(config))
+    """Add a web domain and make its document root; 409 if the name is taken, 400 (docroot) if the path
+    to the document root passes through a link (nothing is changed)."""
+    domain = validate(data, apply.hosting_users(config))
     with apply.OP_LOCK:
         domains = list_domains(config)
         if any(d["name"] == domain["name"] for d in domains):
             raise apply.Conflict("name", f"web domain {domain['name']} exists")
-        _commit(config, [*domains, domain])
-        ensure_docroot(config, domain)
+        _commit_with_docroot(config, domain, domains, [*domains, domain])
     return domain
+
+
+def _commit_with_docroot(config, domain: dict, before: list[dict], after: list[dict]) -> None:
+    """Commit `after` and make the domain's document root; a root that became a link in between (a
+    race) puts `before` back and refuses."""
+    check_docroot(config, domain)
+    _commit(config, after)
+    try:
+        ensure_docroot(config, domain)
+    except (v.ValidationError, OSError):
+        _commit(config, before)
+        raise
 
 
 def update(config, name: str, data: object) -> dict:
@@ -231,8 +275,13 @@ def update(config, name: str, data: object) -> dict:
         old = get(config, name)
         if "owner" in data and data["owner"] != old["owner"]:
             raise v.ValidationError("owner", "cannot change; delete and create the domain")
-        domain = validate({**old, **data, "name": old["name"]}, apply.known_users(config))
-        _commit(config, [domain if d["name"] == name else d for d in list_domains(config)])
+        domain = validate({**old, **data, "name": old["name"]}, apply.hosting_users(config))
+        domains = list_domains(config)
+        after = [domain if d["name"] == name else d for d in domains]
+        if domain["docroot"] != old["docroot"]:
+            _commit_with_docroot(config, domain, domains, after)
+        else:
+            _commit(config, after)
     return domain
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 
 import pytest
@@ -127,12 +128,14 @@ def test_suspend_rolls_back_the_sites_when_mail_is_refused(agent, monkeypatch):
 
 
 def test_new_domain_gets_an_owned_docroot_with_an_index(agent):
-    """A new web domain's document root exists with a default page naming it; the home can be entered."""
+    """A new web domain's document root exists with a default page naming it; the home can be entered by
+    the web server's group (www-data, 33 here), by no other account."""
     config, _ = agent
     docroot = config.root / "home" / "alice" / "www" / "alice.example"
     assert "<h1>alice.example</h1>" in (docroot / "index.html").read_text()
-    assert (docroot.stat().st_uid, docroot.stat().st_gid) == (1001, 1001)
-    assert (config.root / "home" / "alice").stat().st_mode & 0o001
+    assert (docroot.stat().st_uid, docroot.stat().st_gid) == (1001, 33)
+    home = (config.root / "home" / "alice").stat()
+    assert (home.st_gid, stat.S_IMODE(home.st_mode)) == (33, 0o710)
     (docroot / "index.html").write_text("mine")
     web.update(config, "alice.example", {"php": False})
     assert (docroot / "index.html").read_text() == "mine"

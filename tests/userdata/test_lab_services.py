@@ -49,14 +49,14 @@ class Env:
     def address(self) -> str:
         return self.node.address
 
-    def as_user(self, method: str, path: str, json=None) -> requests.Response:
-        """An API call as the panel user (Basic auth: the user's own credentials)."""
-        return requests.request(method, self.panel.url + path, json=json, auth=(USER, PASSWORD), timeout=120)
+    def as_user(self, method: str, path: str, json=None, user: str = USER) -> requests.Response:
+        """An API call as a panel user (Basic auth: the user's own credentials)."""
+        return requests.request(method, self.panel.url + path, json=json, auth=(user, PASSWORD), timeout=120)
 
-    def change(self, method: str, path: str, json=None) -> requests.Response:
-        """A change as the user; if the node is briefly `syncing` (a sync job at work), wait for `ready` and retry."""
+    def change(self, method: str, path: str, json=None, user: str = USER) -> requests.Response:
+        """A change as a user; if the node is briefly `syncing` (a sync job at work), wait for `ready` and retry."""
         for _ in range(3):
-            answer = self.as_user(method, path, json)
+            answer = self.as_user(method, path, json, user)
             if answer.status_code != 503 or "is syncing" not in answer.text:
                 return answer
             SYNCING.append(f"{method} {path}: {answer.json()['error']}")
@@ -107,9 +107,13 @@ def env(lab_nodes, tmp_path_factory, request):
 
 
 def curl(address: str, host: str, path: str = "/") -> tuple[int, str]:
-    """`curl -H 'Host: <host>' http://<address><path>` from the host: (status, body)."""
+    """`curl -H 'Host: <host>' http://<address><path>` from the host: (status, body); (0, curl's message)
+    when nginx closed the connection without an answer (444: the default server, for a host no site
+    serves, as while a reload that adds the site is still swapping its workers)."""
     proc = subprocess.run(["curl", "-sS", "-m", "10", "-H", f"Host: {host}", "-w", "\n%{http_code}",
                            f"http://{address}{path}"], capture_output=True, text=True, timeout=20)
+    if proc.returncode == 52:
+        return 0, proc.stderr.strip()
     assert proc.returncode == 0, proc.stderr
     body, _, status = proc.stdout.rpartition("\n")
     return int(status), body
@@ -235,6 +239,70 @@ def test_web_domain_and_php(env):
     record("curl .php with PHP on", f"200, sum=42 user={USER}", f"{status}, {body.strip()}")
 
 
+SECRET = "alice-db-secret-7f3a"
+ALICE_SECRET_FILE = f"/home/{USER}/www/php.hf-lab.test/wp-config.php"
+OTHER = "bob"
+
+
+@pytest.fixture(scope="module")
+def second_customer(env):
+    """A second panel user on the same node with a PHP site; alice's site holds a wp-config.php that any
+    account could read by its mode (0644), as an uploaded file usually is."""
+    env.node.exec(f"cat > {ALICE_SECRET_FILE} && chown {USER}:{USER} {ALICE_SECRET_FILE} "
+                  f"&& chmod 0644 {ALICE_SECRET_FILE}", input=f"<?php $db_password = '{SECRET}';\n")
+    made = env.admin("POST", "/api/v1/users", {"name": OTHER, "password": PASSWORD, "roles": ["web"],
+                                               "nodes": {"web": "svc1"}})
+    assert made.status_code == 201, made.text
+    site = env.change("POST", "/api/v1/webdomains", {"name": "bob.hf-lab.test", "php": True}, user=OTHER)
+    assert site.status_code == 201, site.text
+    return f"/home/{OTHER}/www/bob.hf-lab.test"
+
+
+READ_SCRIPT = f"""<?php
+$path = '{ALICE_SECRET_FILE}';
+$read = @file_get_contents($path);
+$shell = function_exists('shell_exec') ? shell_exec('cat ' . escapeshellarg($path) . ' 2>&1') : 'no shell_exec';
+echo "user=" . posix_getpwuid(posix_geteuid())['name'] . "\nread=" . var_export($read, true);
+echo "\nshell=" . trim((string) $shell) . "\n";
+"""
+
+
+def test_another_customers_php_cannot_read_the_first_customers_files(env, second_customer):
+    """bob's PHP asks for alice's wp-config.php, through PHP (open_basedir) and through a shell (the home's
+    mode): both fail and the secret never shows; alice's own PHP still reads it."""
+    env.node.exec(f"cat > {second_customer}/steal.php", input=READ_SCRIPT)
+    status, body = served(env, "bob.hf-lab.test", "/steal.php", lambda st, b: st == 200 and "user=" in b)
+    assert "user=bob" in body and "read=false" in body and SECRET not in body, body
+    env.node.exec(f"cat > /home/{USER}/www/php.hf-lab.test/own.php", input=READ_SCRIPT)
+    own_status, own = served(env, "php.hf-lab.test", "/own.php", lambda st, b: st == 200 and "user=" in b)
+    assert f"user={USER}" in own and SECRET in own, own
+    shell = body.split("shell=", 1)[1].strip()
+    record("bob's PHP reads alice's wp-config.php", "refused, no secret", f"{status}, read=false, shell: {shell[:40]}")
+    record("alice's PHP reads her own file", "the secret", f"{own_status}, secret shown")
+
+
+def test_nginx_does_not_follow_a_customers_link_to_files_not_theirs(env, second_customer):
+    """A link in bob's site to alice's wp-config.php, or to /etc/passwd, is not served, nothing of either
+    shows (disable_symlinks if_not_owner: nginx itself may enter every home); bob's own file is served."""
+    env.node.exec(f"cd {second_customer} && ln -s {ALICE_SECRET_FILE} leak.txt && ln -s /etc/passwd passwd.txt "
+                  f"&& echo 'bob plain' > plain.txt && chown -h {OTHER}:{OTHER} leak.txt passwd.txt plain.txt")
+    served(env, "bob.hf-lab.test", "/plain.txt", lambda st, b: st == 200 and "bob plain" in b)
+    leak = curl(env.address, "bob.hf-lab.test", "/leak.txt")
+    passwd = curl(env.address, "bob.hf-lab.test", "/passwd.txt")
+    # try_files finds no file it may open (the link is refused), hence 404 rather than 403.
+    assert leak[0] in (403, 404) and SECRET not in leak[1], leak
+    assert passwd[0] in (403, 404) and "root:x:0:0" not in passwd[1], passwd
+    record("nginx: bob's link to alice's file / to /etc/passwd", "refused (403/404)", f"{leak[0]} / {passwd[0]}")
+
+
+def test_unknown_host_gets_nothing_of_a_customer(env):
+    """A request for a host no site serves gets no answer at all (444 from the default server), not the
+    first customer's site."""
+    status, message = curl(env.address, "unknown.hf-lab.test")
+    assert status == 0 and "Empty reply" in message, (status, message)
+    record("curl an unknown host", "empty reply (444)", message)
+
+
 def _records_by(env, domain_id: int) -> dict[tuple[str, str], dict]:
     items = env.as_user("GET", f"/api/v1/domains/{domain_id}/records").json()["items"]
     return {(r["name"], r["type"]): r for r in items}
@@ -351,7 +419,8 @@ def test_suspend_and_resume(env):
 
 def test_cut_node_clear_error_then_healed(env):
     """The holding node cut: a clear error naming it and its state, nothing changed; healed: works."""
-    before = sorted(d["name"] for d in env.as_user("GET", "/api/v1/webdomains").json()["items"])
+    # Every user's sites (a second customer has some here too), as the administrator's index shows them.
+    before = sorted(d["name"] for d in env.admin("GET", "/api/v1/webdomains").json()["items"])
     env.node.cut()
     try:
         env.panel.wait_state(env.node_id, "unavailable", timeout=90)

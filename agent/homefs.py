@@ -1,0 +1,331 @@
+"""Customer trees, changed as root without resolving a path the customer can change.
+
+Everything below `<root>/home/<owner>` is the customer's: their PHP can put a symbolic link
+anywhere in it, or swap a folder for one while the agent is working. So the agent never hands
+such a path to a call that resolves it. A walk starts from an open handle of the home (opened
+with O_NOFOLLOW: the home must be a real folder owned by the account) and opens one component
+at a time relative to the previous handle with O_NOFOLLOW | O_DIRECTORY; a link, planted before
+or swapped in during the walk, makes the open fail and the operation is refused, naming the
+field that asked for the path. Folders are made with mkdirat, files with O_CREAT | O_EXCL |
+O_NOFOLLOW relative to a handle, and owners and modes are set with fchown/fchmod on the opened
+handle, never by path. An existing component must belong to the account: a folder of root's or
+another account's inside a home is refused rather than written into.
+
+Homes are private: `<owner>:www-data 0710`. The owner has the home; the web server (nginx, the
+only process running as www-data) may enter it but not list it; every other account, and so
+every other customer's PHP (each pool runs as its owner), cannot enter it. The site folders the
+agent makes are `<owner>:www-data 2750` (setgid, so files added later are group www-data too)
+and its files `<owner>:www-data 0640`: nginx reads them through the group. The private temporary
+folder of the owner's PHP pool (`~/tmp`) is `<owner>:<owner> 0700`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent import fsutil
+from agent.failpoints import failpoint
+from agent.validation import ValidationError
+
+log = logging.getLogger("hostfleet.agent.homefs")
+
+WEB_GROUP = "www-data"
+HOME_MODE = 0o710
+SITE_DIR_MODE = 0o2750
+SITE_FILE_MODE = 0o640
+PRIVATE_DIR_MODE = 0o700
+# The PHP pool's uploads, sessions and temporary files, inside the home (open_basedir allows it).
+TMP_DIR = "tmp"
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+@dataclass(frozen=True)
+class Account:
+    """A hosting account as the root prefix's passwd and group files hold it."""
+
+    name: str
+    uid: int
+    gid: int
+    # The web server's group (www-data), or the account's own group on a node without one.
+    web_gid: int
+
+
+def _ids(path: Path, name: str) -> tuple[int, int] | None:
+    """Fields 3 and 4 (ids) of the line naming `name` in a passwd- or group-style file."""
+    data = fsutil.read_or_none(path) or b""
+    for line in data.decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) > 3 and parts[0] == name and parts[2].isdigit():
+            return int(parts[2]), int(parts[3]) if parts[3].isdigit() else -1
+    return None
+
+
+def account(config, owner: str, field: str = "owner") -> Account:
+    """The owner's ids from the root prefix; a hosting account (UID 1000 or more) is required."""
+    root = Path(config.root)
+    ids = _ids(root / "etc/passwd", owner)
+    if ids is None or ids[0] < 1000 or ids[0] == 65534:
+        raise ValidationError(field, f"{owner!r} is not a hosting account on this node")
+    web = _ids(root / "etc/group", WEB_GROUP)
+    return Account(owner, ids[0], ids[1], web[0] if web else ids[1])
+
+
+def _as_root() -> bool:
+    """Ownership is set and checked only when the agent runs as root (a node; not a developer's run)."""
+    return os.geteuid() == 0
+
+
+def _why(exc: OSError, parent_fd: int | None = None, name: str = "") -> str:
+    """Why a component could not be opened as a folder (a link fails with ELOOP or, the flags asking
+    for a folder, ENOTDIR: lstat tells which it was)."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR) and parent_fd is not None:
+        try:
+            if stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+                return "is a symbolic link; links are not followed"
+        except OSError:
+            pass
+    if exc.errno == errno.ELOOP:
+        return "is a symbolic link; links are not followed"
+    if exc.errno == errno.ENOTDIR:
+        return "is not a folder"
+    if exc.errno == errno.ENOENT:
+        return "does not exist"
+    return f"cannot be opened: {exc.strerror}"
+
+
+def _refuse(field: str, shown: str, exc: OSError, parent_fd: int | None = None, name: str = "") -> ValidationError:
+    """The error for a component that cannot be walked into."""
+    return ValidationError(field, f"{shown} {_why(exc, parent_fd, name)}")
+
+
+def _open_dir(parent_fd: int, name: str, field: str, shown: str) -> int:
+    """Open a folder relative to parent_fd without following a link."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except OSError as exc:
+        raise _refuse(field, shown, exc, parent_fd, name) from None
+
+
+def _require_owner(fd: int, acct: Account, field: str, shown: str) -> None:
+    """Refuse a folder that is not the account's (when ownership means anything: as root)."""
+    if _as_root() and os.fstat(fd).st_uid != acct.uid:
+        raise ValidationError(field, f"{shown} does not belong to {acct.name}")
+
+
+class Home:
+    """An open handle of an account's home, checked to be a real folder the account owns.
+
+    With create, a missing home is made (`<owner>:www-data 0710`): the folder holding homes is
+    root's, so nothing the customer controls is resolved to reach it.
+    """
+
+    def __init__(self, config, acct: Account, field: str, create: bool = False):
+        self.acct = acct
+        self.field = field
+        self.shown = f"/home/{acct.name}"
+        homes = Path(config.root) / "home"
+        if create:
+            homes.mkdir(parents=True, exist_ok=True)
+        parent = os.open(homes, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            if create:
+                try:
+                    os.mkdir(acct.name, PRIVATE_DIR_MODE, dir_fd=parent)
+                    made = True
+                except FileExistsError:
+                    made = False
+            self.fd = _open_dir(parent, acct.name, field, self.shown)
+        finally:
+            os.close(parent)
+        if create and made:
+            self._set(self.fd, acct.uid, acct.web_gid, HOME_MODE)
+        try:
+            _require_owner(self.fd, acct, field, self.shown)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __enter__(self) -> Home:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
+
+    @staticmethod
+    def _set(fd: int, uid: int, gid: int, mode: int) -> None:
+        if _as_root():
+            os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+
+    def make_private(self) -> None:
+        """Give the home the private shape: the owner's, entered by the web server only."""
+        self._set(self.fd, self.acct.uid, self.acct.web_gid, HOME_MODE)
+
+    def walk(self, relative: str, create_mode: int | None = None, group: int | None = None) -> tuple[int, list[str]]:
+        """Open the folder at relative (validated: plain components) below the home, component by
+        component, never following a link; with create_mode, missing folders are made with that mode,
+        owned by the account and `group` (default: its own). Returns the open handle of the last
+        folder (the caller closes it) and the components made, outermost first."""
+        fd = os.dup(self.fd)
+        made: list[str] = []
+        shown = self.shown
+        try:
+            for part in [p for p in relative.split("/") if p]:
+                shown = f"{shown}/{part}"
+                if part in (".", ".."):
+                    raise ValidationError(self.field, f"{shown}: '{part}' is not allowed")
+                created = False
+                if create_mode is not None:
+                    try:
+                        os.mkdir(part, PRIVATE_DIR_MODE, dir_fd=fd)
+                        created = True
+                        failpoint("homefs.after_mkdir", parent_fd=fd, entry=part)
+                    except FileExistsError:
+                        pass
+                child = _open_dir(fd, part, self.field, shown)
+                os.close(fd)
+                fd = child
+                if created:
+                    # Ours unless it was swapped for one of the account's own folders meanwhile.
+                    if _as_root() and os.fstat(fd).st_uid not in (0, self.acct.uid):
+                        raise ValidationError(self.field, f"{shown} changed while it was being made")
+                    self._set(fd, self.acct.uid, self.acct.gid if group is None else group, create_mode)
+                    made.append(shown)
+                else:
+                    _require_owner(fd, self.acct, self.field, shown)
+            return fd, made
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def check(self, relative: str) -> None:
+        """Refuse the path if any component that exists is a link, not a folder, or not the account's
+        (what walk would refuse), without making anything."""
+        fd = os.dup(self.fd)
+        shown = self.shown
+        try:
+            for part in [p for p in relative.split("/") if p]:
+                shown = f"{shown}/{part}"
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    return
+                except OSError as exc:
+                    raise _refuse(self.field, shown, exc, fd, part) from None
+                os.close(fd)
+                fd = child
+                _require_owner(fd, self.acct, self.field, shown)
+        finally:
+            os.close(fd)
+
+    def create_file(self, dir_fd: int, name: str, data: bytes, mode: int, group: int | None = None) -> bool:
+        """Write a new file in an open folder of this home, owned by the account; False (nothing written)
+        when the name exists, whatever it is (a link or a hard link included)."""
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=dir_fd)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            self._set(fh.fileno(), self.acct.uid, self.acct.gid if group is None else group, mode)
+        return True
+
+
+def ensure_private_dir(config, owner: str, relative: str = TMP_DIR, field: str = "owner") -> bool:
+    """The owner's private folder (`~/tmp` by default), made `<owner>:<owner> 0700` when missing;
+    True when it was made. An existing one is kept as it is (it is the customer's)."""
+    acct = account(config, owner)
+    with Home(config, acct, field, create=True) as home:
+        fd, made = home.walk(relative, PRIVATE_DIR_MODE)
+        os.close(fd)
+    return bool(made)
+
+
+def remove_tree(base: Path, relative: str) -> bool:
+    """Delete the folder at relative below base and everything in it, never following a link: each
+    component is opened with O_NOFOLLOW from a handle of base, and the folder is removed through
+    that handle (shutil.rmtree with dir_fd, which opens every level the same way). base itself is
+    the agent's (the folder holding homes or maildirs). False when absent; OSError when a component
+    is a link or not a folder (a link where the folder was expected is left as it is)."""
+    parts = [p for p in relative.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise OSError(f"{relative!r} is not a plain path below {base}")
+    try:
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        for part in parts[:-1]:
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                raise OSError(f"{base}/{relative}: {part} {_why(exc, fd, part)}") from None
+            os.close(fd)
+            fd = child
+        try:
+            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISDIR(st.st_mode):
+            raise OSError(f"{base}/{relative} is not a folder")
+        shutil.rmtree(parts[-1], dir_fd=fd)
+        os.fsync(fd)
+        return True
+    finally:
+        os.close(fd)
+
+
+# Deeper than this, a tree's folders are not measured (each level holds an open handle).
+MAX_DEPTH = 256
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of disk the files and folders under path take (like `du -s`: blocks, hard-linked files
+    counted in each place, links counted as themselves). Walked with one handle per level, each
+    opened with O_NOFOLLOW relative to its parent, so a folder swapped for a link during the walk
+    is skipped, never followed. A missing path, or one that is not a real folder, is 0."""
+    try:
+        top = os.open(path, _DIR_FLAGS)
+    except OSError:
+        return 0
+    total = 0
+    stack = [(top, os.scandir(top))]
+    try:
+        while stack:
+            fd, entries = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                entries.close()
+                os.close(fd)
+                stack.pop()
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += st.st_blocks * 512
+            if stat.S_ISDIR(st.st_mode) and len(stack) < MAX_DEPTH:
+                try:
+                    child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
+                except OSError:  # gone, or swapped for a link since it was listed
+                    continue
+                try:
+                    stack.append((child, os.scandir(child)))
+                except OSError:
+                    os.close(child)
+    finally:
+        for fd, entries in stack:
+            entries.close()
+            os.close(fd)
+    return total
