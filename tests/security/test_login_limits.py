@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from app import proxies, ratelimit
 from tests.conftest import Users, csrf_from
 from tests.userdata.conftest import basic
 
@@ -96,6 +95,8 @@ def test_many_addresses_meet_the_account_limit_but_the_owners_browser_gets_in(ap
 
 def test_a_device_cookie_counts_only_for_its_own_user(app, users):
     """A browser that logged in as alice is a new client for admin: no way around admin's account limit."""
+    from app import ratelimit
+
     users.make("admin", admin=True)
     users.make("alice")
     browser = app.test_client()
@@ -122,6 +123,8 @@ def test_forwarded_addresses_are_ignored_without_trusted_proxies(app, client, us
 def test_behind_a_trusted_proxy_each_client_counts_alone(app, client, users):
     """TRUSTED_PROXIES=127.0.0.1: an attacker behind the proxy locks only themselves out of alice; alice, behind
     the same proxy, logs in. A peer outside TRUSTED_PROXIES still cannot choose its address."""
+    from app import proxies
+
     users.make("alice")
     app.config["TRUSTED_PROXIES"] = "127.0.0.1"
     proxies.init_app(app)
@@ -137,7 +140,7 @@ def test_behind_a_trusted_proxy_each_client_counts_alone(app, client, users):
 
 def test_trusted_proxies_come_from_the_environment_and_bad_values_stop_the_start(tmp_path, redis_url, monkeypatch):
     """TRUSTED_PROXIES takes addresses and networks; an entry that is neither stops the start, named."""
-    from app import create_app
+    from app import create_app, proxies
     from app.config import TestConfig
 
     monkeypatch.setenv("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/24")

@@ -97,7 +97,31 @@ def test_the_private_key_is_not_echoed_when_the_setup_form_comes_back(auth, clie
 def test_a_panel_user_cannot_take_a_nodes_own_account_name(client, users, name):
     """`ispmaster` (the UID 0 account setup makes on every node) and Debian's system accounts: 400 naming `name`."""
     users.make("root", admin=True)
-    response = client.post("/api/v1/users", json={"name": name, "password": "a long password", "roles": ["web"]},
+    response = client.post("/api/v1/users", json={"name": name, "password": "a long password", "roles": []},
                            headers=basic("root"))
     assert response.status_code == 400, response.text
     assert "name" in response.json["fields"] and "system account" in response.json["fields"]["name"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("gitlab-runner:x:999:999::/home/gitlab-runner:/bin/sh", "is a system account on this node"),
+    ("debian:x:1000:1000:Debian:/home/debian:/bin/bash", "exists with UID 1000"),
+])
+def test_a_panel_user_cannot_take_an_account_a_node_already_has(app, client, cluster, users, line, message):
+    """A name in a node's /etc/passwd that is no panel user's (a package's system account, the image's first
+    user): the node refuses to make it, the answer names `name` or `uid` and the node, and no panel user is left."""
+    from app.extensions import db
+    from app.models import User
+
+    users.make("root", admin=True)
+    node_id = cluster.node("n1")
+    passwd = cluster.root(node_id) / "etc/passwd"
+    passwd.write_text(passwd.read_text() + line + "\n")
+    name = line.split(":", 1)[0]
+    response = client.post("/api/v1/users", json={"name": name, "password": "a long password", "roles": ["web"]},
+                           headers=basic("root"))
+    assert response.status_code == 409, response.text
+    assert message in response.json["error"] and set(response.json["fields"]) & {"name", "uid"}
+    with app.app_context():
+        assert db.session.scalar(db.select(User).where(User.name == name)) is None
+    assert passwd.read_text().splitlines() == ["root:x:0:0:root:/root:/bin/bash", line], "the account is unchanged"
