@@ -28,7 +28,7 @@ def create_app(config: object | None = None) -> Flask:
     extensions.htmx.init_app(app)
     _tune_sqlite(app)
 
-    from app import auth_hooks, errors, ratelimit, timing
+    from app import auth_hooks, errors, proxies, ratelimit, security_headers, timing
     from app import htmx as htmx_helpers
     from app.blueprints import register_blueprints
     from app.cli import register_cli
@@ -36,6 +36,8 @@ def create_app(config: object | None = None) -> Flask:
     timing.init_app(app)  # its start stamp goes ahead of every other hook, the extensions' too
     auth_hooks.init_app(app)
     ratelimit.init_app(app)
+    proxies.init_app(app)
+    security_headers.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
     htmx_helpers.init_app(app)
@@ -64,6 +66,7 @@ def _tune_sqlite(app: Flask) -> None:
     commit waits for the disk except those made with extensions.restorable_write."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return
+    _private_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
     from sqlalchemy import event
 
     from app.extensions import SYNC_RELAXED, db
@@ -84,3 +87,25 @@ def _tune_sqlite(app: Flask) -> None:
             # After a restorable_write: the connection's next user commits to disk again.
             if record.info.pop(SYNC_RELAXED, False) and dbapi_connection is not None:
                 dbapi_connection.execute("PRAGMA synchronous=FULL")
+
+
+def _private_sqlite_file(uri: str) -> None:
+    """The SQLite file holds every node's signing secret: mode 0600 (its WAL and journal take the file's
+    mode), in a folder created 0700 when missing; a folder others may write to is reported."""
+    import os
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).resolve()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.parent.stat().st_mode & 0o022:
+        logging.getLogger(__name__).warning("%s (the database's folder) can be written by others: make it 0700",
+                                            path.parent)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(0o600)

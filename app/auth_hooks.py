@@ -46,27 +46,30 @@ def api_user():
 
 
 def authenticate_api_request():
-    """HTTP Basic with panel credentials, or a Bearer API token; 401 otherwise (429 after too many
-    wrong passwords from one address)."""
+    """HTTP Basic with panel credentials, or a Bearer API token; 401 otherwise (429 after too many wrong
+    passwords for the name: app/ratelimit.py).
+
+    No `WWW-Authenticate` challenge: a browser that is never asked for Basic credentials never
+    remembers them, so no other site can make it send them here."""
     auth = request.authorization
     user = None
     if auth is not None and auth.type == "basic":
-        # The login form's limit applies to the API's Basic too, or the API would be the way around
-        # it. Only wrong passwords count (a script using Basic is not throttled); over the limit, every
-        # Basic attempt from the address is refused until the window passes.
-        refusal = "Too many failed logins from this address; wait a minute and try again."
-        ratelimit.check("api-basic", refusal)
+        # The login form's counters apply to the API's Basic too, or the API would be the way around them.
+        attempt = ratelimit.attempt(auth.username or "")
+        attempt.allow()
         user = accounts.authenticate(auth.username or "", auth.password or "")
         if user is None:
-            ratelimit.attempt("api-basic", refusal)
+            attempt.failed()
+        else:
+            attempt.succeeded()
     elif auth is not None and auth.type == "bearer" and auth.token:
         user = accounts.user_for_token(auth.token)
     if user is None:
         response = jsonify(
-            error="Authentication required: HTTP Basic with panel credentials or a Bearer API token."
+            error="Authentication required: an Authorization header with HTTP Basic panel credentials "
+                  "or a Bearer API token."
         )
         response.status_code = 401
-        response.headers["WWW-Authenticate"] = 'Basic realm="Hostfleet", charset="UTF-8"'
         return response
     g.api_user = user
     return None

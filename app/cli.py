@@ -71,7 +71,9 @@ def register_cli(app: Flask) -> None:
         else:
             data["password"] = click.prompt(f"root password for {address}", hide_input=True)
         try:
-            node, operation = setup.add_node(setup.validate_node_input(data), user_id=None,
+            # The operator at the master's console sees the key pinned below (the API and the form require it).
+            node_input = setup.validate_node_input(data, require_fingerprint=False)
+            node, operation = setup.add_node(node_input, user_id=None,
                                              data_dir=current_app.config["DATA_DIR"])
         except setup.InputErrors as exc:
             raise click.ClickException("; ".join(f"{k}: {v}" for k, v in exc.fields.items())) from None

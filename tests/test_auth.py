@@ -79,15 +79,16 @@ def test_login_without_csrf_is_refused(client, users):
 
 
 def test_login_is_rate_limited(app, client, users):
+    """LOGIN_RATE_LIMIT wrong passwords for a name from an address: that address gets 429 for the name."""
     users.make("alice")
     app.config["LOGIN_RATE_LIMIT"] = "3 per minute"
     codes = [post_login(client, "alice", "wrong").status_code for _ in range(4)]
     assert codes == [400, 400, 400, 429]
     response = post_login(client, "alice", Users.PASSWORD)
     assert response.status_code == 429 and response.headers["Retry-After"] == "60"
-    assert "Too many login attempts" in response.text
+    assert "Too many failed logins for this user from here" in response.text
     other = post_login(client, "alice", Users.PASSWORD, environ_base={"REMOTE_ADDR": "127.0.0.2"})
-    assert other.status_code == 302, "the limit is per address"
+    assert other.status_code == 302, "the limit is per address and user"
 
 
 def test_a_login_rate_limit_that_does_not_parse_stops_the_start(tmp_path, redis_url):

@@ -99,10 +99,12 @@ def test_api_basic_auth_and_node_shape(client, users, local_node_row):
     [{}, basic("root", "wrong"), {"Authorization": "Bearer hf_nope"}, {"Authorization": "Digest x"}],
 )
 def test_api_refuses_without_valid_credentials(client, users, headers):
+    """401 with a JSON error naming both ways in, and no Basic challenge (a browser would remember the answer)."""
     users.make("root", admin=True)
     response = client.get("/api/v1/nodes", headers=headers)
     assert response.status_code == 401
-    assert "error" in response.json and "WWW-Authenticate" in response.headers
+    assert "HTTP Basic" in response.json["error"] and "Bearer" in response.json["error"]
+    assert "WWW-Authenticate" not in response.headers
 
 
 def test_api_nodes_are_for_admins(client, users, local_node_row):
@@ -131,8 +133,8 @@ def test_openapi_document_is_valid(client):
 
 def test_wrong_basic_passwords_are_rate_limited_like_the_login_form(app, client, users, local_node_row):
     """The API's HTTP Basic is no way around the login form's limit: after LOGIN_RATE_LIMIT wrong
-    passwords from one address every Basic attempt gets 429, the right password too, until the
-    window passes; right passwords do not count, and a Bearer token is not affected."""
+    passwords for a name from one address every Basic attempt for it from there gets 429, the right
+    password too, until the window passes; right passwords do not count, and a Bearer token is not affected."""
     users.make("root", admin=True)
     app.config["LOGIN_RATE_LIMIT"] = "3 per minute"
     for _ in range(5):
@@ -143,7 +145,7 @@ def test_wrong_basic_passwords_are_rate_limited_like_the_login_form(app, client,
     assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
     assert "Too many failed logins" in refused.json["error"]
     other = client.get("/api/v1/nodes", headers=basic("root"), environ_base={"REMOTE_ADDR": "127.0.0.2"})
-    assert other.status_code == 200, "the limit is per address"
+    assert other.status_code == 200, "the limit is per address and user"
     auth = client.application.test_client()
     with app.app_context():
         from app.extensions import db

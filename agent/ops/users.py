@@ -76,7 +76,9 @@ def create(config, data: object) -> tuple[dict, bool]:
     with apply.OP_LOCK:
         for row in _table(config, "etc/passwd"):
             if row[0] == user["name"]:
-                existing = get(config, user["name"])
+                existing = next((u for u in list_users(config) if u["name"] == user["name"]), None)
+                if existing is None:  # a system account (root, ispmaster, a package's): never a panel user's
+                    raise apply.Conflict("name", f"{user['name']} is a system account on this node")
                 if (existing["uid"], existing["gid"]) != (user["uid"], user["gid"]):
                     raise apply.Conflict("uid", f"{user['name']} exists with UID {existing['uid']}")
                 if existing["shell"] != user["shell"]:

@@ -60,8 +60,14 @@ def create_user(name: str, password: str, level: UserLevel = UserLevel.USER) -> 
 
 
 def set_password(user: User, password: str) -> None:
-    """Change a password and end the account's other sessions."""
+    """Change a password and end every session of the account."""
     user.password_hash = hash_password(password)
+    end_sessions(user)
+
+
+def end_sessions(user: User) -> None:
+    """End every session of the account: a session cookie names the epoch it was made in, and the
+    user loader refuses any other, so copies of a cookie stop working too."""
     user.session_epoch += 1
     db.session.commit()
 

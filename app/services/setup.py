@@ -322,8 +322,11 @@ class NodeInput:
     host_key_fingerprint: str | None = None
 
 
-def validate_node_input(data: dict, *, require_credentials: bool = True) -> NodeInput:
-    """Check every field of a new node; raise InputErrors naming each bad field."""
+def validate_node_input(data: dict, *, require_credentials: bool = True, require_fingerprint: bool = True) -> NodeInput:
+    """Check every field of a new node; raise InputErrors naming each bad field.
+
+    With the credential, the host key fingerprint is required too (unless `require_fingerprint` is
+    off): trusting whatever key answers first would hand root's password to whoever answers first."""
     errors: dict[str, str] = {}
 
     def check(name: str, func: Callable[[], object]) -> object:
@@ -342,6 +345,11 @@ def validate_node_input(data: dict, *, require_credentials: bool = True) -> Node
     password = data.get("password") or None
     key_text = data.get("private_key") or None
     pkey = None
+    if require_credentials and require_fingerprint and not fingerprint and "host_key_fingerprint" not in errors:
+        errors["host_key_fingerprint"] = (
+            "required: the node's SSH host key fingerprint (SHA256:..., as `ssh-keygen -lf "
+            "/etc/ssh/ssh_host_ed25519_key.pub` prints it on the node)"
+        )
     if require_credentials:
         if password and key_text:
             errors["password"] = "give the root password or a private key, not both"

@@ -165,6 +165,8 @@ class LabPanel:
 
     def request(self, method: str, path: str, json=None, timeout: float = 120) -> requests.Response:
         """An API call as the panel's admin (a Bearer token once made: Basic hashes the password every call)."""
+        if json is None and method == "POST":
+            json = {}  # the API takes a POST only as JSON
         if self.token:
             return requests.request(method, self.url + path, json=json, timeout=timeout,
                                     headers={"Authorization": f"Bearer {self.token}"})
@@ -202,7 +204,11 @@ class LabPanel:
             return conn.execute(statement, args).fetchall()
 
     def add(self, lab_node, name: str, roles=("web",), **extra) -> requests.Response:
-        """POST /api/v1/nodes for a lab node with its root password."""
+        """POST /api/v1/nodes for a lab node with its root password and the host key read from it."""
+        from app.services.setup import fetch_host_key
+
+        if "host_key_fingerprint" not in extra:
+            extra["host_key_fingerprint"] = fetch_host_key(lab_node.address, extra.get("ssh_port", 22))[1]
         body = {"name": name, "address": lab_node.address, "password": lab_node.root_password,
                 "roles": list(roles), **extra}
         return self.request("POST", "/api/v1/nodes", body)

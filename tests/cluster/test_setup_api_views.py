@@ -10,6 +10,7 @@ import pytest
 
 from app.extensions import db
 from app.models import Node, Operation
+from app.services.setup import fingerprint_of
 from tests.cluster.fakessh import FakeSSHServer
 from tests.conftest import csrf_from, free_port
 
@@ -45,7 +46,8 @@ def test_hostile_values_are_refused_naming_the_field(app, client, admin_api, fie
     closed = free_port()
     before = counts(app)
     for why, value in HOSTILE:
-        body = {"name": "n1", "address": "127.0.0.1", "ssh_port": closed, "password": "secret pw", "roles": ["web"]}
+        body = {"name": "n1", "address": "127.0.0.1", "ssh_port": closed, "password": "secret pw", "roles": ["web"],
+                "host_key_fingerprint": "SHA256:" + "A" * 43}
         if field == "private_key":
             body.pop("password")
         body[field] = value
@@ -85,7 +87,7 @@ def test_api_add_against_a_loopback_sshd_stores_the_node_and_starts_setup(app, c
     try:
         response = client.post("/api/v1/nodes", headers=admin_api, json={
             "name": "n1", "address": "127.0.0.1", "ssh_port": server.port, "password": server.node.root_password,
-            "roles": ["web", "dns"], "weight": 50})
+            "roles": ["web", "dns"], "weight": 50, "host_key_fingerprint": fingerprint_of(server.host_key)})
     finally:
         server.close()
     assert response.status_code == 202, response.text
@@ -102,11 +104,13 @@ def test_api_add_against_a_loopback_sshd_stores_the_node_and_starts_setup(app, c
         columns = [str(getattr(node, c.key)) for c in Node.__table__.columns]
         assert not any(server.node.root_password in value for value in columns)
     again = client.post("/api/v1/nodes", headers=admin_api, json={
-        "name": "n2", "address": "127.0.0.1", "ssh_port": server.port, "password": "x"})
+        "name": "n2", "address": "127.0.0.1", "ssh_port": server.port, "password": "x",
+        "host_key_fingerprint": fingerprint_of(server.host_key)})
     assert again.status_code == 422 and "node n1 is already this server" in again.get_json()["fields"]["address"]
     setup = client.get(f"/api/v1/nodes/{body['node']['id']}/setup", headers=admin_api).get_json()
     assert [s["status"] for s in setup["steps"]] == ["pending"] * 8 and setup["pending"] is True
-    assert client.post(f"/api/v1/nodes/{body['node']['id']}/update-agent", headers=admin_api).status_code == 409
+    assert client.post(f"/api/v1/nodes/{body['node']['id']}/update-agent", json={},
+                       headers=admin_api).status_code == 409
 
 
 def test_api_patch_validates_and_records(app, client, admin_api, agent_nodes, local_node):
@@ -125,7 +129,7 @@ def test_api_patch_validates_and_records(app, client, admin_api, agent_nodes, lo
     response = client.patch(f"/api/v1/nodes/{local_node.node_id}", json={"roles": ["web"]}, headers=admin_api)
     assert response.status_code == 409 and "roles" in response.get_json()["fields"]
     assert client.delete(f"/api/v1/nodes/{local_node.node_id}", headers=admin_api).status_code == 409
-    assert client.post(f"/api/v1/nodes/{node_id}/retry", headers=admin_api).status_code == 409
+    assert client.post(f"/api/v1/nodes/{node_id}/retry", json={}, headers=admin_api).status_code == 409
     removed = client.delete(f"/api/v1/nodes/{node_id}", headers=admin_api)
     assert removed.status_code == 200 and removed.get_json()["removed"]
     # Never reached over SSH: nothing to take off the server, and the answer says so.
@@ -171,8 +175,6 @@ def test_form_two_steps_against_a_loopback_sshd(app, client, auth):
         fields = {"csrf_token": token, "name": "n2", "address": "127.0.0.1", "ssh_port": str(server.port),
                   "roles": ["web", "mail"], "weight": "100"}
         step1 = client.post("/cluster/nodes/add", data=fields)
-        from app.services.setup import fingerprint_of
-
         assert step1.status_code == 200 and fingerprint_of(server.host_key) in step1.text
         wrong = client.post("/cluster/nodes/add/confirm", data={
             **fields, "host_key_fingerprint": fingerprint_of(server.host_key), "password": "wrong"})

@@ -23,6 +23,7 @@ from urllib.parse import quote, quote_plus
 import sqlalchemy as sa
 from redis import Redis
 
+from app.services.setup import fingerprint_of
 from tests.cluster.fakessh import FakeNode, FakeSSHServer
 from tests.conftest import Users, csrf_from, run_worker_burst
 from tests.userdata.conftest import basic
@@ -128,11 +129,13 @@ def test_no_secret_is_written_anywhere(app, client, actors, cluster, tmp_path, r
         try:
             wrong = client.post("/api/v1/nodes", headers=admin, json={
                 "name": "s1", "address": "127.0.0.1", "ssh_port": sshd.port,
-                "password": secrets_used["wrong-root-password"], "roles": ["web"]})
+                "password": secrets_used["wrong-root-password"], "roles": ["web"],
+                "host_key_fingerprint": fingerprint_of(sshd.host_key)})
             assert wrong.status_code in (400, 401, 409, 422), wrong.text
             added = client.post("/api/v1/nodes", headers=admin, json={
                 "name": "s1", "address": "127.0.0.1", "ssh_port": sshd.port,
-                "password": secrets_used["root-password"], "roles": ["web"]})
+                "password": secrets_used["root-password"], "roles": ["web"],
+                "host_key_fingerprint": fingerprint_of(sshd.host_key)})
             assert added.status_code == 202, added.text
             run_worker_burst(app)
             setup_run = client.get(added.json["operation"]["url"], headers=admin).json

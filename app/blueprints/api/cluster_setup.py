@@ -26,7 +26,8 @@ class NodeAddSchema(Schema):
                              metadata={"type": "string", "description": "root's private key, OpenSSH/PEM"})
     roles = fields.Raw(metadata={"type": "array", "items": {"type": "string", "enum": ["web", "dns", "mail", "db"]}})
     weight = fields.Raw(metadata={"type": "integer", "default": 100})
-    host_key_fingerprint = fields.Raw(metadata={"type": "string", "description": "SHA256:...; must match if given"})
+    host_key_fingerprint = fields.Raw(required=True, metadata={
+        "type": "string", "description": "SHA256:... of the node's SSH host key; the node's key must match"})
 
 
 class NodeChangeSchema(Schema):

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.auth_hooks import admin_required, api_user, authenticate_api_request
+from app.blueprints.api.cross_site import refuse_cross_site_request
 from app.blueprints.api.schemas import (
     ApiErrorSchema,
     NodeListSchema,
@@ -19,12 +20,14 @@ from app.services.nodes import node_to_dict
 from app.services.operations import operation_summary_to_dict, operation_to_dict, outcome_summaries
 
 blp = Blueprint("api", __name__, url_prefix="/api/v1", description="Hostfleet's JSON API")
+# A cross-site call is refused before any credential is checked (so it counts no wrong password either).
+blp.before_request(refuse_cross_site_request)
 blp.before_request(authenticate_api_request)
 
 
 def _errors(*codes: int):
-    """Document the error answers a route can give (a route that can answer 401 can answer 429:
-    too many wrong passwords from one address)."""
+    """Document the error answers a route can give (a route that can answer 401 can answer 429: too many
+    wrong passwords; the cross-site guard's 403 and 415 are added to every state-changing route)."""
 
     def decorate(view):
         for code in codes + ((429,) if 401 in codes else ()):

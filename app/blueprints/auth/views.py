@@ -13,28 +13,34 @@ bp = Blueprint("auth", __name__)
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """Show the login form; log in with a user name and password (LOGIN_RATE_LIMIT posts per address)."""
-    if request.method == "POST":
-        ratelimit.attempt("form", "Too many login attempts; wait a minute and try again.")
+    """Show the login form; log in with a user name and password (wrong passwords limited: app/ratelimit.py)."""
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = LoginForm()
     if form.validate_on_submit():
+        attempt = ratelimit.attempt(form.username.data)
+        attempt.allow()
         user = accounts.authenticate(form.username.data, form.password.data)
         if user is None:
+            attempt.failed()
             form.password.errors.append("Wrong user name or password.")
         else:
+            attempt.succeeded()
             session.clear()  # a fresh session on login (no fixation)
             session.permanent = True  # ends after PERMANENT_SESSION_LIFETIME without a request
             login_user(user)
-            return redirect(safe_next(request.args.get("next")) or url_for("main.index"))
+            response = redirect(safe_next(request.args.get("next")) or url_for("main.index"))
+            ratelimit.remember_device(response, user.name)
+            return response
     status = 400 if form.errors else 200
     return render_template("auth/login.html", form=form), status
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    """Log out and forget the session."""
+    """Log out: every session of the account ends, copies of this cookie included."""
+    if current_user.is_authenticated:
+        accounts.end_sessions(current_user)
     logout_user()
     session.clear()
     flash("You are logged out.")

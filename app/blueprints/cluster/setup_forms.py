@@ -18,6 +18,13 @@ class RolesField(SelectMultipleField):
         """Unknown roles are reported by the service's validator, naming the field."""
 
 
+class SecretTextAreaField(TextAreaField):
+    """A text area that never puts its value back into the page (like PasswordField), for a private key."""
+
+    def _value(self) -> str:
+        return ""
+
+
 class AddNodeForm(FlaskForm):
     """Step 1: where the node is and what it will do."""
 
@@ -33,7 +40,7 @@ class ConfirmNodeForm(AddNodeForm):
 
     host_key_fingerprint = HiddenField("Host key fingerprint")
     password = PasswordField("Root password")
-    private_key = TextAreaField("or root's private key")
+    private_key = SecretTextAreaField("or root's private key")
 
 
 class RolesForm(FlaskForm):
