@@ -277,9 +277,9 @@ class SoftwareManager:
     def _configure(self, roles: list[str]) -> None:
         """Write the agent's configuration of a role's service before it starts: the dns role's bind is
         authoritative-only from the start (Debian's defaults offer recursion and zone transfers)."""
-        if "dns" in roles:
-            from agent.ops import dns
+        from agent.ops import dns
 
+        if "dns" in roles and (Path(self.config.root) / dns.NAMED_CONF).exists():
             self._update(current="writing bind's configuration")
             dns.apply_config(self.config)
             self._log("bind: authoritative-only options written (etc/bind/named.conf.options)")
