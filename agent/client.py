@@ -246,36 +246,40 @@ class AgentClient:
     def _exchange(self, conn, method, target, body, headers, limit: int = MAX_ANSWER_BYTES) -> tuple[int, bytes, bool]:
         # http.client sends headers and a bytes body in one write (no Nagle/delayed-ACK stall).
         conn.request(method, target, body=body, headers=headers)
+        sock = conn.sock  # an answer that ends the connection takes it off conn, not off its body's reads
         response = conn.getresponse()
-        raw = self._read_body(conn, response, limit)
+        raw = self._read_body(sock, response, limit)
         return response.status, raw, not response.will_close
 
-    def _read_body(self, conn, response: http.client.HTTPResponse, limit: int) -> bytes:
+    def _read_body(self, sock, response: http.client.HTTPResponse, limit: int) -> bytes:
         """The answer's body, read in pieces: at most limit bytes, all within the body's time (see _body_time)."""
         if response.length is not None and response.length > limit:
             raise _Oversized(response.status, limit, response.length)
         deadline = time.monotonic() + self._body_time(limit)
         raw = bytearray()
         try:
-            while True:
+            while not response.isclosed():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise _Dripping
                 # The socket's timeout bounds each piece; the deadline bounds them all (a node sending
                 # a byte now and then must not hold a poll thread for ever).
-                conn.sock.settimeout(remaining)
+                sock.settimeout(remaining)
                 try:
-                    piece = response.read(_READ_CHUNK)
+                    # read1: what one read of the socket brings, so the deadline is looked at between pieces.
+                    piece = response.read1(_READ_CHUNK) if response.length != 0 else b""
                 except TimeoutError:
                     raise _Dripping from None
                 if not piece:
-                    return bytes(raw)
+                    response.read()  # the answer is over: marks it so (the connection can carry the next one)
+                    break
                 raw += piece
                 if len(raw) > limit:
                     raise _Oversized(response.status, limit, response.length)
+            return bytes(raw)
         finally:
-            if conn.sock is not None:
-                conn.sock.settimeout(self.timeout[1])
+            if sock.fileno() != -1:  # an answer that ended the connection closed it
+                sock.settimeout(self.timeout[1])
 
     def _body_time(self, limit: int) -> float:
         """How long an answer's body may take to arrive: the read timeout, plus a second per MiB the
