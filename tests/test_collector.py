@@ -188,3 +188,27 @@ def test_a_node_dripping_its_answer_does_not_hold_the_poll(app, agent_nodes, hos
     assert time.monotonic() - started < 15
     assert summary[good] == "ok"
     assert "did not arrive whole within 5s" in summary[evil], summary[evil]
+
+
+def test_an_answer_that_fails_to_apply_is_that_nodes_missed_poll(app, agent_nodes, monkeypatch):
+    """Applying one node's statistics raises (a fault no well-formed answer causes today, so it is
+    injected): what was applied of it is rolled back to its savepoint, it counts as that node's missed
+    poll with the reason, and the other node's answer is applied and committed."""
+    from app.services import collector
+
+    first = agent_nodes.add("first")
+    second = agent_nodes.add("second")
+    real = collector.absorb_software_report
+
+    def fails_for_first(node, stats):
+        if node.id == first:
+            raise RuntimeError("injected")
+        return real(node, stats)
+
+    monkeypatch.setattr(collector, "absorb_software_report", fails_for_first)
+    summary = _collect(app)
+    assert summary[second] == "ok"
+    assert "could not be applied (RuntimeError('injected'))" in summary[first]
+    state, missed, error, stats, last_seen = _stats_of(app, first)
+    assert (missed, stats, last_seen) == (1, None, None) and "injected" in error
+    assert _stats_of(app, second)[1] == 0 and _stats_of(app, second)[3]["memory"]["total"] > 0
