@@ -1,5 +1,6 @@
 """A compromised node's agent: a real HTTPS server on loopback, pinned like an agent, answering what a
-test tells it to. It does not check the master's signatures: a node that lies holds its secret anyway."""
+test tells it to (per path, whatever the method). It does not check the master's signatures: a node
+that lies holds its secret anyway."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class HostileAgent:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):  # noqa: N802  (http.server's name)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 path = urlsplit(self.path).path
                 hostile.asked.append(path)
                 answer = hostile.routes.get(path)
@@ -42,6 +44,8 @@ class HostileAgent:
                     answer(self)
                 except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
                     self.close_connection = True  # the master hung up, as it should
+
+            do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815  (every method answers the same)
 
             def log_message(self, *args):
                 pass

@@ -174,7 +174,8 @@ def call_agent(node: Node, method: str, path: str, body: object = None, *, what:
 
 def agent_failure(node: Node, exc: AgentError, what: str, method: str = "GET") -> UserDataError:
     """An agent's answer or a transport failure as a clear error naming the node. 504 means the outcome
-    is unknown (a change may have been applied); the callers keep their claim or mark for the poll."""
+    is unknown (a change may have been applied, also when its answer was refused as too large or too
+    slow); the callers keep their claim or mark for the poll."""
     payload = exc.payload if isinstance(exc.payload, dict) else {}
     if exc.kind == "http" and exc.status is not None and exc.status < 500 and exc.status != 422:
         return UserDataError(exc.status, payload.get("error") or str(exc), payload.get("fields") or {})
@@ -185,6 +186,12 @@ def agent_failure(node: Node, exc: AgentError, what: str, method: str = "GET") -
     if exc.kind == "http":
         return UserDataError(502, f"Node {node.name} refused the change for {what}: "
                                   f"{payload.get('error') or exc}; nothing was changed.")
+    if exc.kind == "answer" and method != "GET":
+        return UserDataError(504, f"Node {node.name}'s answer to the change for {what} was refused ({exc}); the "
+                                  "change may have been applied there: the index is reconciled from the node at "
+                                  "its next poll.")
+    if exc.kind == "answer":
+        return UserDataError(502, f"Node {node.name}'s answer for {what} was refused ({exc}).")
     if exc.kind == "timeout":
         return UserDataError(504, f"Node {node.name} did not answer in time for {what} ({exc}); the change may "
                                   "have been applied there: the index is reconciled from the node at its next poll.")

@@ -144,3 +144,20 @@ def test_a_listing_larger_than_the_cap_is_refused_without_holding_it(app, cluste
     assert refused.value.kind == "answer" and "larger than the 8388608 bytes" in str(refused.value)
     assert "/v1/domains" in str(refused.value)
     assert peak < 24 * 2**20, f"the reconciliation held {peak / 2**20:.1f} MiB"
+
+
+def test_a_change_answered_with_50_mb_keeps_its_claim_for_the_poll(app, client, cluster, evil, hostile_agent):
+    """mallory's create on the lying node is answered with 50 MB: 504 naming the node and saying the
+    change may have been applied (the answer was refused unread), the claim stays for the poll."""
+    from app.extensions import db
+    from app.models import WebDomainIndex
+    from tests.userdata.conftest import basic
+
+    hostile_agent.stream("/v1/webdomains", 50 * 2**20, declare_length=True)
+    answer = client.post("/api/v1/webdomains", json={"name": "big.example"}, headers=basic("mallory"))
+    assert answer.status_code == 504, answer.json
+    assert "Node evil's answer to the change for mallory's web domain big.example was refused" in answer.json["error"]
+    assert "larger than the 4194304 bytes" in answer.json["error"] and "may have been applied" in answer.json["error"]
+    with app.app_context():
+        row = db.session.scalar(select(WebDomainIndex).where(WebDomainIndex.name == "big.example"))
+        assert row is not None and row.claimed_at is not None
