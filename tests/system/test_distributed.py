@@ -138,13 +138,13 @@ def test_one_failing_list_does_not_block_the_nodes_other_lists(cluster):
     assert row["attempts"] == 1 and row["next_try_at"] and "backup" in row["last_error"]
     assert "8080" in firewall_file(cluster, "n2")
     assert cluster.node_state("n2") == "syncing"
-    cluster.add_os_user("n2", "deploy")
+    cluster.add_os_user("n2", "backup")
     status, answer = cluster.api("POST", f"/nodes/{cluster.ids['n2']}/sync", {"lists": ["scheduler"]})
     assert status == 202
     cluster.run_jobs()
     assert cluster.operation(answer["operation"]["id"])["status"] == "succeeded"
     assert cluster.desyncs() == set() and cluster.node_state("n2") == "ready"
-    assert "@hourly deploy /bin/true" in cron_file(cluster, "n2")
+    assert "@hourly backup /bin/true" in cron_file(cluster, "n2")
 
 
 def test_changes_to_one_list_take_the_lock_in_the_order_they_were_made(cluster, app, tmp_path):
