@@ -16,10 +16,16 @@ from urllib.parse import quote, urlsplit
 
 from agent.signing import sign_headers
 
-KINDS = ("unreachable", "timeout", "tls", "auth", "http")
+# "answer": the agent answered with something the master does not take (too large, see MAX_ANSWER_BYTES).
+KINDS = ("unreachable", "timeout", "tls", "auth", "http", "answer")
 _FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
 # Methods that may be sent again on a fresh connection when a kept-alive one turns out dead.
 _IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
+# The most bytes an answer may hold unless a call allows more (a node's whole listing of one kind of
+# user data can be larger). A node is not trusted to keep its answers small: a larger one is refused
+# while it is read, never held whole.
+MAX_ANSWER_BYTES = 4 * 2**20
+_READ_CHUNK = 64 * 1024
 
 
 class AgentError(Exception):
@@ -54,6 +60,20 @@ def normalize_fingerprint(value: str) -> str:
 
 class _PinMismatch(Exception):
     """The agent presented a certificate other than the pinned one."""
+
+
+class _Oversized(Exception):
+    """The answer's body is larger than the call allows; status is the answer's HTTP status."""
+
+    def __init__(self, status: int, limit: int, declared: int | None):
+        super().__init__(status)
+        self.status = status
+        self.limit = limit
+        self.declared = declared
+
+
+class _Dripping(Exception):
+    """The answer's body did not arrive whole within the read timeout."""
 
 
 def _client_context() -> ssl.SSLContext:
@@ -111,6 +131,7 @@ class AgentClient:
         fingerprint: str,
         timeout: tuple[float, float] = (3.05, 30),
         pool_size: int = 10,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         if not base_url.startswith("https://"):
             raise ValueError(f"agent URL must be https://, got {base_url!r}")
@@ -127,6 +148,7 @@ class AgentClient:
         self._idle: list[tuple[http.client.HTTPSConnection, float]] = []  # with when each went idle
         self._lock = threading.Lock()
         self._pool_size = pool_size
+        self.max_answer_bytes = max_answer_bytes
         self.connections_opened = 0
 
     def __repr__(self) -> str:
@@ -140,14 +162,18 @@ class AgentClient:
             conn.close()
 
     def request(self, method: str, path: str, json: Any = None, *, body: bytes | None = None,
-                check: bool = True) -> tuple[int, Any]:
+                check: bool = True, limit: int | None = None) -> tuple[int, Any]:
         """Send a signed request; return (status, decoded JSON or None).
 
         `body` is an already JSON-encoded body (a fan-out encodes one change once for every
-        node); otherwise `json` is encoded here. Raises AgentError for transport and TLS
-        failures, for 401 (kind "auth"), and when check is true for any other status >= 400
+        node); otherwise `json` is encoded here. The answer's body is read in pieces up to
+        `limit` bytes (default: the client's max_answer_bytes) and must arrive whole within the
+        read timeout. Raises AgentError for transport and TLS failures, for 401 (kind "auth"),
+        for an answer larger than the limit or too slow to arrive (kind "answer"; the connection
+        is dropped, the rest never read), and when check is true for any other status >= 400
         (kind "http", with .status and .payload).
         """
+        limit = self.max_answer_bytes if limit is None else limit
         method = method.upper()
         url = self.base_url + path
         # The request target exactly as it goes on the wire (what the agent rebuilds from
@@ -163,14 +189,34 @@ class AgentClient:
         conn, reused = self._checkout(url)
         try:
             try:
-                status, raw, keep = self._exchange(conn, method, target, body, headers)
+                status, raw, keep = self._exchange(conn, method, target, body, headers, limit)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 conn.close()
                 if not (reused and method in _IDEMPOTENT):
                     raise
                 # The agent closed the idle connection just as it was taken: once more on a new one.
                 conn, reused = self._open(url), False
-                status, raw, keep = self._exchange(conn, method, target, body, headers)
+                status, raw, keep = self._exchange(conn, method, target, body, headers, limit)
+        except _Oversized as exc:
+            conn.close()
+            size = f"declares {exc.declared} bytes" if exc.declared is not None else "runs past that"
+            raise AgentError(
+                "answer",
+                f"{url}: the agent's answer ({exc.status}) is larger than the {exc.limit} bytes the master "
+                f"takes (it {size}); refused unread. A node does not need to send that much: check the node",
+                url=url,
+                status=exc.status,
+                sent=True,
+            ) from None
+        except _Dripping:
+            conn.close()
+            raise AgentError(
+                "answer",
+                f"{url}: the agent's answer did not arrive whole within {self._body_time(limit):.0f}s of its "
+                "start; refused. Check the node's load and its network",
+                url=url,
+                sent=True,
+            ) from None
         except TimeoutError:
             conn.close()
             raise AgentError(
@@ -197,12 +243,48 @@ class AgentClient:
             conn.close()
         return self._result(url, status, _decode(raw), check)
 
-    def _exchange(self, conn, method, target, body, headers) -> tuple[int, bytes, bool]:
+    def _exchange(self, conn, method, target, body, headers, limit: int = MAX_ANSWER_BYTES) -> tuple[int, bytes, bool]:
         # http.client sends headers and a bytes body in one write (no Nagle/delayed-ACK stall).
         conn.request(method, target, body=body, headers=headers)
+        sock = conn.sock  # an answer that ends the connection takes it off conn, not off its body's reads
         response = conn.getresponse()
-        raw = response.read()
+        raw = self._read_body(sock, response, limit)
         return response.status, raw, not response.will_close
+
+    def _read_body(self, sock, response: http.client.HTTPResponse, limit: int) -> bytes:
+        """The answer's body, read in pieces: at most limit bytes, all within the body's time (see _body_time)."""
+        if response.length is not None and response.length > limit:
+            raise _Oversized(response.status, limit, response.length)
+        deadline = time.monotonic() + self._body_time(limit)
+        raw = bytearray()
+        try:
+            while not response.isclosed():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _Dripping
+                # The socket's timeout bounds each piece; the deadline bounds them all (a node sending
+                # a byte now and then must not hold a poll thread for ever).
+                sock.settimeout(remaining)
+                try:
+                    # read1: what one read of the socket brings, so the deadline is looked at between pieces.
+                    piece = response.read1(_READ_CHUNK) if response.length != 0 else b""
+                except TimeoutError:
+                    raise _Dripping from None
+                if not piece:
+                    response.read()  # the answer is over: marks it so (the connection can carry the next one)
+                    break
+                raw += piece
+                if len(raw) > limit:
+                    raise _Oversized(response.status, limit, response.length)
+            return bytes(raw)
+        finally:
+            if sock.fileno() != -1:  # an answer that ended the connection closed it
+                sock.settimeout(self.timeout[1])
+
+    def _body_time(self, limit: int) -> float:
+        """How long an answer's body may take to arrive: the read timeout, plus a second per MiB the
+        call allows (a large listing over a slow link still arrives; a trickle does not last)."""
+        return self.timeout[1] + limit / 2**20
 
     def _checkout(self, url: str) -> tuple[http.client.HTTPSConnection, bool]:
         while True:
@@ -300,7 +382,7 @@ class AgentClient:
         return self.request("DELETE", path, **kwargs)
 
     def stats(self) -> dict:
-        """The node's /v1/stats document."""
+        """The node's /v1/stats document (its shape is checked by the caller)."""
         return self.get("/v1/stats")[1]
 
     def _result(self, url: str, status: int, payload: Any, check: bool) -> tuple[int, Any]:
@@ -333,7 +415,7 @@ def _decode(raw: bytes) -> Any:
         return None
     try:
         return jsonlib.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return {"error": raw[:200].decode("utf-8", "replace")}
 
 

@@ -154,6 +154,19 @@ def _cheroot_error_log(msg: str = "", level: int = logging.INFO, traceback: bool
     logging.getLogger("hostfleet.agent.http").log(level, "%s", msg, exc_info=traceback)
 
 
+def configure_services(config: AgentConfig) -> None:
+    """Bring the configuration the agent owns in line with this agent's templates before serving (after
+    an upgrade, bind's options); nothing is written when it already is. A refusal is logged, not fatal."""
+    from agent.ops import dns
+
+    if "dns" not in config.roles or not (config.root / dns.NAMED_CONF).exists():
+        return
+    try:
+        dns.apply_config(config)
+    except Exception:  # noqa: BLE001  (the agent must still serve: the master sees the node and its errors)
+        log.exception("bind's configuration could not be brought in line with the agent's templates")
+
+
 def serve(config: AgentConfig) -> None:
     """Run the agent until SIGTERM or SIGINT, then finish in-flight requests and stop."""
     setup_logging(config)
@@ -162,6 +175,7 @@ def serve(config: AgentConfig) -> None:
     restored = recover_interrupted(config)
     if restored:
         log.warning("rolled back a change interrupted by a crash; restored %d files", len(restored))
+    configure_services(config)
     app = create_app(config)
     server = build_server(config, app)
     log.info("froze %d objects loaded at start", freeze_loaded())

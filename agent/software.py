@@ -201,6 +201,7 @@ class SoftwareManager:
             if not self._command([self.apt_get, "-q", "update"], "apt-get update", check=False):
                 self._log("apt-get update reported errors; installing from whatever indexes are there")
             self._install(packages)
+            self._configure(roles)
             self._services(roles, previous)
             missing = [p for p in packages if p not in self.installed(packages)]
             with self._lock:
@@ -272,6 +273,16 @@ class SoftwareManager:
                 if kind == "pmstatus":
                     self._set_package(package, "installed" if message.startswith("Installed ") else "installing")
                 self._update(percent=round(percent, 1), current=message[:200])
+
+    def _configure(self, roles: list[str]) -> None:
+        """Write the agent's configuration of a role's service before it starts: the dns role's bind is
+        authoritative-only from the start (Debian's defaults offer recursion and zone transfers)."""
+        from agent.ops import dns
+
+        if "dns" in roles and (Path(self.config.root) / dns.NAMED_CONF).exists():
+            self._update(current="writing bind's configuration")
+            dns.apply_config(self.config)
+            self._log("bind: authoritative-only options written (etc/bind/named.conf.options)")
 
     def _services(self, roles: list[str], previous: list[str]) -> None:
         """Start the services of the node's roles; stop those of roles it no longer has."""

@@ -60,6 +60,10 @@ class Config:
         self.PERMANENT_SESSION_LIFETIME = timedelta(minutes=int(os.environ.get("SESSION_IDLE_MINUTES", "240")))
         self.WTF_CSRF_TIME_LIMIT = None
         self.AGENT_TIMEOUT_S = float(os.environ.get("AGENT_TIMEOUT_S", "5"))
+        # The most an agent's answer may hold (a larger one is refused while it is read): any answer,
+        # and a node's whole listing of one kind of user data (what a reconciliation reads).
+        self.AGENT_MAX_ANSWER_BYTES = int(os.environ.get("AGENT_MAX_ANSWER_BYTES", str(4 * 2**20)))
+        self.AGENT_MAX_LISTING_BYTES = int(os.environ.get("AGENT_MAX_LISTING_BYTES", str(32 * 2**20)))
         self.API_TITLE = "Hostfleet API"
         self.API_VERSION = "v1"
         self.OPENAPI_VERSION = "3.0.3"

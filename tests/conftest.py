@@ -288,3 +288,13 @@ def agent_nodes(app, tmp_path):
     nodes = AgentNodes(app, tmp_path / "agents")
     yield nodes
     nodes.stop_all()
+
+
+@pytest.fixture
+def hostile_agent(tmp_path):
+    """A compromised node's agent on loopback that answers what the test says (tests/hostile_agent.py)."""
+    from tests.hostile_agent import HostileAgent
+
+    hostile = HostileAgent(tmp_path / "hostile")
+    yield hostile
+    hostile.close()

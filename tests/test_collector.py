@@ -1,5 +1,7 @@
 """The statistics collector against a real agent process, through real RQ jobs."""
 
+import pytest
+
 from app.extensions import db
 from app.models import Node, NodeStateChange
 from app.queues import get_queue
@@ -107,3 +109,106 @@ def test_poll_interval_comes_from_the_policy(app, local_node):
     Redis.from_url(app.config["REDIS_URL"]).delete("hostfleet:periodic:collect_stats")
     assert "collect_stats" in tick()
     assert "collect_stats" not in tick(), "a second tick within the interval does not poll again"
+
+
+def _stats_of(app, node_id):
+    with app.app_context():
+        node = db.session.get(Node, node_id)
+        return node.state, node.missed_polls, node.last_poll_error, node.stats, node.last_seen
+
+
+def _collect(app):
+    from app.services.collector import collect_stats
+
+    with app.app_context():
+        return collect_stats()
+
+
+@pytest.mark.parametrize("answer, field", [
+    ([], "the document: must be a JSON object, not list"),
+    ("ok", "the document: must be a JSON object, not str"),
+    ({"api_version": 1, "agent_version": "1", "uptime_s": 5, "load": [0.1], "disk": {"total": 1, "free": 1,
+      "used_percent": 0}, "memory": {"total": 1, "available": 1, "used_percent": "lots"}},
+     "memory.used_percent: must be a finite number"),
+    ({"api_version": "1"}, "api_version: must be a whole number"),
+], ids=["list", "string", "bad-figure", "text-version"])
+def test_a_node_answering_statistics_of_the_wrong_shape_misses_its_poll_alone(app, agent_nodes, hostile_agent,
+                                                                               auth, answer, field):
+    """A compromised node answers its statistics poll with a list, a string or a figure that is not a
+    number: its poll fails with the reason (recorded on the node, shown on its page), nothing of the
+    answer is stored, and the other node's poll goes on."""
+    hostile_agent.json("/v1/stats", answer)
+    evil = hostile_agent.add_node(app)  # the lower id: it is applied first
+    good = agent_nodes.add("good")
+    summary = _collect(app)
+    assert summary[good] == "ok"
+    assert "statistics was refused" in summary[evil] and field in summary[evil], summary[evil]
+    state, missed, error, stats, last_seen = _stats_of(app, evil)
+    assert (state, missed, stats, last_seen) == ("ready", 1, None, None) and field in error
+    assert _stats_of(app, good)[3]["memory"]["total"] > 0
+    auth.login()
+    page = auth.client.get(f"/cluster/nodes/{evil}")
+    assert page.status_code == 200 and "statistics was refused" in page.text
+
+
+@pytest.mark.parametrize("declare_length", [True, False], ids=["content-length", "until-close"])
+def test_a_node_answering_50_mb_is_refused_without_holding_it(app, agent_nodes, hostile_agent, declare_length):
+    """A 50 MB statistics answer (declared, or sent until the connection closes) is refused at the cap
+    with the node's URL in the reason; the master's memory never holds more than a few MB of it, and
+    the other node's poll goes on."""
+    import tracemalloc
+
+    hostile_agent.stream("/v1/stats", 50 * 2**20, declare_length)
+    evil = hostile_agent.add_node(app)
+    good = agent_nodes.add("good")
+    tracemalloc.start()
+    try:
+        summary = _collect(app)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert summary[good] == "ok"
+    assert f"127.0.0.1:{hostile_agent.port}/v1/stats" in summary[evil]
+    assert "is larger than the 4194304 bytes the master takes" in summary[evil], summary[evil]
+    assert peak < 16 * 2**20, f"the poll held {peak / 2**20:.1f} MiB"
+    assert _stats_of(app, evil)[1:4] == (1, summary[evil], None)
+
+
+def test_a_node_dripping_its_answer_does_not_hold_the_poll(app, agent_nodes, hostile_agent):
+    """A node that sends its answer a byte at a time is cut off when the answer's time is up (the read
+    timeout plus a second per MiB allowed): the poll of every node ends in bounded time."""
+    import time
+
+    app.config["AGENT_TIMEOUT_S"] = 1.0
+    hostile_agent.drip("/v1/stats", 10_000, every_s=0.2, for_s=60)
+    evil = hostile_agent.add_node(app)
+    good = agent_nodes.add("good")
+    started = time.monotonic()
+    summary = _collect(app)
+    assert time.monotonic() - started < 15
+    assert summary[good] == "ok"
+    assert "did not arrive whole within 5s" in summary[evil], summary[evil]
+
+
+def test_an_answer_that_fails_to_apply_is_that_nodes_missed_poll(app, agent_nodes, monkeypatch):
+    """Applying one node's statistics raises (a fault no well-formed answer causes today, so it is
+    injected): what was applied of it is rolled back to its savepoint, it counts as that node's missed
+    poll with the reason, and the other node's answer is applied and committed."""
+    from app.services import collector
+
+    first = agent_nodes.add("first")
+    second = agent_nodes.add("second")
+    real = collector.absorb_software_report
+
+    def fails_for_first(node, stats):
+        if node.id == first:
+            raise RuntimeError("injected")
+        return real(node, stats)
+
+    monkeypatch.setattr(collector, "absorb_software_report", fails_for_first)
+    summary = _collect(app)
+    assert summary[second] == "ok"
+    assert "could not be applied (RuntimeError('injected'))" in summary[first]
+    state, missed, error, stats, last_seen = _stats_of(app, first)
+    assert (missed, stats, last_seen) == (1, None, None) and "injected" in error
+    assert _stats_of(app, second)[1] == 0 and _stats_of(app, second)[3]["memory"]["total"] > 0

@@ -1,4 +1,10 @@
-"""Domain names: one bind zone file per domain and a generated include for named.conf."""
+"""Domain names: one bind zone file per domain, a generated include for named.conf, and bind's options.
+
+On a node with bind installed (Debian's `etc/bind/named.conf` exists) the agent also writes Debian's
+`named.conf.options`, which that named.conf includes and which holds the server's one `options`
+block: an authoritative-only server (no recursion, no zone transfers, no version). The options must
+go there: bind takes one `options` block, so a second one in the panel's include would be refused.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,9 @@ INCLUDE = "etc/bind/named.conf.hostfleet"
 # Debian's named.conf includes named.conf.local, meant for the admin's zones: the panel's go in there.
 NAMED_CONF = "etc/bind/named.conf"
 NAMED_LOCAL = "etc/bind/named.conf.local"
+NAMED_OPTIONS = "etc/bind/named.conf.options"
+# Where Debian's bind keeps its working files (the options' `directory`).
+CACHE_DIR = "var/cache/bind"
 DEFAULT_TTL = 3600
 DOMAIN_FIELDS = ("name", "owner", "ip", "nameservers", "records")
 RECORD_FIELDS = ("id", "name", "type", "value", "ttl", "priority")
@@ -114,7 +123,13 @@ def plan(config, domains: list[dict]) -> dict[Path, bytes]:
     local = apply.under_root(config, NAMED_LOCAL)
     if apply.under_root(config, NAMED_CONF).exists():
         files[local] = with_include(fsutil.read_or_none(local) or b"", include)
+        files[apply.under_root(config, NAMED_OPTIONS)] = render_options(config)
     return files
+
+
+def render_options(config) -> bytes:
+    """named.conf.options for an authoritative-only server (see the module's docstring)."""
+    return apply.render("named-options.conf.j2", cache_dir=apply.under_root(config, CACHE_DIR))
 
 
 def with_include(text: bytes, include: Path) -> bytes:
@@ -145,7 +160,8 @@ def apply_domains(config, domains: list[dict]) -> apply.Result:
     """Make the zone tree hold exactly these domains; check, write, reload bind."""
     desired = plan(config, domains)
     current = fsutil.read_tree(apply.under_root(config, ZONE_DIR), ".zone")
-    for path in (apply.under_root(config, INCLUDE), apply.under_root(config, NAMED_LOCAL)):
+    for path in (apply.under_root(config, INCLUDE), apply.under_root(config, NAMED_LOCAL),
+                 apply.under_root(config, NAMED_OPTIONS)):
         if path in desired and path.exists():
             current[path] = path.read_bytes()
     return apply.apply_files(config, desired, current, lambda w: check(config, w), ["bind"])
@@ -162,6 +178,14 @@ def replace_all(config, rows: list) -> apply.Result:
         for domain in domains:
             domain["serial"] = serials.get(domain["name"], 0)
         return _commit(config, domains)
+
+
+def apply_config(config) -> apply.Result:
+    """Write bind's configuration for the domains this node holds (none: the options and an empty
+    include), as after a change; run when the dns role is installed and when the agent starts, so a
+    node's bind is authoritative-only before its first zone, and after an agent upgrade."""
+    with apply.OP_LOCK:
+        return _commit(config, list_domains(config))
 
 
 def list_domains(config) -> list[dict]:

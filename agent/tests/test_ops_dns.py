@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
+
 import pytest
+from dns import exception as dns_exception
+from dns import flags as dns_flags
+from dns import message as dns_message
+from dns import query as dns_query
+from dns import rcode as dns_rcode
 
 from agent.ops import apply, dns
 from agent.tests.ops_helpers import config_digest, make_config, require_binary
@@ -145,3 +154,130 @@ def test_txt_quotes_are_escaped(agent):
     config, _ = agent
     dns.add_record(config, "example.com", RECORDS["TXT"])
     assert '_dmarc 3600 IN TXT "v=DMARC1; p=reject; rua=\\"x\\""' in zone_text(config)
+
+
+# Debian bookworm's bind9 layout, with its paths under the private root: named.conf includes the
+# options, the admin's named.conf.local and nothing else the tests need.
+CACHE_DIR = "var/cache/bind"
+OPTIONS = "etc/bind/named.conf.options"
+DEBIAN_OPTIONS = """options {
+\tdirectory "%(cache)s";
+\tdnssec-validation auto;
+\tlisten-on-v6 { any; };
+};
+"""
+
+
+@pytest.fixture
+def debian_bind(tmp_path):
+    """A private root laid out as Debian's bind9 package leaves /etc/bind, with its stock options."""
+    require_binary("named-checkconf", "named-checkzone")
+    config, reloads = make_config(tmp_path)
+    etc = config.root / "etc/bind"
+    etc.mkdir(parents=True)
+    (config.root / CACHE_DIR).mkdir(parents=True)
+    (etc / "named.conf").write_text(f'include "{etc}/named.conf.options";\ninclude "{etc}/named.conf.local";\n')
+    (etc / "named.conf.options").write_text(DEBIAN_OPTIONS % {"cache": config.root / CACHE_DIR})
+    (etc / "named.conf.local").write_text("// Do any local configuration here\n")
+    return config, reloads
+
+
+def effective_options(config) -> str:
+    """The options block as named reads it (named-checkconf -p prints it canonically), on one line."""
+    conf = config.root / dns.NAMED_CONF
+    printed = subprocess.run(["named-checkconf", "-p", str(conf)], capture_output=True, text=True, check=True).stdout
+    return " ".join(printed[printed.index("options {"):printed.index("\n};")].split())
+
+
+def test_bind_on_a_debian_node_is_authoritative_only(debian_bind):
+    """The first zone on a node with Debian's bind replaces its stock options (recursion for the local
+    network, transfers to anyone, the version on request) with an authoritative-only server's;
+    named-checkconf takes the whole configuration, the admin's named.conf.local keeps its lines."""
+    config, reloads = debian_bind
+    dns.create(config, {"name": "example.com", "owner": "alice", "ip": "192.0.2.1"})
+    options = effective_options(config)
+    for statement in ("recursion no;", 'allow-recursion { "none"; };', 'allow-query-cache { "none"; };',
+                      'allow-transfer { "none"; };', "version none;", "hostname none;", "notify no;"):
+        assert statement in options, (statement, options)
+    local = (config.root / dns.NAMED_LOCAL).read_text()
+    assert local.startswith("// Do any local configuration here\n") and "named.conf.hostfleet" in local
+    assert reloads.calls() == ["bind"]
+    dns.create(config, {"name": "example.org", "owner": "bob", "ip": "192.0.2.2"})
+    assert effective_options(config).count("recursion no;") == 1
+
+
+def test_apply_config_makes_bind_authoritative_before_the_first_zone(debian_bind):
+    """What the dns role's installation and the agent's start run: the options with no zone held;
+    run again, it writes and reloads nothing."""
+    config, reloads = debian_bind
+    dns.apply_config(config)
+    assert "recursion no;" in effective_options(config)
+    dns.apply_config(config)
+    assert reloads.calls() == ["bind"]
+
+
+def test_private_root_without_bind_gets_no_options(agent):
+    """Where bind is not installed (no named.conf) only the include and the zones are written."""
+    config, _ = agent
+    assert not (config.root / OPTIONS).exists()
+    assert "allow-transfer { none; };" in (config.root / dns.INCLUDE).read_text()
+
+
+@pytest.fixture
+def running_named(debian_bind, tmp_path):
+    """A real named on a loopback port serving the private root's configuration as the agent wrote it
+    for one zone (its pid and session-key files moved into the test's folder, controls off)."""
+    require_binary("named")
+    config, _ = debian_bind
+    dns.create(config, {"name": "example.com", "owner": "alice", "ip": "192.0.2.1",
+                            "records": [{"name": "secret-host", "type": "A", "value": "192.0.2.99"}]})
+    run = tmp_path / "run"
+    run.mkdir()
+    options = (config.root / OPTIONS).read_text().replace(
+        "options {", f'options {{\n\tpid-file "{run}/named.pid";\n\tsession-keyfile "{run}/session.key";', 1)
+    (run / "options.conf").write_text(options)
+    (run / "named.conf").write_text(f'include "{run}/options.conf";\ninclude "{config.root / dns.NAMED_LOCAL}";\n'
+                                    "controls { };\n")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(run / "named.log", "wb")  # noqa: SIM115  (closed at teardown)
+    proc = subprocess.Popen(["named", "-g", "-4", "-p", str(port), "-c", str(run / "named.conf")],
+                            stdout=log, stderr=subprocess.STDOUT)
+    query = dns_message.make_query("example.com", "SOA")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            dns_query.udp(query, "127.0.0.1", port=port, timeout=0.5)
+            break
+        except (dns_exception.Timeout, OSError):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.close()
+                pytest.fail(f"named did not answer: {(run / 'named.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+def test_named_refuses_transfers_recursion_and_version_queries(running_named):
+    """Against a running named: the zone is answered with authority, but an AXFR of it, a recursive
+    query for a name it does not hold and the CHAOS version.bind / hostname.bind queries are refused."""
+    port = running_named
+
+    def ask(name, rdtype, rdclass="IN", over=dns_query.udp):
+        return over(dns_message.make_query(name, rdtype, rdclass), "127.0.0.1", port=port, timeout=5)
+
+    soa = ask("example.com", "SOA")
+    assert soa.rcode() == dns_rcode.NOERROR and soa.flags & dns_flags.AA and soa.answer
+    axfr = ask("example.com", "AXFR", over=dns_query.tcp)
+    assert axfr.rcode() == dns_rcode.REFUSED and not axfr.answer
+    assert "secret-host" not in axfr.to_text()
+    recursive = ask("www.example.net", "A")
+    assert recursive.rcode() == dns_rcode.REFUSED and not recursive.answer
+    assert not recursive.flags & dns_flags.RA, "recursion is not offered"
+    for name in ("version.bind", "hostname.bind"):
+        chaos = ask(name, "TXT", "CH")
+        assert not chaos.answer, chaos.to_text()

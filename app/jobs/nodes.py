@@ -8,7 +8,7 @@ from app.jobs import job
 from app.models import Node, NodeOutcome, Operation
 from app.services import lists, operations
 from app.services import nodes as node_service
-from app.services.collector import record_poll_failure, record_poll_success
+from app.services.collector import read_stats, record_poll_failure, record_poll_success
 from app.services.policies import get_policy
 
 
@@ -27,7 +27,7 @@ def check_nodes(operation_id: int) -> None:
         node_service.touch_poll(node)
         asked_at = lists.heads()
         try:
-            stats = node_service.agent_client(node).stats()
+            stats = read_stats(node_service.agent_client(node))
         except AgentError as exc:
             record_poll_failure(node, str(exc), policy)
             outcome = NodeOutcome.UNAVAILABLE if exc.kind in ("unreachable", "timeout") else NodeOutcome.FAILED

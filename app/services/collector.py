@@ -8,12 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import current_app
 from sqlalchemy import select
 
-from agent.client import AgentError
+from agent.client import AgentClient, AgentError
 from app.extensions import db
 from app.models import Node, NodeState, Policy
 from app.models.base import utcnow
 from app.services import distributed, lists
 from app.services import nodes as node_service
+from app.services.agent_answers import ShapeError, check_stats, refused
 from app.services.policies import get_policy
 from app.services.roles import absorb_software_report
 from app.services.sync import detect_drift
@@ -33,8 +34,20 @@ POLLED_STATES = {
 MAX_POLL_THREADS = 64
 
 
+def read_stats(client: AgentClient) -> dict:
+    """The node's statistics with only the fields the master reads, each checked; AgentError (kind
+    "answer" for a document of the wrong shape) otherwise."""
+    try:
+        return check_stats(client.stats(), node_service.SUPPORTED_API_VERSIONS)
+    except ShapeError as exc:
+        raise refused(client.base_url + "/v1/stats", "statistics", exc) from None
+
+
 def collect_stats() -> dict[int, str]:
-    """Poll every agent in parallel and apply the results; returns node id → "ok" or the error."""
+    """Poll every agent in parallel and apply the results; returns node id → "ok" or the error.
+
+    Each node's answer is applied on its own (a savepoint each): one whose answer is refused, or
+    whose answer fails to apply, counts as a missed poll with the reason, and the others go on."""
     # A node whose setup job has not registered its desyncs yet must not look "ready" to anyone.
     nodes = db.session.scalars(
         select(Node).where(Node.state.in_(POLLED_STATES), Node.setup_pending.is_(False))
@@ -48,7 +61,7 @@ def collect_stats() -> dict[int, str]:
 
     def poll(node_id: int):
         try:
-            return clients[node_id].stats()
+            return read_stats(clients[node_id])
         except AgentError as exc:
             return exc
 
@@ -60,12 +73,20 @@ def collect_stats() -> dict[int, str]:
     for node in nodes:
         result = results[node.id]
         node_service.touch_poll(node)
-        if isinstance(result, AgentError):
-            record_poll_failure(node, str(result), policy)
-            summary[node.id] = str(result)
-        else:
-            record_poll_success(node, result, asked_at)
-            summary[node.id] = "ok"
+        if not isinstance(result, AgentError):
+            try:
+                with db.session.begin_nested():
+                    record_poll_success(node, result, asked_at)
+                summary[node.id] = "ok"
+                continue
+            except Exception as exc:  # noqa: BLE001  (one node's answer must not stop the others' polls)
+                log.exception("the statistics of node %s could not be applied", node.name)
+                result = AgentError("answer", f"{node.agent_url}/v1/stats: the agent's statistics could not "
+                                              f"be applied ({exc!r}); nothing of them was used", url=node.agent_url)
+        if result.kind == "answer":
+            log.warning("node %s: %s", node.name, result)
+        record_poll_failure(node, str(result), policy)
+        summary[node.id] = str(result)
     db.session.commit()
     from app.services.userdata import reconcile_after_poll
 
@@ -75,12 +96,13 @@ def collect_stats() -> dict[int, str]:
 
 
 def record_poll_success(node: Node, stats: dict, asked_at: dict[str, tuple[int, str]] | None = None) -> None:
-    """Store the figures and move the node to the state its answer and desyncs imply (asked_at: the
-    master's list heads read before the node was asked; see sync.detect_drift)."""
+    """Store the figures (a document read_stats checked) and move the node to the state its answer and
+    desyncs imply (asked_at: the master's list heads read before the node was asked; see
+    sync.detect_drift). An agent of another API version leaves no figures: the pages show none."""
     node.last_seen = utcnow()
     node.missed_polls = 0
     node.last_poll_error = None
-    node.stats = stats
+    node.stats = stats if stats.get("api_version") in node_service.SUPPORTED_API_VERSIONS else None
     node.agent_version = str(stats.get("agent_version") or "")[:32] or None
     api_version = stats.get("api_version")
     node.api_version = api_version if isinstance(api_version, int) else None

@@ -13,7 +13,7 @@ from agent import liststate
 from agent import validation as v
 from agent.ops import cron, firewall, mail
 from app.extensions import conflict_insert, db
-from app.models import Node, NodeState, SystemList
+from app.models import Node, NodeState, SystemList, User, UserAccount
 from app.models.base import utcnow
 from app.services.desyncs import applies_to
 from app.services.synchronizers import SYNCHRONIZERS
@@ -43,9 +43,24 @@ def _firewall_row(data: dict) -> dict:
     }
 
 
+# The OS accounts a job may run as without being a panel user: those every Debian node has (base-passwd's)
+# and those the roles' packages add. Any other name no node is known to have: every node would refuse it.
+SYSTEM_ACCOUNTS = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
+    "backup", "list", "irc", "_apt", "nobody", "bind", "Debian-exim", "dovecot", "dovenull",
+})
+
+
 def _scheduler_row(data: dict) -> dict:
-    """A scheduler entry as stored (whether the user exists is up to each node)."""
+    """A scheduler entry as stored; its user is a system account the nodes have or a panel user with an
+    OS account (a node without that user's account refuses the list, and the request says so)."""
     entry = cron.validate_row({**data, "id": 0})
+    if entry["user"] not in SYSTEM_ACCOUNTS and db.session.scalar(
+            select(UserAccount.user_id).join(User, User.id == UserAccount.user_id).where(User.name == entry["user"])
+    ) is None:
+        raise v.ValidationError("user", f"no panel user or system account {entry['user']!r}: a job runs as root, "
+                                        "a system account of the nodes (such as www-data) or a panel user with "
+                                        "hosting roles")
     return {k: entry[k] for k in ("schedule", "user", "command", "comment", "enabled")}
 
 

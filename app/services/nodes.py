@@ -6,10 +6,11 @@ import socket
 import threading
 from pathlib import Path
 
+from flask import current_app, has_app_context
 from sqlalchemy import select
 
 from agent import API_VERSION
-from agent.client import AgentClient
+from agent.client import MAX_ANSWER_BYTES, AgentClient
 from app.extensions import db
 from app.models import Node, NodeState, NodeStateChange
 from app.models.base import utcnow
@@ -41,8 +42,10 @@ def create_node(name: str, address: str, *, roles: list[str], reason: str, **fie
 
 
 def agent_client(node: Node, timeout: float = 5.0) -> AgentClient:
-    """A kept-alive, pinned, signing client for the node's agent (reused across calls)."""
-    key = (node.id, node.agent_url, node.cert_fingerprint, node.agent_secret, timeout)
+    """A kept-alive, pinned, signing client for the node's agent (reused across calls); its answers are
+    capped at AGENT_MAX_ANSWER_BYTES unless a call allows more."""
+    limit = current_app.config["AGENT_MAX_ANSWER_BYTES"] if has_app_context() else MAX_ANSWER_BYTES
+    key = (node.id, node.agent_url, node.cert_fingerprint, node.agent_secret, timeout, limit)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
@@ -51,6 +54,7 @@ def agent_client(node: Node, timeout: float = 5.0) -> AgentClient:
                 node.agent_secret,
                 node.cert_fingerprint,
                 timeout=(min(3.05, timeout), timeout),
+                max_answer_bytes=limit,
             )
             _clients[key] = client
         return client

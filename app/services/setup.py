@@ -862,13 +862,15 @@ def step_configure_agent(s: Session, node: Node, secret: str) -> tuple[str, str]
 
 
 def wait_for_agent(node: Node, secret: str, fingerprint: str, timeout: float = AGENT_WAIT_S) -> dict:
-    """Poll the new agent with signed, pinned requests until it answers; return its stats."""
+    """Poll the new agent with signed, pinned requests until it answers; return its stats (checked)."""
+    from app.services.collector import read_stats
+
     client = AgentClient(node.agent_url, secret, fingerprint, timeout=(3.05, 10))
     deadline = time.monotonic() + timeout
     try:
         while True:
             try:
-                return client.stats()
+                return read_stats(client)
             except AgentError as exc:
                 if exc.kind not in ("unreachable", "timeout") or time.monotonic() > deadline:
                     raise SetupError(f"the agent on {node.address} does not answer the master: {exc}") from None

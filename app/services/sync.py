@@ -111,6 +111,11 @@ def run_sync(node_ids: list[int] | None = None, force: bool = False) -> dict[int
                             results[name] = exc
                         except AgentError as exc:
                             results[name] = SyncError(distributed.describe_error(exc))
+                        except Exception as exc:  # noqa: BLE001  (one node's odd answer must not stop the round)
+                            db.session.rollback()
+                            current_app.logger.exception("synchronizer %s failed on node %s", name, node.name)
+                            results[name] = SyncError(f"the {name} synchronizer failed on this node's answer: "
+                                                      f"{exc!r}")
                     return results
                 finally:
                     db.session.remove()

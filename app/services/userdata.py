@@ -42,6 +42,7 @@ from app.models import (
 )
 from app.models.base import as_utc, utcnow
 from app.services import nodes as node_service
+from app.services.agent_answers import ShapeError, check_listing, refused
 from app.timing import waiting_on_agents
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,8 @@ def call_agent(node: Node, method: str, path: str, body: object = None, *, what:
 
 def agent_failure(node: Node, exc: AgentError, what: str, method: str = "GET") -> UserDataError:
     """An agent's answer or a transport failure as a clear error naming the node. 504 means the outcome
-    is unknown (a change may have been applied); the callers keep their claim or mark for the poll."""
+    is unknown (a change may have been applied, also when its answer was refused as too large or too
+    slow); the callers keep their claim or mark for the poll."""
     payload = exc.payload if isinstance(exc.payload, dict) else {}
     if exc.kind == "http" and exc.status is not None and exc.status < 500 and exc.status != 422:
         return UserDataError(exc.status, payload.get("error") or str(exc), payload.get("fields") or {})
@@ -184,6 +186,12 @@ def agent_failure(node: Node, exc: AgentError, what: str, method: str = "GET") -
     if exc.kind == "http":
         return UserDataError(502, f"Node {node.name} refused the change for {what}: "
                                   f"{payload.get('error') or exc}; nothing was changed.")
+    if exc.kind == "answer" and method != "GET":
+        return UserDataError(504, f"Node {node.name}'s answer to the change for {what} was refused ({exc}); the "
+                                  "change may have been applied there: the index is reconciled from the node at "
+                                  "its next poll.")
+    if exc.kind == "answer":
+        return UserDataError(502, f"Node {node.name}'s answer for {what} was refused ({exc}).")
     if exc.kind == "timeout":
         return UserDataError(504, f"Node {node.name} did not answer in time for {what} ({exc}); the change may "
                                   "have been applied there: the index is reconciled from the node at its next poll.")
@@ -609,12 +617,18 @@ def list_full(kind_name: str, actor: User, page: int = 1, per_page: int = 100) -
     paths = {nid: f"{kind.path}?{urlencode([('owner', n) for n in sorted(names)])}"
              if len(names) <= LIST_OWNERS_MAX else kind.path for nid, names in owners.items()}
 
+    limit = current_app.config["AGENT_MAX_LISTING_BYTES"]
+
     def fetch(node_id):
         try:
-            items = clients[node_id].get(paths[node_id])[1]["items"]
-            return {item[kind.key]: item for item in items}
-        except (AgentError, KeyError, TypeError):
+            payload = clients[node_id].get(paths[node_id], limit=limit)[1]
+            items = check_listing(payload, kind.key, with_owner=kind_name != "mailboxes")
+        except AgentError:
             return None
+        except ShapeError as exc:
+            log.warning("the %s listing of node id %s is not shown: %s", kind.label, node_id, exc)
+            return None
+        return {item[kind.key]: item for item in items}
 
     listings = {}
     with waiting_on_agents():
@@ -708,41 +722,63 @@ def reconcile_node(node: Node) -> dict[str, int]:
     The index is read before the agent so a change confirmed in between is never undone. A claim
     the node holds is confirmed ("added"); one it does not hold is left to its create while that
     may still be waiting on the node, and removed once abandoned.
+
+    The node is trusted with what it holds, not with whose it is: every listing is checked first (a
+    wrong shape leaves the index as it is), and a name is indexed for, or moved to, the owner the
+    node reports only when `owner_refusal` finds nothing against that owner here. A refused row is
+    logged with the reason and counted as skipped; the index keeps what it had for that name.
     """
     started = db.session.scalar(select(func.max(PendingWrite.id)).where(PendingWrite.node_id == node.id))
     before = {name: {key_of(r): r for r in db.session.scalars(select(k.model).where(k.model.node_id == node.id))}
               for name, k in KINDS.items()}
-    client = node_service.agent_client(node, current_app.config["AGENT_TIMEOUT_S"])
-    listings = {name: client.get(k.path)[1]["items"] for name, k in KINDS.items()}
+    listings = read_listings(node)
     owners = {u.name: u for u in db.session.scalars(select(User))}
-    mail_owner = {d["name"]: d.get("owner") for d in listings["maildomains"]}
+    placed = {(user_id, role) for user_id, role in
+              db.session.execute(select(Placement.user_id, Placement.role).where(Placement.node_id == node.id))}
     summary = {"added": 0, "removed": 0, "changed": 0, "skipped": 0}
     for name, kind in KINDS.items():
-        present = {}
-        for item in listings[name]:
-            key = item[kind.key]
-            owner_name = mail_owner.get(key.rpartition("@")[2]) if name == "mailboxes" else item.get("owner")
-            present[key] = owners.get(owner_name)
+        # key → the owner the node reports (None: no panel user), and how to name them when refusing
+        present: dict[str, tuple[User | None, str]] = {}
+        if name == "mailboxes":
+            # A mailbox is its mail domain's owner's: the domain as indexed on this node, not as listed.
+            domains = dict(db.session.execute(select(MailDomainIndex.name, MailDomainIndex.owner_id)
+                                              .where(MailDomainIndex.node_id == node.id)).all())
+            by_id = {u.id: u for u in owners.values()}
+            for item in listings[name]:
+                domain = item[kind.key].rpartition("@")[2]
+                owner = by_id.get(domains.get(domain))
+                present[item[kind.key]] = (owner, f"its mail domain {domain} is not indexed on this node")
+        else:
+            present = {item[kind.key]: (owners.get(item["owner"]), f"{item['owner']} is not a panel user")
+                       for item in listings[name]}
         for key, row in before[name].items():
             if key not in present:
                 if row.claimed_at is not None and not claim_abandoned(row.claimed_at):
                     continue  # its create is still waiting on the node
                 db.session.delete(row)
                 summary["removed"] += 1
-        for key, owner in present.items():
+        for key, (owner, unknown) in present.items():
             row = before[name].get(key)
-            if owner is None:
+            if row is not None and owner is not None and row.owner_id == owner.id:
+                if row.claimed_at is not None:
+                    row.claimed_at = None
+                    summary["added"] += 1
+                continue
+            reason = unknown if owner is None else owner_refusal(kind, owner, placed)
+            if reason is not None:
                 summary["skipped"] += 1
-                log.warning("node %s holds %s %s of %s, who is not a panel user", node.name, kind.label, key,
-                            "an unknown owner")
+                log.warning("node %s lists %s %s; not indexed for the owner it reports: %s", node.name,
+                            kind.label, key, reason)
+                if row is not None and row.claimed_at is not None and claim_abandoned(row.claimed_at):
+                    db.session.delete(row)  # the create it was made for never landed as made
+                    summary["removed"] += 1
                 continue
             if row is not None:
                 if row.claimed_at is not None:
                     row.claimed_at = None
                     summary["added"] += 1
-                if row.owner_id != owner.id:
-                    row.owner_id = owner.id
-                    summary["changed"] += 1
+                row.owner_id = owner.id
+                summary["changed"] += 1
                 continue
             other = db.session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == key))
             if other is not None:
@@ -764,6 +800,35 @@ def reconcile_node(node: Node) -> dict[str, int]:
     return summary
 
 
+def read_listings(node: Node) -> dict[str, list[dict]]:
+    """The node's four listings of user data, each read up to AGENT_MAX_LISTING_BYTES and checked
+    (agent_answers.check_listing); AgentError (kind "answer") for the first of the wrong shape."""
+    client = node_service.agent_client(node, current_app.config["AGENT_TIMEOUT_S"])
+    limit = current_app.config["AGENT_MAX_LISTING_BYTES"]
+    listings = {}
+    for name, kind in KINDS.items():
+        payload = client.get(kind.path, limit=limit)[1]
+        try:
+            listings[name] = check_listing(payload, kind.key, with_owner=name != "mailboxes")
+        except ShapeError as exc:
+            raise refused(client.base_url + kind.path, f"listing of {kind.label}s", exc) from None
+    return listings
+
+
+def owner_refusal(kind: Kind, owner: User, placed: set[tuple[int, str]]) -> str | None:
+    """Why a node's listing may not put a name of this kind in the index for this owner (None: it may).
+
+    These are the rules a name must pass to be indexed from a node rather than from a create the
+    master made: the owner is a panel user (the caller checks that) who is not an administrator and
+    whose role for this kind is placed on the listing node (`placed`: its (user id, role) pairs). A
+    node holds only the data of the users placed on it, so it cannot hand a name to anyone else."""
+    if owner.is_admin:
+        return f"{owner.name} is an administrator, and a node does not give names to one"
+    if (owner.id, kind.role) not in placed:
+        return f"{owner.name}'s {kind.role} role is not placed on this node"
+    return None
+
+
 FULL_RECONCILE_S = 300
 
 
@@ -775,8 +840,8 @@ def settle_claims(node: Node) -> dict[str, int] | None:
     """Settle the node's claims by asking it for each claimed name, not for everything it holds (a
     create in flight is the common reason a poll finds one). Held there → confirmed; not held → kept
     while its create may still be waiting on the node, removed once abandoned. None when a claimed name
-    is held there by another owner, or when there are more claims than asking one by one is worth:
-    the caller reconciles the node in full."""
+    is held there by another owner (or answered in another shape), or when there are more claims than
+    asking one by one is worth: the caller reconciles the node in full, under its rules for owners."""
     claims = [(kind, row) for kind in KINDS.values() for row in db.session.scalars(
         select(kind.model).where(kind.model.node_id == node.id, kind.model.claimed_at.is_not(None)))]
     if len(claims) > SETTLE_ONE_BY_ONE_MAX:
@@ -788,7 +853,9 @@ def settle_claims(node: Node) -> dict[str, int] | None:
         status, item = client.get(path, check=False)
         statements = _claim_statements(kind.model)
         if status == 200:
-            if isinstance(item, dict) and item.get("owner", row.owner.name) != row.owner.name:
+            held_as_claimed = (isinstance(item, dict) and item.get(kind.key) == key_of(row)
+                               and item.get("owner", row.owner.name) == row.owner.name)
+            if not held_as_claimed:
                 db.session.rollback()
                 return None
             # Core statements: the create may confirm or release its claim meanwhile.

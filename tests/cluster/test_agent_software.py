@@ -106,6 +106,25 @@ def test_install_reports_each_package_then_done(config, apt):
     assert any("Setting up done" in line for line in status["log"])
 
 
+def test_installing_the_dns_role_makes_bind_authoritative_only_before_it_starts(config, apt):
+    """Once apt has installed bind9 (Debian's named.conf is there), its stock options are replaced by an
+    authoritative-only server's before the services start; a node without bind gets none."""
+    apt_get, installed = apt()
+    etc = Path(config.root) / "etc/bind"
+    etc.mkdir(parents=True)
+    (Path(config.root) / "var/cache/bind").mkdir(parents=True)  # as the bind9 package leaves them
+    (etc / "named.conf").write_text(f'include "{etc}/named.conf.options";\ninclude "{etc}/named.conf.local";\n')
+    (etc / "named.conf.options").write_text('options {\n\tdirectory "/var/cache/bind";\n};\n')
+    software = manager(config, apt_get, installed)
+    software.start(["dns"])
+    software.wait(30)
+    status = software.status()
+    assert status["state"] == "done", status.get("error")
+    options = (etc / "named.conf.options").read_text()
+    assert "recursion no;" in options and "allow-transfer { none; };" in options and "version none;" in options
+    assert any("authoritative-only" in line for line in status["log"])
+
+
 def test_failed_package_is_named(config, apt):
     """apt fails on one package: state failed, the package failed, the error quotes apt."""
     apt_get, installed = apt(fail="bind9")

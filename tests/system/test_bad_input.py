@@ -59,6 +59,31 @@ def test_wrong_shapes_are_refused(cluster, app):
     assert _snapshot(app) == before
 
 
+def test_a_job_for_an_account_no_node_has_is_refused_at_submit(cluster, app, client, auth):
+    """A scheduler job's user must be a system account the nodes have or a panel user with an OS account:
+    any other name is a 400 naming `user` from the API and the form, and nothing is stored or queued."""
+    from app.services.users import make_user
+
+    cluster.add("n1")
+    cluster.collect()  # its first statistics: alice's web role can be placed there
+    with app.app_context():
+        make_user("alice", "correct horse battery", roles=("web",))
+    before = _snapshot(app)
+    for user in ("ghost", "root-admin"):  # no such account; a panel administrator without hosting roles
+        status, body = cluster.api("POST", "/scheduler", {**ROWS["scheduler"], "user": user})
+        assert status == 400 and list(body["fields"]) == ["user"], body
+        assert f"no panel user or system account '{user}'" in body["fields"]["user"]
+    status, body = cluster.api("PUT", "/scheduler/1", {**ROWS["scheduler"], "user": "ghost"})
+    assert status == 400 and list(body["fields"]) == ["user"], body
+    auth.login("form-admin")
+    page = client.post("/system/scheduler", data={**ROWS["scheduler"], "user": "ghost", "enabled": "y",
+                                                  "csrf_token": auth.csrf("/system/scheduler")})
+    assert page.status_code == 400 and "no panel user or system account" in page.text
+    assert _snapshot(app) == before
+    for user in ("alice", "www-data", "root"):
+        assert cluster.api("POST", "/scheduler", {**ROWS["scheduler"], "user": user})[0] == 202, user
+
+
 def test_a_rule_that_would_lock_out_ssh_is_refused_before_anything_is_sent(cluster, app):
     """The agent's lockout check runs on the master first: drop tcp 22 from anywhere is refused."""
     before = _snapshot(app)

@@ -120,31 +120,31 @@ def test_one_failing_list_does_not_block_the_nodes_other_lists(cluster):
     """A cron user missing on n2: scheduler fails there and backs off; its firewall still syncs."""
     for name in ("n1", "n2"):
         cluster.add(name)
-    cluster.add_os_user("n1", "deploy")
-    cron = cluster.change("scheduler", body={"schedule": "@hourly", "user": "deploy", "command": "/bin/true"})
+    cluster.add_os_user("n1", "backup")
+    cron = cluster.change("scheduler", body={"schedule": "@hourly", "user": "backup", "command": "/bin/true"})
     assert cron["status"] == "partial"
     failed = {n["node"]: n for n in cron["nodes"]}["n2"]
-    assert failed["outcome"] == "failed" and "no account 'deploy' on this node" in failed["error"]
+    assert failed["outcome"] == "failed" and "no account 'backup' on this node" in failed["error"]
     cluster.stop("n2")
     cluster.change("firewall", body=RULE)
     cluster.start("n2")
     assert cluster.desyncs() == {("n2", "scheduler"), ("n2", "firewall")}
     summary = cluster.sync()
     assert summary[cluster.ids["n2"]]["firewall"] == "ok"
-    assert "no account 'deploy'" in summary[cluster.ids["n2"]]["scheduler"]
+    assert "no account 'backup'" in summary[cluster.ids["n2"]]["scheduler"]
     assert cluster.desyncs() == {("n2", "scheduler")}
     status, registry = cluster.api("GET", "/sync")
     row = registry["items"][0]
-    assert row["attempts"] == 1 and row["next_try_at"] and "deploy" in row["last_error"]
+    assert row["attempts"] == 1 and row["next_try_at"] and "backup" in row["last_error"]
     assert "8080" in firewall_file(cluster, "n2")
     assert cluster.node_state("n2") == "syncing"
-    cluster.add_os_user("n2", "deploy")
+    cluster.add_os_user("n2", "backup")
     status, answer = cluster.api("POST", f"/nodes/{cluster.ids['n2']}/sync", {"lists": ["scheduler"]})
     assert status == 202
     cluster.run_jobs()
     assert cluster.operation(answer["operation"]["id"])["status"] == "succeeded"
     assert cluster.desyncs() == set() and cluster.node_state("n2") == "ready"
-    assert "@hourly deploy /bin/true" in cron_file(cluster, "n2")
+    assert "@hourly backup /bin/true" in cron_file(cluster, "n2")
 
 
 def test_changes_to_one_list_take_the_lock_in_the_order_they_were_made(cluster, app, tmp_path):

@@ -188,3 +188,23 @@ def test_drift_in_the_files_alone_is_detected_and_repaired(cluster):
     assert cron_file(cluster, "n1") == good_cron and firewall_file(cluster, "n1") == good_nft
     cluster.collect()
     assert cluster.desyncs() == set(), "no drift once repaired"
+
+
+def test_a_node_answering_odd_json_to_a_synchronizer_does_not_stop_the_round(cluster, app, hostile_agent):
+    """A compromised node answers the templates synchronizer's GET /v1/software with a JSON string: its
+    desync keeps the error and backs off, and the honest node's desync in the same round is cleared."""
+    from app.extensions import db
+    from app.models import Node
+    from app.services.desyncs import register_desync
+
+    good = cluster.add("n1")
+    hostile_agent.json("/v1/software", "x")
+    evil = hostile_agent.add_node(app, "evil", state="syncing")
+    with app.app_context():
+        for node_id in (evil, good):
+            register_desync(db.session.get(Node, node_id), "templates", "test")
+        db.session.commit()
+    summary = cluster.sync()
+    assert summary[good]["templates"] == "ok"
+    assert "the templates synchronizer failed on this node's answer" in summary[evil]["templates"]
+    assert cluster.desyncs() == {("evil", "templates")}
