@@ -17,6 +17,7 @@ from app.models import Node, NodeState, SystemList, User, UserAccount
 from app.models.base import utcnow
 from app.services.desyncs import applies_to
 from app.services.synchronizers import SYNCHRONIZERS
+from app.services.system_accounts import SYSTEM_ACCOUNTS
 
 ACTIONS = ("add", "edit", "delete")
 # Nodes still being set up get the lists from their synchronizers, not from requests (SPEC §5.2).
@@ -41,14 +42,6 @@ def _firewall_row(data: dict) -> dict:
         "source": rule["source"],
         "comment": rule["comment"],
     }
-
-
-# The OS accounts a job may run as without being a panel user: those every Debian node has (base-passwd's)
-# and those the roles' packages add. Any other name no node is known to have: every node would refuse it.
-SYSTEM_ACCOUNTS = frozenset({
-    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
-    "backup", "list", "irc", "_apt", "nobody", "bind", "Debian-exim", "dovecot", "dovenull",
-})
 
 
 def _scheduler_row(data: dict) -> dict:

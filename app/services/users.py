@@ -22,30 +22,13 @@ from app.models import Counter, Node, Placement, User, UserAccount, UserLevel
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 from app.services import accounts, placement
 from app.services.setup import ADMIN_USER
+from app.services.system_accounts import SYSTEM_ACCOUNTS
 from app.services.userdata import KINDS, UserDataError, call_agent, invalid, validated
 
 log = logging.getLogger(__name__)
 
 DEFAULT_UID_RANGE = (10000, 59999)
-# Accounts a node has that are not panel users: a panel user of the same name would be that account on
-# the node (its files, its processes, its suspension, its deletion). They are the system accounts of
-# Debian (base-passwd, systemd and the packages the node's roles install: UIDs below 1000, which the
-# agent never lists as panel accounts) and the ones Hostfleet itself makes (`ispmaster`, the UID 0
-# account node setup creates for the master).
-SYSTEM_ACCOUNT_NAMES = frozenset({
-    # base-passwd
-    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
-    "backup", "list", "irc", "gnats", "nobody", "_apt",
-    # systemd, D-Bus, OpenSSH and the base system's daemons
-    "systemd-network", "systemd-resolve", "systemd-timesync", "systemd-coredump", "systemd-oom", "messagebus",
-    "sshd", "polkitd", "tss", "uuidd", "tcpdump", "avahi", "ntp", "ntpsec", "_chrony", "statd", "_rpc",
-    "dnsmasq", "unbound", "usbmux", "rtkit",
-    # the roles' packages: bind9, exim4, dovecot, the databases, mail filters, FTP
-    "bind", "Debian-exim", "dovecot", "dovenull", "postgres", "mysql", "redis", "memcache", "nginx", "opendkim",
-    "opendmarc", "clamav", "debian-spamd", "_rspamd", "postfix", "vmail", "ftp", "proftpd", "ftpsecure",
-    "Debian-snmp",
-})
-RESERVED_NAMES = SYSTEM_ACCOUNT_NAMES | {ADMIN_USER, "hostfleet", "admin"}
+RESERVED_NAMES = SYSTEM_ACCOUNTS | {ADMIN_USER, "hostfleet", "admin"}
 USER_FIELDS = ("name", "password", "level", "roles", "limits", "nodes", "active")
 MIB = 2**20
 
