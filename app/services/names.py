@@ -277,6 +277,9 @@ def why_not(owner: User, kind: str, name: str) -> str | None:
     zone and the proof of control are not asked: they are checked when a name is created.
 
     kind: "domains", "webdomains", "aliases", "maildomains" (or "mailboxes": their mail domain's rules).
+    Meant for a name the index is about to add, or to give another owner. A name below this one that an
+    administrator let another owner hold (a recorded override) does not count against it; two rows that
+    break the rules without one (made before the registry) each answer False for the other's sake.
     """
     if kind == "mailboxes":
         kind, name = "maildomains", name.rpartition("@")[2]
@@ -292,7 +295,11 @@ def why_not(owner: User, kind: str, name: str) -> str | None:
     try:
         if not owner.is_admin:
             _reserved_rule(name)
-        _owner_rule(owner, kind, name, [h for h in holders(name) if h.owner_id != owner.id], None, creating=False)
+        others = [h for h in holders(name) if h.owner_id != owner.id]
+        allowed = set(db.session.execute(select(NameOverride.owner_id, NameOverride.kind, NameOverride.name).where(
+            NameOverride.name.in_({h.name for h in others})))) if others else set()
+        others = [h for h in others if not (h.name.endswith("." + name) and (h.owner_id, h.kind, h.name) in allowed)]
+        _owner_rule(owner, kind, name, others, None, creating=False)
     except NameRefused as exc:
         return exc.message
     return None

@@ -206,6 +206,9 @@ def test_an_administrator_overrides_the_one_owner_rule_and_it_is_recorded(app, c
         mallory = db.session.scalar(select(User).where(User.name == "mallory"))
         assert names.may_hold(mallory, "domains", "shop.victim.example")  # the override holds
         assert not names.may_hold(mallory, "webdomains", "www.shop.victim.example")  # nothing more
+        alice = db.session.scalar(select(User).where(User.name == "alice"))
+        assert names.may_hold(alice, "domains", "victim.example"), "the override does not count against alice"
+        assert not names.may_hold(alice, "webdomains", "shop.victim.example")
 
 
 def test_may_hold_answers_for_every_kind(app, client, world):
