@@ -243,7 +243,9 @@ def check(actor: User, owner: User, kind: str, name: str, *, override: bool = Fa
         try:
             rule(name)
         except NameRefused as exc:
-            if not (exc.overridable and actor.is_admin):
+            if not exc.overridable:
+                raise
+            if not actor.is_admin:
                 exc.message += ": only an administrator can create it"
                 raise
             if not override:
