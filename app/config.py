@@ -37,6 +37,15 @@ def database_uri(url: str) -> str:
     return url
 
 
+def resolvers(text: str) -> list[tuple[str, int]]:
+    """`NAME_PROOF_RESOLVERS`: comma-separated `address`, `address:port` or `[v6 address]:port`."""
+    found = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        host, _, port = item.rpartition(":") if item.count(":") == 1 or item.startswith("[") else (item, "", "")
+        found.append((host.strip("[]"), int(port or 53)))
+    return found
+
+
 class Config:
     """Production and `make run` settings; every value can be overridden from the environment."""
 
@@ -64,6 +73,14 @@ class Config:
         # and a node's whole listing of one kind of user data (what a reconciliation reads).
         self.AGENT_MAX_ANSWER_BYTES = int(os.environ.get("AGENT_MAX_ANSWER_BYTES", str(4 * 2**20)))
         self.AGENT_MAX_LISTING_BYTES = int(os.environ.get("AGENT_MAX_LISTING_BYTES", str(32 * 2**20)))
+        # Where proofs of control of a name (TXT _hostfleet-challenge.<name>) are looked up: resolvers that
+        # follow the public delegation (not the cluster's own name servers, which serve customers' zones);
+        # empty: this host's resolver (/etc/resolv.conf).
+        self.NAME_PROOF_RESOLVERS = resolvers(os.environ.get("NAME_PROOF_RESOLVERS", ""))
+        self.NAME_PROOF_TIMEOUT_S = float(os.environ.get("NAME_PROOF_TIMEOUT_S", "3"))
+        # The panel's own host names, refused to customers with their parents and children (empty: this
+        # host's fully qualified name); the nodes' names and addresses are refused as well.
+        self.PANEL_HOST_NAMES = [n.strip() for n in os.environ.get("PANEL_HOST_NAMES", "").split(",") if n.strip()]
         self.API_TITLE = "Hostfleet API"
         self.API_VERSION = "v1"
         self.OPENAPI_VERSION = "3.0.3"
@@ -84,3 +101,7 @@ class TestConfig(Config):
         )
         self.REDIS_URL = redis_url
         self.RATELIMIT_STORAGE_URI = redis_url
+        # No proof of control is looked up outside the test's own DNS servers: nothing listens here.
+        self.NAME_PROOF_RESOLVERS = [("127.0.0.1", 9)]
+        self.NAME_PROOF_TIMEOUT_S = 0.3
+        self.PANEL_HOST_NAMES = ["panel.hostfleet.test"]

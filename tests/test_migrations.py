@@ -176,9 +176,12 @@ class Seeder:
             "placement_decisions": {"role": "web", "chosen_by": "auto", "resource": "disk",
                                     "candidates": [{"node": f"mig-node-{n}"}]},
             "placements": {"role": "web"},
-            "webdomain_index": {"name": f"site{n}.example.com"},
-            "domain_index": {"name": f"zone{n}.example.com"},
-            "maildomain_index": {"name": f"mail{n}.example.com"},
+            "webdomain_index": {"name": f"site{n}.example.com", "reversed_name": f"com.example.site{n}"},
+            "domain_index": {"name": f"zone{n}.example.com", "reversed_name": f"com.example.zone{n}"},
+            "maildomain_index": {"name": f"mail{n}.example.com", "reversed_name": f"com.example.mail{n}"},
+            "webdomain_aliases": {"name": f"www.site{n}.example.com", "reversed_name": f"com.example.site{n}.www"},
+            "name_overrides": {"kind": "domains", "name": f"zone{n}.example.com", "granted_by": f"mig{n}",
+                               "refused": f"zone{n}.example.com is under another owner's zone"},
             "mailbox_index": {"address": f"box{n}@mail{n}.example.com"},
             "pending_writes": {"kind": "webdomains", "name": f"site{n}.example.com"},
         }
@@ -285,6 +288,15 @@ def upgrade_with_data(database_url: str, data_dir, redis_url: str) -> None:
         with db.engine.connect() as conn:
             last_uid = conn.scalar(sa.text("SELECT value FROM counters WHERE name = 'uid'"))
         assert last_uid == 20000 + revisions.index("0009"), last_uid
+        # 0010 filled in the reversed names of the index rows written before it, for the registry's ranges.
+        with db.engine.connect() as conn:
+            for table, prefix in (("webdomain_index", "site"), ("domain_index", "zone"), ("maildomain_index", "mail")):
+                missing = conn.execute(sa.text(f"SELECT name FROM {table} WHERE reversed_name IS NULL")).all()
+                assert missing == [], (table, missing)
+                first = revisions.index("0004") + 1  # the round that wrote the first index rows
+                stored = conn.scalar(sa.text(f"SELECT reversed_name FROM {table} WHERE name = :n"),
+                                     {"n": f"{prefix}{first}.example.com"})
+                assert stored == f"com.example.{prefix}{first}", (table, stored)
         tables = {name for name, _, _ in seeder.written}
         assert {"users", "api_tokens", "nodes", "desyncs", "operations", "system_lists",
                 "webdomain_index", "mailbox_index"} <= tables, tables

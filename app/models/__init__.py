@@ -9,10 +9,12 @@ from app.models.userdata import (
     DomainIndex,
     MailboxIndex,
     MailDomainIndex,
+    NameOverride,
     PendingWrite,
     Placement,
     PlacementDecision,
     UserAccount,
+    WebDomainAlias,
     WebDomainIndex,
 )
 
@@ -24,6 +26,7 @@ __all__ = [
     "DomainIndex",
     "MailboxIndex",
     "MailDomainIndex",
+    "NameOverride",
     "Node",
     "NodeOutcome",
     "NodeState",
@@ -39,5 +42,6 @@ __all__ = [
     "User",
     "UserAccount",
     "UserLevel",
+    "WebDomainAlias",
     "WebDomainIndex",
 ]

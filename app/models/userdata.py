@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from app.extensions import db
@@ -77,6 +78,29 @@ class Placement(db.Model):
     decision: Mapped[PlacementDecision | None] = relationship()
 
 
+def reversed_name(name: str) -> str:
+    """A name's labels in reverse order ("shop.example.com" → "com.example.shop"): the names under a
+    name all start with its reversed name and a dot, so one range of an index finds them."""
+    return ".".join(reversed(name.split(".")))
+
+
+def _reversed_default(context: DefaultExecutionContext) -> str:
+    """The reversed_name of the row being inserted, from its name."""
+    return reversed_name(context.get_current_parameters()["name"])
+
+
+# Compared by bytes: on PostgreSQL a language collation orders "." and "/" by other rules, and the
+# registry's range of children ("com.example." to "com.example/") relies on the byte order.
+REVERSED_NAME = String(253).with_variant(String(253, collation="C"), "postgresql")
+
+
+class Registered:
+    """An index row whose name the name registry reads (app/services/names.py): its reversed name is
+    kept beside it, filled in from the name on insert."""
+
+    reversed_name: Mapped[str | None] = mapped_column(REVERSED_NAME, default=_reversed_default, index=True)
+
+
 class Claimable:
     """An index row that can be a claim: claimed_at is set while its create is in flight.
 
@@ -100,7 +124,7 @@ class Claimable:
                       postgresql_where=claims), {"sqlite_autoincrement": True})
 
 
-class WebDomainIndex(Claimable, db.Model):
+class WebDomainIndex(Registered, Claimable, db.Model):
     """Index row of a web domain held by a node's agent."""
 
     __tablename__ = "webdomain_index"
@@ -114,7 +138,7 @@ class WebDomainIndex(Claimable, db.Model):
     node: Mapped[Node] = relationship()
 
 
-class DomainIndex(Claimable, db.Model):
+class DomainIndex(Registered, Claimable, db.Model):
     """Index row of a domain name (DNS zone) held by a node's agent."""
 
     __tablename__ = "domain_index"
@@ -128,7 +152,7 @@ class DomainIndex(Claimable, db.Model):
     node: Mapped[Node] = relationship()
 
 
-class MailDomainIndex(Claimable, db.Model):
+class MailDomainIndex(Registered, Claimable, db.Model):
     """Index row of a mail domain held by a node's agent."""
 
     __tablename__ = "maildomain_index"
@@ -140,6 +164,32 @@ class MailDomainIndex(Claimable, db.Model):
 
     owner: Mapped[User] = relationship()
     node: Mapped[Node] = relationship()
+
+
+class WebDomainAlias(Registered, db.Model):
+    """An alias of a web domain (another name its site answers), indexed so the name registry sees it."""
+
+    __tablename__ = "webdomain_aliases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webdomain_id: Mapped[int] = mapped_column(ForeignKey("webdomain_index.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(253), unique=True)
+
+
+class NameOverride(db.Model):
+    """An administrator let an owner hold a name the registry refused: who, when, and what was refused."""
+
+    __tablename__ = "name_overrides"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(253), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    refused: Mapped[str] = mapped_column(Text)
+
+    owner: Mapped[User] = relationship()
 
 
 class MailboxIndex(Claimable, db.Model):

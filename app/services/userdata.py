@@ -41,6 +41,7 @@ from app.models import (
     WebDomainIndex,
 )
 from app.models.base import as_utc, utcnow
+from app.services import names
 from app.services import nodes as node_service
 from app.services.agent_answers import ShapeError, check_listing, refused
 from app.timing import waiting_on_agents
@@ -88,12 +89,13 @@ KINDS = {
     "mailboxes": Kind("mailboxes", "mailbox", MailboxIndex, "mail", "/v1/mailboxes", "address"),
 }
 CREATE_FIELDS = {
-    "webdomains": ("name", "aliases", "owner", "php", "docroot", "dns"),
-    "domains": ("name", "owner", "ip", "nameservers", "records"),
-    "maildomains": ("name", "owner", "dns"),
+    "webdomains": ("name", "aliases", "owner", "php", "docroot", "dns", "override"),
+    "domains": ("name", "owner", "ip", "nameservers", "records", "override"),
+    "maildomains": ("name", "owner", "dns", "override"),
     "mailboxes": ("address", "password", "quota_mb", "forward"),
 }
-UPDATE_FIELDS = {"webdomains": ("aliases", "php", "docroot"), "mailboxes": ("password", "quota_mb", "forward")}
+UPDATE_FIELDS = {"webdomains": ("aliases", "php", "docroot", "override"),
+                 "mailboxes": ("password", "quota_mb", "forward")}
 RECORD_FIELDS = ("name", "type", "value", "ttl", "priority")
 
 
@@ -432,6 +434,7 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     kind = KINDS[kind_name]
     data = object_body(data, CREATE_FIELDS[kind_name])
     with_dns = validated(v.boolean, data.pop("dns", False), "dns")
+    override = override_asked(actor, data)
     if kind_name == "mailboxes":
         body, owner, node = _mailbox_body(actor, data)  # a mailbox lives with its mail domain
     else:
@@ -439,6 +442,9 @@ def create(kind_name: str, actor: User, data: object) -> dict:
         body = _validate_new(kind_name, {**data, "owner": owner.name}, owner)
         node = None
     _account = held_account(owner)  # read once for the limit, placement and quota checks below
+    zone_first = kind_name in ("webdomains", "maildomains") and with_dns and not actor.is_admin \
+        and "dns" in ((_account.roles if _account else None) or []) and not _owner_zone_covers(owner, body[kind.key])
+    overridden = check_names(actor, owner, kind_name, body, override, zone_first=zone_first)
     check_limit(owner, kind_name)
     node = node or holding_node(owner, kind.role)
     if kind_name in DISK_KINDS:
@@ -446,7 +452,10 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     name = body[kind.key]
     what = f"{owner.name}'s {kind.label} {name}"
     require_ready(node, what)
+    dns_report = _zone_first(owner, name, node, mail=kind_name == "maildomains") if zone_first else None
     row_id = claim(kind, owner, node, name)  # a name already taken is refused here
+    if body.get("aliases"):
+        claim_aliases(kind, row_id, body["aliases"], node)
     try:
         result = call_agent(node, "POST", kind.path, body, what=what)
     except UserDataError as exc:
@@ -455,10 +464,88 @@ def create(kind_name: str, actor: User, data: object) -> dict:
         raise
     confirm_claim(kind, row_id, what)
     log.info("created %s %s for %s on node %s", kind.label, name, owner.name, node.name)
+    record_overrides(actor, owner, overridden)
     shaped = _shape(kind_name, result, NewRow(row_id, owner, node))
-    if with_dns:
+    if dns_report is not None:
+        shaped["dns"] = dns_report
+    elif with_dns:
         shaped["dns"] = zone_records_for(owner, name, node, mail=kind_name == "maildomains")
     return shaped
+
+
+def override_asked(actor: User, data: dict) -> bool:
+    """The request's `override` (an administrator setting the name registry's refusals aside); refused
+    for everyone else."""
+    override = validated(v.boolean, data.pop("override", False), "override")
+    if override and not actor.is_admin:
+        raise UserDataError(403, "invalid override: only an administrator can override the name rules",
+                            {"override": "only an administrator can override the name rules"})
+    return override
+
+
+def _owner_zone_covers(owner: User, name: str) -> bool:
+    """True when one of the owner's confirmed zones is the name or a parent of it."""
+    return db.session.scalar(select(DomainIndex.id).where(
+        DomainIndex.owner_id == owner.id, DomainIndex.claimed_at.is_(None),
+        DomainIndex.name.in_(names.lineage(name))).limit(1)) is not None
+
+
+def check_names(actor: User, owner: User, kind_name: str, body: dict, override: bool,
+                web_domain_id: int | None = None, zone_first: bool = False) -> list[tuple[str, str, str]]:
+    """The name registry's rules for a new record's name and aliases (or a web domain's new aliases):
+    refused as a UserDataError naming the field; what an administrator's override set aside, as
+    (kind, name, refusal) to be recorded once the change is made."""
+    if kind_name == "mailboxes":
+        return []
+    checks = [] if web_domain_id is not None else [(kind_name, "name", body["name"])]
+    checks += [("aliases", "aliases", alias) for alias in body.get("aliases") or []]
+    overridden = []
+    for kind, field, name in checks:
+        under_new_zone = zone_first and (name == body["name"] or name.endswith("." + body["name"]))
+        try:
+            refusal = names.check(actor, owner, kind, name, override=override, web_domain_id=web_domain_id,
+                                  zone_to_come=under_new_zone)
+        except names.NameRefused as exc:
+            raise UserDataError(exc.status, exc.message, {field: exc.message}) from None
+        if refusal:
+            overridden.append((kind, name, refusal))
+    return overridden
+
+
+def record_overrides(actor: User, owner: User, overridden: list[tuple[str, str, str]]) -> None:
+    """Keep each refusal an administrator set aside, once the change is made."""
+    for kind, name, refusal in overridden:
+        names.record_override(actor, owner, kind, name, refusal)
+
+
+def claim_aliases(kind: Kind, row_id: int, aliases: list[str], node: Node) -> None:
+    """Index a new web domain's aliases with its claim (released with it: they cascade)."""
+    try:
+        names.set_aliases(row_id, aliases)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        release_claim(kind, row_id)
+        raise UserDataError(409, f"an alias of {', '.join(aliases)} was just taken by another web domain; "
+                                 f"nothing was sent to node {node.name}", {"aliases": "taken by another web domain"})\
+            from None
+
+
+def _zone_first(owner: User, host: str, node: Node, mail: bool) -> dict:
+    """The zone a customer's new web or mail domain needs, made before the domain (with its A/AAAA, or
+    `mail` and MX, records when the node's address is an IP); what was done, as `dns` answers it."""
+    records = []
+    try:
+        address = v.ip_address(node.address, "address")
+    except v.ValidationError:
+        address = None
+    if address is not None:
+        family = "AAAA" if ":" in address else "A"
+        records = [{"name": "mail", "type": family, "value": address},
+                   {"name": "@", "type": "MX", "value": f"mail.{host}.", "priority": 10}] if mail else []
+    body = {"name": host, "owner": owner.name, "records": records} | ({"ip": address} if address else {})
+    zone = create("domains", owner, body)
+    return {"zone": zone["name"], "created_zone": True, "records": len(zone.get("records", []))}
 
 
 def zone_records_for(owner: User, host: str, node: Node, mail: bool) -> dict:
@@ -552,9 +639,16 @@ def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
         if fixed in data and data[fixed] != (key_of(row) if fixed == kind.key else row.owner.name):
             raise invalid(fixed, "cannot change; delete and create it again")
     data = object_body({k: val for k, val in data.items() if k not in (kind.key, "owner")}, UPDATE_FIELDS[kind_name])
+    aliases_before, overridden = None, []
     if kind_name == "webdomains":
+        override = override_asked(actor, data)
         checked = validated(web.validate, {"name": row.name, "owner": row.owner.name, **data}, {row.owner.name})
         body = {k: checked[k] for k in data}
+        if "aliases" in body:
+            aliases_before = names.aliases_of(row.id)
+            added = [a for a in body["aliases"] if a not in aliases_before]
+            overridden = check_names(actor, row.owner, kind_name, {"aliases": added}, override, web_domain_id=row.id)
+            index_aliases(row, body["aliases"])
     else:
         body = {}
         if "password" in data:
@@ -565,9 +659,27 @@ def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
             body["forward"] = validated(mail.validate_forward, data["forward"], key_of(row))
     what = f"{row.owner.name}'s {kind.label} {key_of(row)}"
     path = f"{kind.path}/{quote(key_of(row), safe='@')}"
-    result, mark_id = send_change(row.node, kind_name, key_of(row), "PUT", path, body, what)
+    try:
+        result, mark_id = send_change(row.node, kind_name, key_of(row), "PUT", path, body, what)
+    except UserDataError as exc:
+        if aliases_before is not None and not exc.maybe_applied:
+            index_aliases(row, aliases_before)
+            db.session.commit()
+        raise
     end_write(mark_id)
+    record_overrides(actor, row.owner, overridden)
     return _shape(kind_name, result, row)
+
+
+def index_aliases(row: WebDomainIndex, aliases: list[str]) -> None:
+    """Index a web domain's aliases (committed with the change's pending mark); 409 naming the field when
+    another web domain took one meanwhile."""
+    try:
+        names.set_aliases(row.id, aliases)
+    except IntegrityError:
+        db.session.rollback()
+        raise UserDataError(409, f"an alias of {', '.join(aliases)} was just taken by another web domain; nothing "
+                                 "was changed", {"aliases": "taken by another web domain"}) from None
 
 
 @kept_on_commit()

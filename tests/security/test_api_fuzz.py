@@ -41,9 +41,12 @@ def api_routes(app) -> set[str]:
 
 
 def seed_data(client, actors) -> None:
-    """Some of alice's data so generated small ids hit real rows on the nodes."""
+    """Some of alice's data so generated small ids hit real rows on the nodes (her zones first: her web and mail
+    domains need them)."""
     alice = actors.bearer("owner")
-    for path, body in (("/api/v1/webdomains", {"name": "fuzz-site.example.com"}),
+    for path, body in (("/api/v1/domains", {"name": "fuzz-site.example.com", "ip": "192.0.2.1"}),
+                       ("/api/v1/domains", {"name": "fuzz-mail.example.com", "ip": "192.0.2.1"}),
+                       ("/api/v1/webdomains", {"name": "fuzz-site.example.com"}),
                        ("/api/v1/domains", {"name": "fuzz-zone.example.com", "ip": "192.0.2.1"}),
                        ("/api/v1/maildomains", {"name": "fuzz-mail.example.com"}),
                        ("/api/v1/mailboxes", {"address": "box@fuzz-mail.example.com", "password": "a long password"})):

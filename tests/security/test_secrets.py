@@ -153,6 +153,7 @@ def test_no_secret_is_written_anywhere(app, client, actors, cluster, tmp_path, r
         assert client.get("/api/v1/webdomains", headers=carol).status_code == 200
 
         alice = actors.bearer("owner")
+        cluster.zones("alice", "secret-mail.example.com")
         assert client.post("/api/v1/maildomains", json={"name": "secret-mail.example.com"},
                            headers=alice).status_code == 201
         box = client.post("/api/v1/mailboxes", headers=alice, json={

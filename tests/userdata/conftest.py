@@ -68,6 +68,14 @@ class Cluster:
             level = UserLevel.ADMIN if admin else UserLevel.USER
             return make_user(name, Users.PASSWORD, roles=roles, level=level, **extra).id
 
+    def zones(self, owner: str, *names: str) -> None:
+        """Zones made through the API by their owner, as a customer does before the web and mail domains
+        under them (the name registry wants a web or mail name's zone held by its owner)."""
+        for name in names:
+            made = self.app.test_client().post("/api/v1/domains", json={"name": name, "ip": "192.0.2.1"},
+                                               headers=basic(owner))
+            assert made.status_code == 201, made.json
+
     def root(self, node_id: int) -> Path:
         """The private root of a node's agent."""
         return self.agent_nodes.agents[node_id].root

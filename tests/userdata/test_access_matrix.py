@@ -18,6 +18,8 @@ from tests.userdata.conftest import basic
 ACTORS = ("owner", "other", "admin", "anonymous")
 NAMES = ("alice-site.example.com", "alice-zone.example.com", "alice-mail.example.com", "box@alice-mail.example.com",
          "alice-empty.example.com")
+# The zones that cover the web and mail domains alice makes herself (m1.example.com, m2.example.net).
+COVERING_ZONES = ("example.com", "example.net")
 _serial = itertools.count(1)
 
 
@@ -44,6 +46,10 @@ class World:
                 return db.session.scalar(select(model.id).where(column == value))
 
             admin = basic("root")
+            for zone_name in COVERING_ZONES:  # alice's own web and mail domains need their zones
+                if find(DomainIndex, DomainIndex.name, zone_name) is None:
+                    self._ok(self.client.post("/api/v1/domains", json={"name": zone_name, "owner": "alice",
+                                                                       "ip": "192.0.2.1"}, headers=admin))
             if find(WebDomainIndex, WebDomainIndex.name, NAMES[0]) is None:
                 self._ok(self.client.post("/api/v1/webdomains", json={"name": NAMES[0], "owner": "alice"},
                                           headers=admin))

@@ -25,6 +25,7 @@ def test_used_up_quota_refuses_new_sites_and_mail_and_shows_on_the_user(app, cli
     node_id = cluster.node("n1")
     alice = cluster.user("alice", limits={"disk_mb": 2})
     headers = basic("alice")
+    cluster.zones("alice", "example.com", "alice.example.net")  # zones take no disk space
     site = client.post("/api/v1/webdomains", json={"name": "alice.example.com"}, headers=headers)
     assert site.status_code == 201, site.json
     admin = basic("root-admin")

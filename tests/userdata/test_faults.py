@@ -13,10 +13,11 @@ from tests.userdata.conftest import basic
 
 @pytest.fixture
 def one_node(cluster):
-    """A node with every role and alice and bob placed on it."""
+    """A node with every role and alice and bob placed on it; alice holds the zones of her names."""
     node_id = cluster.node("n1")
     cluster.user("alice")
     cluster.user("bob")
+    cluster.zones("alice", "example.com", "example.net")
     return node_id
 
 
@@ -90,7 +91,11 @@ def test_crash_after_agent_confirmed_is_repaired_by_the_next_poll(app, client, c
     listed = [(i["name"], i["state"]) for i in client.get("/api/v1/webdomains", headers=headers).json["items"]]
     assert listed == [("kept.example.com", "ready"), ("lost.example.com", "creating")], \
         "before the poll the crashed create is listed as being created, the crashed delete still listed"
-    again = client.post("/api/v1/webdomains", json={"name": "lost.example.com"}, headers=basic("bob"))
+    # Only an administrator's override gets another owner's create of it past the name registry (alice holds
+    # example.com); the claim still refuses it.
+    cluster.user("root-admin", admin=True)
+    again = client.post("/api/v1/webdomains", json={"name": "lost.example.com", "owner": "bob", "override": True},
+                        headers=basic("root-admin"))
     assert again.status_code == 409 and again.json["fields"] == {"name": "lost.example.com is being created"}
     vhosts = cluster.root(one_node) / "etc/nginx/hostfleet/alice"
     assert sorted(p.name for p in vhosts.iterdir()) == ["lost.example.com.conf"]
@@ -238,6 +243,7 @@ def test_limits_are_enforced_from_the_index(app, client, cluster, users):
     node_id = cluster.node("n1")
     users.make("root", admin=True)
     cluster.user("lim", limits={"webdomains": 1})
+    cluster.zones("lim", "example.com")
     assert client.post("/api/v1/webdomains", json={"name": "one.example.com"}, headers=basic("lim")).status_code == 201
     before = cluster.tree(node_id)
     second = client.post("/api/v1/webdomains", json={"name": "two.example.com"}, headers=basic("lim"))
@@ -253,6 +259,8 @@ def test_two_creates_of_one_name_on_two_nodes_at_once_reach_only_one_node(app, c
     n1, n2 = cluster.node("n1"), cluster.node("n2")
     cluster.user("alice", roles=("web",), nodes={"web": n1})
     cluster.user("bob", roles=("web",), nodes={"web": n2})
+    # Neither holds a zone (no dns role): an administrator creates for each, as for names whose DNS is elsewhere.
+    cluster.user("root-admin", admin=True)
     before = cluster.tree(n2)
     at_node, bob_done = threading.Event(), threading.Event()
     real = AgentClient.request
@@ -267,8 +275,9 @@ def test_two_creates_of_one_name_on_two_nodes_at_once_reach_only_one_node(app, c
     answers = {}
 
     def create(user):
-        answers[user] = app.test_client().post("/api/v1/webdomains", json={"name": "same.example.com"},
-                                               headers=basic(user))
+        answers[user] = app.test_client().post("/api/v1/webdomains", json={"name": "same.example.com",
+                                                                           "owner": user},
+                                               headers=basic("root-admin"))
 
     alice = threading.Thread(target=create, args=("alice",))
     alice.start()
@@ -281,7 +290,8 @@ def test_two_creates_of_one_name_on_two_nodes_at_once_reach_only_one_node(app, c
     assert answers["bob"].status_code == 409, answers["bob"].json
     assert answers["bob"].json["fields"] == {"name": "same.example.com is being created"}
     assert cluster.tree(n2) == before, "Bob's node was asked"
-    again = app.test_client().post("/api/v1/webdomains", json={"name": "same.example.com"}, headers=basic("bob"))
+    again = app.test_client().post("/api/v1/webdomains", json={"name": "same.example.com", "owner": "bob"},
+                                   headers=basic("root-admin"))
     assert again.status_code == 409 and again.json["fields"] == {"name": "same.example.com exists"}
 
 

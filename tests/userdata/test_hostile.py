@@ -46,7 +46,7 @@ def legitimate(field: str, value: object, api: bool) -> bool:
         return len(value) >= 8 and not any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value)
     if field in BLANK_MEANS_UNSET and (value is None or (isinstance(value, str) and not value.strip())):
         return True
-    if field in ("php", "active", "dns") and isinstance(value, bool):
+    if field in ("php", "active", "dns", "override") and isinstance(value, bool):
         return True
     if field == "docroot" and isinstance(value, str):
         return all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", p) and p != ".." for p in value.split("/"))
@@ -87,9 +87,10 @@ def target(app, client, cluster, users):
     cluster.user("alice")
     world = Target(app, client, cluster, node_id)
     alice = basic("alice")
-    world.ids["web"] = client.post("/api/v1/webdomains", json={"name": "site.example.com"}, headers=alice).json["id"]
     world.ids["zone"] = client.post("/api/v1/domains", json={"name": "example.com", "ip": "192.0.2.1"},
                                     headers=alice).json["id"]
+    world.ids["web"] = client.post("/api/v1/webdomains", json={"name": "site.example.com"}, headers=alice).json["id"]
+    cluster.zones("alice", "example.net")
     record = {"name": "base", "type": "A", "value": "192.0.2.2"}
     world.ids["record"] = client.post(f"/api/v1/domains/{world.ids['zone']}/records", json=record,
                                       headers=alice).json["id"]
@@ -123,21 +124,23 @@ _api("users.create", "root", "POST", "/api/v1/users",
 _api("users.update", "root", "PUT", "/api/v1/users/{alice}", lambda i: {},
      ("password", "level", "roles", "limits", "nodes", "active"), wrapped=("roles",))
 _api("webdomains.create", "alice", "POST", "/api/v1/webdomains",
-     lambda i: {"name": f"w{i}.example.com", "php": False}, ("name", "aliases", "owner", "php", "docroot", "dns"),
+     lambda i: {"name": f"w{i}.example.com", "php": False},
+     ("name", "aliases", "owner", "php", "docroot", "dns", "override"),
      wrapped=("aliases",))
 _api("webdomains.create_as_admin", "root", "POST", "/api/v1/webdomains",
      lambda i: {"name": f"a{i}.example.com", "owner": "alice"}, ("owner",))
-_api("webdomains.update", "alice", "PUT", "/api/v1/webdomains/{web}", lambda i: {}, ("aliases", "php", "docroot"),
+_api("webdomains.update", "alice", "PUT", "/api/v1/webdomains/{web}", lambda i: {},
+     ("aliases", "php", "docroot", "override"),
      wrapped=("aliases",))
 _api("domains.create", "alice", "POST", "/api/v1/domains", lambda i: {"name": f"z{i}.example.org", "ip": "192.0.2.1"},
-     ("name", "owner", "ip", "nameservers", "records"), wrapped=("nameservers", "records"))
+     ("name", "owner", "ip", "nameservers", "records", "override"), wrapped=("nameservers", "records"))
 _api("records.create", "alice", "POST", "/api/v1/domains/{zone}/records",
      lambda i: {"name": f"r{i}", "type": "A", "value": "192.0.2.3", "ttl": 300},
      ("name", "type", "value", "ttl", "priority"))
 _api("records.update", "alice", "PUT", "/api/v1/domains/{zone}/records/{record}",
      lambda i: {"value": "192.0.2.4"}, ("name", "type", "value", "ttl", "priority"))
 _api("maildomains.create", "alice", "POST", "/api/v1/maildomains", lambda i: {"name": f"m{i}.example.net"},
-     ("name", "owner", "dns"))
+     ("name", "owner", "dns", "override"))
 _api("mailboxes.create", "alice", "POST", "/api/v1/mailboxes",
      lambda i: {"address": f"box{i}@example.net", "password": "a long password", "quota_mb": 10},
      ("address", "password", "quota_mb", "forward"), wrapped=("forward",))

@@ -91,7 +91,12 @@ def env(lab_nodes, tmp_path_factory, request):
             "name": USER, "password": PASSWORD, "roles": ["web", "dns", "mail"],
             "nodes": {"web": "svc1", "dns": "svc1", "mail": "svc1"}})
         assert user.status_code == 201, user.text
-        yield Env(panel, node, node_id, user.json()["id"])
+        environment = Env(panel, node, node_id, user.json()["id"])
+        # The user's zones first, as a customer would: a web or mail domain needs its zone (docs/user-data.md).
+        for zone in ("hf-lab.test", "hflab-mail.example.net"):
+            made = environment.change("POST", "/api/v1/domains", {"name": zone, "ip": environment.address})
+            assert made.status_code == 201, made.text
+        yield environment
     finally:
         panel.stop()
         if reporter and CHECKS:

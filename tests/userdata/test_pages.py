@@ -17,12 +17,18 @@ def alice(cluster, client, auth):
 
 
 def test_user_adds_a_web_domain_and_sees_it(client, cluster, alice):
-    """The form creates the vhost on the node and the list shows it; HTMX gets only the table."""
+    """The form creates the vhost on the node and the list shows it; HTMX gets only the table. With its DNS
+    box ticked (as the page offers it) the domain's zone is made first; without, the zone is asked for."""
     page = client.get("/domains/web")
     assert page.status_code == 200 and "No web domains yet." in page.text
+    refused = client.post("/domains/web", data={"name": "shop.example.com", "csrf_token": csrf_from(page.text)})
+    assert refused.status_code == 400 and 'data-field="name"' in refused.text
+    assert "create the zone example.com (or shop.example.com) first" in refused.text
     answer = client.post("/domains/web", data={"name": "shop.example.com", "aliases": "www.shop.example.com",
-                                               "csrf_token": csrf_from(page.text)}, follow_redirects=True)
+                                               "dns": "y", "csrf_token": csrf_from(page.text)},
+                         follow_redirects=True)
     assert answer.status_code == 200 and "shop.example.com is live on n1" in answer.text
+    assert (cluster.root(alice) / "etc/bind/hostfleet/shop.example.com.zone").exists()
     assert (cluster.root(alice) / "etc/nginx/hostfleet/alice/shop.example.com.conf").exists()
     fragment = client.get("/domains/web", headers={"HX-Request": "true"})
     assert fragment.text.lstrip().startswith('<div id="webdomains-table"') and "shop.example.com" in fragment.text
@@ -60,6 +66,7 @@ def test_zone_page_adds_and_edits_records(client, cluster, alice):
 
 def test_mail_pages(client, cluster, alice):
     """A mail domain and a mailbox from the pages; the password never appears in any answer."""
+    cluster.zones("alice", "example.net")
     page = client.get("/mail/domains")
     assert client.post("/mail/domains", data={"name": "example.net", "csrf_token": csrf_from(page.text)}
                        ).status_code == 302

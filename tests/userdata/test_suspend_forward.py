@@ -23,6 +23,7 @@ def test_suspend_and_resume_on_every_node_reported(app, client, cluster, users):
     users.make("root", admin=True)
     cluster.user("sue")
     sue = basic("sue")
+    cluster.zones("sue", "sue.example.com", "sue.example.net")
     assert client.post("/api/v1/webdomains", json={"name": "sue.example.com", "php": True},
                        headers=sue).status_code == 201
     assert client.post("/api/v1/maildomains", json={"name": "sue.example.net"}, headers=sue).status_code == 201
@@ -82,6 +83,7 @@ def test_suspend_from_the_page_flashes_the_node_report(app, client, cluster, use
     """The Suspend button reaches the node and says where it was applied."""
     node = cluster.node("n1")
     cluster.user("pat")
+    cluster.zones("pat", "pat.example.com")
     assert client.post("/api/v1/webdomains", json={"name": "pat.example.com"}, headers=basic("pat")).status_code == 201
     auth.login("root", admin=True)
     pat_id = _user_id(app, "pat")
@@ -99,6 +101,7 @@ def test_mailbox_forwarding_through_the_api(app, client, cluster, users):
     node = cluster.node("n1")
     cluster.user("fay")
     fay = basic("fay")
+    cluster.zones("fay", "fay.example.net")
     assert client.post("/api/v1/maildomains", json={"name": "fay.example.net"}, headers=fay).status_code == 201
     made = client.post("/api/v1/mailboxes", json={"address": "a@fay.example.net", "password": "long enough",
                                                   "forward": ["b@fay.example.net"]}, headers=fay)

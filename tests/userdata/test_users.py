@@ -63,16 +63,19 @@ def test_delete_user_removes_data_on_every_node_and_reports(app, client, cluster
     mail = cluster.node("mail1", roles=("dns", "mail"))
     users.make("root", admin=True)
     cluster.user("dora")
-    alice = basic("dora")
-    assert client.post("/api/v1/webdomains", json={"name": "dora.example.com"}, headers=alice).status_code == 201
+    alice, root = basic("dora"), basic("root")
+    # Her web and mail domains' DNS is elsewhere: an administrator makes them for her (no zone needed).
+    assert client.post("/api/v1/webdomains", json={"name": "dora.example.com", "owner": "dora"},
+                       headers=root).status_code == 201
     assert client.post("/api/v1/domains", json={"name": "dora.example.org", "ip": "192.0.2.1"},
                        headers=alice).status_code == 201
-    assert client.post("/api/v1/maildomains", json={"name": "dora.example.net"}, headers=alice).status_code == 201
+    assert client.post("/api/v1/maildomains", json={"name": "dora.example.net", "owner": "dora"},
+                       headers=root).status_code == 201
     assert client.post("/api/v1/mailboxes", json={"address": "me@dora.example.net", "password": "long enough"},
                        headers=alice).status_code == 201
     cluster.user("erin")  # on the same nodes: nothing of hers goes
-    assert client.post("/api/v1/webdomains", json={"name": "erin.example.com"},
-                       headers=basic("erin")).status_code == 201
+    assert client.post("/api/v1/webdomains", json={"name": "erin.example.com", "owner": "erin"},
+                       headers=root).status_code == 201
     with app.app_context():
         from app.extensions import db
         from app.models import User
@@ -112,7 +115,7 @@ def test_removing_a_role_with_data_is_refused(app, client, cluster, users):
     b = cluster.node("b", roles=("mail",))
     users.make("root", admin=True)
     cluster.user("rita", roles=("web", "mail"))
-    made = client.post("/api/v1/webdomains", json={"name": "rita.example.com"}, headers=basic("rita"))
+    made = client.post("/api/v1/webdomains", json={"name": "rita.example.com", "owner": "rita"}, headers=basic("root"))
     assert made.status_code == 201
     with app.app_context():
         from app.extensions import db
@@ -179,11 +182,12 @@ def test_deleting_a_user_on_an_agent_without_the_purge_route_deletes_record_by_r
     users.make("root", admin=True)
     cluster.user("fred")
     fred = basic("fred")
-    for path, body in (("webdomains", {"name": "fred.example.com"}),
-                       ("domains", {"name": "fred.example.org", "ip": "192.0.2.1"}),
-                       ("maildomains", {"name": "fred.example.net"}),
-                       ("mailboxes", {"address": "me@fred.example.net", "password": "long enough"})):
-        assert client.post(f"/api/v1/{path}", json=body, headers=fred).status_code == 201
+    # The web and mail domains by an administrator (their DNS is elsewhere), the rest by fred.
+    for path, body, who in (("webdomains", {"name": "fred.example.com", "owner": "fred"}, basic("root")),
+                            ("domains", {"name": "fred.example.org", "ip": "192.0.2.1"}, fred),
+                            ("maildomains", {"name": "fred.example.net", "owner": "fred"}, basic("root")),
+                            ("mailboxes", {"address": "me@fred.example.net", "password": "long enough"}, fred)):
+        assert client.post(f"/api/v1/{path}", json=body, headers=who).status_code == 201
     real = AgentClient.request
     asked = []
 

@@ -10,6 +10,13 @@ def _bool(**kwargs):
     return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
 
 
+def _override():
+    """The explicit field an administrator sets to let an owner hold a name the registry refuses."""
+    return _bool(load_only=True, metadata={"description": (
+        "administrators only: set aside the name registry's refusal (another owner's name, a parent or child "
+        "of it, or a host name of the panel or its nodes); recorded with who and when")})
+
+
 def _int(**kwargs):
     """A JSON integer only (no "5", no 5.0)."""
     return fields.Integer(strict=True, **kwargs)
@@ -110,6 +117,7 @@ class WebDomainInSchema(Schema):
     docroot = fields.String(metadata={"description": "relative to the owner's home; default www/<name>"})
     dns = _bool(load_only=True, metadata={"description": "also create DNS records in the owner's zone "
                                                          "(or a new zone) pointing at the web node"})
+    override = _override()
 
 
 class WebDomainSchema(IndexedSchema):
@@ -157,6 +165,7 @@ class DomainInSchema(Schema):
     ip = fields.String(allow_none=True, metadata={"description": "A/AAAA for @, www and ns1"})
     nameservers = fields.List(fields.String())
     records = fields.List(fields.Dict())
+    override = _override()
 
 
 class DomainSchema(IndexedSchema):
@@ -173,6 +182,7 @@ class MailDomainInSchema(Schema):
     name = fields.String()
     owner = fields.String()
     dns = _bool(load_only=True, metadata={"description": "also create mail.<name> and an MX record"})
+    override = _override()
 
 
 class MailDomainSchema(IndexedSchema):

@@ -127,14 +127,14 @@ def _register(kind: str, in_schema, out_schema, list_schema, can_update: bool) -
         func.__doc__ = doc
     blp.route(f"/{kind}")(blp.arguments(s.PageArgsSchema(), location="query")(
         blp.response(200, list_schema)(_errors(401, 422)(list_items))))
-    refusals = _errors(400, 401, 404, 409, 422, 502, 503, 504)
+    refusals = _errors(400, 401, 403, 404, 409, 422, 502, 503, 504)
     body = blp.arguments(in_schema())
     blp.route(f"/{kind}", methods=["POST"])(
         body(blp.response(201, out_schema)(refusals(create_item))))
     blp.route(f"/{kind}/<int:item_id>")(blp.response(200, out_schema)(_errors(401, 404, 409, 503)(show_item)))
     if can_update:
         blp.route(f"/{kind}/<int:item_id>", methods=["PUT"])(
-            body(blp.response(200, out_schema)(_errors(400, 401, 404, 409, 502, 503, 504)(update_item))))
+            body(blp.response(200, out_schema)(_errors(400, 401, 403, 404, 409, 502, 503, 504)(update_item))))
     blp.route(f"/{kind}/<int:item_id>", methods=["DELETE"])(
         blp.response(204)(_errors(401, 404, 409, 502, 503, 504)(delete_item)))
 

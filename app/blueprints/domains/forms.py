@@ -33,6 +33,15 @@ class OwnerMixin:
     """Administrators name the owner; users always create for themselves (the field is ignored)."""
 
     owner = StringField("Owner (user name)")
+    override = BooleanField("Override the name rules (another owner's name, a host name of the panel; recorded)")
+
+    def owner_fields(self, data: dict, admin: bool) -> dict:
+        """The owner and the override, which only administrators send."""
+        if admin:
+            data["owner"] = self.owner.data or ""
+            if self.override.data:
+                data["override"] = True
+        return data
 
 
 class WebDomainForm(OwnerMixin, FlaskForm):
@@ -50,9 +59,7 @@ class WebDomainForm(OwnerMixin, FlaskForm):
                 "dns": bool(self.dns.data)}
         if self.docroot.data:
             data["docroot"] = self.docroot.data
-        if admin:
-            data["owner"] = self.owner.data or ""
-        return data
+        return self.owner_fields(data, admin)
 
 
 class WebDomainEditForm(FlaskForm):
@@ -82,9 +89,7 @@ class ZoneForm(OwnerMixin, FlaskForm):
         data = {"name": self.name.data or "", "nameservers": words(self.nameservers.data)}
         if self.ip.data:
             data["ip"] = self.ip.data
-        if admin:
-            data["owner"] = self.owner.data or ""
-        return data
+        return self.owner_fields(data, admin)
 
 
 class RecordForm(FlaskForm):

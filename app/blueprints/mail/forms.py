@@ -6,20 +6,18 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, PasswordField, StringField
 from wtforms.validators import Optional
 
+from app.blueprints.domains.forms import OwnerMixin
 
-class MailDomainForm(FlaskForm):
+
+class MailDomainForm(OwnerMixin, FlaskForm):
     """A new mail domain."""
 
     name = StringField("Domain name")
-    owner = StringField("Owner (user name)")
     dns = BooleanField("Create its MX and mail.<domain> records", default=True)
 
     def payload(self, admin: bool) -> dict:
         """The API body this form stands for."""
-        data = {"name": self.name.data or "", "dns": bool(self.dns.data)}
-        if admin:
-            data["owner"] = self.owner.data or ""
-        return data
+        return self.owner_fields({"name": self.name.data or "", "dns": bool(self.dns.data)}, admin)
 
 
 class MailboxForm(FlaskForm):
