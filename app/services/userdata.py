@@ -876,7 +876,7 @@ def reconcile_node(node: Node) -> dict[str, int]:
                     row.claimed_at = None
                     summary["added"] += 1
                 continue
-            reason = unknown if owner is None else owner_refusal(kind, owner, placed)
+            reason = unknown if owner is None else owner_refusal(kind, owner, placed, key)
             if reason is not None:
                 summary["skipped"] += 1
                 log.warning("node %s lists %s %s; not indexed for the owner it reports: %s", node.name,
@@ -927,18 +927,20 @@ def read_listings(node: Node) -> dict[str, list[dict]]:
     return listings
 
 
-def owner_refusal(kind: Kind, owner: User, placed: set[tuple[int, str]]) -> str | None:
-    """Why a node's listing may not put a name of this kind in the index for this owner (None: it may).
+def owner_refusal(kind: Kind, owner: User, placed: set[tuple[int, str]], key: str) -> str | None:
+    """Why a node's listing may not put this name of this kind in the index for this owner (None: it may).
 
     These are the rules a name must pass to be indexed from a node rather than from a create the
     master made: the owner is a panel user (the caller checks that) who is not an administrator and
-    whose role for this kind is placed on the listing node (`placed`: its (user id, role) pairs). A
-    node holds only the data of the users placed on it, so it cannot hand a name to anyone else."""
+    whose role for this kind is placed on the listing node (`placed`: its (user id, role) pairs), and
+    the name registry lets that owner hold the name (names.why_not: no other owner's name, parent or
+    child, no public suffix, no reverse or host name for a customer). A node holds only the data of the
+    users placed on it, so it cannot hand a name to anyone else, nor another owner's name to them."""
     if owner.is_admin:
         return f"{owner.name} is an administrator, and a node does not give names to one"
     if (owner.id, kind.role) not in placed:
         return f"{owner.name}'s {kind.role} role is not placed on this node"
-    return None
+    return names.why_not(owner, kind.name, key)
 
 
 FULL_RECONCILE_S = 300

@@ -99,6 +99,32 @@ def test_a_node_cannot_hand_names_to_owners_not_placed_on_it(app, cluster, evil,
         assert reason in logged, reason
 
 
+def test_a_node_cannot_hand_its_user_a_name_the_registry_gives_another(app, cluster, evil, hostile_agent, caplog):
+    """Mallory is placed on the node, but the names it lists for her that the registry refuses her (a
+    name under alice's zone, a public suffix) are not indexed; her own name is."""
+    from app.extensions import db
+    from app.models import DomainIndex, Node, User, WebDomainIndex
+
+    with app.app_context():
+        alice = db.session.scalar(select(User.id).where(User.name == "alice"))
+        n1 = db.session.scalar(select(Node.id).where(Node.name == "n1"))
+        db.session.add(DomainIndex(name="victim.example", owner_id=alice, node_id=n1))
+        db.session.commit()
+    hostile_agent.json("/v1/webdomains", {"items": [
+        {"name": "shop.victim.example", "owner": "mallory"},
+        {"name": "mallory.example", "owner": "mallory"},
+    ]})
+    hostile_agent.json("/v1/domains", {"items": [{"name": "co.uk", "owner": "mallory"}]})
+    with caplog.at_level(logging.WARNING, logger="app.services.userdata"):
+        summary = reconcile(app, evil)
+    assert summary["skipped"] == 2
+    assert index(app, WebDomainIndex) == {"mallory.example": ("mallory", "evil")}
+    assert index(app, DomainIndex) == {"victim.example": ("alice", "n1")}
+    assert ("shop.victim.example; not indexed for the owner it reports: shop.victim.example is under alice's"
+            in caplog.text)
+    assert "co.uk; not indexed for the owner it reports:" in caplog.text
+
+
 @pytest.mark.parametrize("listing, field", [
     ([{"name": "mallory.example", "owner": "mallory"}], "the listing: must be a JSON object, not list"),
     ({"items": {"name": "mallory.example"}}, "items: must be a list"),
@@ -150,9 +176,13 @@ def test_a_change_answered_with_50_mb_keeps_its_claim_for_the_poll(app, client, 
     """mallory's create on the lying node is answered with 50 MB: 504 naming the node and saying the
     change may have been applied (the answer was refused unread), the claim stays for the poll."""
     from app.extensions import db
-    from app.models import WebDomainIndex
+    from app.models import DomainIndex, User, WebDomainIndex
     from tests.userdata.conftest import basic
 
+    with app.app_context():  # mallory's zone, which her web domain needs
+        mallory = db.session.scalar(select(User.id).where(User.name == "mallory"))
+        db.session.add(DomainIndex(name="big.example", owner_id=mallory, node_id=evil))
+        db.session.commit()
     hostile_agent.stream("/v1/webdomains", 50 * 2**20, declare_length=True)
     answer = client.post("/api/v1/webdomains", json={"name": "big.example"}, headers=basic("mallory"))
     assert answer.status_code == 504, answer.json
