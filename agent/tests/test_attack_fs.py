@@ -1,0 +1,99 @@
+"""A hostile customer against the tenant-isolation fix (issue 18): alice has a shell as her own UID
+(her PHP gives her one) and shapes her home to break what the agent, running as root, does with it.
+
+Each test plays alice for real: a forked child drops to her UID/GID and works in her home through a
+handle the parent opened, the agent's op then runs as root over the private root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from agent import usage
+from agent.ops import apply, users, web
+from agent.tests.ops_helpers import make_config, require_binary
+
+ALICE = 1001
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="plays the customer with setuid: needs root")
+
+
+def as_customer(home: Path, action, uid: int = ALICE) -> None:
+    """Run action(home_fd) in a child that dropped to uid (no supplementary groups); the home is handed
+    over as an open handle, so the test's private tmp folder need not be searchable by the customer."""
+    fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+                action(fd)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, "the customer's own actions failed"
+
+
+def deep_tree(depth: int, payload: int = 0):
+    """alice's action: a chain of `depth` folders below her home, a payload-byte file at the bottom."""
+
+    def action(home_fd: int) -> None:
+        fd = os.dup(home_fd)
+        for _ in range(depth):
+            os.mkdir("d", 0o700, dir_fd=fd)
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        if payload:
+            out = os.open("hidden.bin", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=fd)
+            os.write(out, b"x" * payload)
+            os.close(out)
+        os.close(fd)
+
+    return action
+
+
+def customer_home(config, uid: int = ALICE, name: str = "alice") -> Path:
+    home = config.root / "home" / name
+    home.mkdir(parents=True)
+    os.chown(home, uid, uid)
+    return home
+
+
+@pytest.mark.xfail(strict=True, reason="tree_bytes skips folders deeper than MAX_DEPTH")
+def test_files_below_the_walk_depth_limit_are_charged(tmp_path):
+    """Quota evasion: tree_bytes stops descending at MAX_DEPTH (256) levels, so alice keeps any amount of
+    data in a folder 300 levels down and her disk use shows only the folders above it; the master's
+    quota check (refusing new sites and mailboxes over disk_mb) never sees it."""
+    config, _ = make_config(tmp_path)
+    home = customer_home(config)
+    as_customer(home, deep_tree(300, payload=5_000_000))
+    apply.save_records(config, web.KIND, [{"name": "alice.example", "owner": "alice", "aliases": [],
+                                           "php": False, "docroot": "www/alice.example"}])
+    assert usage.measure(config)["alice"] >= 5_000_000
+
+
+@pytest.mark.xfail(strict=True, raises=RecursionError, reason="shutil.rmtree recursion in remove_tree")
+def test_a_very_deep_home_is_removed_with_its_account(tmp_path):
+    """Deleting an account whose home is deeper than Python's recursion limit: shutil.rmtree (recursive on
+    3.11) raises RecursionError, which _remove_home does not catch. The agent answers 500 after userdel
+    ran: the account is gone (a retry is 404) but its home, owned by a UID no account has, and its group
+    stay; the name can never be given again (409: /home/<name> exists), and the files are charged to
+    no one."""
+    require_binary("useradd", "userdel", "groupadd", "groupdel")
+    config, _ = make_config(tmp_path)
+    users.create(config, {"name": "carol", "uid": 2001, "gid": 2001})
+    home = config.root / "home/carol"
+    as_customer(home, deep_tree(1500, payload=1000), uid=2001)
+    users.delete(config, "carol")
+    assert not os.path.lexists(home)
+    assert "carol:" not in (config.root / "etc/group").read_text()
