@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
