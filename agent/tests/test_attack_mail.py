@@ -1,0 +1,28 @@
+"""A hostile sender against a customer's mailbox quota (issue 18 follow-up): what fills the node's disk."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from agent.ops import mail
+from agent.tests.ops_helpers import make_config, require_binary
+
+
+@pytest.mark.xfail(strict=True, reason="exim's maildir transport has no quota: quota_mb is dovecot's only")
+def test_a_mailbox_quota_limits_what_exim_delivers(tmp_path):
+    """quota_mb reaches dovecot only (userdb_quota_rule in the passwd-file), which applies it to IMAP
+    APPEND/COPY. Mail arrives through exim's appendfile transport, which writes the maildir itself with
+    no `quota` (exim -bP shows it empty): anyone on the internet can keep sending to a 1 MB mailbox until
+    /var/mail (often the root file system) is full, for every customer of the node, and the disk-use
+    figure charged to the owner grows without limit. The transport as exim parses it must carry a
+    quota (the mailbox's, looked up like address_data, with maildir_use_size_file so dovecot agrees)."""
+    require_binary("exim", "doveconf")
+    config, _ = make_config(tmp_path)
+    mail.create_domain(config, {"name": "example.com", "owner": "alice"})
+    mail.create_mailbox(config, {"address": "info@example.com", "password": "long enough pw", "quota_mb": 1})
+    shown = subprocess.run(["exim", "-C", str(config.root / mail.EXIM_CONF), "-bP", "transport", "hostfleet_maildir"],
+                           capture_output=True, text=True, check=True).stdout
+    options = dict(line.partition(" = ")[::2] for line in shown.splitlines() if " = " in line)
+    assert options.get("quota", "").strip(), "no quota on the delivering transport"
