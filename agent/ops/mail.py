@@ -229,6 +229,8 @@ def render_files(config, domains, mailboxes, whitelist, blacklist, suspended=Non
         # Exim routes as its own user: it reads the addresses from here, never the passwd-file.
         exim_dir / "mailboxes": _lines([m["address"] for m in mailboxes]),
         exim_dir / "forwards": _lines(forwards),
+        # What exim's maildir transport may hold per mailbox (dovecot's userdb_quota_rule covers IMAP only).
+        exim_dir / "quotas": _lines([f"{m['address']}: {m['quota_mb']}M" for m in mailboxes if m["quota_mb"]]),
         exim_dir / "whitelist": _sender_lines(whitelist),
         exim_dir / "blacklist": _sender_lines(blacklist),
         passwd: _lines(passwd_lines),

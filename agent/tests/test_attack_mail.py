@@ -10,7 +10,6 @@ from agent.ops import mail
 from agent.tests.ops_helpers import make_config, require_binary
 
 
-@pytest.mark.xfail(strict=True, reason="exim's maildir transport has no quota: quota_mb is dovecot's only")
 def test_a_mailbox_quota_limits_what_exim_delivers(tmp_path):
     """quota_mb reaches dovecot only (userdb_quota_rule in the passwd-file), which applies it to IMAP
     APPEND/COPY. Mail arrives through exim's appendfile transport, which writes the maildir itself with
@@ -26,3 +25,8 @@ def test_a_mailbox_quota_limits_what_exim_delivers(tmp_path):
                            capture_output=True, text=True, check=True).stdout
     options = dict(line.partition(" = ")[::2] for line in shown.splitlines() if " = " in line)
     assert options.get("quota", "").strip(), "no quota on the delivering transport"
+    quotas = config.root / mail.EXIM_DIR / "quotas"
+    expand = subprocess.run(["exim", "-C", str(config.root / mail.EXIM_CONF), "-be",
+                             f"${{lookup{{info@example.com}}lsearch{{{quotas}}}{{$value}}{{0}}}}"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert expand == "1M"
