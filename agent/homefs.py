@@ -380,16 +380,10 @@ def _descend(top_fd: int, visit, leave=None, lost=None) -> None:
                 break
             parent = stack[-1]
             if parent.fd is None and level.fd is not None:
-                try:
-                    up = os.open("..", _DIR_FLAGS, dir_fd=level.fd)
-                except OSError:
-                    up = None
-                if up is not None:
-                    st = os.fstat(up)
-                    if (st.st_dev, st.st_ino) == (parent.dev, parent.ino):
-                        parent.fd = up
-                    else:
-                        os.close(up)
+                parent.fd = _same_folder(os.open, "..", level.fd, parent)
+            if parent.fd is None:
+                # The child was moved elsewhere: reach the parent again by name from the nearest open level.
+                parent.fd = _rewalk(stack)
             if level.fd is not None:
                 os.close(level.fd)
             if parent.fd is None:
@@ -403,6 +397,39 @@ def _descend(top_fd: int, visit, leave=None, lost=None) -> None:
         for level in stack:
             if level.fd is not None:
                 os.close(level.fd)
+
+
+def _same_folder(opener, name: str, dir_fd: int, level: _Level) -> int | None:
+    """A handle of name (relative to dir_fd, never following a link) when it is the folder `level` left
+    (same device and inode); None when it is gone or is another folder now."""
+    try:
+        fd = opener(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (level.dev, level.ino):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _rewalk(stack: list[_Level]) -> int | None:
+    """A handle of the last level, opened again by name from the nearest level still open, each level on
+    the way checked to be the folder it was; None when one is not (it was moved): that level and those
+    below it are given up (nothing more is entered there)."""
+    last = len(stack) - 1
+    start = max(i for i in range(last) if stack[i].fd is not None)
+    fd, owned = stack[start].fd, False
+    for index in range(start + 1, last + 1):
+        child = _same_folder(os.open, stack[index].name, fd, stack[index])
+        if owned:
+            os.close(fd)
+        if child is None:
+            for level in stack[index:]:
+                level.pending = []
+            return None
+        fd, owned = child, True
+    return fd
 
 
 def tree_bytes(path: Path) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import usage
+from agent import homefs, usage
 from agent.ops import apply, users, web
 from agent.tests.ops_helpers import make_config, require_binary
 
@@ -101,3 +101,42 @@ def test_a_very_deep_home_is_removed_with_its_account(tmp_path):
         subprocess.run(["rm", "-rf", "--", str(home)], check=False)
     assert not left
     assert "carol:" not in (config.root / "etc/group").read_text()
+
+
+def test_a_folder_moved_during_a_deep_walk_hides_nothing_else(tmp_path):
+    """The deep walk keeps handles of the deepest levels only and climbs back through "..", checking it
+    reaches the folder it left. alice moving a folder far above the open levels out of its parent while
+    the walk is below it (here: at level 150, level 50 goes to the top) makes ".." lead elsewhere; the
+    walk must reach the parent again by name, not give up every folder still to visit above it (the
+    `side` folders of levels 1-49 and their files)."""
+    top = tmp_path / "home"
+    path = top
+    for _ in range(160):
+        (path / "side").mkdir(parents=True)
+        (path / "side/data.bin").write_bytes(b"x" * 50_000)
+        path = path / "d"
+    path.mkdir()
+    moved = []
+
+    def visit(fd: int) -> list[str]:
+        nonlocal total
+        folders = []
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                total += entry.stat(follow_symlinks=False).st_blocks * 512
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.name)
+        if len(folders) == 2 and not moved and os.fstat(fd).st_ino == os.stat(top / ("d/" * 150)).st_ino:
+            os.rename(top / ("d/" * 50), top / "moved")
+            moved.append(True)
+        return sorted(folders)  # "d" before "side": the side folders are still to visit on the way back
+
+    total = 0
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        homefs._descend(fd, visit)
+    finally:
+        os.close(fd)
+    assert moved
+    du = subprocess.run(["du", "-s", "-B1", "-l", str(top)], capture_output=True, text=True, check=True)
+    assert total == int(du.stdout.split()[0]) - top.stat().st_blocks * 512
