@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
 from agent.ops import mail
 from agent.tests.ops_helpers import make_config, require_binary
 
