@@ -147,6 +147,8 @@ class Home:
             self._set(self.fd, acct.uid, acct.web_gid, HOME_MODE)
         try:
             _require_owner(self.fd, acct, field, self.shown)
+            if create:
+                self.ensure_private()
         except BaseException:
             os.close(self.fd)
             raise
@@ -166,6 +168,18 @@ class Home:
     def make_private(self) -> None:
         """Give the home the private shape: the owner's, entered by the web server only."""
         self._set(self.fd, self.acct.uid, self.acct.web_gid, HOME_MODE)
+
+    def ensure_private(self) -> bool:
+        """Give a home every other account can enter (Debian's 0755, as homes made before they were private
+        are) the private shape; True when it was changed. A home already closed to others is kept as its
+        owner set it."""
+        mode = stat.S_IMODE(os.fstat(self.fd).st_mode)
+        if not _as_root() or not mode & 0o007:
+            return False
+        self.make_private()
+        log.warning("%s was open to every account (mode %04o): made private (%s:%s %04o)", self.shown, mode,
+                    self.acct.name, WEB_GROUP, HOME_MODE)
+        return True
 
     def walk(self, relative: str, create_mode: int | None = None, group: int | None = None) -> tuple[int, list[str]]:
         """Open the folder at relative (validated: plain components) below the home, component by
@@ -237,6 +251,26 @@ class Home:
             fh.flush()
             self._set(fh.fileno(), self.acct.uid, self.acct.gid if group is None else group, mode)
         return True
+
+
+def make_homes_private(config) -> list[str]:
+    """At the agent's start: every hosting account's home other accounts can enter (made before homes were
+    private, or opened up since) gets the private shape; the homes changed. One that cannot be opened as
+    the account's own folder (missing, a link, another's) is left alone."""
+    changed = []
+    data = fsutil.read_or_none(Path(config.root) / "etc/passwd") or b""
+    for line in data.decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) < 7 or parts[5] != f"/home/{parts[0]}":
+            continue
+        try:
+            acct = account(config, parts[0])
+            with Home(config, acct, "name") as home:
+                if home.ensure_private():
+                    changed.append(home.shown)
+        except (ValidationError, OSError):
+            continue
+    return changed
 
 
 def ensure_private_dir(config, owner: str, relative: str = TMP_DIR, field: str = "owner") -> bool:

@@ -162,6 +162,12 @@ def serve(config: AgentConfig) -> None:
     restored = recover_interrupted(config)
     if restored:
         log.warning("rolled back a change interrupted by a crash; restored %d files", len(restored))
+    from agent.homefs import make_homes_private
+
+    # Homes made before they were private (issue 18) are closed to other accounts before serving.
+    private = make_homes_private(config)
+    if private:
+        log.warning("made %d homes private: %s", len(private), ", ".join(private))
     app = create_app(config)
     server = build_server(config, app)
     log.info("froze %d objects loaded at start", freeze_loaded())

@@ -8,6 +8,7 @@ handle the parent opened, the agent's op then runs as root over the private root
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import traceback
 from pathlib import Path
@@ -145,7 +146,6 @@ def test_a_folder_moved_during_a_deep_walk_hides_nothing_else(tmp_path):
     assert total == int(du.stdout.split()[0]) - top.stat().st_blocks * 512
 
 
-@pytest.mark.xfail(strict=True, reason="a home made before the fix keeps Debian's 0755")
 def test_a_home_made_before_the_fix_becomes_private(tmp_path):
     """Upgrade: homes made before issue 18's fix are Debian's 0755 (alice:alice), their sites 0755 and
     files 0644. Nothing the agent does makes them private: Home(create=True) sets the mode only of a home
@@ -173,3 +173,16 @@ def test_a_home_made_before_the_fix_becomes_private(tmp_path):
         raise AssertionError("bob read alice's wp-config.php")
 
     as_customer(config.root / "home", bob_reads, uid=1002)
+
+
+def test_homes_made_before_the_fix_are_made_private_at_the_agents_start(tmp_path):
+    """Customers who add nothing after the upgrade: the agent's start closes every hosting account's home
+    that others can enter; a home its owner already closed to others is left as it is."""
+    config, _ = make_config(tmp_path)
+    alice = customer_home(config)
+    os.chmod(alice, 0o755)
+    bob = customer_home(config, 1002, "bob")
+    os.chmod(bob, 0o700)
+    assert homefs.make_homes_private(config) == ["/home/alice"]
+    shapes = {p.name: (p.stat().st_uid, p.stat().st_gid, stat.S_IMODE(p.stat().st_mode)) for p in (alice, bob)}
+    assert shapes == {"alice": (ALICE, 33, 0o710), "bob": (1002, 1002, 0o700)}
