@@ -154,6 +154,35 @@ def _cheroot_error_log(msg: str = "", level: int = logging.INFO, traceback: bool
     logging.getLogger("hostfleet.agent.http").log(level, "%s", msg, exc_info=traceback)
 
 
+def converge(config: AgentConfig) -> None:
+    """Before serving: homes other accounts can enter (made before they were private, issue 18) are closed,
+    and the web and mail files are rendered again from the stored records, so a node updated to templates
+    that confine customers (disable_symlinks, the pool's open_basedir, the default server, the delivery
+    quota) does not keep serving the old ones until its next change. Nothing is written when nothing
+    differs; a failure is logged and the agent serves anyway (the files stay as they were)."""
+    from agent.homefs import make_homes_private
+    from agent.ops import apply, mail, suspension, web
+
+    private = make_homes_private(config)
+    if private:
+        log.warning("made %d homes private: %s", len(private), ", ".join(private))
+    with apply.OP_LOCK:
+        for what, records, again in (
+            ("web", web.list_domains, lambda: web.apply_domains(config, web.list_domains(config))),
+            ("mail", mail.list_domains, lambda: mail.apply_suspended(config, suspension.owners(config))),
+        ):
+            if not records(config):
+                continue
+            try:
+                result = again()
+            except Exception as exc:  # noqa: BLE001 - logged; the agent serves with the files as they are
+                log.error("could not render the %s files again at start: %s", what, exc)
+                continue
+            if result.changed:
+                log.warning("rendered the %s files again at start: %s", what,
+                            ", ".join(result.written + result.removed))
+
+
 def serve(config: AgentConfig) -> None:
     """Run the agent until SIGTERM or SIGINT, then finish in-flight requests and stop."""
     setup_logging(config)
@@ -162,12 +191,7 @@ def serve(config: AgentConfig) -> None:
     restored = recover_interrupted(config)
     if restored:
         log.warning("rolled back a change interrupted by a crash; restored %d files", len(restored))
-    from agent.homefs import make_homes_private
-
-    # Homes made before they were private (issue 18) are closed to other accounts before serving.
-    private = make_homes_private(config)
-    if private:
-        log.warning("made %d homes private: %s", len(private), ", ".join(private))
+    converge(config)
     app = create_app(config)
     server = build_server(config, app)
     log.info("froze %d objects loaded at start", freeze_loaded())

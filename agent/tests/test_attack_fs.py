@@ -186,3 +186,26 @@ def test_homes_made_before_the_fix_are_made_private_at_the_agents_start(tmp_path
     assert homefs.make_homes_private(config) == ["/home/alice"]
     shapes = {p.name: (p.stat().st_uid, p.stat().st_gid, stat.S_IMODE(p.stat().st_mode)) for p in (alice, bob)}
     assert shapes == {"alice": (ALICE, 33, 0o710), "bob": (1002, 1002, 0o700)}
+
+
+def test_the_agents_start_renders_old_vhosts_again(tmp_path):
+    """After the agent is updated, the vhosts and pools on disk are still the old templates' (no
+    disable_symlinks: nginx follows alice's link to bob's wp-config.php, now that bob's home lets nginx in;
+    pools without open_basedir) until some customer changes a site on that node. The agent's start renders
+    them again from the stored records."""
+    require_binary("nginx")
+    from agent.server import converge
+
+    config, _ = make_config(tmp_path)
+    customer_home(config)
+    web.create(config, {"name": "alice.example", "owner": "alice", "php": True})
+    vhost = config.root / web.VHOST_DIR / "alice/alice.example.conf"
+    pool = config.root / web.POOL_DIR / "hostfleet-alice.conf"
+    fresh = {vhost: vhost.read_bytes(), pool: pool.read_bytes()}
+    vhost.write_bytes(fresh[vhost].replace(b"    disable_symlinks if_not_owner;\n", b""))
+    pool.write_text("".join(line for line in fresh[pool].decode().splitlines(keepends=True)
+                            if "open_basedir" not in line and not line.startswith("chdir")))
+    converge(config)
+    assert {vhost: vhost.read_bytes(), pool: pool.read_bytes()} == fresh
+    converge(config)  # nothing differs now: nothing is written
+    assert {vhost: vhost.read_bytes(), pool: pool.read_bytes()} == fresh
