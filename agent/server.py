@@ -122,10 +122,30 @@ KEEP_ALIVE_CONNECTIONS = 64
 SOCKET_TIMEOUT_S = 60
 
 
+def _deferred_handshake_adapter():
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    class DeferredHandshakeAdapter(BuiltinSSLAdapter):
+        """cheroot's adapter completes each TLS handshake in the server's one accepting thread, blocking up
+        to the socket timeout: a single client that connects and sends nothing (any customer's shell on the
+        node reaches the port through lo; a port scanner) held every other connection, the master's too,
+        for SOCKET_TIMEOUT_S, and again each time it reconnected. Here the handshake is left to the first
+        read, in a worker thread, once the connection has something to read; a silent connection waits in
+        the selector like an idle kept-alive one. The request's environ gets no SSL_* entries (nothing
+        reads them)."""
+
+        def wrap(self, sock):
+            tls = self.context.wrap_socket(sock, do_handshake_on_connect=False, server_side=True)
+            return tls, {"wsgi.url_scheme": "https", "HTTPS": "on", **self._server_env}
+
+    return DeferredHandshakeAdapter
+
+
 def build_server(config: AgentConfig, app: Flask):
     """A cheroot HTTPS server for app: TLS 1.2+, a pool of THREADS workers, keep-alive."""
     from cheroot import wsgi
-    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    _DeferredHandshakeAdapter = _deferred_handshake_adapter()  # noqa: N806 - a class
 
     server = wsgi.Server(
         (config.listen_host, config.listen_port),
@@ -138,7 +158,7 @@ def build_server(config: AgentConfig, app: Flask):
         timeout=SOCKET_TIMEOUT_S,
         shutdown_timeout=5,
     )
-    adapter = BuiltinSSLAdapter(str(config.cert_file), str(config.key_file))
+    adapter = _DeferredHandshakeAdapter(str(config.cert_file), str(config.key_file))
     adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
     server.ssl_adapter = adapter
     server.error_log = _cheroot_error_log
