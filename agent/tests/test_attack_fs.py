@@ -209,3 +209,24 @@ def test_the_agents_start_renders_old_vhosts_again(tmp_path):
     assert {vhost: vhost.read_bytes(), pool: pool.read_bytes()} == fresh
     converge(config)  # nothing differs now: nothing is written
     assert {vhost: vhost.read_bytes(), pool: pool.read_bytes()} == fresh
+
+
+@pytest.mark.xfail(strict=True, reason="every change to the set of pools reloads php-fpm for every customer")
+def test_one_customer_toggling_php_does_not_reload_everyones_pools(tmp_path):
+    """alice turns PHP off and on for her site in a loop (a PUT each, no rate limit on the master). Her
+    pool appears and disappears, and each time the agent reloads php-fpm: one master for every customer's
+    pool (`systemctl reload-or-restart php8.2-fpm`, SIGUSR2; with Debian's process_control_timeout = 0 the
+    workers busy with a request are killed), so bob's PHP requests fail with 502 as often as alice likes.
+    A pool could stay while its owner has any site (an idle ondemand pool costs no process), or reloads
+    could be rate-limited per owner."""
+    require_binary("nginx")
+    config, reloads = make_config(tmp_path)
+    customer_home(config)
+    customer_home(config, 1002, "bob")
+    web.create(config, {"name": "bob.example", "owner": "bob", "php": True})
+    web.create(config, {"name": "alice.example", "owner": "alice", "php": True})
+    before = reloads.calls().count("php-fpm")
+    for _ in range(5):
+        web.update(config, "alice.example", {"php": False})
+        web.update(config, "alice.example", {"php": True})
+    assert reloads.calls().count("php-fpm") - before <= 1
