@@ -123,7 +123,40 @@ SOCKET_TIMEOUT_S = 60
 
 
 def _deferred_handshake_adapter():
+    from cheroot import errors
     from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    class LazyHandshakeSocket(ssl.SSLSocket):
+        """A server-side TLS socket that shakes hands at its first read or write (in the worker thread
+        that serves it); a failed handshake is cheroot's FatalSSLAlert, so the connection is closed with
+        a one-line log like before, not a 500 and a traceback."""
+
+        _shaken = False
+
+        def _handshake(self) -> None:
+            if self._shaken:
+                return
+            self._shaken = True
+            try:
+                self.do_handshake()
+            except OSError as exc:  # ssl.SSLError included: a bad, plain-HTTP or dropped handshake, a timeout
+                raise errors.FatalSSLAlert(*exc.args) from exc
+
+        def recv(self, *args, **kwargs):
+            self._handshake()
+            return super().recv(*args, **kwargs)
+
+        def recv_into(self, *args, **kwargs):
+            self._handshake()
+            return super().recv_into(*args, **kwargs)
+
+        def send(self, *args, **kwargs):
+            self._handshake()
+            return super().send(*args, **kwargs)
+
+        def sendall(self, *args, **kwargs):
+            self._handshake()
+            return super().sendall(*args, **kwargs)
 
     class DeferredHandshakeAdapter(BuiltinSSLAdapter):
         """cheroot's adapter completes each TLS handshake in the server's one accepting thread, blocking up
@@ -135,6 +168,7 @@ def _deferred_handshake_adapter():
         reads them)."""
 
         def wrap(self, sock):
+            self.context.sslsocket_class = LazyHandshakeSocket
             tls = self.context.wrap_socket(sock, do_handshake_on_connect=False, server_side=True)
             return tls, {"wsgi.url_scheme": "https", "HTTPS": "on", **self._server_env}
 

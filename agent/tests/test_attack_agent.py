@@ -31,6 +31,27 @@ def test_a_silent_connection_does_not_hold_the_master_off(make_agent):
         silent.close()
 
 
+
+def test_a_bad_handshake_is_dropped_quietly(make_agent):
+    """With the handshake in the worker, a failed one (plain HTTP, garbage, a client that hangs up) must
+    still just close that connection: no 500 written into it, no traceback in the log, and the agent
+    serves on."""
+    agent = make_agent()
+    for junk in (b"GET /v1/stats HTTP/1.1\r\nHost: x\r\n\r\n", b"\x00" * 100, b""):
+        with socket.create_connection(("127.0.0.1", agent.port), timeout=5) as conn:
+            if junk:
+                conn.sendall(junk)
+            else:
+                conn.shutdown(socket.SHUT_WR)
+            assert b"500" not in conn.recv(200)  # closed, or a TLS alert; never a 500
+    client = AgentClient(agent.url, agent.secret, agent.fingerprint, timeout=(3, 5))
+    try:
+        client.stats()
+    finally:
+        client.close()
+    assert "Traceback" not in agent.stderr_path.read_text()
+
+
 @pytest.mark.xfail(strict=True, reason="THREADS workers, each held by a trickling client for the socket timeout")
 def test_a_few_trickling_connections_do_not_hold_the_master_off(make_agent):
     """Slowloris from a customer's shell: THREADS + 2 connections that each send the first bytes of a TLS
