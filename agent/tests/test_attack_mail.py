@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
+
+import pytest
 
 from agent.ops import mail
 from agent.tests.ops_helpers import make_config, require_binary
+from agent.tests.test_attack_fs import as_customer
 
 
 def test_a_mailbox_quota_limits_what_exim_delivers(tmp_path):
@@ -28,3 +33,29 @@ def test_a_mailbox_quota_limits_what_exim_delivers(tmp_path):
                              f"${{lookup{{info@example.com}}lsearch{{{quotas}}}{{$value}}{{0}}}}"],
                             capture_output=True, text=True, check=True).stdout.strip()
     assert expand == "1M"
+
+
+@pytest.mark.xfail(strict=True, reason="etc/exim4/hostfleet is 0755 and its lists 0644")
+def test_another_customers_mail_lists_are_not_readable(tmp_path):
+    """exim's lists are world-readable (files 0644 in a 0755 folder): bob's shell reads every mailbox
+    address on the node (a ready spam list), every customer's private forwarding targets (alice's personal
+    address) and the sender lists. Only exim needs them: the folder is root:Debian-exim 0750."""
+    require_binary("exim", "doveconf")
+    config, _ = make_config(tmp_path)
+    with (config.root / "etc/group").open("a") as group:
+        group.write("Debian-exim:x:106:\n")
+    mail.create_domain(config, {"name": "alice.example", "owner": "alice"})
+    mail.create_mailbox(config, {"address": "info@alice.example", "password": "long enough pw",
+                                 "forward": ["alice.private@gmail.com"]})
+    folder = config.root / mail.EXIM_DIR
+    assert (folder.stat().st_gid, stat.S_IMODE(folder.stat().st_mode)) == (106, 0o750)
+
+    def bob_reads(exim_fd: int) -> None:
+        try:
+            fd = os.open("hostfleet/forwards", os.O_RDONLY, dir_fd=exim_fd)
+        except PermissionError:
+            return
+        os.close(fd)
+        raise AssertionError("bob read the forwards file")
+
+    as_customer(folder.parent, bob_reads, uid=1002)
