@@ -230,3 +230,18 @@ def test_one_customer_toggling_php_does_not_reload_everyones_pools(tmp_path):
         web.update(config, "alice.example", {"php": False})
         web.update(config, "alice.example", {"php": True})
     assert reloads.calls().count("php-fpm") - before <= 1
+
+
+@pytest.mark.xfail(strict=True, reason="nginx creates the per-site logs 0644")
+def test_another_customers_site_logs_are_not_readable(tmp_path):
+    """nginx creates each site's access and error log itself, as root with mode 0644, in Debian's
+    /var/log/nginx (root:adm 0755): bob's shell reads alice's visitors' addresses and full URLs (tokens in
+    query strings, password-reset links) and her PHP's error messages, until logrotate's first `create
+    0640` a day later (and the rotated `.1` keeps 0644 for two weeks). The agent makes them 0640 first."""
+    require_binary("nginx")
+    config, _ = make_config(tmp_path)
+    customer_home(config)
+    web.create(config, {"name": "alice.example", "owner": "alice"})
+    logs = config.root / web.LOG_DIR
+    shown = {p.name: stat.S_IMODE(p.stat().st_mode) & 0o007 for p in logs.glob("alice.example.*.log")}
+    assert shown == {"alice.example.access.log": 0, "alice.example.error.log": 0}
