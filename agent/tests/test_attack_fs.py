@@ -232,7 +232,6 @@ def test_one_customer_toggling_php_does_not_reload_everyones_pools(tmp_path):
     assert reloads.calls().count("php-fpm") - before <= 1
 
 
-@pytest.mark.xfail(strict=True, reason="nginx creates the per-site logs 0644")
 def test_another_customers_site_logs_are_not_readable(tmp_path):
     """nginx creates each site's access and error log itself, as root with mode 0644, in Debian's
     /var/log/nginx (root:adm 0755): bob's shell reads alice's visitors' addresses and full URLs (tokens in
