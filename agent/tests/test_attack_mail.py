@@ -61,7 +61,6 @@ def test_another_customers_mail_lists_are_not_readable(tmp_path):
     as_customer(folder.parent, bob_reads, uid=1002)
 
 
-@pytest.mark.xfail(strict=True, reason="Snapshot.restore rewrites files with atomic_write's default 0644")
 def test_a_rolled_back_mail_change_keeps_the_password_hashes_private(tmp_path):
     """A mail change whose reload fails (dovecot busy, a timeout) is rolled back: fsutil.Snapshot.restore
     writes the previous passwd-file and IMAP key back with atomic_write's default mode, 0644. Every
