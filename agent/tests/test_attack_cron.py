@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import stat
 
-import pytest
-
 from agent.ops import cron
 from agent.tests.ops_helpers import envelope, make_config
 
 
-@pytest.mark.xfail(strict=True, reason="cron.d file written 0644")
 def test_the_schedulers_commands_are_not_readable_by_customers(tmp_path):
     """/etc/cron.d/hostfleet was written 0644: every customer's shell read the administrator's job lines,
     where backup and sync commands carry passwords and tokens. cron (root) is its only reader: 0600."""
