@@ -13,7 +13,6 @@ from agent.tests.test_attack_fs import as_customer
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="plays another customer with setuid: needs root")
-@pytest.mark.xfail(strict=True, reason="zone files are 0644 in a 0755 folder")
 def test_another_customers_zone_files_are_not_readable(tmp_path):
     """The zone files were 0644 in a 0755 folder: any customer's shell listed every zone on the DNS node
     and read each whole, the enumeration that refusing zone transfers (AXFR) is meant to prevent: internal
