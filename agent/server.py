@@ -215,11 +215,13 @@ def converge(config: AgentConfig) -> None:
     quota) does not keep serving the old ones until its next change. Nothing is written when nothing
     differs; a failure is logged and the agent serves anyway (the files stay as they were)."""
     from agent.homefs import make_homes_private
-    from agent.ops import apply, mail, suspension, web
+    from agent.ops import apply, dns, mail, suspension, web
 
     private = make_homes_private(config)
     if private:
         log.warning("made %d homes private: %s", len(private), ", ".join(private))
+    dns.close_zone_dir(config)
+    mail.close_exim_dir(config)
     with apply.OP_LOCK:
         for what, records, again in (
             ("web", web.list_domains, lambda: web.apply_domains(config, web.list_domains(config))),
