@@ -82,6 +82,15 @@ class Snapshot:
 
     def __init__(self, paths: Iterable[Path]):
         self.files: dict[Path, bytes | None] = {Path(p): read_or_none(p) for p in paths}
+        # Each file's permission bits, put back with it: a 0600 file (password hashes, a key) restored with
+        # atomic_write's default would be readable by every account.
+        self.modes: dict[Path, int] = {}
+        for path, data in self.files.items():
+            if data is not None:
+                try:
+                    self.modes[path] = os.stat(path).st_mode & 0o7777
+                except FileNotFoundError:
+                    pass
         self.missing_dirs: set[Path] = set()
         for path in self.files:
             parent = path.parent
@@ -94,6 +103,7 @@ class Snapshot:
         body = {
             "files": {str(p): None if d is None else base64.b64encode(d).decode() for p, d in self.files.items()},
             "missing_dirs": sorted(str(d) for d in self.missing_dirs),
+            "modes": {str(p): m for p, m in self.modes.items()},
             "services": list(services),
         }
         atomic_write(journal, json.dumps(body).encode(), 0o600)
@@ -105,6 +115,7 @@ class Snapshot:
         snapshot = cls([])
         snapshot.files = {Path(p): None if d is None else base64.b64decode(d) for p, d in body["files"].items()}
         snapshot.missing_dirs = {Path(d) for d in body["missing_dirs"]}
+        snapshot.modes = {Path(p): m for p, m in body.get("modes", {}).items()}
         return snapshot, body["services"]
 
     def restore(self) -> None:
@@ -113,7 +124,9 @@ class Snapshot:
             if data is None:
                 remove(path)
             elif read_or_none(path) != data:
-                atomic_write(path, data)
+                # A journal written before modes were kept says nothing: the old default then (services
+                # running as their own users read most of these files).
+                atomic_write(path, data, self.modes.get(path, 0o644))
         for folder in sorted(self.missing_dirs, key=lambda p: len(p.parts), reverse=True):
             try:
                 folder.rmdir()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +147,8 @@ class Home:
             self._set(self.fd, acct.uid, acct.web_gid, HOME_MODE)
         try:
             _require_owner(self.fd, acct, field, self.shown)
+            if create:
+                self.ensure_private()
         except BaseException:
             os.close(self.fd)
             raise
@@ -167,6 +168,18 @@ class Home:
     def make_private(self) -> None:
         """Give the home the private shape: the owner's, entered by the web server only."""
         self._set(self.fd, self.acct.uid, self.acct.web_gid, HOME_MODE)
+
+    def ensure_private(self) -> bool:
+        """Give a home every other account can enter (Debian's 0755, as homes made before they were private
+        are) the private shape; True when it was changed. A home already closed to others is kept as its
+        owner set it."""
+        mode = stat.S_IMODE(os.fstat(self.fd).st_mode)
+        if not _as_root() or not mode & 0o007:
+            return False
+        self.make_private()
+        log.warning("%s was open to every account (mode %04o): made private (%s:%s %04o)", self.shown, mode,
+                    self.acct.name, WEB_GROUP, HOME_MODE)
+        return True
 
     def walk(self, relative: str, create_mode: int | None = None, group: int | None = None) -> tuple[int, list[str]]:
         """Open the folder at relative (validated: plain components) below the home, component by
@@ -240,6 +253,26 @@ class Home:
         return True
 
 
+def make_homes_private(config) -> list[str]:
+    """At the agent's start: every hosting account's home other accounts can enter (made before homes were
+    private, or opened up since) gets the private shape; the homes changed. One that cannot be opened as
+    the account's own folder (missing, a link, another's) is left alone."""
+    changed = []
+    data = fsutil.read_or_none(Path(config.root) / "etc/passwd") or b""
+    for line in data.decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) < 7 or parts[5] != f"/home/{parts[0]}":
+            continue
+        try:
+            acct = account(config, parts[0])
+            with Home(config, acct, "name") as home:
+                if home.ensure_private():
+                    changed.append(home.shown)
+        except (ValidationError, OSError):
+            continue
+    return changed
+
+
 def ensure_private_dir(config, owner: str, relative: str = TMP_DIR, field: str = "owner") -> bool:
     """The owner's private folder (`~/tmp` by default), made `<owner>:<owner> 0700` when missing;
     True when it was made. An existing one is kept as it is (it is the customer's)."""
@@ -252,10 +285,12 @@ def ensure_private_dir(config, owner: str, relative: str = TMP_DIR, field: str =
 
 def remove_tree(base: Path, relative: str) -> bool:
     """Delete the folder at relative below base and everything in it, never following a link: each
-    component is opened with O_NOFOLLOW from a handle of base, and the folder is removed through
-    that handle (shutil.rmtree with dir_fd, which opens every level the same way). base itself is
-    the agent's (the folder holding homes or maildirs). False when absent; OSError when a component
-    is a link or not a folder (a link where the folder was expected is left as it is)."""
+    component is opened with O_NOFOLLOW from a handle of base, and the folder is emptied through that
+    handle level by level (_descend: however deep the tree, a bounded number of handles and no
+    recursion; shutil.rmtree recurses once per level and a customer's home can be deeper than Python
+    allows). base itself is the agent's (the folder holding homes or maildirs). False when absent;
+    OSError when a component is a link or not a folder (a link where the folder was expected is left
+    as it is)."""
     parts = [p for p in relative.split("/") if p]
     if not parts or any(p in (".", "..") for p in parts):
         raise OSError(f"{relative!r} is not a plain path below {base}")
@@ -279,53 +314,189 @@ def remove_tree(base: Path, relative: str) -> bool:
             return False
         if not stat.S_ISDIR(st.st_mode):
             raise OSError(f"{base}/{relative} is not a folder")
-        shutil.rmtree(parts[-1], dir_fd=fd)
+        try:
+            top = os.open(parts[-1], _DIR_FLAGS, dir_fd=fd)
+        except OSError as exc:
+            raise OSError(f"{base}/{relative} {_why(exc, fd, parts[-1])}") from None
+        try:
+            _descend(top, _empty_files, _remove_gone_child, lost=_refuse_lost)
+        finally:
+            os.close(top)
+        os.rmdir(parts[-1], dir_fd=fd)
         os.fsync(fd)
         return True
     finally:
         os.close(fd)
 
 
-# Deeper than this, a tree's folders are not measured (each level holds an open handle).
-MAX_DEPTH = 256
+def _empty_files(fd: int) -> list[str]:
+    """remove_tree's visit: unlink every entry of the open folder but its folders; their names."""
+    folders = []
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.name)
+            else:
+                try:
+                    os.unlink(entry.name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+    return folders
+
+
+def _remove_gone_child(parent_fd: int, name: str, exc: OSError | None) -> None:
+    """remove_tree's leave: the emptied folder is removed; one that could not be opened as a folder
+    (swapped for a link or a file since it was listed) is unlinked as itself, never followed."""
+    if exc is None:
+        os.rmdir(name, dir_fd=parent_fd)
+    elif exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        os.unlink(name, dir_fd=parent_fd)
+    elif exc.errno != errno.ENOENT:
+        raise exc
+
+
+def _refuse_lost(shown: str) -> None:
+    raise OSError(f"{shown} moved while it was being removed")
+
+
+# Handles a walk keeps open at most, for the deepest levels: a level above them is reached again
+# through its child's "..", checked to be the same folder (device and inode) it left.
+OPEN_LEVELS = 64
+
+
+class _Level:
+    __slots__ = ("fd", "dev", "ino", "name", "pending")
+
+    def __init__(self, fd: int, name: str, pending: list[str]):
+        st = os.fstat(fd)
+        self.fd: int | None = fd
+        self.dev, self.ino = st.st_dev, st.st_ino
+        self.name = name
+        self.pending = pending
+
+
+def _descend(top_fd: int, visit, leave=None, lost=None) -> None:
+    """Depth-first over top_fd and every folder below it, without recursion and never following a link:
+    visit(fd) gets each folder's open handle (top's first) and returns the names of the subfolders to
+    enter; each is opened with O_NOFOLLOW | O_DIRECTORY relative to its parent's handle. When a
+    subfolder is done (or could not be opened: exc), leave(parent_fd, name, exc). At most OPEN_LEVELS
+    handles are held however deep the tree: a parent whose handle was closed is opened again through
+    its child's "..", and must be the same folder; one that is not (moved meanwhile) calls lost(shown)
+    (which may raise) and its remaining subfolders are not entered."""
+    stack = [_Level(os.dup(top_fd), ".", [])]
+    try:
+        stack[0].pending = list(reversed(visit(stack[0].fd)))
+        while stack:
+            level = stack[-1]
+            if level.pending and level.fd is not None:
+                name = level.pending.pop()
+                try:
+                    child = os.open(name, _DIR_FLAGS, dir_fd=level.fd)
+                except OSError as exc:  # gone, or swapped for a link since it was listed
+                    if leave is not None:
+                        leave(level.fd, name, exc)
+                    continue
+                try:
+                    stack.append(_Level(child, name, []))
+                except BaseException:
+                    os.close(child)
+                    raise
+                stack[-1].pending = list(reversed(visit(child)))
+                # Keep the top's handle and the deepest ones; the levels in between are reopened by "..".
+                index = len(stack) - 1 - OPEN_LEVELS
+                if index >= 1 and stack[index].fd is not None:
+                    os.close(stack[index].fd)
+                    stack[index].fd = None
+                continue
+            stack.pop()
+            if not stack:
+                os.close(level.fd)
+                break
+            parent = stack[-1]
+            if parent.fd is None and level.fd is not None:
+                parent.fd = _same_folder(os.open, "..", level.fd, parent)
+            if parent.fd is None:
+                # The child was moved elsewhere: reach the parent again by name from the nearest open level.
+                parent.fd = _rewalk(stack)
+            if level.fd is not None:
+                os.close(level.fd)
+            if parent.fd is None:
+                parent.pending = []
+                if lost is not None:
+                    lost("/".join(lv.name for lv in stack[1:]) or ".")
+                continue
+            if leave is not None:
+                leave(parent.fd, level.name, None)
+    finally:
+        for level in stack:
+            if level.fd is not None:
+                os.close(level.fd)
+
+
+def _same_folder(opener, name: str, dir_fd: int, level: _Level) -> int | None:
+    """A handle of name (relative to dir_fd, never following a link) when it is the folder `level` left
+    (same device and inode); None when it is gone or is another folder now."""
+    try:
+        fd = opener(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (level.dev, level.ino):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _rewalk(stack: list[_Level]) -> int | None:
+    """A handle of the last level, opened again by name from the nearest level still open, each level on
+    the way checked to be the folder it was; None when one is not (it was moved): that level and those
+    below it are given up (nothing more is entered there)."""
+    last = len(stack) - 1
+    start = max(i for i in range(last) if stack[i].fd is not None)
+    fd, owned = stack[start].fd, False
+    for index in range(start + 1, last + 1):
+        child = _same_folder(os.open, stack[index].name, fd, stack[index])
+        if owned:
+            os.close(fd)
+        if child is None:
+            for level in stack[index:]:
+                level.pending = []
+            return None
+        fd, owned = child, True
+    return fd
 
 
 def tree_bytes(path: Path) -> int:
     """Bytes of disk the files and folders under path take (like `du -s`: blocks, hard-linked files
-    counted in each place, links counted as themselves). Walked with one handle per level, each
-    opened with O_NOFOLLOW relative to its parent, so a folder swapped for a link during the walk
-    is skipped, never followed. A missing path, or one that is not a real folder, is 0."""
+    counted in each place, links counted as themselves). Walked level by level (_descend: however deep,
+    a bounded number of handles), each folder opened with O_NOFOLLOW relative to its parent, so a
+    folder swapped for a link during the walk is skipped, never followed. A missing path, or one that
+    is not a real folder, is 0."""
     try:
         top = os.open(path, _DIR_FLAGS)
     except OSError:
         return 0
     total = 0
-    stack = [(top, os.scandir(top))]
+
+    def visit(fd: int) -> list[str]:
+        nonlocal total
+        folders = []
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += st.st_blocks * 512
+                    if stat.S_ISDIR(st.st_mode):
+                        folders.append(entry.name)
+        except OSError:
+            pass
+        return folders
+
     try:
-        while stack:
-            fd, entries = stack[-1]
-            entry = next(entries, None)
-            if entry is None:
-                entries.close()
-                os.close(fd)
-                stack.pop()
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            total += st.st_blocks * 512
-            if stat.S_ISDIR(st.st_mode) and len(stack) < MAX_DEPTH:
-                try:
-                    child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
-                except OSError:  # gone, or swapped for a link since it was listed
-                    continue
-                try:
-                    stack.append((child, os.scandir(child)))
-                except OSError:
-                    os.close(child)
+        _descend(top, visit)
     finally:
-        for fd, entries in stack:
-            entries.close()
-            os.close(fd)
+        os.close(top)
     return total

@@ -122,10 +122,64 @@ KEEP_ALIVE_CONNECTIONS = 64
 SOCKET_TIMEOUT_S = 60
 
 
+def _deferred_handshake_adapter():
+    from cheroot import errors
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    class LazyHandshakeSocket(ssl.SSLSocket):
+        """A server-side TLS socket that shakes hands at its first read or write (in the worker thread
+        that serves it); a failed handshake is cheroot's FatalSSLAlert, so the connection is closed with
+        a one-line log like before, not a 500 and a traceback."""
+
+        _shaken = False
+
+        def _handshake(self) -> None:
+            if self._shaken:
+                return
+            self._shaken = True
+            try:
+                self.do_handshake()
+            except OSError as exc:  # ssl.SSLError included: a bad, plain-HTTP or dropped handshake, a timeout
+                raise errors.FatalSSLAlert(*exc.args) from exc
+
+        def recv(self, *args, **kwargs):
+            self._handshake()
+            return super().recv(*args, **kwargs)
+
+        def recv_into(self, *args, **kwargs):
+            self._handshake()
+            return super().recv_into(*args, **kwargs)
+
+        def send(self, *args, **kwargs):
+            self._handshake()
+            return super().send(*args, **kwargs)
+
+        def sendall(self, *args, **kwargs):
+            self._handshake()
+            return super().sendall(*args, **kwargs)
+
+    class DeferredHandshakeAdapter(BuiltinSSLAdapter):
+        """cheroot's adapter completes each TLS handshake in the server's one accepting thread, blocking up
+        to the socket timeout: a single client that connects and sends nothing (any customer's shell on the
+        node reaches the port through lo; a port scanner) held every other connection, the master's too,
+        for SOCKET_TIMEOUT_S, and again each time it reconnected. Here the handshake is left to the first
+        read, in a worker thread, once the connection has something to read; a silent connection waits in
+        the selector like an idle kept-alive one. The request's environ gets no SSL_* entries (nothing
+        reads them)."""
+
+        def wrap(self, sock):
+            self.context.sslsocket_class = LazyHandshakeSocket
+            tls = self.context.wrap_socket(sock, do_handshake_on_connect=False, server_side=True)
+            return tls, {"wsgi.url_scheme": "https", "HTTPS": "on", **self._server_env}
+
+    return DeferredHandshakeAdapter
+
+
 def build_server(config: AgentConfig, app: Flask):
     """A cheroot HTTPS server for app: TLS 1.2+, a pool of THREADS workers, keep-alive."""
     from cheroot import wsgi
-    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    _DeferredHandshakeAdapter = _deferred_handshake_adapter()  # noqa: N806 - a class
 
     server = wsgi.Server(
         (config.listen_host, config.listen_port),
@@ -138,7 +192,7 @@ def build_server(config: AgentConfig, app: Flask):
         timeout=SOCKET_TIMEOUT_S,
         shutdown_timeout=5,
     )
-    adapter = BuiltinSSLAdapter(str(config.cert_file), str(config.key_file))
+    adapter = _DeferredHandshakeAdapter(str(config.cert_file), str(config.key_file))
     adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
     server.ssl_adapter = adapter
     server.error_log = _cheroot_error_log
@@ -167,6 +221,37 @@ def configure_services(config: AgentConfig) -> None:
         log.exception("bind's configuration could not be brought in line with the agent's templates")
 
 
+def converge(config: AgentConfig) -> None:
+    """Before serving: homes other accounts can enter (made before homes were private) are closed,
+    and the web and mail files are rendered again from the stored records, so a node updated to templates
+    that confine customers (disable_symlinks, the pool's open_basedir, the default server, the delivery
+    quota) does not keep serving the old ones until its next change. Nothing is written when nothing
+    differs; a failure is logged and the agent serves anyway (the files stay as they were)."""
+    from agent.homefs import make_homes_private
+    from agent.ops import apply, dns, mail, suspension, web
+
+    private = make_homes_private(config)
+    if private:
+        log.warning("made %d homes private: %s", len(private), ", ".join(private))
+    dns.close_zone_dir(config)
+    mail.close_exim_dir(config)
+    with apply.OP_LOCK:
+        for what, records, again in (
+            ("web", web.list_domains, lambda: web.apply_domains(config, web.list_domains(config))),
+            ("mail", mail.list_domains, lambda: mail.apply_suspended(config, suspension.owners(config))),
+        ):
+            if not records(config):
+                continue
+            try:
+                result = again()
+            except Exception as exc:  # noqa: BLE001 - logged; the agent serves with the files as they are
+                log.error("could not render the %s files again at start: %s", what, exc)
+                continue
+            if result.changed:
+                log.warning("rendered the %s files again at start: %s", what,
+                            ", ".join(result.written + result.removed))
+
+
 def serve(config: AgentConfig) -> None:
     """Run the agent until SIGTERM or SIGINT, then finish in-flight requests and stop."""
     setup_logging(config)
@@ -176,6 +261,7 @@ def serve(config: AgentConfig) -> None:
     if restored:
         log.warning("rolled back a change interrupted by a crash; restored %d files", len(restored))
     configure_services(config)
+    converge(config)
     app = create_app(config)
     server = build_server(config, app)
     log.info("froze %d objects loaded at start", freeze_loaded())

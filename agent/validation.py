@@ -140,6 +140,9 @@ def domain_name(value: object, field: str = "name") -> str:
     if len(ascii_name) > MAX_NAME_LENGTH:
         raise ValidationError(field, f"longer than {MAX_NAME_LENGTH} characters")
     labels = ascii_name.split(".")
+    if not all(labels):
+        # IDNA keeps a final dot: "example.com.." would be "example.com.", another name to every check.
+        raise ValidationError(field, "not a valid domain name (empty label)")
     if len(labels) < 2:
         raise ValidationError(field, "must have at least two labels (example.com)")
     for label in labels:

@@ -62,9 +62,14 @@ def apply_entries(config, rows: list[dict]) -> apply.Result:
     entries = apply.validate_rows(rows, lambda row: validate_row(row, users))
     path = apply.under_root(config, CRON_FILE)
     current = {path: data} if (data := fsutil.read_or_none(path)) is not None else {}
-    return apply.apply_files(
-        config, {path: render(entries)}, current, lambda _w: check_cron_file(path), ["cron"]
+    # Only cron (root) reads it; job lines often carry passwords, and every customer has a shell. A file
+    # written 0644 before is closed too, even when its content does not change.
+    result = apply.apply_files(
+        config, {path: render(entries)}, current, lambda _w: check_cron_file(path), ["cron"], {path: 0o600}
     )
+    if not apply.dry_run() and path.exists() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return result
 
 
 def replace(config, version: int, content_hash: str, rows: list):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import re
 import secrets
 import socket
@@ -22,6 +23,8 @@ DOMAINS_KIND = "maildomains"
 MAILBOXES_KIND = "mailboxes"
 EXIM_DIR = "etc/exim4/hostfleet"
 EXIM_CONF = "etc/exim4/exim4.conf"
+# The group Debian's exim runs its receiving processes as: the only reader of the lists besides root.
+EXIM_GROUP = "Debian-exim"
 DOVECOT_DIR = "etc/dovecot/hostfleet"
 DOVECOT_CONF = "etc/dovecot/hostfleet.conf"
 # Debian's dovecot reads only dovecot.conf: the node's copy says to read the panel's file instead.
@@ -229,6 +232,8 @@ def render_files(config, domains, mailboxes, whitelist, blacklist, suspended=Non
         # Exim routes as its own user: it reads the addresses from here, never the passwd-file.
         exim_dir / "mailboxes": _lines([m["address"] for m in mailboxes]),
         exim_dir / "forwards": _lines(forwards),
+        # What exim's maildir transport may hold per mailbox (dovecot's userdb_quota_rule covers IMAP only).
+        exim_dir / "quotas": _lines([f"{m['address']}: {m['quota_mb']}M" for m in mailboxes if m["quota_mb"]]),
         exim_dir / "whitelist": _sender_lines(whitelist),
         exim_dir / "blacklist": _sender_lines(blacklist),
         passwd: _lines(passwd_lines),
@@ -268,7 +273,31 @@ def apply_state(config, domains, mailboxes, whitelist, blacklist, suspended=None
         services.append("dovecot")
     # The passwd-file holds password hashes: readable by root only (dovecot's auth runs as root).
     modes = {apply.under_root(config, PASSWD): 0o600, apply.under_root(config, TLS_KEY): 0o600}
-    return apply.apply_files(config, desired, current, lambda _w: check(config), services, modes)
+    result = apply.apply_files(config, desired, current, lambda _w: check(config), services, modes)
+    if not apply.dry_run():
+        close_exim_dir(config)
+    return result
+
+
+def close_exim_dir(config) -> None:
+    """exim's lists name every mailbox on the node, customers' forwarding targets and the sender lists:
+    their folder is `root:Debian-exim 0750`, read by exim (its receiving processes run as Debian-exim)
+    and no customer. Left as it is on a node without that group (not Debian's exim) or when not root."""
+    folder = apply.under_root(config, EXIM_DIR)
+    gid = None
+    groups = fsutil.read_or_none(apply.under_root(config, "etc/group")) or b""
+    for line in groups.decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) > 2 and parts[0] == EXIM_GROUP and parts[2].isdigit():
+            gid = int(parts[2])
+    if gid is None or os.geteuid() != 0 or not folder.is_dir():
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchown(fd, 0, gid)
+        os.fchmod(fd, 0o750)
+    finally:
+        os.close(fd)
 
 
 def _state(config) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from agent import fsutil, homefs
@@ -164,6 +165,8 @@ def apply_domains(config, domains: list[dict], suspended: set[str] | None = None
         desired[stock] = DEFAULT_SITE_NOTE
     for folder in ("var/log/nginx", "var/lib/nginx", "run"):
         apply.under_root(config, folder).mkdir(parents=True, exist_ok=True)
+    if not apply.dry_run():
+        private_logs(config, domains)
     pools_changed = any(
         POOL_PREFIX in p.name and desired.get(p) != current.get(p) for p in {*desired, *current}
     )
@@ -173,6 +176,43 @@ def apply_domains(config, domains: list[dict], suspended: set[str] | None = None
         for owner in pool_owners(config, desired):
             ensure_pool_tmp(config, owner)
     return result
+
+
+LOG_MODE = 0o640
+# Debian's group for reading logs (logrotate's `create 0640 www-data adm` gives rotated ones the same).
+LOG_GROUP = "adm"
+
+
+def private_logs(config, domains: list[dict]) -> None:
+    """Each site's access and error log, made `root:adm 0640` before nginx opens it: nginx creates a missing
+    log as root with mode 0644 in Debian's /var/log/nginx (0755), where every customer's shell would read
+    another's visitors, URLs and PHP errors. A log readable by others already is closed the same way. The
+    folder is root's (no customer writes there), and the files are opened without following links."""
+    log_dir = apply.under_root(config, LOG_DIR)
+    gid = 0
+    groups = fsutil.read_or_none(apply.under_root(config, "etc/group")) or b""
+    for line in groups.decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) > 2 and parts[0] == LOG_GROUP and parts[2].isdigit():
+            gid = int(parts[2])
+    as_root = os.geteuid() == 0
+    for domain in domains:
+        for kind in ("access", "error"):
+            try:
+                fd = os.open(log_dir / f"{domain['name']}.{kind}.log",
+                             os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                             LOG_MODE)
+            except OSError as exc:
+                log.warning("could not make %s's %s log private: %s", domain["name"], kind, exc)
+                continue
+            try:
+                st = os.fstat(fd)
+                if as_root and st.st_uid == 0 and st.st_gid == 0:
+                    os.fchown(fd, 0, gid)
+                if stat.S_IMODE(st.st_mode) & 0o007:
+                    os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o007)
+            finally:
+                os.close(fd)
 
 
 def ensure_pool_tmp(config, owner: str) -> None:

@@ -1,0 +1,78 @@
+"""A hostile sender against a customer's mailbox quota (issue 18 follow-up): what fills the node's disk."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+
+import pytest
+
+from agent.ops import mail
+from agent.tests.ops_helpers import make_config, require_binary
+from agent.tests.test_attack_fs import as_customer
+
+
+def test_a_mailbox_quota_limits_what_exim_delivers(tmp_path):
+    """quota_mb reaches dovecot only (userdb_quota_rule in the passwd-file), which applies it to IMAP
+    APPEND/COPY. Mail arrives through exim's appendfile transport, which writes the maildir itself with
+    no `quota` (exim -bP shows it empty): anyone on the internet can keep sending to a 1 MB mailbox until
+    /var/mail (often the root file system) is full, for every customer of the node, and the disk-use
+    figure charged to the owner grows without limit. The transport as exim parses it must carry a
+    quota (the mailbox's, looked up like address_data, with maildir_use_size_file so dovecot agrees)."""
+    require_binary("exim", "doveconf")
+    config, _ = make_config(tmp_path)
+    mail.create_domain(config, {"name": "example.com", "owner": "alice"})
+    mail.create_mailbox(config, {"address": "info@example.com", "password": "long enough pw", "quota_mb": 1})
+    shown = subprocess.run(["exim", "-C", str(config.root / mail.EXIM_CONF), "-bP", "transport", "hostfleet_maildir"],
+                           capture_output=True, text=True, check=True).stdout
+    options = dict(line.partition(" = ")[::2] for line in shown.splitlines() if " = " in line)
+    assert options.get("quota", "").strip(), "no quota on the delivering transport"
+    quotas = config.root / mail.EXIM_DIR / "quotas"
+    expand = subprocess.run(["exim", "-C", str(config.root / mail.EXIM_CONF), "-be",
+                             f"${{lookup{{info@example.com}}lsearch{{{quotas}}}{{$value}}{{0}}}}"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert expand == "1M"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="plays another customer with setuid: needs root")
+def test_another_customers_mail_lists_are_not_readable(tmp_path):
+    """exim's lists are world-readable (files 0644 in a 0755 folder): bob's shell reads every mailbox
+    address on the node (a ready spam list), every customer's private forwarding targets (alice's personal
+    address) and the sender lists. Only exim needs them: the folder is root:Debian-exim 0750."""
+    require_binary("exim", "doveconf")
+    config, _ = make_config(tmp_path)
+    with (config.root / "etc/group").open("a") as group:
+        group.write("Debian-exim:x:106:\n")
+    mail.create_domain(config, {"name": "alice.example", "owner": "alice"})
+    mail.create_mailbox(config, {"address": "info@alice.example", "password": "long enough pw",
+                                 "forward": ["alice.private@gmail.com"]})
+    folder = config.root / mail.EXIM_DIR
+    assert (folder.stat().st_gid, stat.S_IMODE(folder.stat().st_mode)) == (106, 0o750)
+
+    def bob_reads(exim_fd: int) -> None:
+        try:
+            fd = os.open("hostfleet/forwards", os.O_RDONLY, dir_fd=exim_fd)
+        except PermissionError:
+            return
+        os.close(fd)
+        raise AssertionError("bob read the forwards file")
+
+    as_customer(folder.parent, bob_reads, uid=1002)
+
+
+def test_a_rolled_back_mail_change_keeps_the_password_hashes_private(tmp_path):
+    """A mail change whose reload fails (dovecot busy, a timeout) is rolled back: fsutil.Snapshot.restore
+    writes the previous passwd-file and IMAP key back with atomic_write's default mode, 0644. Every
+    customer's shell then reads every mailbox's SHA512-crypt hash (to crack offline) and the node's IMAP
+    TLS key, until the next successful mail change. The same restore runs at start after a crash."""
+    require_binary("exim", "doveconf")
+    config, reloads = make_config(tmp_path)
+    mail.create_domain(config, {"name": "alice.example", "owner": "alice"})
+    mail.create_mailbox(config, {"address": "info@alice.example", "password": "long enough pw"})
+    reloads.fail()
+    with pytest.raises(Exception):  # noqa: B017 - the reload's failure, whatever its class
+        mail.create_mailbox(config, {"address": "sales@alice.example", "password": "long enough pw"})
+    reloads.fail(False)
+    modes = {name: stat.S_IMODE((config.root / name).stat().st_mode) for name in (mail.PASSWD, mail.TLS_KEY)}
+    assert modes == {mail.PASSWD: 0o600, mail.TLS_KEY: 0o600}
