@@ -1,0 +1,27 @@
+"""Options for every test folder (tests/ and agent/tests/): which database the panel's tests use."""
+
+import os
+
+DIALECTS = ("sqlite", "postgresql")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--db", choices=DIALECTS, default=os.environ.get("HOSTFLEET_TEST_DB", "sqlite"),
+        help="the database the `app` fixture puts the panel on (env HOSTFLEET_TEST_DB). With postgresql only "
+             "the tests that use the panel's database are run, each on a database of its own in a PostgreSQL "
+             "cluster the session starts.",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """With --db=postgresql, keep only the tests that use the `app` fixture: the rest do not touch the
+    panel's database and already ran in the SQLite run."""
+    if config.getoption("--db") != "postgresql":
+        return
+    kept, left = [], []
+    for item in items:
+        (kept if "app" in getattr(item, "fixturenames", ()) else left).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
