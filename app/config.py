@@ -43,7 +43,8 @@ def engine_options(uri: str) -> dict:
     DATABASE_POOL_SIZE connections stay open (default 5: a gunicorn worker's 4 request threads and one
     to spare); up to DATABASE_MAX_OVERFLOW more (default 64) open while a sync round's threads each
     hold one for their node, and close when returned. On a server database every connection is
-    checked (pre-ping) as it leaves the pool, so one cut by a database restart is replaced, not used.
+    checked (pre-ping) as it leaves the pool, so one cut by a database restart is replaced, not used,
+    and its session's time zone is UTC.
     """
     if uri in ("sqlite://", "sqlite:///:memory:"):
         return {}  # one in-memory database, one connection: Flask-SQLAlchemy gives it a static pool
@@ -54,6 +55,8 @@ def engine_options(uri: str) -> dict:
     }
     if not uri.startswith("sqlite"):
         options["pool_pre_ping"] = True
+        # Times come back in UTC, as SQLite's do, whatever zone the server was set up with.
+        options["connect_args"] = {"options": "-c timezone=UTC"}
     return options
 
 

@@ -13,12 +13,13 @@ import os
 from urllib.parse import urlencode
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from agent import validation as v
 from app.extensions import db
 from app.models import Counter, Node, Placement, User, UserAccount, UserLevel
+from app.models.base import iso_utc
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 from app.services import accounts, placement
 from app.services.userdata import KINDS, UserDataError, call_agent, invalid, validated
@@ -52,8 +53,12 @@ def allocate_uid() -> int:
     once, it would own whatever of the old customer's a node still has outside their home (PHP
     sessions, files in /tmp, a mail spool)."""
     low, high = uid_range()
+    # A write to the counter first, so it is locked before it is read: a create running at the same time
+    # waits here until this one commits, then reads the UID this one gave (PostgreSQL locks the row,
+    # SQLite the database; a plain read would let both take the same UID and one fail on the unique uid).
+    db.session.execute(update(Counter).where(Counter.name == "uid").values(value=Counter.value))
     taken = set(db.session.scalars(select(UserAccount.uid).where(UserAccount.uid.between(low, high))))
-    last = db.session.get(Counter, "uid")
+    last = db.session.get(Counter, "uid", populate_existing=True)
     start = max(last.value + 1 if last else low, low)
     for candidate in itertools.chain(range(start, high + 1), range(low, min(start, high + 1))):
         if candidate not in taken and candidate != 65534:
@@ -380,7 +385,7 @@ def location(user: User) -> dict[str, dict | None]:
             "data": data_count(user, role),
             "chosen_by": decision.chosen_by if decision else None,
             "resource": decision.resource if decision else None,
-            "at": decision.at.isoformat() if decision else None,
+            "at": iso_utc(decision.at) if decision else None,
             "candidates": decision.candidates if decision else [],
         }
     return result
