@@ -14,14 +14,22 @@ def pytest_addoption(parser):
     )
 
 
+def uses_panel_database(item) -> bool:
+    """True for a test that uses the panel's `app` fixture (tests/conftest.py), directly, through another
+    fixture or through a folder's `app` built on it; the agent's tests have an `app` of their own."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get("app", ()) if info else ()
+    return any(definition.func.__module__ == "tests.conftest" for definition in definitions)
+
+
 def pytest_collection_modifyitems(config, items):
-    """With --db=postgresql, keep only the tests that use the `app` fixture: the rest do not touch the
-    panel's database and already ran in the SQLite run."""
+    """With --db=postgresql, keep only the tests that use the panel's database: the rest do not touch it
+    and already ran in the SQLite run."""
     if config.getoption("--db") != "postgresql":
         return
     kept, left = [], []
     for item in items:
-        (kept if "app" in getattr(item, "fixturenames", ()) else left).append(item)
+        (kept if uses_panel_database(item) else left).append(item)
     if left:
         config.hook.pytest_deselected(items=left)
         items[:] = kept
