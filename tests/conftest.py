@@ -94,11 +94,12 @@ def postgres_cluster():
 
 
 @pytest.fixture(scope="session")
-def postgres_databases(postgres_cluster, tmp_path_factory, redis_url):
+def postgres_databases(postgres_cluster, tmp_path_factory):
     """Databases migrated to head for the panel's tests on PostgreSQL, each copied from one template."""
     from tests.postgres import DatabaseSupply, migrated_template
 
-    template = migrated_template(postgres_cluster, tmp_path_factory.mktemp("template-data"), redis_url)
+    # Migrating touches no Redis; a test module may have a Redis of its own, so none is asked for here.
+    template = migrated_template(postgres_cluster, tmp_path_factory.mktemp("template-data"), "redis://127.0.0.1:9/0")
     supply = DatabaseSupply(postgres_cluster, template)
     yield supply
     supply.close()
