@@ -73,11 +73,6 @@ def redis_url(tmp_path_factory):
     proc.wait(10)
 
 
-def pytest_report_header(config):
-    return [f"hostfleet: python {sys.version.split()[0]}, root={os.geteuid() == 0}, "
-            f"database={config.getoption('--db')}"]
-
-
 @pytest.fixture(scope="session")
 def postgres_cluster():
     """A PostgreSQL cluster for the whole session, from Debian's postgresql (skips when it cannot start)."""
@@ -306,6 +301,10 @@ def run_worker_burst(app, queues=("periodic", "default")):
         worker = SimpleWorker(list(queues), connection=redis_connection())
         worker.work(burst=True, logging_level="WARNING")
 
+
+def pytest_report_header(config):
+    return [f"hostfleet: python {sys.version.split()[0]}, root={os.geteuid() == 0}, "
+            f"database={config.getoption('--db')}"]
 
 
 
