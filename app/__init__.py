@@ -48,8 +48,10 @@ class DatabaseId(IntegerConverter):
     a database error."""
 
     def to_python(self, value: str) -> int:
+        from app.models.base import MAX_ID
+
         number = super().to_python(value)
-        if number > 2**31 - 1:
+        if number > MAX_ID:
             raise NotFound(f"No such id: {value}.")
         return number
 

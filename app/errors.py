@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 # How long a client is asked to wait when the database cannot be reached (a restart takes seconds).
@@ -24,6 +24,8 @@ def database_unreachable(error: DBAPIError) -> bool:
     failover), as opposed to an error about the statement or the data."""
     if error.connection_invalidated:
         return True
+    if not isinstance(error, OperationalError):
+        return False  # e.g. a DataError: psycopg refuses a NUL byte before sending, with no sqlstate either
     # psycopg sets sqlstate (None when the server never answered); sqlite3's errors have none.
     sqlstate = getattr(error.orig, "sqlstate", False)
     return sqlstate is None or (isinstance(sqlstate, str) and sqlstate.startswith(UNREACHABLE_SQLSTATES))

@@ -1,9 +1,9 @@
 """What differs between SQLite and PostgreSQL and matters to the panel, each tested on both (`dialect_app`).
 
 ON CONFLICT with RETURNING (the distributed request's desyncs), ids never given again (migrations 0006 and
-0007 on SQLite, sequences on PostgreSQL), ids beyond a 32-bit column, times in UTC whatever the database
-server's zone, a compare-and-set update racing another writer (the master's list), and concurrent creates
-that each need the next UID.
+0007 on SQLite, sequences on PostgreSQL), ids beyond a 32-bit column and NUL bytes (PostgreSQL refuses
+both), times in UTC whatever the database server's zone, a compare-and-set update racing another writer
+(the master's list), and concurrent creates that each need the next UID.
 """
 
 from __future__ import annotations
@@ -85,6 +85,19 @@ def test_an_id_beyond_a_32_bit_column_is_no_row(dialect_app, users):
     Auth(client, users).login()
     for path in ("/cluster/nodes/3000000000", "/operations/3000000000", "/api/v1/nodes/3000000000"):
         assert client.get(path, headers=basic("admin")).status_code == 404, path
+
+
+@pytest.mark.parametrize("ref", [3000000000, -1, "n1\x00", "\x00"])
+def test_a_node_reference_postgresql_cannot_hold_names_no_node(dialect_app, users, ref):
+    """A node chosen for a new user by an id beyond a 32-bit column or by a name with a NUL byte (PostgreSQL
+    refuses both in a query; SQLite takes them) is "no such node", a 400 naming the field, on both."""
+    from tests.userdata.conftest import basic
+
+    users.make("admin", admin=True)
+    response = dialect_app.test_client().post("/api/v1/users", headers=basic("admin"), json={
+        "name": "carol", "password": Users.PASSWORD, "roles": ["web"], "nodes": {"web": ref}})
+    assert response.status_code == 400, response.text
+    assert response.json["fields"] == {"nodes.web": "no such node"}, response.json
 
 
 @pytest.fixture
@@ -199,3 +212,22 @@ def test_concurrent_creates_get_different_uids(dialect_app):
         uids = sorted(db.session.scalars(sa.select(UserAccount.uid)))
         assert len(uids) == 3 and len(set(uids)) == 3, uids
         assert db.session.get(Counter, "uid").value == uids[-1]
+
+
+def test_errors_about_the_statement_are_not_taken_for_an_unreachable_database(dialect_app):
+    """Only a lost or refused connection is a 503: a missing table (SQLite calls it an OperationalError) or
+    a NUL byte (psycopg refuses it without asking the server, so with no SQLSTATE) stays a bug, a 500."""
+    from sqlalchemy.exc import DBAPIError
+
+    from app.errors import database_unreachable
+    from app.extensions import db
+
+    with dialect_app.app_context():
+        statements = [("SELECT * FROM no_such_table", {})]
+        if db.engine.dialect.name == "postgresql":
+            statements.append(("SELECT :value", {"value": "a\x00b"}))
+        for sql, params in statements:
+            with pytest.raises(DBAPIError) as raised:
+                db.session.execute(sa.text(sql), params)
+            db.session.rollback()
+            assert not database_unreachable(raised.value), (sql, raised.value)

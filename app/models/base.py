@@ -2,6 +2,9 @@
 
 from datetime import UTC, datetime
 
+# The highest id a row can have: id columns are 32-bit `integer` on PostgreSQL (64-bit on SQLite).
+MAX_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     """The current time in UTC, timezone-aware (stored naive-UTC by SQLite, aware by PostgreSQL)."""

@@ -19,7 +19,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from agent import validation as v
 from app.extensions import db
 from app.models import Counter, Node, Placement, User, UserAccount, UserLevel
-from app.models.base import iso_utc
+from app.models.base import MAX_ID, iso_utc
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 from app.services import accounts, placement
 from app.services.userdata import KINDS, UserDataError, call_agent, invalid, validated
@@ -192,10 +192,12 @@ def _validate_nodes(value: object) -> dict[str, Node]:
         validated(v.choice, role, "nodes", USER_ROLES)
         if ref is None or ref == "":
             continue
+        # An id beyond the id column, or a name with a NUL byte, names no node (PostgreSQL would refuse
+        # either in the query).
         if isinstance(ref, int) and not isinstance(ref, bool):
-            node = db.session.get(Node, ref)
+            node = db.session.get(Node, ref) if 0 < ref <= MAX_ID else None
         elif isinstance(ref, str):
-            node = db.session.scalar(select(Node).where(Node.name == ref))
+            node = db.session.scalar(select(Node).where(Node.name == ref)) if "\x00" not in ref else None
         else:
             node = None
         if node is None:
