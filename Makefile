@@ -1,4 +1,4 @@
-# Hostfleet: `make run` starts the panel, `make test` runs every test.
+# Hostfleet: `make run` starts the panel, `make test` runs every test (and the database's again on PostgreSQL).
 .PHONY: run test test-fast lab lab-down bench soak lint help
 
 PY := .venv/bin/python
@@ -6,7 +6,8 @@ N ?= 3
 
 help:
 	@echo "make run        start the whole panel on embedded defaults (PORT, HOSTFLEET_DATA, ADMIN_PASSWORD, DATABASE_URL, REDIS_URL)"
-	@echo "make test       install what the tests need, check the code with ruff and run the whole suite"
+	@echo "make test       install what the tests need, check the code with ruff, run the whole suite on SQLite, then"
+	@echo "                the tests that use the database again on PostgreSQL (PYTEST_ARGS go to both runs)"
 	@echo "make test-fast  the suite without lab, browser and PostgreSQL tests"
 	@echo "make lab N=3    start a lab of N Debian nodes (root); make lab-down removes it"
 	@echo "make bench      print the benchmark figures"
@@ -20,8 +21,7 @@ test:
 	@scripts/bootstrap-venv.sh requirements-test.txt
 	@scripts/install-test-deps.sh
 	@$(PY) -m ruff check --quiet . || { echo "ruff found the problems above (make lint shows them again)" >&2; exit 1; }
-	@$(PY) -m pytest $(PYTEST_ARGS); code=$$?; \
-	  if [ $$code = 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; exit $$code
+	@scripts/test-both-databases.sh $(PYTEST_ARGS)
 
 test-fast:
 	@scripts/bootstrap-venv.sh requirements-test.txt

@@ -46,11 +46,14 @@ def create_app(config: object | None = None) -> Flask:
 
 
 class DatabaseId(IntegerConverter):
-    """<int:...> in URLs: an id beyond a 64-bit column is no row (404), never a database overflow."""
+    """<int:...> in URLs: an id beyond the id columns (32-bit `integer` on PostgreSQL) is no row (404), never
+    a database error."""
 
     def to_python(self, value: str) -> int:
+        from app.models.base import MAX_ID
+
         number = super().to_python(value)
-        if number > 2**63 - 1:
+        if number > MAX_ID:
             raise NotFound(f"No such id: {value}.")
         return number
 

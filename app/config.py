@@ -46,6 +46,29 @@ def resolvers(text: str) -> list[tuple[str, int]]:
     return found
 
 
+def engine_options(uri: str) -> dict:
+    """The connection pool of each panel process (docs/database.md has the sizing).
+
+    DATABASE_POOL_SIZE connections stay open (default 5: a gunicorn worker's 4 request threads and one
+    to spare); up to DATABASE_MAX_OVERFLOW more (default 64) open while a sync round's threads each
+    hold one for their node, and close when returned. On a server database every connection is
+    checked (pre-ping) as it leaves the pool, so one cut by a database restart is replaced, not used,
+    and its session's time zone is UTC.
+    """
+    if uri in ("sqlite://", "sqlite:///:memory:"):
+        return {}  # one in-memory database, one connection: Flask-SQLAlchemy gives it a static pool
+    options = {
+        "pool_size": int(os.environ.get("DATABASE_POOL_SIZE", "5")),
+        "max_overflow": int(os.environ.get("DATABASE_MAX_OVERFLOW", "64")),
+        "pool_timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT_S", "10")),
+    }
+    if not uri.startswith("sqlite"):
+        options["pool_pre_ping"] = True
+        # Times come back in UTC, as SQLite's do, whatever zone the server was set up with.
+        options["connect_args"] = {"options": "-c timezone=UTC"}
+    return options
+
+
 class Config:
     """Production and `make run` settings; every value can be overridden from the environment."""
 
@@ -55,6 +78,7 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = database_uri(
             os.environ.get("DATABASE_URL", f"sqlite:///{self.DATA_DIR / 'hostfleet.db'}")
         )
+        self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL
         self.LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
@@ -89,16 +113,18 @@ class Config:
 
 
 class TestConfig(Config):
-    """Settings for the test suite: a private data dir and database given by the fixtures."""
+    """Settings for the test suite: a private data dir and the database the fixtures give (database_url,
+    else TEST_DATABASE_URL, else SQLite in the data dir)."""
 
     TESTING = True
 
-    def __init__(self, data: Path, redis_url: str) -> None:
+    def __init__(self, data: Path, redis_url: str, database_url: str | None = None) -> None:
         os.environ["HOSTFLEET_DATA"] = str(data)
         super().__init__()
         self.SQLALCHEMY_DATABASE_URI = database_uri(
-            os.environ.get("TEST_DATABASE_URL", f"sqlite:///{data / 'test.db'}")
+            database_url or os.environ.get("TEST_DATABASE_URL", f"sqlite:///{data / 'test.db'}")
         )
+        self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.REDIS_URL = redis_url
         self.RATELIMIT_STORAGE_URI = redis_url
         # No proof of control is looked up outside the test's own DNS servers: nothing listens here.

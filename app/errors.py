@@ -4,12 +4,31 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
+
+# How long a client is asked to wait when the database cannot be reached (a restart takes seconds).
+DATABASE_RETRY_AFTER_S = 5
+# SQLSTATEs that say the server went away or cannot take the connection, not that the statement is wrong:
+# connection exceptions (08), shut down or still starting (57P01-57P03), too many connections (53300).
+UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 
 def wants_json() -> bool:
     """API routes and JSON clients get JSON errors."""
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def database_unreachable(error: DBAPIError) -> bool:
+    """True when the database server could not be reached or went away in the middle (a restart, a
+    failover), as opposed to an error about the statement or the data."""
+    if error.connection_invalidated:
+        return True
+    if not isinstance(error, OperationalError):
+        return False  # e.g. a DataError: psycopg refuses a NUL byte before sending, with no sqlstate either
+    # psycopg sets sqlstate (None when the server never answered); sqlite3's errors have none.
+    sqlstate = getattr(error.orig, "sqlstate", False)
+    return sqlstate is None or (isinstance(sqlstate, str) and sqlstate.startswith(UNREACHABLE_SQLSTATES))
 
 
 def init_app(app: Flask) -> None:
@@ -21,6 +40,25 @@ def init_app(app: Flask) -> None:
         if wants_json():
             return jsonify(error=message, fields={"csrf_token": error.description}), 400
         return render_template("errors/error.html", code=400, message=message), 400
+
+    @app.errorhandler(DBAPIError)
+    def _database(error: DBAPIError):
+        # Anything else is a bug, for the default handling (a logged 500; raised in tests).
+        if not database_unreachable(error):
+            raise error
+        from app.extensions import db
+
+        app.logger.warning("database unreachable during %s %s: %s", request.method, request.path, error.orig)
+        try:
+            db.session.rollback()
+        except DBAPIError:
+            pass  # the connection is gone; the pool replaces it
+        message = "The database is not reachable right now (restarting?). Try again in a few seconds."
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+        if wants_json():
+            return jsonify(error=message), 503, headers
+        page = render_template("errors/unavailable.html", message=message, retry_after=DATABASE_RETRY_AFTER_S)
+        return page, 503, headers
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):

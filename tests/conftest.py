@@ -73,28 +73,96 @@ def redis_url(tmp_path_factory):
     proc.wait(10)
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A PostgreSQL cluster for the whole session, from Debian's postgresql (skips when it cannot start)."""
+    from tests.postgres import PostgresCluster, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = PostgresCluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_cluster, tmp_path_factory):
+    """Databases migrated to head for the panel's tests on PostgreSQL, each copied from one template."""
+    from tests.postgres import DatabaseSupply, migrated_template
+
+    # Migrating touches no Redis; a test module may have a Redis of its own, so none is asked for here.
+    template = migrated_template(postgres_cluster, tmp_path_factory.mktemp("template-data"), "redis://127.0.0.1:9/0")
+    supply = DatabaseSupply(postgres_cluster, template)
+    yield supply
+    supply.close()
+
+
 @pytest.fixture
-def app(tmp_path, redis_url):
-    """The panel on a freshly migrated database in a private data dir, with Redis emptied."""
+def fresh_database(request):
+    """Factory: fresh_database(dialect, data_dir) → the URL of a new database for one app. On PostgreSQL
+    a copy of the migrated template (dropped after the test); on SQLite a file not made yet."""
+    taken: list[str] = []
+
+    def make(dialect: str, data_dir: Path) -> str:
+        if dialect == "sqlite":
+            return f"sqlite:///{data_dir / 'test.db'}"
+        name = request.getfixturevalue("postgres_databases").take()
+        taken.append(name)
+        return request.getfixturevalue("postgres_cluster").url(name)
+
+    yield make
+    for name in taken:
+        request.getfixturevalue("postgres_databases").give_back(name)
+
+
+def make_app(dialect: str, tmp_path: Path, redis_url: str, fresh_database):
+    """The panel on a fresh database of the dialect migrated to head, in a private data dir under tmp_path,
+    with Redis emptied."""
     from flask_migrate import upgrade
     from redis import Redis
 
     from app import create_app
     from app.config import TestConfig
-    from app.extensions import db
     from app.jobs import use_app
 
     Redis.from_url(redis_url).flushdb()
     data = tmp_path / "data"
-    data.mkdir()
-    app = create_app(TestConfig(data, redis_url))
-    with app.app_context():
-        upgrade()
+    data.mkdir(exist_ok=True)
+    app = create_app(TestConfig(data, redis_url, database_url=fresh_database(dialect, data)))
+    if dialect == "sqlite":
+        with app.app_context():
+            upgrade()
     use_app(app)
-    yield app
+    return app
+
+
+def close_app(app) -> None:
+    """Give back every connection the app's engine holds (so its database can be dropped)."""
+    from app.extensions import db
+
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(request, tmp_path, redis_url, fresh_database):
+    """The panel on a freshly migrated database (SQLite, or PostgreSQL with --db=postgresql) in a private
+    data dir, with Redis emptied."""
+    app = make_app(request.config.getoption("--db"), tmp_path, redis_url, fresh_database)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
+def dialect_app(request, tmp_path, redis_url, fresh_database):
+    """The panel on SQLite, then on PostgreSQL: for tests of what differs between the two databases."""
+    app = make_app(request.param, tmp_path, redis_url, fresh_database)
+    yield app
+    close_app(app)
 
 
 @pytest.fixture
@@ -235,7 +303,8 @@ def run_worker_burst(app, queues=("periodic", "default")):
 
 
 def pytest_report_header(config):
-    return [f"hostfleet: python {sys.version.split()[0]}, root={os.geteuid() == 0}"]
+    return [f"hostfleet: python {sys.version.split()[0]}, root={os.geteuid() == 0}, "
+            f"database={config.getoption('--db')}"]
 
 
 

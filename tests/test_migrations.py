@@ -7,20 +7,15 @@ on that database (log in, list nodes, users, operations, desyncs, lists). Then e
 base with the data in it.
 """
 
-import glob
 import hashlib
 import os
-import pwd
-import shutil
-import subprocess
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import Users, csrf_from, free_port, wait_until
+from tests.conftest import Users, csrf_from
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -68,42 +63,12 @@ def test_migrations_on_sqlite(tmp_path, redis_url):
     exercise_schema(f"sqlite:///{tmp_path / 'm.db'}", tmp_path, redis_url)
 
 
-def postgres_binaries() -> str | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return os.path.dirname(found[-1]) if found else None
-
-
 @pytest.fixture
-def postgres():
-    """A throwaway PostgreSQL cluster run as the `postgres` user on a private socket."""
-    bindir = postgres_binaries()
-    if bindir is None:
-        pytest.skip("PostgreSQL is not installed (make test installs Debian's postgresql when run as root)")
-    if os.geteuid() != 0:
-        pytest.skip("starting a PostgreSQL cluster for the test needs root (to run it as the postgres user)")
-    try:
-        pg = pwd.getpwnam("postgres")
-    except KeyError:
-        pytest.skip("no postgres system user")
-    base = tempfile.mkdtemp(prefix="hostfleet-pg-")
-    os.chown(base, pg.pw_uid, pg.pw_gid)
-    datadir, port = os.path.join(base, "data"), free_port()
-
-    def as_postgres(*argv):
-        return subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True, check=True)
-
-    as_postgres(f"{bindir}/initdb", "-D", datadir, "-A", "trust", "-U", "postgres")
-    as_postgres(f"{bindir}/pg_ctl", "-D", datadir, "-l", os.path.join(base, "log"), "-w", "-o",
-                f"-k {base} -p {port} -c listen_addresses=''", "start")
-    try:
-        wait_until(lambda: os.path.exists(os.path.join(base, f".s.PGSQL.{port}")), 20, what="postgres socket")
-        as_postgres(f"{bindir}/createdb" if os.path.exists(f"{bindir}/createdb") else "createdb",
-                    "-h", base, "-p", str(port), "hostfleet")
-        yield f"postgresql://postgres@/hostfleet?host={base}&port={port}"
-    finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", f"{bindir}/pg_ctl", "-D", datadir, "-m", "immediate",
-                        "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+def postgres(postgres_cluster):
+    """An empty database in the session's PostgreSQL cluster (its URL)."""
+    name = postgres_cluster.create_database(prefix="migrations")
+    yield postgres_cluster.url(name)
+    postgres_cluster.drop_database(name)
 
 
 @pytest.mark.postgres

@@ -13,7 +13,7 @@ from agent import API_VERSION
 from agent.client import MAX_ANSWER_BYTES, AgentClient
 from app.extensions import db
 from app.models import Node, NodeState, NodeStateChange
-from app.models.base import utcnow
+from app.models.base import iso_utc, utcnow
 
 # Agent API versions this master speaks; anything else is `incompatible`.
 SUPPORTED_API_VERSIONS = frozenset({API_VERSION})
@@ -132,13 +132,13 @@ def node_to_dict(node: Node) -> dict:
         "is_local": node.is_local,
         "maintenance": node.maintenance,
         "users_locked": node.users_locked,
-        "last_seen": node.last_seen.isoformat() if node.last_seen else None,
+        "last_seen": iso_utc(node.last_seen),
         "agent_version": node.agent_version,
         "stats": summarize_stats(node.stats),
         "desyncs": [
             {
                 "list": d.list,
-                "since": d.since.isoformat(),
+                "since": iso_utc(d.since),
                 "attempts": d.attempts,
                 "last_error": d.last_error,
             }

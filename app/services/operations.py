@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select
 
 from app.extensions import db
 from app.models import NodeOutcome, Operation, OperationNode, OperationStatus
-from app.models.base import as_utc, utcnow
+from app.models.base import as_utc, iso_utc, utcnow
 from app.queues import DEFAULT_QUEUE, get_queue, redis_connection
 
 FINAL_NODE_OUTCOMES = {NodeOutcome.APPLIED.value, NodeOutcome.FAILED.value, NodeOutcome.UNAVAILABLE.value}
@@ -106,9 +106,9 @@ def operation_to_dict(operation: Operation, nodes: list[OperationNode] | None = 
         "status": operation.status,
         "message": operation.message,
         "created_by": operation.created_by.name if operation.created_by else None,
-        "created_at": operation.created_at.isoformat(),
-        "started_at": operation.started_at.isoformat() if operation.started_at else None,
-        "finished_at": operation.finished_at.isoformat() if operation.finished_at else None,
+        "created_at": iso_utc(operation.created_at),
+        "started_at": iso_utc(operation.started_at),
+        "finished_at": iso_utc(operation.finished_at),
         "nodes": [
             {"node_id": r.node_id, "node": r.node_name, "outcome": r.outcome, "error": r.error}
             for r in (operation.nodes if nodes is None else nodes)

@@ -13,12 +13,13 @@ import os
 from urllib.parse import urlencode
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from agent import validation as v
 from app.extensions import db
 from app.models import Counter, Node, Placement, User, UserAccount, UserLevel
+from app.models.base import MAX_ID, iso_utc
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 from app.services import accounts, placement
 from app.services.setup import ADMIN_USER
@@ -49,8 +50,12 @@ def allocate_uid() -> int:
     once, it would own whatever of the old customer's a node still has outside their home (PHP
     sessions, files in /tmp, a mail spool)."""
     low, high = uid_range()
+    # A write to the counter first, so it is locked before it is read: a create running at the same time
+    # waits here until this one commits, then reads the UID this one gave (PostgreSQL locks the row,
+    # SQLite the database; a plain read would let both take the same UID and one fail on the unique uid).
+    db.session.execute(update(Counter).where(Counter.name == "uid").values(value=Counter.value))
     taken = set(db.session.scalars(select(UserAccount.uid).where(UserAccount.uid.between(low, high))))
-    last = db.session.get(Counter, "uid")
+    last = db.session.get(Counter, "uid", populate_existing=True)
     start = max(last.value + 1 if last else low, low)
     for candidate in itertools.chain(range(start, high + 1), range(low, min(start, high + 1))):
         if candidate not in taken and candidate != 65534:
@@ -184,10 +189,12 @@ def _validate_nodes(value: object) -> dict[str, Node]:
         validated(v.choice, role, "nodes", USER_ROLES)
         if ref is None or ref == "":
             continue
+        # An id beyond the id column, or a name with a NUL byte, names no node (PostgreSQL would refuse
+        # either in the query).
         if isinstance(ref, int) and not isinstance(ref, bool):
-            node = db.session.get(Node, ref)
+            node = db.session.get(Node, ref) if 0 < ref <= MAX_ID else None
         elif isinstance(ref, str):
-            node = db.session.scalar(select(Node).where(Node.name == ref))
+            node = db.session.scalar(select(Node).where(Node.name == ref)) if "\x00" not in ref else None
         else:
             node = None
         if node is None:
@@ -377,7 +384,7 @@ def location(user: User) -> dict[str, dict | None]:
             "data": data_count(user, role),
             "chosen_by": decision.chosen_by if decision else None,
             "resource": decision.resource if decision else None,
-            "at": decision.at.isoformat() if decision else None,
+            "at": iso_utc(decision.at) if decision else None,
             "candidates": decision.candidates if decision else [],
         }
     return result

@@ -379,6 +379,7 @@ def test_a_poll_settles_a_claim_by_asking_for_that_name_only(app, client, cluste
     cluster.poll()  # the first poll of a process reconciles every node in full
     with app.app_context():
         owner = db.session.scalar(select(User).where(User.name == "alice"))
+        db.session.expunge(owner)  # stays loaded: on PostgreSQL claim() commits in this session, expiring it
         node = db.session.get(Node, one_node)
         row_id = userdata.claim(userdata.KINDS["webdomains"], owner, node, "inflight.example.com")
     asked = []

@@ -11,6 +11,7 @@ from app.auth_hooks import admin_required, api_user
 from app.blueprints.api.views import _errors, blp
 from app.extensions import db
 from app.models import Desync, Node, Operation
+from app.models.base import iso_utc
 from app.services import distributed, lists, operations, policy_rules
 from app.services.policies import get_policy
 from app.services.sync import resync
@@ -221,9 +222,9 @@ def desync_to_dict(desync: Desync) -> dict:
         "node_id": desync.node_id,
         "node": desync.node.name,
         "list": desync.list,
-        "since": desync.since.isoformat(),
+        "since": iso_utc(desync.since),
         "attempts": desync.attempts,
-        "next_try_at": desync.next_try_at.isoformat() if desync.next_try_at else None,
+        "next_try_at": iso_utc(desync.next_try_at),
         "last_error": desync.last_error,
     }
 
