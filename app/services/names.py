@@ -263,6 +263,18 @@ def check(actor: User, owner: User, kind: str, name: str, *, override: bool = Fa
     return "; ".join(set_aside) or None
 
 
+def recheck(owner: User, kind: str, name: str, web_domain_id: int | None = None) -> None:
+    """Refuse (NameRefused, 409) a name the owner has just claimed when another owner's name, parent or
+    child is in the index now: `check` and the claim are two steps, and the index's unique name covers
+    only the same name in the same kind, so two creates of related names (mallory's shop.example.com,
+    alice's example.com) could both pass `check` before either claimed. Run after the claim is
+    committed: of two such claims at once, at least the later check sees the other's.
+
+    web_domain_id: the web domain the name is (or is an alias of), so its own names do not count."""
+    found = [h for h in holders(name) if not (h.kind == kind and h.name == name and h.owner_id == owner.id)]
+    _owner_rule(owner, kind, name, found, web_domain_id, creating=False)
+
+
 def record_override(actor: User, owner: User, kind: str, name: str, refused: str) -> None:
     """Keep the administrator's decision to set a refusal aside (who, when, what); commits."""
     db.session.add(NameOverride(kind=kind, name=name, owner_id=owner.id, granted_by=actor.name,
