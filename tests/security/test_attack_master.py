@@ -196,3 +196,21 @@ def test_cross_site_variants_of_a_write_are_refused(app, client, world, headers)
     answer = client.post(target, json={}, headers={**basic("alice"), **headers})
     assert answer.status_code in (403, 405), answer.status_code
     assert len(client.get("/api/v1/domains", headers=basic("alice")).json["items"]) == 1
+
+
+def test_a_node_address_a_customer_already_holds_is_refused(app, client, world):
+    """The registry keeps the nodes' host names from customers only when the node comes first: mallory's
+    zone node7.hosting.example made before the administrator adds a node at that address stays hers (a
+    full reconciliation keeps a row its owner already has), and the cluster's name servers answer for the
+    node's name as she likes. Adding the node must be refused while a customer holds its name."""
+    from app.services.setup import InputErrors, validate_node_input
+
+    made = client.post("/api/v1/domains", json={"name": "hosting.example", "ip": "192.0.2.9"},
+                       headers=basic("mallory"))
+    assert made.status_code == 201, made.json
+    with app.app_context():
+        with pytest.raises(InputErrors) as refused:
+            validate_node_input({"name": "node7", "address": "node7.hosting.example"}, require_credentials=False)
+        assert "address" in refused.value.fields and "hosting.example" in refused.value.fields["address"]
+        # A name nobody here holds is fine.
+        validate_node_input({"name": "node8", "address": "node8.free.example"}, require_credentials=False)
