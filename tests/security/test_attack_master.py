@@ -214,3 +214,41 @@ def test_a_node_address_a_customer_already_holds_is_refused(app, client, world):
         assert "address" in refused.value.fields and "hosting.example" in refused.value.fields["address"]
         # A name nobody here holds is fine.
         validate_node_input({"name": "node8", "address": "node8.free.example"}, require_credentials=False)
+
+
+@pytest.fixture
+def no_nul_to_the_database(app):
+    """Fail any statement whose parameters carry a NUL character, as PostgreSQL does (psycopg raises
+    DataError "text fields cannot contain NUL", a 500); SQLite takes them, so the tests would not see it."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    seen = []
+
+    def check(conn, cursor, statement, parameters, context, executemany):
+        rows = parameters if executemany else [parameters]
+        for row in rows or []:
+            values = row.values() if isinstance(row, dict) else row
+            if any(isinstance(value, str) and "\x00" in value for value in values or []):
+                seen.append(statement)
+                raise ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", check)
+    yield seen
+    event.remove(engine, "before_cursor_execute", check)
+
+
+def test_a_nul_in_a_user_name_is_a_wrong_login_not_a_500(app, client, users, no_nul_to_the_database):
+    """The login form and HTTP Basic pass the user name to the database as typed: with a NUL in it,
+    PostgreSQL deployments answered 500 to anyone, before any login was counted."""
+    users.make("root", admin=True)
+    page = client.get("/login")
+    form = client.post("/login", data={"username": "ro\x00ot", "password": "x" * 12,
+                                       "csrf_token": csrf_from(page.text)})
+    assert form.status_code == 400, form.status_code
+    api = client.get("/api/v1/domains", headers=basic("ro\x00ot", "x" * 12))
+    assert api.status_code == 401, api.status_code
+    assert no_nul_to_the_database == []
