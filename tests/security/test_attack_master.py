@@ -252,3 +252,23 @@ def test_a_nul_in_a_user_name_is_a_wrong_login_not_a_500(app, client, users, no_
     api = client.get("/api/v1/domains", headers=basic("ro\x00ot", "x" * 12))
     assert api.status_code == 401, api.status_code
     assert no_nul_to_the_database == []
+
+
+def logged_in(app, name: str):
+    """A test client with a page session for `name` (made by the fixtures, with the fixtures' password)."""
+    from tests.conftest import Users
+
+    browser = app.test_client()
+    page = browser.get("/login")
+    done = browser.post("/login", data={"username": name, "password": Users.PASSWORD, "csrf_token": csrf_from(page.text)})
+    assert done.status_code == 302, done.status_code
+    return browser
+
+
+@pytest.mark.parametrize("path", ["/domains/names", "/domains/web", "/mail/domains", "/mail/mailboxes"])
+@pytest.mark.parametrize("page", ["99999999999999999999999", "-99999999999999999999999", "9223372036854775807"])
+def test_a_huge_page_number_on_a_list_page_is_not_a_500(app, world, path, page):
+    """?page= is any integer the URL holds; its offset must not overflow the database's integers."""
+    browser = logged_in(app, "mallory")
+    answer = browser.get(f"{path}?page={page}")
+    assert answer.status_code in (200, 400, 404), answer.status_code
