@@ -272,3 +272,19 @@ def test_a_huge_page_number_on_a_list_page_is_not_a_500(app, world, path, page):
     browser = logged_in(app, "mallory")
     answer = browser.get(f"{path}?page={page}")
     assert answer.status_code in (200, 400, 404), answer.status_code
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000, '{"a":' * 100_000, '"\\ud800"', '{"name": "\\u0000"}', "NaN",
+                                  '{"name": 1e999999}', '{"name": "x", "name": "victim.example"}'])
+def test_hostile_json_is_a_4xx_not_a_500(app, client, world, body):
+    """Nesting past the parser's recursion, lone surrogates, NaN and infinities, duplicate keys."""
+    answer = client.post("/api/v1/domains", data=body, content_type="application/json", headers=basic("mallory"))
+    assert 400 <= answer.status_code < 500, answer.status_code
+    assert answer.is_json, answer.text[:200]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/firewall", "/api/v1/scheduler", "/api/v1/nodes/1/sync"])
+def test_json_nested_too_deep_for_the_admins_lists_is_a_4xx(app, client, world, path):
+    """The routes that read the body with request.get_json (not webargs) too."""
+    answer = client.post(path, data="[" * 100_000, content_type="application/json", headers=basic("root"))
+    assert 400 <= answer.status_code < 500, answer.status_code
