@@ -288,3 +288,15 @@ def test_json_nested_too_deep_for_the_admins_lists_is_a_4xx(app, client, world, 
     """The routes that read the body with request.get_json (not webargs) too."""
     answer = client.post(path, data="[" * 100_000, content_type="application/json", headers=basic("root"))
     assert 400 <= answer.status_code < 500, answer.status_code
+
+
+@pytest.mark.parametrize("alias", ["*.victim.example", "*.example", "_x.victim.example", "victim.example.",
+                                   "VICTIM.example", "xn--victim-.example", "www.victim.example"])
+def test_an_alias_put_on_mallorys_site_cannot_reach_alices_names(app, client, world, alias):
+    """Wildcards, underscores, another spelling: a PUT of aliases is refused (400 or 409 naming aliases)."""
+    assert client.post("/api/v1/domains", json={"name": "mallory.example", "ip": "192.0.2.9"},
+                       headers=basic("mallory")).status_code == 201
+    site = client.post("/api/v1/webdomains", json={"name": "mallory.example"}, headers=basic("mallory"))
+    answer = client.put(f"/api/v1/webdomains/{site.json['id']}", json={"aliases": [alias]}, headers=basic("mallory"))
+    assert answer.status_code in (400, 409), answer.json
+    assert list(answer.json["fields"]) == ["aliases"], answer.json
