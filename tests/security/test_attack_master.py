@@ -300,3 +300,70 @@ def test_an_alias_put_on_mallorys_site_cannot_reach_alices_names(app, client, wo
     answer = client.put(f"/api/v1/webdomains/{site.json['id']}", json={"aliases": [alias]}, headers=basic("mallory"))
     assert answer.status_code in (400, 409), answer.json
     assert list(answer.json["fields"]) == ["aliases"], answer.json
+
+
+class SlowTxtServer:
+    """A loopback DNS server that answers every TXT question with one value, after a delay: a customer's own
+    name server, slow on purpose (each answer just inside the master's timeout)."""
+
+    def __init__(self, value: str, delay: float):
+        import socket
+
+        self.value, self.delay, self.asked = value, delay, 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        import time
+
+        import dns.message
+        import dns.rrset
+
+        while True:
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            self.asked += 1
+            query = dns.message.from_wire(wire)
+            answer = dns.message.make_response(query)
+            answer.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "TXT", f'"{self.value}"'))
+            time.sleep(self.delay)
+            try:
+                self.sock.sendto(answer.to_wire(), peer)
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+
+
+def test_slow_proofs_of_control_do_not_hold_a_request_for_minutes(app, client, world):
+    """mallory's web domain with 12 aliases, each proven by her own name server answering just inside the
+    proof timeout: the master looked each one up in turn (64 aliases at 3 s: over 3 minutes of a
+    worker per request, and she can send as many requests as there are threads). One request's proofs
+    together get one name's time (twice NAME_PROOF_TIMEOUT_S); a proof found at a registrable domain
+    serves its other names in the request."""
+    import time
+
+    from app.extensions import db
+    from app.models import User
+    from app.services.names import owner_token
+
+    with app.app_context():
+        token = owner_token(db.session.scalar(select(User).where(User.name == "mallory")))
+    server = SlowTxtServer(token, delay=0.3)
+    app.config["NAME_PROOF_RESOLVERS"] = [("127.0.0.1", server.port)]
+    app.config["NAME_PROOF_TIMEOUT_S"] = 1
+    try:
+        aliases = [f"a{n}.slow{n}.example" for n in range(12)]
+        started = time.monotonic()
+        answer = client.post("/api/v1/webdomains", json={"name": "slow.example", "aliases": aliases},
+                             headers=basic("mallory"))
+        took = time.monotonic() - started
+    finally:
+        server.close()
+    assert took < 2 * 1 + 1.5, (took, answer.status_code, server.asked)
+    assert answer.status_code in (201, 409), answer.json
