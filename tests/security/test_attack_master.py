@@ -367,3 +367,43 @@ def test_slow_proofs_of_control_do_not_hold_a_request_for_minutes(app, client, w
         server.close()
     assert took < 2 * 1 + 1.5, (took, answer.status_code, server.asked)
     assert answer.status_code in (201, 409), answer.json
+
+
+HOSTILE_VALUES = ["\x00", "a" * 5000, "☃.example", " , ,", "%00", "1e999", "99999999999999999999999", "-1",
+                  "victim.example\r\nX-Injected: 1", "<script>alert(1)</script>.example"]
+
+
+def test_hostile_values_in_every_customer_form_are_never_a_500(app, client, world):
+    """mallory's zone, web domain, record, mail domain and mailbox forms, and the edit forms of her web
+    domain and mailbox, with each field set to each hostile value (the others left sensible)."""
+    assert client.post("/api/v1/domains", json={"name": "mallory.example", "ip": "192.0.2.9"},
+                       headers=basic("mallory")).status_code == 201
+    site = client.post("/api/v1/webdomains", json={"name": "mallory.example"}, headers=basic("mallory")).json
+    zone = client.get("/api/v1/domains", headers=basic("mallory")).json["items"][0]
+    assert client.post("/api/v1/maildomains", json={"name": "mallory.example"}, headers=basic("mallory")) \
+        .status_code == 201
+    box = client.post("/api/v1/mailboxes", json={"address": "me@mallory.example", "password": "a long password"},
+                      headers=basic("mallory")).json
+    forms = [
+        ("/domains/names", {"name": "new.mallory2.example", "ip": "192.0.2.9", "nameservers": ""}),
+        ("/domains/web", {"name": "www2.mallory.example", "aliases": "", "docroot": "", "php": "y"}),
+        (f"/domains/web/{site['id']}", {"aliases": "", "docroot": "www/x", "php": "y"}),
+        (f"/domains/names/{zone['id']}", {"name": "x", "type": "A", "value": "192.0.2.1", "ttl": "60",
+                                          "priority": ""}),
+        ("/mail/domains", {"name": "mail2.mallory.example"}),
+        ("/mail/mailboxes", {"address": "you@mallory.example", "password": "a long password", "quota_mb": "0"}),
+        (f"/mail/mailboxes/{box['id']}", {"password": "", "quota_mb": "0", "forward": ""}),
+    ]
+    browser = logged_in(app, "mallory")
+    failures, statuses = [], {}
+    for path, good in forms:
+        for field in good:
+            for value in HOSTILE_VALUES:
+                page = browser.get(path)
+                assert page.status_code == 200, (path, page.status_code)
+                answer = browser.post(path, data={**good, field: value, "csrf_token": csrf_from(page.text)})
+                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+                if answer.status_code >= 500:
+                    failures.append((path, field, value[:20], answer.status_code))
+    assert failures == []
+    assert statuses.get(302, 0) + statuses.get(200, 0) > 0, statuses  # the forms were taken, not all refused
