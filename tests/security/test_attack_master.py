@@ -407,3 +407,41 @@ def test_hostile_values_in_every_customer_form_are_never_a_500(app, client, worl
                     failures.append((path, field, value[:20], answer.status_code))
     assert failures == []
     assert statuses.get(302, 0) + statuses.get(200, 0) > 0, statuses  # the forms were taken, not all refused
+
+
+@pytest.mark.xfail(strict=True, reason="customers are placed on the master's own server (the local node) like on any "
+                   "node; their PHP there reaches loopback (nftables accepts lo): Redis without a password, whose RQ "
+                   "jobs the worker unpickles (code execution as the panel), and gunicorn with X-Forwarded-For believed")
+def test_a_customer_is_not_placed_on_the_masters_own_server(app, cluster):
+    """A single-server install: the master's own server is the only ready node with the web role. A
+    customer's PHP runs as their UID on the node that holds them, with every loopback port open to it."""
+    from app.extensions import db
+    from app.models import Node, Placement, User
+
+    node_id = cluster.node("local")
+    with app.app_context():
+        db.session.get(Node, node_id).is_local = True
+        db.session.commit()
+    cluster.node("n2")
+    cluster.user("mallory")
+    with app.app_context():
+        mallory = db.session.scalar(select(User).where(User.name == "mallory"))
+        placed = set(db.session.scalars(select(Placement.node_id).where(Placement.user_id == mallory.id)))
+    assert node_id not in placed, "mallory's web, dns and mail are on the master's own server"
+
+
+@pytest.mark.xfail(strict=True, reason="anything that can write to the panel's Redis (no password in the deployment "
+                   "example; on loopback, reachable from customers' code on the local node) runs code in the worker")
+def test_a_job_written_into_redis_by_someone_else_does_not_run(app, redis_url, tmp_path):
+    """What mallory's PHP on the master's own server can do with Redis on 127.0.0.1:6379: put a job on the
+    panel's default queue naming any importable function (RQ's default serializer is pickle, so the
+    arguments can be any object too); the worker runs it as the panel's user."""
+    from redis import Redis
+    from rq import Queue
+
+    from tests.conftest import run_worker_burst
+
+    marker = tmp_path / "pwned"
+    Queue("default", connection=Redis.from_url(redis_url)).enqueue("os.system", f"touch {marker}")
+    run_worker_burst(app)
+    assert not marker.exists(), "a job from outside the panel ran as the panel's user"
