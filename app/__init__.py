@@ -5,15 +5,28 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
 from app.config import Config
 
 
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, with a request body nested deeper than Python's recursion limit taken as bad JSON
+    (request.get_json answers 400, or None when silent) instead of a RecursionError (500)."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
 def create_app(config: object | None = None) -> Flask:
     """Build the panel: configuration, extensions, blueprints, error pages, CLI."""
     app = Flask(__name__)
+    app.json = BoundedJSONProvider(app)
     app.config.from_object(config or Config())
     app.url_map.converters["int"] = DatabaseId
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -362,6 +362,10 @@ def validate_node_input(data: dict, *, require_credentials: bool = True, require
             pkey = check("private_key", lambda: parse_private_key(key_text))
     if name and not errors.get("name") and db.session.scalar(db.select(Node.id).where(Node.name == name)):
         errors["name"] = f"a node named {name} already exists"
+    if address and not errors.get("address"):
+        held = _held_by_a_customer(address)
+        if held:
+            errors["address"] = held
     if address and port and not errors.get("address"):
         other = db.session.scalar(db.select(Node.name).where(Node.address == address, Node.ssh_port == port))
         if other:
@@ -370,6 +374,30 @@ def validate_node_input(data: dict, *, require_credentials: bool = True, require
         raise InputErrors(errors)
     return NodeInput(name=name, address=address, ssh_port=port, roles=roles, weight=weight, password=password,
                      private_key=pkey, host_key_fingerprint=fingerprint)
+
+
+def _held_by_a_customer(address: str) -> str | None:
+    """Why a node may not take this address: a host name that a customer holds, is above or is below in
+    the name registry (the nodes' names are refused to customers only from when the node exists, so a
+    name a customer took first would stay theirs, and the cluster's name servers answer it their way)."""
+    from app.models import User, UserLevel
+    from app.services import names
+
+    try:
+        ipaddress.ip_address(address)
+        return None
+    except ValueError:
+        pass
+    found = names.holders(address)
+    if not found:
+        return None
+    admins = set(db.session.scalars(db.select(User.id).where(User.id.in_({h.owner_id for h in found}),
+                                                             User.level == UserLevel.ADMIN.value)))
+    customers = sorted((h for h in found if h.owner_id not in admins), key=lambda h: len(h.name))
+    if not customers:
+        return None
+    return (f"{address} is, is above or is below {customers[0].describe()}: a node's host name is not a customer's; "
+            "move that name away (or give the node another name) first")
 
 
 def _int_or_raw(value: object) -> object:

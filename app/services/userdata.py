@@ -457,6 +457,11 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     if body.get("aliases"):
         claim_aliases(kind, row_id, body["aliases"], node)
     try:
+        recheck_names(owner, kind_name, body, overridden, row_id)
+    except UserDataError:
+        release_claim(kind, row_id)
+        raise
+    try:
         result = call_agent(node, "POST", kind.path, body, what=what)
     except UserDataError as exc:
         if not exc.maybe_applied:  # otherwise the claim stays for the poll to settle
@@ -510,6 +515,25 @@ def check_names(actor: User, owner: User, kind_name: str, body: dict, override: 
         if refusal:
             overridden.append((kind, name, refusal))
     return overridden
+
+
+def recheck_names(owner: User, kind_name: str, body: dict, overridden: list[tuple[str, str, str]],
+                  web_domain_id: int) -> None:
+    """After the claim (or the aliases' indexing) is committed, the one-owner rule once more for each new
+    name an override did not set aside: another owner's related name may have been claimed between
+    check_names and this claim (names.recheck). 409 naming the field."""
+    if kind_name == "mailboxes":
+        return
+    set_aside = {(kind, name) for kind, name, _ in overridden}
+    checks = [(kind_name, "name", body["name"])] if "name" in body else []
+    checks += [("aliases", "aliases", alias) for alias in body.get("aliases") or []]
+    for kind, field, name in checks:
+        if (kind, name) in set_aside:
+            continue
+        try:
+            names.recheck(owner, kind, name, web_domain_id if kind in ("webdomains", "aliases") else None)
+        except names.NameRefused as exc:
+            raise UserDataError(exc.status, exc.message, {field: exc.message}) from None
 
 
 def record_overrides(actor: User, owner: User, overridden: list[tuple[str, str, str]]) -> None:
@@ -649,6 +673,13 @@ def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
             added = [a for a in body["aliases"] if a not in aliases_before]
             overridden = check_names(actor, row.owner, kind_name, {"aliases": added}, override, web_domain_id=row.id)
             index_aliases(row, body["aliases"])
+            db.session.commit()  # visible to the other creates' rechecks before this one's
+            try:
+                recheck_names(row.owner, kind_name, {"aliases": added}, overridden, row.id)
+            except UserDataError:
+                index_aliases(row, aliases_before)
+                db.session.commit()
+                raise
     else:
         body = {}
         if "password" in data:

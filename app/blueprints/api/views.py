@@ -1,9 +1,12 @@
 """API routes: nodes and operations."""
 
+import json
+
 from flask import abort
 from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
+from webargs.flaskparser import FlaskParser
 
 from app.auth_hooks import admin_required, api_user, authenticate_api_request
 from app.blueprints.api.cross_site import refuse_cross_site_request
@@ -19,7 +22,21 @@ from app.models import Node, Operation
 from app.services.nodes import node_to_dict
 from app.services.operations import operation_summary_to_dict, operation_to_dict, outcome_summaries
 
+
+
+class ApiParser(FlaskParser):
+    """webargs' parser, with JSON nested deeper than Python's recursion limit taken as bad JSON (400),
+    not left to escape as a RecursionError (500)."""
+
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError:
+            raise json.JSONDecodeError("nested too deeply", "", 0) from None
+
+
 blp = Blueprint("api", __name__, url_prefix="/api/v1", description="Hostfleet's JSON API")
+blp.ARGUMENTS_PARSER = ApiParser()
 # A cross-site call is refused before any credential is checked (so it counts no wrong password either).
 blp.before_request(refuse_cross_site_request)
 blp.before_request(authenticate_api_request)

@@ -20,9 +20,13 @@ def refused(exc: UserDataError):
     return render_template("errors/error.html", code=exc.status, message=exc.message), exc.status
 
 
+# The API's highest ?page= too: beyond it the offset would overflow the database's integers (a 500).
+MAX_PAGE = 1_000_000
+
+
 def page_number() -> int:
-    """The ?page= of a list (1 when absent or not a number)."""
-    return max(request.args.get("page", 1, type=int) or 1, 1)
+    """The ?page= of a list (1 when absent or not a number; at most MAX_PAGE)."""
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
 
 
 def listing(kind: str) -> dict:
