@@ -23,7 +23,6 @@ from app.services.nodes import node_to_dict
 from app.services.operations import operation_summary_to_dict, operation_to_dict, outcome_summaries
 
 
-
 class ApiParser(FlaskParser):
     """webargs' parser, with JSON nested deeper than Python's recursion limit taken as bad JSON (400),
     not left to escape as a RecursionError (500)."""
