@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import os
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
@@ -344,3 +345,29 @@ def validate_rows(rows: list, validate_row: Callable[[object], dict]) -> list[di
         except ValidationError as exc:
             raise exc.within(f"rows[{index}]") from None
     return clean
+
+
+def group_id(config, group: str) -> int | None:
+    """The GID of a group in the root prefix's /etc/group, or None when it has no such group."""
+    data = fsutil.read_or_none(under_root(config, "etc/group")) or b""
+    for line in data.decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) > 2 and parts[0] == group and parts[2].isdigit():
+            return int(parts[2])
+    return None
+
+
+def close_folder(config, relative: str, group: str) -> None:
+    """Make a folder of the agent's `root:<group> 0750`, so that only the service running in that group
+    reads it, no customer's shell. Left as it is on a node without that group, when not root, or when the
+    folder is missing; the folder is opened without following a link."""
+    gid = group_id(config, group)
+    folder = under_root(config, relative)
+    if gid is None or os.geteuid() != 0 or not folder.is_dir():
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchown(fd, 0, gid)
+        os.fchmod(fd, 0o750)
+    finally:
+        os.close(fd)

@@ -176,23 +176,8 @@ BIND_GROUP = "bind"
 
 def close_zone_dir(config) -> None:
     """The zone files' folder is `root:bind 0750`: every customer has a shell, and the files list every
-    zone on the node, whole (what refusing zone transfers keeps private). Left as it is on a node without
-    that group (no Debian bind) or when not root."""
-    folder = apply.under_root(config, ZONE_DIR)
-    gid = None
-    groups = fsutil.read_or_none(apply.under_root(config, "etc/group")) or b""
-    for line in groups.decode("utf-8", "replace").splitlines():
-        parts = line.split(":")
-        if len(parts) > 2 and parts[0] == BIND_GROUP and parts[2].isdigit():
-            gid = int(parts[2])
-    if gid is None or os.geteuid() != 0 or not folder.is_dir():
-        return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        os.fchown(fd, 0, gid)
-        os.fchmod(fd, 0o750)
-    finally:
-        os.close(fd)
+    zone on the node, whole (what refusing zone transfers keeps private)."""
+    apply.close_folder(config, ZONE_DIR, BIND_GROUP)
 
 
 def replace_all(config, rows: list) -> apply.Result:

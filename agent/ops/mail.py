@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import re
 import secrets
 import socket
@@ -282,22 +281,8 @@ def apply_state(config, domains, mailboxes, whitelist, blacklist, suspended=None
 def close_exim_dir(config) -> None:
     """exim's lists name every mailbox on the node, customers' forwarding targets and the sender lists:
     their folder is `root:Debian-exim 0750`, read by exim (its receiving processes run as Debian-exim)
-    and no customer. Left as it is on a node without that group (not Debian's exim) or when not root."""
-    folder = apply.under_root(config, EXIM_DIR)
-    gid = None
-    groups = fsutil.read_or_none(apply.under_root(config, "etc/group")) or b""
-    for line in groups.decode("utf-8", "replace").splitlines():
-        parts = line.split(":")
-        if len(parts) > 2 and parts[0] == EXIM_GROUP and parts[2].isdigit():
-            gid = int(parts[2])
-    if gid is None or os.geteuid() != 0 or not folder.is_dir():
-        return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        os.fchown(fd, 0, gid)
-        os.fchmod(fd, 0o750)
-    finally:
-        os.close(fd)
+    and no customer."""
+    apply.close_folder(config, EXIM_DIR, EXIM_GROUP)
 
 
 def _state(config) -> dict:

@@ -189,12 +189,7 @@ def private_logs(config, domains: list[dict]) -> None:
     another's visitors, URLs and PHP errors. A log readable by others already is closed the same way. The
     folder is root's (no customer writes there), and the files are opened without following links."""
     log_dir = apply.under_root(config, LOG_DIR)
-    gid = 0
-    groups = fsutil.read_or_none(apply.under_root(config, "etc/group")) or b""
-    for line in groups.decode("utf-8", "replace").splitlines():
-        parts = line.split(":")
-        if len(parts) > 2 and parts[0] == LOG_GROUP and parts[2].isdigit():
-            gid = int(parts[2])
+    gid = apply.group_id(config, LOG_GROUP) or 0
     as_root = os.geteuid() == 0
     for domain in domains:
         for kind in ("access", "error"):
