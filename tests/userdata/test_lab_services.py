@@ -255,12 +255,15 @@ def second_customer(env):
     account could read by its mode (0644), as an uploaded file usually is."""
     env.node.exec(f"cat > {ALICE_SECRET_FILE} && chown {USER}:{USER} {ALICE_SECRET_FILE} "
                   f"&& chmod 0644 {ALICE_SECRET_FILE}", input=f"<?php $db_password = '{SECRET}';\n")
-    made = env.admin("POST", "/api/v1/users", {"name": OTHER, "password": PASSWORD, "roles": ["web"],
-                                               "nodes": {"web": "svc1"}})
+    made = env.admin("POST", "/api/v1/users", {"name": OTHER, "password": PASSWORD, "roles": ["web", "dns"],
+                                               "nodes": {"web": "svc1", "dns": "svc1"}})
     assert made.status_code == 201, made.text
-    site = env.change("POST", "/api/v1/webdomains", {"name": "bob.hf-lab.test", "php": True}, user=OTHER)
+    # bob's own zone first: a name under alice's hf-lab.test is hers (the name registry).
+    zone = env.change("POST", "/api/v1/domains", {"name": "bob-lab.test", "ip": env.address}, user=OTHER)
+    assert zone.status_code == 201, zone.text
+    site = env.change("POST", "/api/v1/webdomains", {"name": "bob.bob-lab.test", "php": True}, user=OTHER)
     assert site.status_code == 201, site.text
-    return f"/home/{OTHER}/www/bob.hf-lab.test"
+    return f"/home/{OTHER}/www/bob.bob-lab.test"
 
 
 READ_SCRIPT = f"""<?php
@@ -276,7 +279,7 @@ def test_another_customers_php_cannot_read_the_first_customers_files(env, second
     """bob's PHP asks for alice's wp-config.php, through PHP (open_basedir) and through a shell (the home's
     mode): both fail and the secret never shows; alice's own PHP still reads it."""
     env.node.exec(f"cat > {second_customer}/steal.php", input=READ_SCRIPT)
-    status, body = served(env, "bob.hf-lab.test", "/steal.php", lambda st, b: st == 200 and "user=" in b)
+    status, body = served(env, "bob.bob-lab.test", "/steal.php", lambda st, b: st == 200 and "user=" in b)
     assert "user=bob" in body and "read=false" in body and SECRET not in body, body
     env.node.exec(f"cat > /home/{USER}/www/php.hf-lab.test/own.php", input=READ_SCRIPT)
     own_status, own = served(env, "php.hf-lab.test", "/own.php", lambda st, b: st == 200 and "user=" in b)
@@ -291,9 +294,9 @@ def test_nginx_does_not_follow_a_customers_link_to_files_not_theirs(env, second_
     shows (disable_symlinks if_not_owner: nginx itself may enter every home); bob's own file is served."""
     env.node.exec(f"cd {second_customer} && ln -s {ALICE_SECRET_FILE} leak.txt && ln -s /etc/passwd passwd.txt "
                   f"&& echo 'bob plain' > plain.txt && chown -h {OTHER}:{OTHER} leak.txt passwd.txt plain.txt")
-    served(env, "bob.hf-lab.test", "/plain.txt", lambda st, b: st == 200 and "bob plain" in b)
-    leak = curl(env.address, "bob.hf-lab.test", "/leak.txt")
-    passwd = curl(env.address, "bob.hf-lab.test", "/passwd.txt")
+    served(env, "bob.bob-lab.test", "/plain.txt", lambda st, b: st == 200 and "bob plain" in b)
+    leak = curl(env.address, "bob.bob-lab.test", "/leak.txt")
+    passwd = curl(env.address, "bob.bob-lab.test", "/passwd.txt")
     # try_files finds no file it may open (the link is refused), hence 404 rather than 403.
     assert leak[0] in (403, 404) and SECRET not in leak[1], leak
     assert passwd[0] in (403, 404) and "root:x:0:0" not in passwd[1], passwd
