@@ -41,12 +41,25 @@ def owners_of(app, model, *names) -> dict[str, str]:
 # ---------------------------------------------------------------- names: check-then-claim across kinds
 
 
+def alice_creates_target_zone(app):
+    """alice's zone target.example, created by another request while this one is between two steps (this
+    request's read is ended first, so that on SQLite the other request can write)."""
+    from app.extensions import db
+
+    db.session.commit()
+    answers = []
+    other = threading.Thread(target=lambda: answers.append(app.test_client().post(
+        "/api/v1/domains", json={"name": "target.example", "ip": "192.0.2.1"}, headers=basic("alice"))))
+    other.start()
+    other.join(60)
+    assert answers and answers[0].status_code == 201, answers and answers[0].json
+
+
 def test_two_creates_of_related_names_at_once_do_not_give_them_to_two_owners(app, client, cluster, monkeypatch,
                                                                              users):
     """mallory's zone shop.target.example and alice's zone target.example, created at once: the registry's
     check and the claim are two steps, and the index's unique name only covers the same name in the same
     table. Whichever of the two lands, one owner must end up with both names or one of them refused."""
-    from app.extensions import db
     from app.models import DomainIndex
     from app.services import userdata
 
@@ -60,13 +73,7 @@ def test_two_creates_of_related_names_at_once_do_not_give_them_to_two_owners(app
         # mallory's create passed the registry; alice's create of the parent runs before mallory's claim.
         if owner.name == "mallory" and not fired:
             fired.append(True)
-            db.session.commit()  # end this request's read (SQLite) so the other request can write
-            answers = []
-            other = threading.Thread(target=lambda: answers.append(app.test_client().post(
-                "/api/v1/domains", json={"name": "target.example", "ip": "192.0.2.1"}, headers=basic("alice"))))
-            other.start()
-            other.join(60)
-            assert answers and answers[0].status_code == 201, answers and answers[0].json
+            alice_creates_target_zone(app)
         return real_check_limit(owner, kind_name)
 
     monkeypatch.setattr(userdata, "check_limit", alice_meanwhile)
@@ -97,13 +104,7 @@ def test_an_alias_change_racing_a_zone_create_does_not_give_the_name_to_two_owne
     def alice_meanwhile(row, aliases):
         if not fired and "shop.target.example" in aliases:
             fired.append(True)
-            db.session.commit()
-            answers = []
-            other = threading.Thread(target=lambda: answers.append(app.test_client().post(
-                "/api/v1/domains", json={"name": "target.example", "ip": "192.0.2.1"}, headers=basic("alice"))))
-            other.start()
-            other.join(60)
-            assert answers and answers[0].status_code == 201, answers and answers[0].json
+            alice_creates_target_zone(app)
         return real_index_aliases(row, aliases)
 
     monkeypatch.setattr(userdata, "index_aliases", alice_meanwhile)
