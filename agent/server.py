@@ -208,25 +208,13 @@ def _cheroot_error_log(msg: str = "", level: int = logging.INFO, traceback: bool
     logging.getLogger("hostfleet.agent.http").log(level, "%s", msg, exc_info=traceback)
 
 
-def configure_services(config: AgentConfig) -> None:
-    """Bring the configuration the agent owns in line with this agent's templates before serving (after
-    an upgrade, bind's options); nothing is written when it already is. A refusal is logged, not fatal."""
-    from agent.ops import dns
-
-    if "dns" not in config.roles or not (config.root / dns.NAMED_CONF).exists():
-        return
-    try:
-        dns.apply_config(config)
-    except Exception:  # noqa: BLE001  (the agent must still serve: the master sees the node and its errors)
-        log.exception("bind's configuration could not be brought in line with the agent's templates")
-
-
 def converge(config: AgentConfig) -> None:
     """Before serving: homes other accounts can enter (made before homes were private) are closed,
     and the web and mail files are rendered again from the stored records, so a node updated to templates
     that confine customers (disable_symlinks, the pool's open_basedir, the default server, the delivery
-    quota) does not keep serving the old ones until its next change. Nothing is written when nothing
-    differs; a failure is logged and the agent serves anyway (the files stay as they were)."""
+    quota) does not keep serving the old ones until its next change, and on a dns node bind's options are
+    made authoritative-only. Nothing is written when nothing differs; a failure is logged and the agent
+    serves anyway (the files stay as they were)."""
     from agent.homefs import make_homes_private
     from agent.ops import apply, dns, mail, suspension, web
 
@@ -235,6 +223,11 @@ def converge(config: AgentConfig) -> None:
         log.warning("made %d homes private: %s", len(private), ", ".join(private))
     dns.close_zone_dir(config)
     mail.close_exim_dir(config)
+    if "dns" in config.roles and (config.root / dns.NAMED_CONF).exists():
+        try:
+            dns.apply_config(config)
+        except Exception:  # noqa: BLE001  (the agent must still serve: the master sees the node and its errors)
+            log.exception("bind's configuration could not be brought in line with the agent's templates")
     with apply.OP_LOCK:
         for what, records, again in (
             ("web", web.list_domains, lambda: web.apply_domains(config, web.list_domains(config))),
@@ -260,7 +253,6 @@ def serve(config: AgentConfig) -> None:
     restored = recover_interrupted(config)
     if restored:
         log.warning("rolled back a change interrupted by a crash; restored %d files", len(restored))
-    configure_services(config)
     converge(config)
     app = create_app(config)
     server = build_server(config, app)
