@@ -345,10 +345,21 @@ def set_active(user: User, active: bool) -> list[dict]:
 
 def nodes_of(user: User) -> list[Node]:
     """Every node holding one of the user's roles or indexed data, by id."""
-    node_ids = set(db.session.scalars(select(Placement.node_id).where(Placement.user_id == user.id)))
-    for kind in KINDS.values():
-        node_ids |= set(db.session.scalars(select(kind.model.node_id).where(kind.model.owner_id == user.id)))
+    node_ids = node_ids_of([user.id]).get(user.id, set())
     return list(db.session.scalars(select(Node).where(Node.id.in_(node_ids)).order_by(Node.id)))
+
+
+def node_ids_of(user_ids: list[int]) -> dict[int, set[int]]:
+    """For each of these users, the ids of the nodes holding one of their roles or indexed data."""
+    held: dict[int, set[int]] = {}
+    pairs = list(db.session.execute(select(Placement.user_id, Placement.node_id)
+                                    .where(Placement.user_id.in_(user_ids))))
+    for kind in KINDS.values():
+        pairs += db.session.execute(select(kind.model.owner_id, kind.model.node_id)
+                                    .where(kind.model.owner_id.in_(user_ids)))
+    for user_id, node_id in pairs:
+        held.setdefault(user_id, set()).add(node_id)
+    return held
 
 
 def node_outcome(exc: UserDataError) -> str:
@@ -399,10 +410,11 @@ def users_to_dicts(rows: list[User]) -> list[dict]:
     placed = {(p.user_id, p.role): p for p in db.session.scalars(
         select(Placement).options(selectinload(Placement.node)).where(Placement.user_id.in_(ids)))}
     reports = usage_reports()
+    held = node_ids_of(ids)
     shown = []
     for u in rows:
         row = user_to_dict(u, (accounts_by_user.get(u.id), {role: placed.get((u.id, role)) for role in USER_ROLES}))
-        used = owned_bytes(u.name, reports)
+        used = owned_bytes(u.name, reports, held.get(u.id, set()))
         row["disk_used_mb"] = None if used is None else round(used / MIB, 1)
         shown.append(row)
     return shown
@@ -430,22 +442,24 @@ def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None =
 def disk_used(user: User) -> int | None:
     """Bytes the user's files take on the nodes (home and maildirs), as each node's agent last measured them
     (about once a minute); None until a node has reported a measurement."""
-    return owned_bytes(user.name, usage_reports())
+    return owned_bytes(user.name, usage_reports(), node_ids_of([user.id]).get(user.id, set()))
 
 
-def usage_reports() -> list[dict]:
-    """Every node's latest disk-use measurement ({"owners": {name: bytes}, ...}); nodes that have not
-    measured yet are left out. Only that part of each node's statistics is read."""
-    reports = db.session.scalars(select(Node.stats["usage"]))
-    return [r for r in reports if isinstance(r, dict) and r.get("measured_at") is not None]
+def usage_reports() -> dict[int, dict]:
+    """Every node's latest disk-use measurement ({"owners": {name: bytes}, ...}) by node id; nodes that have
+    not measured yet are left out. Only that part of each node's statistics is read."""
+    reports = db.session.execute(select(Node.id, Node.stats["usage"]))
+    return {node_id: r for node_id, r in reports if isinstance(r, dict) and r.get("measured_at") is not None}
 
 
-def owned_bytes(owner: str, reports: list[dict]) -> int | None:
-    """What the owner's files take over these measurements (an OS account holds files only on the nodes
-    holding its roles, or left there); None when there is no measurement yet."""
+def owned_bytes(owner: str, reports: dict[int, dict], node_ids: set[int]) -> int | None:
+    """What the owner's files take over these measurements, counting only the nodes that hold the owner's
+    roles or indexed data: a node's figure for an account placed elsewhere is not believed (a node cannot
+    use up a customer's quota by reporting for them; docs/security.md, the master distrusts nodes). None
+    when there is no measurement yet."""
     if not reports:
         return None
-    sizes = ((r.get("owners") or {}).get(owner, 0) for r in reports)
+    sizes = ((reports[n].get("owners") or {}).get(owner, 0) for n in node_ids if n in reports)
     return sum(size for size in sizes if isinstance(size, int) and size > 0)
 
 

@@ -191,3 +191,20 @@ def test_a_change_answered_with_50_mb_keeps_its_claim_for_the_poll(app, client, 
     with app.app_context():
         row = db.session.scalar(select(WebDomainIndex).where(WebDomainIndex.name == "big.example"))
         assert row is not None and row.claimed_at is not None
+
+
+def test_a_node_cannot_use_up_the_quota_of_a_user_placed_elsewhere(app, cluster, evil, hostile_agent):
+    """The lying node measures 5 GB for alice (placed on n1, with nothing on the liar) and 1 MB for mallory
+    (placed on it): alice's use is what her own nodes measure, mallory's counts the liar's figure."""
+    from app.extensions import db
+    from app.models import User
+    from app.services.users import disk_used
+
+    hostile_agent.json("/v1/stats", {**STATS, "usage": {"measured_at": 1_800_000_000.0,
+                                                         "owners": {"alice": 5 * 2**30, "mallory": 2**20}}})
+    cluster.poll()
+    with app.app_context():
+        used = {name: disk_used(db.session.scalar(select(User).where(User.name == name)))
+                for name in ("alice", "mallory")}
+    assert used["mallory"] == 2**20
+    assert (used["alice"] or 0) < 2**30, used
