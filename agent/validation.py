@@ -30,6 +30,17 @@ MAX_TXT_LENGTH = 4000
 MAX_PORT_ITEMS = 64
 MAX_ALIASES = 64
 RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS")
+# What each record's value looks like, for the message that refuses one.
+RECORD_EXAMPLES = {
+    "A": "type an IPv4 address, like 192.0.2.10",
+    "AAAA": "type an IPv6 address, like 2001:db8::10",
+    "CNAME": "type the host name it points to, like www.example.com.",
+    "MX": "type the mail server's host name, like mail.example.com.",
+    "TXT": "type the text",
+    "SRV": "type weight, port and target, like 5 5060 sip.example.com.",
+    "CAA": 'type flags, tag and value, like 0 issue "letsencrypt.org"',
+    "NS": "type the name server's host name, like ns1.example.com.",
+}
 CRON_NICKNAMES = frozenset(
     {"@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 )
@@ -88,7 +99,7 @@ def comment(value: object, field: str = "comment") -> str:
 def integer(value: object, field: str, low: int, high: int) -> int:
     """An integer (not a bool, not a string) within [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(field, "must be an integer")
+        raise ValidationError(field, "must be a whole number")
     if not low <= value <= high:
         raise ValidationError(field, f"must be between {low} and {high}")
     return value
@@ -126,30 +137,62 @@ def _check_single_script(label: str, field: str) -> None:
     raise ValidationError(field, f"label {label!r} mixes scripts ({', '.join(sorted(scripts))})")
 
 
+def _name_mistake(value: str) -> str | None:
+    """What is wrong with a typed domain name, in words a customer acts on; None when nothing obvious is.
+
+    Catches what people paste (an address with its scheme or path, an e-mail address, spaces) before the
+    IDNA codec, whose messages name code points."""
+    if "://" in value or value.lower().startswith(("http:", "https:")):
+        scheme = value.split(":", 1)[0]
+        return f"leave out {scheme}:// and type just the name, like example.com"
+    if "@" in value:
+        return "that is an e-mail address: type just the domain after the @, like example.com"
+    if "/" in value:
+        return "a domain name has no path: leave out the / and what follows it"
+    if any(char.isspace() for char in value):
+        return "must not contain spaces"
+    for char in value:
+        if not (char.isalnum() or char in ".-") or char == "_":
+            shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}"
+            return (f"{shown} is not allowed in a domain name: use letters, digits, hyphens and dots, "
+                    "like my-shop.example.com")
+    if ".." in value or value.startswith("."):
+        return "two dots in a row, or a dot at the start: every part between dots needs a character"
+    for label in value.split("."):
+        if label.startswith("-") or label.endswith("-"):
+            return f"{label!r}: a part of the name must not begin or end with a hyphen"
+    return None
+
+
 def domain_name(value: object, field: str = "name") -> str:
     """A host or domain name (Unicode or punycode) as its lower-case ASCII (A-label) form."""
     value = text(value, field, max_length=1024, empty=False)
     if value.endswith("."):
         value = value[:-1]
     plain = value.isascii() and _PLAIN_NAME.fullmatch(value.lower())
+    if not plain:
+        mistake = _name_mistake(value)
+        if mistake:
+            raise ValidationError(field, mistake)
     try:
         ascii_name = value.lower() if plain else idna.encode(value, uts46=True).decode("ascii")
         unicode_name = ascii_name if plain else idna.decode(ascii_name)
-    except (idna.IDNAError, UnicodeError) as exc:
-        raise ValidationError(field, f"not a valid domain name ({exc})") from None
+    except (idna.IDNAError, UnicodeError):
+        raise ValidationError(field, "not a valid domain name: use letters (any language), digits, hyphens and "
+                                     "dots, like example.com or пример.рф") from None
     if len(ascii_name) > MAX_NAME_LENGTH:
         raise ValidationError(field, f"longer than {MAX_NAME_LENGTH} characters")
     labels = ascii_name.split(".")
     if not all(labels):
         # IDNA keeps a final dot: "example.com.." would be "example.com.", another name to every check.
-        raise ValidationError(field, "not a valid domain name (empty label)")
+        raise ValidationError(field, "not a valid domain name (two dots in a row, or a dot at the start)")
     if len(labels) < 2:
-        raise ValidationError(field, "must have at least two labels (example.com)")
+        raise ValidationError(field, "must have at least two parts, like example.com")
     for label in labels:
         if len(label) > MAX_LABEL_LENGTH:
-            raise ValidationError(field, f"label longer than {MAX_LABEL_LENGTH} characters")
+            raise ValidationError(field, f"a part of the name is longer than {MAX_LABEL_LENGTH} characters")
     if labels[-1].isdigit():
-        raise ValidationError(field, "the top-level label must not be numeric")
+        raise ValidationError(field, "the last part must not be a number (an address is not a domain name)")
     for label in unicode_name.split("."):
         _check_single_script(label, field)
     return ascii_name.lower()
@@ -208,11 +251,12 @@ def sender(value: object, field: str = "sender") -> str:
 
 def ip_address(value: object, field: str = "ip") -> str:
     """An IPv4 or IPv6 address in its compressed form."""
-    value = text(value, field, max_length=64, empty=False)
+    value = text(value, field, max_length=64, empty=False).strip()
     try:
         return str(ipaddress.ip_address(value))
-    except ValueError as exc:
-        raise ValidationError(field, str(exc)) from None
+    except ValueError:
+        raise ValidationError(field, f"{value!r} is not an IP address: type an IPv4 address like 192.0.2.10 or an "
+                                     "IPv6 address like 2001:db8::10") from None
 
 
 def cidr(value: object, field: str = "source") -> str:
@@ -222,8 +266,16 @@ def cidr(value: object, field: str = "source") -> str:
         return ""
     try:
         return str(ipaddress.ip_network(value, strict=True))
-    except ValueError as exc:
-        raise ValidationError(field, str(exc)) from None
+    except ValueError:
+        pass
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValidationError(field, f"{value!r} is not an address or network: type an address like 192.0.2.10 "
+                                     "or a network like 192.0.2.0/24") from None
+    address = value.split("/")[0]
+    raise ValidationError(field, f"{value} is not where a /{network.prefixlen} network starts: type {network} for the "
+                                 f"whole network, or {address} alone for one address")
 
 
 def port(value: object, field: str = "port") -> int:
@@ -339,13 +391,17 @@ def record_value(zone: str, rtype: str, value: object, priority: object = None) 
     if bad:
         raise ValidationError("value", f"must not contain {' '.join(bad)}")
     if rtype in ("MX", "SRV"):
+        if priority is None or priority == "":
+            raise ValidationError("priority", f"an {rtype} record needs a priority: a number from 0 to 65535, lower "
+                                              "is tried first (10 is usual)")
         value = f"{integer(priority, 'priority', 0, 65535)} {value}"
     try:
         rdata = dns.rdata.from_text(
             dns.rdataclass.IN, rtype, value, origin=origin, relativize=False
         )
-    except (dns.exception.DNSException, ValueError) as exc:
-        raise ValidationError("value", f"not valid {rtype} data ({exc})") from None
+    except (dns.exception.DNSException, ValueError):
+        raise ValidationError("value", f"{value!r} is not valid for a{'n' if rtype[0] in 'AM' else ''} {rtype} "
+                                       f"record: {RECORD_EXAMPLES[rtype]}") from None
     for target in _rdata_names(rdata):
         if target != dns.name.root:
             domain_name(target.to_text(), "value")

@@ -99,3 +99,44 @@ def test_plain_names_skip_idna_and_mean_what_idna_says():
                 expected = None  # refused by domain_name's own rules, either way
             assert got == expected, name
     assert v._PLAIN_NAME.fullmatch("www.example.com") and not v._PLAIN_NAME.fullmatch("xn--80ak6aa92e.com")
+
+
+@pytest.mark.parametrize("typed, field, says", [
+    ("bad_domain!.com", "name", "'_' is not allowed in a domain name"),
+    ("https://acme-x.com/", "name", "leave out https://"),
+    ("http://acme-x.com", "name", "leave out http://"),
+    ("acme-x.com/shop", "name", "has no path"),
+    ("info@acme-x.com", "name", "that is an e-mail address"),
+    ("acme x.com", "name", "must not contain spaces"),
+    ("-acme.com", "name", "must not begin or end with a hyphen"),
+    ("acme..com", "name", "two dots in a row"),
+    ("localhost", "name", "at least two parts, like example.com"),
+    ("192.0.2.10", "name", "the last part must not be a number"),
+])
+def test_a_mistyped_domain_name_is_refused_in_words_that_say_what_to_type(typed, field, says):
+    """What people paste into a name field gets a message saying what to change, never a codec's words."""
+    with pytest.raises(v.ValidationError) as refused:
+        v.domain_name(typed, field)
+    assert refused.value.field == field
+    assert says in refused.value.message, refused.value.message
+    assert "Codepoint" not in refused.value.message and "U+" not in refused.value.message
+
+
+@pytest.mark.parametrize("call, field, says", [
+    (lambda: v.ip_address("1.2.3"), "ip", "'1.2.3' is not an IP address: type an IPv4 address like 192.0.2.10"),
+    (lambda: v.cidr("10.0.0.1/24"), "source", "type 10.0.0.0/24 for the whole network, or 10.0.0.1 alone"),
+    (lambda: v.cidr("office"), "source", "is not an address or network"),
+    (lambda: v.record_value("example.com", "A", "1.2.3"), "value", "is not valid for an A record: type an IPv4"),
+    (lambda: v.record_value("example.com", "MX", "mail.example.com."), "priority", "an MX record needs a priority"),
+    (lambda: v.record_value("example.com", "MX", "mail.example.com.", "ten"), "priority", "must be a whole number"),
+])
+def test_addresses_and_records_are_refused_with_an_example_of_what_fits(call, field, says):
+    with pytest.raises(v.ValidationError) as refused:
+        call()
+    assert refused.value.field == field
+    assert says in refused.value.message, refused.value.message
+    assert "malformed" not in refused.value.message and "appear" not in refused.value.message
+
+
+def test_a_unicode_domain_name_is_accepted_and_stored_as_its_a_label():
+    assert v.domain_name("Пример.РФ") == "xn--e1afmkfd.xn--p1ai"

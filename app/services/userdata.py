@@ -81,6 +81,10 @@ class Kind:
     path: str
     key: str
 
+    @property
+    def plural(self) -> str:
+        return self.label + ("es" if self.label.endswith("x") else "s")
+
 
 KINDS = {
     "webdomains": Kind("webdomains", "web domain", WebDomainIndex, "web", "/v1/webdomains", "name"),
@@ -280,8 +284,9 @@ def held_account(owner: User):
     return account_of(owner)
 
 
-def check_limit(owner: User, kind_name: str) -> None:
-    """Refuse when the owner already has as many of this kind as their limit allows."""
+def check_limit(owner: User, kind_name: str, name: str | None = None) -> None:
+    """Refuse when the owner already has as many of this kind as their limit allows; a name that exists
+    already is refused as the duplicate it is, not as over the limit."""
     from app.services.users import limit_of
 
     limit = limit_of(owner, kind_name)
@@ -290,8 +295,11 @@ def check_limit(owner: User, kind_name: str) -> None:
     kind = KINDS[kind_name]
     count = db.session.scalar(select(func.count()).select_from(kind.model).where(kind.model.owner_id == owner.id))
     if count >= limit:
-        raise UserDataError(409, f"{owner.name} already has {count} of {limit} allowed {kind.label}s.",
-                            {kind.key: f"limit of {limit} {kind.label}s reached"})
+        if name is not None:
+            check_new_name(kind_name, name)
+        raise UserDataError(409, f"{owner.name} already has {count} of {limit} allowed {kind.plural}: delete one "
+                                 "or ask the administrator for a higher limit. Nothing was created.",
+                            {kind.key: f"limit of {limit} {kind.plural if limit != 1 else kind.label} reached"})
 
 
 def check_disk_quota(owner: User, field: str) -> None:
@@ -445,7 +453,7 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     zone_first = kind_name in ("webdomains", "maildomains") and with_dns and not actor.is_admin \
         and "dns" in ((_account.roles if _account else None) or []) and not _owner_zone_covers(owner, body[kind.key])
     overridden = check_names(actor, owner, kind_name, body, override, zone_first=zone_first)
-    check_limit(owner, kind_name)
+    check_limit(owner, kind_name, body[kind.key])
     node = node or holding_node(owner, kind.role)
     if kind_name in DISK_KINDS:
         check_disk_quota(owner, "address" if kind_name == "mailboxes" else kind.key)
@@ -954,7 +962,7 @@ def read_listings(node: Node) -> dict[str, list[dict]]:
         try:
             listings[name] = check_listing(payload, kind.key, with_owner=name != "mailboxes")
         except ShapeError as exc:
-            raise refused(client.base_url + kind.path, f"listing of {kind.label}s", exc) from None
+            raise refused(client.base_url + kind.path, f"listing of {kind.plural}", exc) from None
     return listings
 
 

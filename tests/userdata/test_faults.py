@@ -247,8 +247,25 @@ def test_limits_are_enforced_from_the_index(app, client, cluster, users):
     assert client.post("/api/v1/webdomains", json={"name": "one.example.com"}, headers=basic("lim")).status_code == 201
     before = cluster.tree(node_id)
     second = client.post("/api/v1/webdomains", json={"name": "two.example.com"}, headers=basic("lim"))
-    assert second.status_code == 409 and "limit of 1 web domains" in second.json["fields"]["name"]
+    assert second.status_code == 409 and "limit of 1 web domain reached" in second.json["fields"]["name"]
+    assert "delete one or ask the administrator for a higher limit" in second.json["error"]
     assert cluster.tree(node_id) == before
+    again = client.post("/api/v1/webdomains", json={"name": "one.example.com"}, headers=basic("lim"))
+    assert again.status_code == 409 and again.json["fields"] == {"name": "one.example.com exists"}, \
+        "a duplicate at the limit is refused as the duplicate it is"
+
+
+def test_a_limit_is_named_in_its_plural(app, client, cluster):
+    """Two mailboxes allowed: the third is refused as "limit of 2 mailboxes", not "mailboxs"."""
+    cluster.node("n1")
+    cluster.user("lim", limits={"mailboxes": 2})
+    cluster.zones("lim", "example.com")
+    assert client.post("/api/v1/maildomains", json={"name": "example.com"}, headers=basic("lim")).status_code == 201
+    for local in ("a", "b", "c"):
+        made = client.post("/api/v1/mailboxes", json={"address": f"{local}@example.com", "password": "a long secret"},
+                           headers=basic("lim"))
+    assert made.status_code == 409, made.json
+    assert made.json["fields"] == {"address": "limit of 2 mailboxes reached"}
 
 
 def test_two_creates_of_one_name_on_two_nodes_at_once_reach_only_one_node(app, cluster, monkeypatch):
