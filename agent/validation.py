@@ -170,16 +170,12 @@ def domain_name(value: object, field: str = "name") -> str:
     if value.endswith("."):
         value = value[:-1]
     plain = value.isascii() and _PLAIN_NAME.fullmatch(value.lower())
-    if not plain:
-        mistake = _name_mistake(value)
-        if mistake:
-            raise ValidationError(field, mistake)
     try:
         ascii_name = value.lower() if plain else idna.encode(value, uts46=True).decode("ascii")
         unicode_name = ascii_name if plain else idna.decode(ascii_name)
     except (idna.IDNAError, UnicodeError):
-        raise ValidationError(field, "not a valid domain name: use letters (any language), digits, hyphens and "
-                                     "dots, like example.com or пример.рф") from None
+        raise ValidationError(field, _name_mistake(value) or "not a valid domain name: use letters (any "
+                              "language), digits, hyphens and dots, like example.com or пример.рф") from None
     if len(ascii_name) > MAX_NAME_LENGTH:
         raise ValidationError(field, f"longer than {MAX_NAME_LENGTH} characters")
     labels = ascii_name.split(".")
