@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.conftest import Users, csrf_from
@@ -44,6 +46,30 @@ def test_bad_name_shows_under_the_field(client, cluster, alice):
     assert answer.status_code == 400
     assert 'data-field="name"' in answer.text
     assert cluster.tree(alice) == before
+
+
+def test_internationalised_names_are_shown_as_their_owner_types_them(client, cluster, alice):
+    """A zone and a site typed in Cyrillic are stored and sent as A-labels, and every page shows them in
+    Cyrillic (the A-label as a tooltip): the list, the zone's page, the site's page with its alias."""
+    page = client.get("/domains/names")
+    made = client.post("/domains/names", data={"name": "Пример.РФ", "ip": "192.0.2.1",
+                                               "csrf_token": csrf_from(page.text)})
+    assert made.status_code == 302, made.text
+    assert (cluster.root(alice) / "etc/bind/hostfleet/xn--e1afmkfd.xn--p1ai.zone").exists()
+    listed = client.get("/domains/names").text
+    assert '<span title="xn--e1afmkfd.xn--p1ai">пример.рф</span>' in listed, listed
+    zone = client.get(made.headers["Location"]).text
+    assert "<title>пример.рф" in zone and "<h1><span title=\"xn--e1afmkfd.xn--p1ai\">пример.рф</span></h1>" in zone
+    page = client.get("/domains/web")
+    site = client.post("/domains/web", data={"name": "магазин.пример.рф", "aliases": "www.магазин.пример.рф",
+                                             "csrf_token": csrf_from(page.text)})
+    assert site.status_code == 302, site.text
+    listed = client.get("/domains/web").text
+    assert "Delete магазин.пример.рф?" in listed
+    link = re.search(r'<a href="(/domains/web/\d+)"><span title="xn--80aairftm.xn--e1afmkfd.xn--p1ai">', listed)
+    assert link, listed
+    shown = client.get(link.group(1)).text
+    assert ">магазин.пример.рф</span></h1>" in shown and "www.магазин.пример.рф" in shown
 
 
 def test_zone_page_adds_and_edits_records(client, cluster, alice):
