@@ -70,10 +70,15 @@ def php_socket(config, owner: str) -> Path:
     return apply.under_root(config, f"run/php/{POOL_PREFIX}{owner}.sock")
 
 
-def render_files(config, domains: list[dict], suspended: set[str] | None = None) -> dict[Path, bytes]:
+def render_files(config, domains: list[dict], suspended: set[str] | None = None,
+                 dropped: frozenset[str] = frozenset()) -> dict[Path, bytes]:
     """Every managed file for this set of domains: vhosts, the include, the owners' pools.
 
-    A suspended owner's domains answer 503 "suspended" and their PHP pool is gone.
+    A suspended owner's domains answer 503 "suspended" and their PHP pool is gone. An owner's pool is
+    made when one of their sites first has PHP and then kept (ondemand: idle, it runs no process) while
+    the account is on the node, unsuspended and not in dropped: every change to the set of pools
+    reloads the one php-fpm every customer's PHP runs under, so what a customer does to their sites
+    (PHP off and on, deleting and making their only site) must not change that set.
     """
     suspended = suspension.owners(config) if suspended is None else suspended
     root = Path(config.root)
@@ -98,7 +103,8 @@ def render_files(config, domains: list[dict], suspended: set[str] | None = None)
         )
         if domain["php"] and owner not in suspended:
             php_owners.add(owner)
-    for owner in sorted(php_owners):
+    php_owners |= kept_pools(config)
+    for owner in sorted(php_owners - suspended - dropped):
         files[apply.under_root(config, f"{POOL_DIR}/{POOL_PREFIX}{owner}.conf")] = apply.render(
             "php-pool.conf.j2", owner=owner, socket=php_socket(config, owner), home=root / "home" / owner,
             tmp=root / "home" / owner / homefs.TMP_DIR,
@@ -111,6 +117,19 @@ def pool_owners(config, files: dict[Path, bytes]) -> list[str]:
     pools = apply.under_root(config, POOL_DIR)
     return sorted(p.name[len(POOL_PREFIX):-len(".conf")] for p in files
                   if p.parent == pools and p.name.startswith(POOL_PREFIX))
+
+
+def kept_pools(config) -> set[str]:
+    """The owners whose pool exists and who are still hosting accounts here."""
+    pools = apply.under_root(config, POOL_DIR)
+    owners = set()
+    for path in pools.glob(f"{POOL_PREFIX}*.conf") if pools.is_dir() else ():
+        owner = path.name[len(POOL_PREFIX):-len(".conf")]
+        try:
+            owners.add(homefs.account(config, v.username(owner, "owner")).name)
+        except v.ValidationError:
+            continue
+    return owners
 
 
 def current_files(config) -> dict[Path, bytes]:
@@ -152,10 +171,12 @@ def check(config, pools_changed: bool) -> None:
     nginx_test(config)
 
 
-def apply_domains(config, domains: list[dict], suspended: set[str] | None = None) -> apply.Result:
-    """Make the vhost tree hold exactly these (validated) domains; check, write, reload."""
+def apply_domains(config, domains: list[dict], suspended: set[str] | None = None,
+                  dropped: frozenset[str] = frozenset()) -> apply.Result:
+    """Make the vhost tree hold exactly these (validated) domains, without the pools of dropped owners;
+    check, write, reload."""
     _check_unique_names(domains)
-    desired = render_files(config, domains, suspended)
+    desired = render_files(config, domains, suspended, dropped)
     current = current_files(config)
     conf = apply.under_root(config, NGINX_CONF)
     if not conf.exists():
@@ -328,8 +349,15 @@ def delete(config, name: str) -> None:
 
 
 def purge_owner(config, owner: str) -> list[str]:
-    """Remove every web domain of an owner in one apply (one nginx check and reload); the names removed."""
-    return apply.purge_owner(config, KIND, owner, _commit)
+    """Remove every web domain of an owner, and their pool, in one apply (one nginx check and reload); the
+    names removed."""
+    with apply.OP_LOCK:
+        domains = list_domains(config)
+        kept = [d for d in domains if d["owner"] != owner]
+        if len(kept) != len(domains) or owner in kept_pools(config):
+            apply_domains(config, kept, dropped=frozenset({owner}))
+            apply.save_records(config, KIND, kept)
+    return [d["name"] for d in domains if d["owner"] == owner]
 
 
 def _commit(config, domains: list[dict]) -> None:

@@ -211,7 +211,6 @@ def test_the_agents_start_renders_old_vhosts_again(tmp_path):
     assert {vhost: vhost.read_bytes(), pool: pool.read_bytes()} == fresh
 
 
-@pytest.mark.xfail(strict=True, reason="every change to the set of pools reloads php-fpm for every customer")
 def test_one_customer_toggling_php_does_not_reload_everyones_pools(tmp_path):
     """alice turns PHP off and on for her site in a loop (a PUT each, no rate limit on the master). Her
     pool appears and disappears, and each time the agent reloads php-fpm: one master for every customer's

@@ -103,16 +103,20 @@ def test_reload_failure_restores_and_reloads_again(agent):
 
 
 def test_update_and_delete(agent):
-    """Update rewrites one file; delete removes it and the empty owner folder."""
-    config, _ = agent
+    """Update rewrites one file; delete removes it and the empty owner folder. The owner's pool stays (no
+    php-fpm reload for everyone when one customer's PHP goes off and on) until their data is purged."""
+    config, reloads = agent
     web.create(config, CASES["php"])
+    pool = config.root / web.POOL_DIR / "hostfleet-bob.conf"
     web.update(config, "shop.example.net", {"php": False})
     assert "fastcgi_pass" not in vhost(config, "bob", "shop.example.net").read_text()
-    assert not (config.root / web.POOL_DIR / "hostfleet-bob.conf").exists()
     web.delete(config, "shop.example.net")
     assert not (config.root / web.VHOST_DIR / "bob").exists()
     with pytest.raises(apply.NotFound):
         web.get(config, "shop.example.net")
+    assert pool.exists() and reloads.calls().count("php-fpm") == 1
+    assert web.purge_owner(config, "bob") == []
+    assert not pool.exists() and reloads.calls().count("php-fpm") == 2
 
 
 @pytest.mark.parametrize(
