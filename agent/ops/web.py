@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -65,6 +67,33 @@ def _check_unique_names(domains: list[dict]) -> None:
             seen[host] = domain["name"]
 
 
+# A site's files are named after it, with a suffix (".conf", ".access.log"): a name that would pass a file
+# name's 255 bytes is cut and given a digest of the whole, which no domain name can be (it has a "~").
+STEM_MAX = 240
+# nginx stores each server name in a hash bucket of this size; its default (a cache line, 64 bytes) refuses
+# names longer than about 50 characters, and a 253-character one needs 512.
+SERVER_NAMES_BUCKET = 512
+SERVER_NAMES_MAX = 16384
+_HASH_SETTING = re.compile(r"^\s*(server_names_hash_bucket_size|server_names_hash_max_size)\s", re.MULTILINE)
+
+
+def file_stem(name: str) -> str:
+    """The part of a site's file names that names it: the domain, or for a long one its first characters and
+    a digest of the whole."""
+    if len(name) <= STEM_MAX:
+        return name
+    return f"{name[:STEM_MAX - 17]}~{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
+def hash_settings(config) -> dict[str, int]:
+    """The server-name hash sizes the include sets: those nginx.conf does not set itself (nginx refuses a
+    directive given twice in one block)."""
+    main = fsutil.read_or_none(apply.under_root(config, NGINX_CONF)) or b""
+    taken = set(_HASH_SETTING.findall(main.decode("utf-8", "replace")))
+    wanted = {"server_names_hash_bucket_size": SERVER_NAMES_BUCKET, "server_names_hash_max_size": SERVER_NAMES_MAX}
+    return {k: size for k, size in wanted.items() if k not in taken}
+
+
 def php_socket(config, owner: str) -> Path:
     """The PHP-FPM socket of an owner's pool."""
     return apply.under_root(config, f"run/php/{POOL_PREFIX}{owner}.sock")
@@ -85,14 +114,16 @@ def render_files(config, domains: list[dict], suspended: set[str] | None = None,
     log_dir = apply.under_root(config, LOG_DIR)
     vhost_dir = apply.under_root(config, VHOST_DIR)
     files = {
-        apply.under_root(config, INCLUDE): apply.render("nginx-include.conf.j2", vhost_dir=vhost_dir)
+        apply.under_root(config, INCLUDE): apply.render("nginx-include.conf.j2", vhost_dir=vhost_dir,
+                                                        hash_settings=hash_settings(config))
     }
     php_owners = set()
     for domain in domains:
         owner = domain["owner"]
-        files[vhost_dir / owner / f"{domain['name']}.conf"] = apply.render(
+        files[vhost_dir / owner / f"{file_stem(domain['name'])}.conf"] = apply.render(
             "vhost.conf.j2",
             name=domain["name"],
+            stem=file_stem(domain["name"]),
             names=[domain["name"], *domain["aliases"]],
             owner=owner,
             docroot=root / "home" / owner / domain["docroot"],
@@ -215,7 +246,7 @@ def private_logs(config, domains: list[dict]) -> None:
     for domain in domains:
         for kind in ("access", "error"):
             try:
-                fd = os.open(log_dir / f"{domain['name']}.{kind}.log",
+                fd = os.open(log_dir / f"{file_stem(domain['name'])}.{kind}.log",
                              os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
                              LOG_MODE)
             except OSError as exc:
