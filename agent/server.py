@@ -155,18 +155,28 @@ def _cheroot_error_log(msg: str = "", level: int = logging.INFO, traceback: bool
 
 
 def converge(config: AgentConfig) -> None:
-    """Before serving: homes other accounts can enter (made before homes were private) are closed,
+    """Before serving: homes other accounts can enter (made before homes were private) are closed, the
+    document roots and index pages older agents made get today's private modes (homefs.make_site_private),
     and the web and mail files are rendered again from the stored records, so a node updated to templates
     that confine customers (disable_symlinks, the pool's open_basedir, the default server, the delivery
     quota) does not keep serving the old ones until its next change, and on a dns node bind's options are
     made authoritative-only. Nothing is written when nothing differs; a failure is logged and the agent
     serves anyway (the files stay as they were)."""
-    from agent.homefs import make_homes_private
+    from agent.homefs import make_homes_private, make_site_private
     from agent.ops import apply, dns, mail, suspension, web
+    from agent.validation import ValidationError
 
     private = make_homes_private(config)
     if private:
         log.warning("made %d homes private: %s", len(private), ", ".join(private))
+    for domain in web.list_domains(config):
+        try:
+            sites = make_site_private(config, domain["owner"], domain["docroot"])
+        except (ValidationError, OSError) as exc:
+            log.warning("left %s's document root as it is: %s", domain["name"], exc)
+            continue
+        if sites:
+            log.warning("made %s's site private: %s", domain["name"], ", ".join(sites))
     dns.close_zone_dir(config)
     mail.close_exim_dir(config)
     if "dns" in config.roles and (config.root / dns.NAMED_CONF).exists():
