@@ -273,6 +273,56 @@ def make_homes_private(config) -> list[str]:
     return changed
 
 
+# What agents before private sites made: every folder of a document root and its index page the owner's,
+# in the owner's group, open to every account.
+OLD_SITE_DIR_MODE = 0o755
+OLD_SITE_FILE_MODE = 0o644
+INDEX_PAGE = "index.html"
+
+
+def make_site_private(config, owner: str, docroot: str) -> list[str]:
+    """At the agent's start: the folders of a document root and its index page that still have the shape an
+    older agent made them in (`<owner>:<owner>` 0755 and 0644) get today's (`<owner>:www-data` 2750 and
+    0640); the paths changed. Walked from a handle of the home without following a link, each changed on
+    its own handle (fchown/fchmod), so a link anywhere on the way ends the walk and nothing it points to is
+    touched. Anything with another shape (the customer's own choice, a hard link, another account's) is
+    kept. ValidationError (docroot) when the path cannot be walked."""
+    if not _as_root():
+        return []
+    acct = account(config, owner)
+    changed: list[str] = []
+    with Home(config, acct, "docroot") as home:
+        fd, shown = os.dup(home.fd), home.shown
+        try:
+            for part in [p for p in docroot.split("/") if p]:
+                shown = f"{shown}/{part}"
+                child = _open_dir(fd, part, "docroot", shown)
+                os.close(fd)
+                fd = child
+                if _has_old_shape(os.fstat(fd), acct, OLD_SITE_DIR_MODE):
+                    home._set(fd, acct.uid, acct.web_gid, SITE_DIR_MODE)
+                    changed.append(shown)
+            try:
+                page = os.open(INDEX_PAGE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+                               dir_fd=fd)
+            except OSError:
+                return changed
+            try:
+                st = os.fstat(page)
+                if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and _has_old_shape(st, acct, OLD_SITE_FILE_MODE):
+                    home._set(page, acct.uid, acct.web_gid, SITE_FILE_MODE)
+                    changed.append(f"{shown}/{INDEX_PAGE}")
+            finally:
+                os.close(page)
+        finally:
+            os.close(fd)
+    return changed
+
+
+def _has_old_shape(st: os.stat_result, acct: Account, mode: int) -> bool:
+    return st.st_uid == acct.uid and st.st_gid == acct.gid and stat.S_IMODE(st.st_mode) == mode
+
+
 def ensure_private_dir(config, owner: str, relative: str = TMP_DIR, field: str = "owner") -> bool:
     """The owner's private folder (`~/tmp` by default), made `<owner>:<owner> 0700` when missing;
     True when it was made. An existing one is kept as it is (it is the customer's)."""

@@ -114,74 +114,20 @@ def setup_logging(config: AgentConfig) -> None:
 
 
 KEEP_ALIVE_CONNECTIONS = 64
-# How long an idle kept-alive connection stays open, and how long a request may take to arrive
-# (cheroot uses one socket timeout for both; nginx's defaults are 75 s and 60 s). A master process
+# How long an idle kept-alive connection stays open (nginx's default is 75 s); a request must then arrive
+# whole within agent.httpgate's budget (HEAD_TIMEOUT_S, a second more per MiB of body). A master process
 # that makes another change within 50 s (agent.client.REUSE_IDLE_S, kept under this so a request is
 # never written as the agent closes the connection) reuses its connections instead of paying a new
 # TLS handshake per node, which at 50 nodes costs about as much as the change itself.
 SOCKET_TIMEOUT_S = 60
 
 
-def _deferred_handshake_adapter():
-    from cheroot import errors
-    from cheroot.ssl.builtin import BuiltinSSLAdapter
-
-    class LazyHandshakeSocket(ssl.SSLSocket):
-        """A server-side TLS socket that shakes hands at its first read or write (in the worker thread
-        that serves it); a failed handshake is cheroot's FatalSSLAlert, so the connection is closed with
-        a one-line log like before, not a 500 and a traceback."""
-
-        _shaken = False
-
-        def _handshake(self) -> None:
-            if self._shaken:
-                return
-            self._shaken = True
-            try:
-                self.do_handshake()
-            except OSError as exc:  # ssl.SSLError included: a bad, plain-HTTP or dropped handshake, a timeout
-                raise errors.FatalSSLAlert(*exc.args) from exc
-
-        def recv(self, *args, **kwargs):
-            self._handshake()
-            return super().recv(*args, **kwargs)
-
-        def recv_into(self, *args, **kwargs):
-            self._handshake()
-            return super().recv_into(*args, **kwargs)
-
-        def send(self, *args, **kwargs):
-            self._handshake()
-            return super().send(*args, **kwargs)
-
-        def sendall(self, *args, **kwargs):
-            self._handshake()
-            return super().sendall(*args, **kwargs)
-
-    class DeferredHandshakeAdapter(BuiltinSSLAdapter):
-        """cheroot's adapter completes each TLS handshake in the server's one accepting thread, blocking up
-        to the socket timeout: a single client that connects and sends nothing (any customer's shell on the
-        node reaches the port through lo; a port scanner) held every other connection, the master's too,
-        for SOCKET_TIMEOUT_S, and again each time it reconnected. Here the handshake is left to the first
-        read, in a worker thread, once the connection has something to read; a silent connection waits in
-        the selector like an idle kept-alive one. The request's environ gets no SSL_* entries (nothing
-        reads them)."""
-
-        def wrap(self, sock):
-            self.context.sslsocket_class = LazyHandshakeSocket
-            tls = self.context.wrap_socket(sock, do_handshake_on_connect=False, server_side=True)
-            return tls, {"wsgi.url_scheme": "https", "HTTPS": "on", **self._server_env}
-
-    return DeferredHandshakeAdapter
-
-
 def build_server(config: AgentConfig, app: Flask):
-    """A cheroot HTTPS server for app: TLS 1.2+, a pool of THREADS workers, keep-alive."""
-    from cheroot import wsgi
+    """A cheroot HTTPS server for app: TLS 1.2+, a pool of THREADS workers given only whole requests
+    (agent/httpgate.py), keep-alive."""
+    from agent.httpgate import GatedServer, GatedTLSAdapter
 
-    _DeferredHandshakeAdapter = _deferred_handshake_adapter()  # noqa: N806 - a class
-
-    server = wsgi.Server(
+    server = GatedServer(
         (config.listen_host, config.listen_port),
         app,
         numthreads=THREADS,
@@ -192,7 +138,7 @@ def build_server(config: AgentConfig, app: Flask):
         timeout=SOCKET_TIMEOUT_S,
         shutdown_timeout=5,
     )
-    adapter = _DeferredHandshakeAdapter(str(config.cert_file), str(config.key_file))
+    adapter = GatedTLSAdapter(str(config.cert_file), str(config.key_file))
     adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
     server.ssl_adapter = adapter
     server.error_log = _cheroot_error_log
@@ -209,18 +155,28 @@ def _cheroot_error_log(msg: str = "", level: int = logging.INFO, traceback: bool
 
 
 def converge(config: AgentConfig) -> None:
-    """Before serving: homes other accounts can enter (made before homes were private) are closed,
+    """Before serving: homes other accounts can enter (made before homes were private) are closed, the
+    document roots and index pages older agents made get today's private modes (homefs.make_site_private),
     and the web and mail files are rendered again from the stored records, so a node updated to templates
     that confine customers (disable_symlinks, the pool's open_basedir, the default server, the delivery
     quota) does not keep serving the old ones until its next change, and on a dns node bind's options are
     made authoritative-only. Nothing is written when nothing differs; a failure is logged and the agent
     serves anyway (the files stay as they were)."""
-    from agent.homefs import make_homes_private
+    from agent.homefs import make_homes_private, make_site_private
     from agent.ops import apply, dns, mail, suspension, web
+    from agent.validation import ValidationError
 
     private = make_homes_private(config)
     if private:
         log.warning("made %d homes private: %s", len(private), ", ".join(private))
+    for domain in web.list_domains(config):
+        try:
+            sites = make_site_private(config, domain["owner"], domain["docroot"])
+        except (ValidationError, OSError) as exc:
+            log.warning("left %s's document root as it is: %s", domain["name"], exc)
+            continue
+        if sites:
+            log.warning("made %s's site private: %s", domain["name"], ", ".join(sites))
     dns.close_zone_dir(config)
     mail.close_exim_dir(config)
     if "dns" in config.roles and (config.root / dns.NAMED_CONF).exists():

@@ -47,7 +47,10 @@ CRON_NICKNAMES = frozenset(
 SHELLS = ("/bin/bash", "/bin/sh", "/usr/bin/bash", "/usr/sbin/nologin", "/bin/false")
 # POSIX portable user names as Debian's adduser accepts them by default.
 _USERNAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
-_PATH_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# A component may be as long as a file name may (NAME_MAX, 255 bytes): the default document root's is a
+# full domain name (253).
+_PATH_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+MAX_RELATIVE_PATH = 1024
 # Underscore labels are legal in DNS owner names (_dmarc, _sip._tcp) though not in host names.
 _RECORD_LABEL = re.compile(r"_?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 # Letters, digits and inner hyphens, no "--" in the third and fourth places (where xn-- puts them): a
@@ -347,7 +350,7 @@ def shell(value: object, field: str = "shell") -> str:
 
 def relative_path(value: object, field: str = "docroot") -> str:
     """A path below a home folder: relative, plain components, no '..'."""
-    value = text(value, field, max_length=MAX_TEXT_LENGTH, empty=False).strip()
+    value = text(value, field, max_length=MAX_RELATIVE_PATH, empty=False).strip()
     if value.startswith("/"):
         raise ValidationError(field, "must be relative to the owner's home")
     parts = [p for p in value.split("/") if p]

@@ -164,6 +164,8 @@ def delete(config, name: str) -> None:
         held = owned_data(config, name)
         if held:
             raise apply.Conflict("name", f"{name} still owns {', '.join(held)}")
+        # A PHP pool outlives its owner's sites (web.render_files); php-fpm would refuse one whose user is gone.
+        web.purge_owner(config, name)
         _run(config, ["userdel", name])
         _remove_home(config, name, home)
         if any(row[0] == name for row in _table(config, "etc/group")):

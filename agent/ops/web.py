@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -65,29 +67,63 @@ def _check_unique_names(domains: list[dict]) -> None:
             seen[host] = domain["name"]
 
 
+# A site's files are named after it, with a suffix (".conf", ".access.log"): a name that would pass a file
+# name's 255 bytes is cut and given a digest of the whole, which no domain name can be (it has a "~").
+STEM_MAX = 240
+# nginx stores each server name in a hash bucket of this size; its default (a cache line, 64 bytes) refuses
+# names longer than about 50 characters, and a 253-character one needs 512.
+SERVER_NAMES_BUCKET = 512
+SERVER_NAMES_MAX = 16384
+_HASH_SETTING = re.compile(r"^\s*(server_names_hash_bucket_size|server_names_hash_max_size)\s", re.MULTILINE)
+
+
+def file_stem(name: str) -> str:
+    """The part of a site's file names that names it: the domain, or for a long one its first characters and
+    a digest of the whole."""
+    if len(name) <= STEM_MAX:
+        return name
+    return f"{name[:STEM_MAX - 17]}~{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
+def hash_settings(config) -> dict[str, int]:
+    """The server-name hash sizes the include sets: those nginx.conf does not set itself (nginx refuses a
+    directive given twice in one block)."""
+    main = fsutil.read_or_none(apply.under_root(config, NGINX_CONF)) or b""
+    taken = set(_HASH_SETTING.findall(main.decode("utf-8", "replace")))
+    wanted = {"server_names_hash_bucket_size": SERVER_NAMES_BUCKET, "server_names_hash_max_size": SERVER_NAMES_MAX}
+    return {k: size for k, size in wanted.items() if k not in taken}
+
+
 def php_socket(config, owner: str) -> Path:
     """The PHP-FPM socket of an owner's pool."""
     return apply.under_root(config, f"run/php/{POOL_PREFIX}{owner}.sock")
 
 
-def render_files(config, domains: list[dict], suspended: set[str] | None = None) -> dict[Path, bytes]:
+def render_files(config, domains: list[dict], suspended: set[str] | None = None,
+                 dropped: frozenset[str] = frozenset()) -> dict[Path, bytes]:
     """Every managed file for this set of domains: vhosts, the include, the owners' pools.
 
-    A suspended owner's domains answer 503 "suspended" and their PHP pool is gone.
+    A suspended owner's domains answer 503 "suspended" and their PHP pool is gone. An owner's pool is
+    made when one of their sites first has PHP and then kept (ondemand: idle, it runs no process) while
+    the account is on the node, unsuspended and not in dropped: every change to the set of pools
+    reloads the one php-fpm every customer's PHP runs under, so what a customer does to their sites
+    (PHP off and on, deleting and making their only site) must not change that set.
     """
     suspended = suspension.owners(config) if suspended is None else suspended
     root = Path(config.root)
     log_dir = apply.under_root(config, LOG_DIR)
     vhost_dir = apply.under_root(config, VHOST_DIR)
     files = {
-        apply.under_root(config, INCLUDE): apply.render("nginx-include.conf.j2", vhost_dir=vhost_dir)
+        apply.under_root(config, INCLUDE): apply.render("nginx-include.conf.j2", vhost_dir=vhost_dir,
+                                                        hash_settings=hash_settings(config))
     }
     php_owners = set()
     for domain in domains:
         owner = domain["owner"]
-        files[vhost_dir / owner / f"{domain['name']}.conf"] = apply.render(
+        files[vhost_dir / owner / f"{file_stem(domain['name'])}.conf"] = apply.render(
             "vhost.conf.j2",
             name=domain["name"],
+            stem=file_stem(domain["name"]),
             names=[domain["name"], *domain["aliases"]],
             owner=owner,
             docroot=root / "home" / owner / domain["docroot"],
@@ -98,7 +134,8 @@ def render_files(config, domains: list[dict], suspended: set[str] | None = None)
         )
         if domain["php"] and owner not in suspended:
             php_owners.add(owner)
-    for owner in sorted(php_owners):
+    php_owners |= kept_pools(config)
+    for owner in sorted(php_owners - suspended - dropped):
         files[apply.under_root(config, f"{POOL_DIR}/{POOL_PREFIX}{owner}.conf")] = apply.render(
             "php-pool.conf.j2", owner=owner, socket=php_socket(config, owner), home=root / "home" / owner,
             tmp=root / "home" / owner / homefs.TMP_DIR,
@@ -111,6 +148,19 @@ def pool_owners(config, files: dict[Path, bytes]) -> list[str]:
     pools = apply.under_root(config, POOL_DIR)
     return sorted(p.name[len(POOL_PREFIX):-len(".conf")] for p in files
                   if p.parent == pools and p.name.startswith(POOL_PREFIX))
+
+
+def kept_pools(config) -> set[str]:
+    """The owners whose pool exists and who are still hosting accounts here."""
+    pools = apply.under_root(config, POOL_DIR)
+    owners = set()
+    for path in pools.glob(f"{POOL_PREFIX}*.conf") if pools.is_dir() else ():
+        owner = path.name[len(POOL_PREFIX):-len(".conf")]
+        try:
+            owners.add(homefs.account(config, v.username(owner, "owner")).name)
+        except v.ValidationError:
+            continue
+    return owners
 
 
 def current_files(config) -> dict[Path, bytes]:
@@ -152,10 +202,12 @@ def check(config, pools_changed: bool) -> None:
     nginx_test(config)
 
 
-def apply_domains(config, domains: list[dict], suspended: set[str] | None = None) -> apply.Result:
-    """Make the vhost tree hold exactly these (validated) domains; check, write, reload."""
+def apply_domains(config, domains: list[dict], suspended: set[str] | None = None,
+                  dropped: frozenset[str] = frozenset()) -> apply.Result:
+    """Make the vhost tree hold exactly these (validated) domains, without the pools of dropped owners;
+    check, write, reload."""
     _check_unique_names(domains)
-    desired = render_files(config, domains, suspended)
+    desired = render_files(config, domains, suspended, dropped)
     current = current_files(config)
     conf = apply.under_root(config, NGINX_CONF)
     if not conf.exists():
@@ -194,7 +246,7 @@ def private_logs(config, domains: list[dict]) -> None:
     for domain in domains:
         for kind in ("access", "error"):
             try:
-                fd = os.open(log_dir / f"{domain['name']}.{kind}.log",
+                fd = os.open(log_dir / f"{file_stem(domain['name'])}.{kind}.log",
                              os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
                              LOG_MODE)
             except OSError as exc:
@@ -328,8 +380,15 @@ def delete(config, name: str) -> None:
 
 
 def purge_owner(config, owner: str) -> list[str]:
-    """Remove every web domain of an owner in one apply (one nginx check and reload); the names removed."""
-    return apply.purge_owner(config, KIND, owner, _commit)
+    """Remove every web domain of an owner, and their pool, in one apply (one nginx check and reload); the
+    names removed."""
+    with apply.OP_LOCK:
+        domains = list_domains(config)
+        kept = [d for d in domains if d["owner"] != owner]
+        if len(kept) != len(domains) or owner in kept_pools(config):
+            apply_domains(config, kept, dropped=frozenset({owner}))
+            apply.save_records(config, KIND, kept)
+    return [d["name"] for d in domains if d["owner"] == owner]
 
 
 def _commit(config, domains: list[dict]) -> None:

@@ -78,6 +78,20 @@ def test_a_deleted_accounts_home_goes_with_it(agent):
         assert home.stat().st_uid == 2005
 
 
+def test_a_deleted_accounts_php_pool_goes_with_it(agent):
+    """A pool outlives its owner's last site; left behind its account, php-fpm would refuse the pool of a user
+    that no longer exists at its next reload or start, and no customer's PHP would run."""
+    require_binary("nginx")
+    config, _ = agent
+    users.create(config, CAROL)
+    web.create(config, {"name": "carol.example", "owner": "carol", "php": True})
+    web.delete(config, "carol.example")
+    pool = config.root / web.POOL_DIR / "hostfleet-carol.conf"
+    assert pool.exists()
+    users.delete(config, "carol")
+    assert not pool.exists()
+
+
 def test_delete_refused_while_user_owns_data(agent):
     """A user who still owns a web domain here cannot be deleted."""
     require_binary("nginx")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from agent.ops import apply, web
@@ -39,6 +42,56 @@ def test_rendered_vhost_passes_nginx_t(agent, case):
     assert reloads.calls()[-1] == "nginx"
     assert ("php-fpm" in reloads.calls()) == bool(CASES[case].get("php"))
     assert web.get(config, domain["name"]) == domain
+
+
+def long_name(length: int) -> str:
+    """A valid domain name of exactly length characters (labels of at most 63)."""
+    labels, left = [], length - len(".example")
+    while left > 0:
+        take = min(63, left - 1 if left > 63 else left)
+        if left - take == 1:
+            take -= 1
+        labels.append("a" * take)
+        left -= take + 1
+    name = ".".join(labels) + ".example"
+    assert len(name) == length and max(map(len, name.split("."))) <= 63
+    return name
+
+
+@pytest.mark.parametrize("length", [64, 129, 200, 253])
+def test_any_valid_name_gets_a_site_with_the_default_document_root(agent, length):
+    """Names past 128 characters were refused their default document root (www/<name>: a path component was
+    at most 128 characters, the path 255), and past about 50 nginx -t refused them (its server-name hash
+    bucket, 64 bytes by default). Past 240 the vhost and log file names, which add a suffix, would be longer
+    than a file name may be: they are cut and carry a digest. PHP's socket is named by the owner, never the
+    domain, so it stays within a Unix socket's 108 bytes."""
+    config, _ = agent
+    name = long_name(length)
+    domain = web.create(config, {"name": name, "owner": "alice", "php": True, "aliases": ["www." + name[4:]]})
+    assert domain["docroot"] == f"www/{name}"
+    assert (config.root / "home/alice" / domain["docroot"] / "index.html").exists()
+    stem = web.file_stem(name)
+    assert len(stem) <= web.STEM_MAX and (stem == name) == (length <= web.STEM_MAX)
+    text = vhost(config, "alice", stem).read_text()
+    assert f"server_name {name} www.{name[4:]};" in text
+    logs = {p.name for p in (config.root / web.LOG_DIR).glob("*.log")}
+    assert {f"{stem}.access.log", f"{stem}.error.log"} <= logs
+    web.nginx_test(config)
+    on_a_node = dataclasses.replace(config, root=Path("/"))
+    assert len(str(web.php_socket(on_a_node, "a" * 32))) < 108
+
+
+def test_a_hash_size_nginx_conf_sets_is_not_set_twice(agent):
+    """An administrator's own server_names_hash_bucket_size in nginx.conf (Debian ships it commented out) is
+    kept, and the include does not repeat it: nginx refuses a directive given twice."""
+    config, _ = agent
+    conf = config.root / web.NGINX_CONF
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(apply.render("nginx.conf.j2", root=config.root).decode().replace(
+        "http {\n", "http {\n    server_names_hash_bucket_size 128;\n"))
+    web.create(config, CASES["plain"])
+    include = (config.root / web.INCLUDE).read_text()
+    assert "server_names_hash_bucket_size" not in include and "server_names_hash_max_size 16384;" in include
 
 
 def test_idn_is_stored_as_punycode(agent):
@@ -103,16 +156,20 @@ def test_reload_failure_restores_and_reloads_again(agent):
 
 
 def test_update_and_delete(agent):
-    """Update rewrites one file; delete removes it and the empty owner folder."""
-    config, _ = agent
+    """Update rewrites one file; delete removes it and the empty owner folder. The owner's pool stays (no
+    php-fpm reload for everyone when one customer's PHP goes off and on) until their data is purged."""
+    config, reloads = agent
     web.create(config, CASES["php"])
+    pool = config.root / web.POOL_DIR / "hostfleet-bob.conf"
     web.update(config, "shop.example.net", {"php": False})
     assert "fastcgi_pass" not in vhost(config, "bob", "shop.example.net").read_text()
-    assert not (config.root / web.POOL_DIR / "hostfleet-bob.conf").exists()
     web.delete(config, "shop.example.net")
     assert not (config.root / web.VHOST_DIR / "bob").exists()
     with pytest.raises(apply.NotFound):
         web.get(config, "shop.example.net")
+    assert pool.exists() and reloads.calls().count("php-fpm") == 1
+    assert web.purge_owner(config, "bob") == []
+    assert not pool.exists() and reloads.calls().count("php-fpm") == 2
 
 
 @pytest.mark.parametrize(

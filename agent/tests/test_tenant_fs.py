@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent import failpoints, usage
+from agent import failpoints, homefs, usage
 from agent.ops import apply, mail, users, web
 from agent.tests.ops_helpers import make_app, make_config, require_binary
 from agent.validation import ValidationError
@@ -275,7 +275,8 @@ shapes = st.lists(st.sampled_from(KINDS), min_size=1, max_size=3)
 def test_no_op_touches_anything_outside_the_home(docroot, tmp, maildir, extra, home_link, target, php):
     """For any shape alice gives her tree (links at every depth: absolute, with "..", chained, back into
     the home; files; hard links to the system's files; the home itself a link), every op that walks it
-    — making a site's document root and page, the pool's ~/tmp, measuring disk use, removing a
+    — making a site's document root and page, the pool's ~/tmp, giving an older agent's site today's
+    modes, measuring disk use, removing a
     mailbox's and a mail domain's folders, purging and deleting the account with its home — leaves
     bob's home and the system's files exactly as they were, and gives nothing outside to alice."""
     require_binary("nginx", "userdel", "groupdel")
@@ -313,6 +314,10 @@ def test_no_op_touches_anything_outside_the_home(docroot, tmp, maildir, extra, h
         else:
             # Measured for an owner with a site here; the record alone is enough for that.
             apply.save_records(config, web.KIND, [{"name": "alice.example", "owner": "alice"}])
+        try:
+            homefs.make_site_private(config, "alice", "site/www/public")
+        except ValidationError as exc:
+            assert exc.field == "docroot", exc
         assert usage.measure(config)["alice"] < 1_000_000, "the system's big file was counted"
         if made is None:
             apply.save_records(config, web.KIND, [])
