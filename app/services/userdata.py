@@ -457,7 +457,7 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     if body.get("aliases"):
         claim_aliases(kind, row_id, body["aliases"], node)
     try:
-        recheck_names(owner, kind_name, body, overridden, row_id)
+        recheck_names(owner, kind_name, body, overridden, row_id, reveal=actor.is_admin)
     except UserDataError:
         release_claim(kind, row_id)
         raise
@@ -518,7 +518,7 @@ def check_names(actor: User, owner: User, kind_name: str, body: dict, override: 
 
 
 def recheck_names(owner: User, kind_name: str, body: dict, overridden: list[tuple[str, str, str]],
-                  web_domain_id: int) -> None:
+                  web_domain_id: int, reveal: bool = False) -> None:
     """After the claim (or the aliases' indexing) is committed, the one-owner rule once more for each new
     name an override did not set aside: another owner's related name may have been claimed between
     check_names and this claim (names.recheck). 409 naming the field."""
@@ -531,7 +531,8 @@ def recheck_names(owner: User, kind_name: str, body: dict, overridden: list[tupl
         if (kind, name) in set_aside:
             continue
         try:
-            names.recheck(owner, kind, name, web_domain_id if kind in ("webdomains", "aliases") else None)
+            names.recheck(owner, kind, name, web_domain_id if kind in ("webdomains", "aliases") else None,
+                          reveal=reveal)
         except names.NameRefused as exc:
             raise UserDataError(exc.status, exc.message, {field: exc.message}) from None
 
@@ -675,7 +676,7 @@ def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
             index_aliases(row, body["aliases"])
             db.session.commit()  # visible to the other creates' rechecks before this one's
             try:
-                recheck_names(row.owner, kind_name, {"aliases": added}, overridden, row.id)
+                recheck_names(row.owner, kind_name, {"aliases": added}, overridden, row.id, reveal=actor.is_admin)
             except UserDataError:
                 index_aliases(row, aliases_before)
                 db.session.commit()
