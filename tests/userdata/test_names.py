@@ -68,7 +68,8 @@ def refused(app, client, cluster, node_id, path, body, who, status, field, *word
 def test_a_zone_under_another_owners_zone_is_refused(app, client, cluster, world):
     """mallory's zone shop.victim.example (bind would answer for alice's subdomain) → 409 naming name."""
     refused(app, client, cluster, world, "/api/v1/domains", {"name": "shop.victim.example", "ip": "192.0.2.9"},
-            "mallory", 409, "name", "shop.victim.example is under victim.example, which another account holds", "one owner")
+            "mallory", 409, "name", "shop.victim.example is under victim.example, which another account holds",
+            "one owner")
 
 
 def test_a_web_domain_under_another_owners_zone_is_refused(app, client, cluster, world):
