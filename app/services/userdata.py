@@ -453,6 +453,8 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     what = f"{owner.name}'s {kind.label} {name}"
     require_ready(node, what)
     dns_report = _zone_first(owner, name, node, mail=kind_name == "maildomains") if zone_first else None
+    if kind_name == "maildomains":
+        body["mail_nodes"] = mail_node_addresses()
     row_id = claim(kind, owner, node, name)  # a name already taken is refused here
     if body.get("aliases"):
         claim_aliases(kind, row_id, body["aliases"], node)
@@ -476,6 +478,19 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     elif with_dns:
         shaped["dns"] = zone_records_for(owner, name, node, mail=kind_name == "maildomains")
     return shaped
+
+
+def mail_node_addresses() -> list[str]:
+    """The IP addresses of the cluster's mail nodes: a hosted mail domain whose MX points at one of them
+    (or at its own node) keeps its mail on its node; any other is delivered by DNS (exim4.conf.j2)."""
+    addresses = []
+    for node in db.session.scalars(select(Node).order_by(Node.id)):
+        if "mail" in (node.roles or []):
+            try:
+                addresses.append(v.ip_address(node.address, "address"))
+            except v.ValidationError:
+                continue  # a host name: its own node still knows its addresses
+    return addresses[: mail.MAX_MAIL_NODES]
 
 
 def override_asked(actor: User, data: dict) -> bool:
@@ -730,7 +745,7 @@ def delete(kind_name: str, actor: User, row_id: int) -> None:
 def _shape(kind_name: str, result: object, row) -> dict:
     """The agent's record with the index's id, owner name and node name."""
     record = dict(result) if isinstance(result, dict) else {}
-    for internal in ("hash", "password", "last_record_id"):
+    for internal in ("hash", "password", "last_record_id", "mail_nodes"):
         record.pop(internal, None)
     if kind_name == "domains" and isinstance(record.get("records"), list):
         record["records"] = [public_record(r) for r in record["records"]]

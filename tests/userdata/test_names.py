@@ -103,6 +103,27 @@ def test_a_mail_domain_nobody_here_holds_needs_its_zone_or_a_proof(app, client, 
             "mallory", 400, "address", "not one of your mail domains")
 
 
+def test_a_mail_domain_tells_its_node_the_cluster_mail_nodes_and_no_customer_sees_them(app, client, cluster, world):
+    """A hosted mail domain is delivered on its node only while its MX points at that node or another of
+    the cluster's mail nodes (the agent's exim4.conf.j2): the create sends the mail nodes' addresses (a web
+    node's is not one), which reach the file exim reads; the customer's answer and listing do not show them."""
+    from app.extensions import db
+    from app.models import Node
+
+    for name, roles, address in (("mx2", ("mail",), "192.0.2.25"), ("web2", ("web",), "192.0.2.26")):
+        node_id = cluster.node(name, roles=roles)
+        with app.app_context():
+            db.session.get(Node, node_id).address = address
+            db.session.commit()
+    made = client.post("/api/v1/maildomains", json={"name": "victim.example"}, headers=basic("alice"))
+    assert made.status_code == 201, made.json
+    assert made.json["node"] == "n1" and "mail_nodes" not in made.json, made.json
+    listed = client.get("/api/v1/maildomains", headers=basic("alice")).json["items"]
+    assert [d["name"] for d in listed] == ["victim.example"] and "mail_nodes" not in listed[0], listed
+    nodes = (cluster.root(world) / "etc/exim4/hostfleet/mail_nodes").read_text().splitlines()
+    assert "192.0.2.25" in nodes and "192.0.2.26" not in nodes, nodes
+
+
 @pytest.mark.parametrize("name", ["co.uk", "github.io"])
 def test_a_zone_for_a_public_suffix_is_refused(app, client, cluster, world, name):
     """A zone for co.uk (or github.io, from the list's private section) → 400 naming name."""
