@@ -407,37 +407,37 @@ def exim_route(env, address: str) -> str:
 
 
 def test_hosted_mail_domains_are_local_only_where_their_mx_points(env):
-    """Three of alice's mail domains on the node, each with a mailbox, in her zone hf-lab.test as the node's
-    bind serves it: here. (made with "dns": MX mail.here → the node), away. (MX to 198.18.0.250) and bare.
-    (no MX, its address 198.18.0.250). `exim -bt` on the node routes here.'s mailbox to its maildir and the
-    other two out by DNS to 198.18.0.250, never to the local mailbox; over SMTP from outside, RCPT TO here.
-    is 250 and away. is a relay (550)."""
+    """Three of alice's mail domains on the node, each with a mailbox, under her zone hflab-mail.example.net
+    as the node's bind serves it: here. (made with "dns": MX mail.here → the node), away. (MX to
+    198.18.0.250) and bare. (no MX, its address 198.18.0.250). `exim -bt` on the node routes here.'s
+    mailbox to its maildir and the other two out by DNS to 198.18.0.250, never to the local mailbox; over
+    SMTP from outside, RCPT TO here. is 250 and away. is a relay (550)."""
+    zone, elsewhere = "hflab-mail.example.net", "198.18.0.250"
+    here, away, bare = (f"info@{label}.{zone}" for label in ("here", "away", "bare"))
     zones = {z["name"]: z["id"] for z in env.as_user("GET", "/api/v1/domains").json()["items"]}
-    elsewhere = "198.18.0.250"
-    for record_body in ({"name": "away", "type": "MX", "value": "mx.away.hf-lab.test.", "priority": 10},
+    for record_body in ({"name": "away", "type": "MX", "value": f"mx.away.{zone}.", "priority": 10},
                         {"name": "mx.away", "type": "A", "value": elsewhere},
                         {"name": "bare", "type": "A", "value": elsewhere}):
-        added = env.change("POST", f"/api/v1/domains/{zones['hf-lab.test']}/records", record_body)
+        added = env.change("POST", f"/api/v1/domains/{zones[zone]}/records", record_body)
         assert added.status_code == 201, added.text
-    here = env.change("POST", "/api/v1/maildomains", {"name": "here.hf-lab.test", "dns": True})
-    assert here.status_code == 201 and here.json()["dns"].get("records") == 2, here.text
-    for domain in ("away.hf-lab.test", "bare.hf-lab.test"):
+    made = env.change("POST", "/api/v1/maildomains", {"name": f"here.{zone}", "dns": True})
+    assert made.status_code == 201 and made.json()["dns"].get("records") == 2, made.text
+    for domain in (f"away.{zone}", f"bare.{zone}"):
         assert env.change("POST", "/api/v1/maildomains", {"name": domain}).status_code == 201
-    for domain in ("here.hf-lab.test", "away.hf-lab.test", "bare.hf-lab.test"):
-        box = env.change("POST", "/api/v1/mailboxes", {"address": f"info@{domain}", "password": MAILBOX_PASSWORD})
+    for address in (here, away, bare):
+        box = env.change("POST", "/api/v1/mailboxes", {"address": address, "password": MAILBOX_PASSWORD})
         assert box.status_code == 201, box.text
-    eventually(lambda: dig(env.address, "here.hf-lab.test", "MX") + dig(env.address, "bare.hf-lab.test", "A"),
-               lambda got: got == ["10 mail.here.hf-lab.test.", elsewhere])
+    eventually(lambda: dig(env.address, f"here.{zone}", "MX") + dig(env.address, f"bare.{zone}", "A"),
+               lambda got: got == [f"10 mail.here.{zone}.", elsewhere])
 
-    local = eventually(lambda: exim_route(env, "info@here.hf-lab.test"), lambda got: "hostfleet_maildir" in got)
+    local = eventually(lambda: exim_route(env, here), lambda got: "hostfleet_maildir" in got)
     assert "router = hostfleet_mailbox" in local, local
-    away = exim_route(env, "info@away.hf-lab.test")
-    bare = exim_route(env, "info@bare.hf-lab.test")
-    for routed in (away, bare):
+    routed_away, routed_bare = exim_route(env, away), exim_route(env, bare)
+    for routed in (routed_away, routed_bare):
         assert "hostfleet_maildir" not in routed and "router = hostfleet_remote" in routed, routed
         assert f"[{elsewhere}]" in routed, routed
-    assert "mx.away.hf-lab.test" in away and "MX=10" in away, away
-    routers = [line.strip().split(",")[0] for out in (local, away, bare) for line in out.splitlines()
+    assert f"mx.away.{zone}" in routed_away and "MX=10" in routed_away, routed_away
+    routers = [line.strip().split(",")[0] for out in (local, routed_away, routed_bare) for line in out.splitlines()
                if "router =" in line]
     record("exim -bt: MX here / MX away / no MX", "mailbox / remote / remote", " / ".join(routers))
 
@@ -446,7 +446,7 @@ def test_hosted_mail_domains_are_local_only_where_their_mx_points(env):
             with smtplib.SMTP(env.address, 25, timeout=20) as smtp:
                 smtp.ehlo("tester.outside.example")
                 assert smtp.mail("tester@outside.example")[0] == 250
-                return smtp.rcpt("info@here.hf-lab.test")[0], smtp.rcpt("info@away.hf-lab.test")[0]
+                return smtp.rcpt(here)[0], smtp.rcpt(away)[0]
         except OSError:
             # exim re-executes itself on a reload and listens again a moment later.
             return 0, 0
