@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import logging
 import re
 import secrets
@@ -35,7 +36,9 @@ TLS_KEY = "etc/dovecot/hostfleet/tls.key"
 TLS_DAYS = 3650
 MAIL_DIR = "var/mail/hostfleet"
 SENDER_LISTS = {"whitelist": "mail_whitelist", "blacklist": "mail_blacklist"}
-DOMAIN_FIELDS = ("name", "owner")
+DOMAIN_FIELDS = ("name", "owner", "mail_nodes")
+# The cluster's mail nodes a hosted domain's MX may point at (besides this node) for its mail to stay here.
+MAX_MAIL_NODES = 64
 MAILBOX_FIELDS = ("address", "password", "quota_mb", "forward")
 MAX_FORWARDS = 20
 SENDER_FIELDS = ("id", "sender")
@@ -98,12 +101,36 @@ def sha512_crypt(password: str, salt: str | None = None, rounds: int | None = No
 
 
 def validate_domain(data: object, users: set[str]) -> dict:
-    """A mail domain: its name and owner (who must have an account here)."""
+    """A mail domain: its name, owner (who must have an account here) and, as the master sends them,
+    the addresses of the cluster's mail nodes."""
     data = v.object_fields(data, "body", DOMAIN_FIELDS)
     owner = v.username(data.get("owner"), "owner")
     if owner not in users:
         raise v.ValidationError("owner", f"no account {owner!r} on this node")
-    return {"name": v.domain_name(data.get("name"), "name"), "owner": owner}
+    domain = {"name": v.domain_name(data.get("name"), "name"), "owner": owner}
+    if data.get("mail_nodes") is not None:
+        domain["mail_nodes"] = validate_mail_nodes(data["mail_nodes"])
+    return domain
+
+
+def validate_mail_nodes(value: object) -> list[str]:
+    """IP addresses, each once, IPv4-mapped IPv6 written as IPv4 (as exim's iplsearch compares them)."""
+    if not isinstance(value, list) or len(value) > MAX_MAIL_NODES:
+        raise v.ValidationError("mail_nodes", f"must be a list of at most {MAX_MAIL_NODES} IP addresses")
+    addresses: list[str] = []
+    for item in value:
+        address = ipaddress.ip_address(v.ip_address(item, "mail_nodes"))
+        mapped = getattr(address, "ipv4_mapped", None)
+        text = str(mapped or address)
+        if text not in addresses:
+            addresses.append(text)
+    return addresses
+
+
+def _mail_node_lines(domains: list[dict]) -> bytes:
+    """The cluster's mail nodes as exim's iplsearch keys (IPv6 quoted), from every domain's record."""
+    addresses = {a for d in domains for a in d.get("mail_nodes") or []}
+    return _lines([f'"{a}"' if ":" in a else a for a in addresses])
 
 
 def validate_mailbox(data: object, domains: list[dict], partial: dict | None = None) -> dict:
@@ -228,6 +255,7 @@ def render_files(config, domains, mailboxes, whitelist, blacklist, suspended=Non
     cert, key = tls_pair(config)
     return {
         exim_dir / "domains": _lines([d["name"] for d in domains]),
+        exim_dir / "mail_nodes": _mail_node_lines(domains),
         # Exim routes as its own user: it reads the addresses from here, never the passwd-file.
         exim_dir / "mailboxes": _lines([m["address"] for m in mailboxes]),
         exim_dir / "forwards": _lines(forwards),

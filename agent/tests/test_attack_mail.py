@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from agent import validation as v
 from agent.ops import mail
 from agent.tests.ops_helpers import make_config, require_binary
 from agent.tests.test_attack_fs import as_customer
@@ -76,3 +77,44 @@ def test_a_rolled_back_mail_change_keeps_the_password_hashes_private(tmp_path):
     reloads.fail(False)
     modes = {name: stat.S_IMODE((config.root / name).stat().st_mode) for name in (mail.PASSWD, mail.TLS_KEY)}
     assert modes == {mail.PASSWD: 0o600, mail.TLS_KEY: 0o600}
+
+
+def exim_routes(config, address: str) -> str:
+    """`exim -bt` of an address under the rendered config: how exim would route it (or why not)."""
+    proc = subprocess.run(["exim", "-C", str(config.root / mail.EXIM_CONF), "-bt", address],
+                          capture_output=True, text=True, timeout=120)
+    return proc.stdout + proc.stderr
+
+
+def test_a_hosted_mail_domain_whose_mx_is_not_here_is_not_delivered_here(tmp_path):
+    """mallory's mail domain gmail.com with a mailbox: exim treated every hosted domain as local, so every
+    mail the node sent or forwarded to gmail.com landed in her mailbox. A hosted domain is local only while
+    its MX (or, with none, its own address) is this node or one of the cluster's mail nodes: example.com's
+    is not (its MX is the null MX "0 ." where DNS answers; no name resolves here without DNS), and mail
+    to it is routed as to any remote domain."""
+    require_binary("exim", "doveconf")
+    config, _ = make_config(tmp_path)
+    mail.create_domain(config, {"name": "example.com", "owner": "alice", "mail_nodes": ["192.0.2.25"]})
+    mail.create_mailbox(config, {"address": "victim@example.com", "password": "long enough pw"})
+    routed = exim_routes(config, "victim@example.com")
+    assert "hostfleet_mailbox" not in routed and "hostfleet_maildir" not in routed, routed
+    shown = subprocess.run(["exim", "-C", str(config.root / mail.EXIM_CONF), "-bP", "+local_domains"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "mxh=$domain" in shown and "mail_nodes" in shown, shown
+
+
+def test_the_cluster_mail_nodes_are_exims_iplsearch_keys(tmp_path):
+    """The master's mail-node addresses land, each once, in the file exim's local_domains reads: IPv6
+    quoted (iplsearch), IPv4-mapped as IPv4; anything else is a 400 naming mail_nodes, nothing written."""
+    require_binary("exim", "doveconf")
+    config, _ = make_config(tmp_path)
+    mail.create_domain(config, {"name": "one.example", "owner": "alice",
+                                "mail_nodes": ["192.0.2.25", "2001:db8::7", "::ffff:192.0.2.26"]})
+    mail.create_domain(config, {"name": "two.example", "owner": "alice", "mail_nodes": ["192.0.2.25"]})
+    nodes = config.root / mail.EXIM_DIR / "mail_nodes"
+    assert nodes.read_text().splitlines() == ['"2001:db8::7"', "192.0.2.25", "192.0.2.26"]
+    for bad in ("192.0.2.25", ["not an address"], ["192.0.2.1\n10.0.0.0/8"], ["1.2.3.4"] * 65):
+        with pytest.raises(v.ValidationError) as refused:
+            mail.create_domain(config, {"name": "three.example", "owner": "alice", "mail_nodes": bad})
+        assert refused.value.field == "mail_nodes"
+    assert [d["name"] for d in mail.list_domains(config)] == ["one.example", "two.example"]

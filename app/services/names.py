@@ -223,23 +223,36 @@ def _reserved_rule(name: str) -> None:
 
 
 def _owner_rule(owner: User, kind: str, name: str, found: list[Holder], web_domain_id: int | None,
-                creating: bool = True) -> None:
+                creating: bool = True, reveal: bool = True) -> None:
     """One owner for a name, the names above it and the names below it; one web domain for a host name.
 
     When creating, the same name in the same kind is left to the index's unique name (it answers "exists"
-    or "is being created")."""
+    or "is being created"). reveal: the refusal names the other owner and the name they hold (for an
+    administrator); without it, it says only that another account holds the name, a name above it
+    (named: it is part of the name asked) or a name below it (not named: it may be unpublished)."""
     if creating:
         found = [h for h in found if not (h.kind == kind and h.name == name and kind != "aliases")]
     for holder in found:
         if kind in ("webdomains", "aliases") and holder.kind in ("webdomains", "aliases") and holder.name == name \
                 and holder.web_domain_id != web_domain_id:
-            raise NameRefused(409, f"{name} is already served by {holder.describe()}")
+            whose = holder.describe() if reveal or holder.owner_id == owner.id \
+                else f"another account's {LABELS[holder.kind]}"
+            raise NameRefused(409, f"{name} is already served by {whose}")
     others = [h for h in found if h.owner_id != owner.id]
     if others:
         holder = min(others, key=lambda h: (h.name != name, len(h.name)))
-        relation = "is" if holder.name == name else "is under" if name.endswith("." + holder.name) else "is above"
-        raise NameRefused(409, f"{name} {relation} {holder.describe()}: a name, the names above it and the names "
-                               "below it belong to one owner", overridable=True)
+        under = name.endswith("." + holder.name)
+        if reveal:
+            relation = "is" if holder.name == name else "is under" if under else "is above"
+            refusal = f"{name} {relation} {holder.describe()}"
+        elif holder.name == name:
+            refusal = f"{name} is held by another account"
+        elif under:
+            refusal = f"{name} is under {holder.name}, which another account holds"
+        else:
+            refusal = f"a name under {name} is held by another account"
+        raise NameRefused(409, f"{refusal}: a name, the names above it and the names below it belong to one "
+                               "owner", overridable=True)
 
 
 def check(actor: User, owner: User, kind: str, name: str, *, override: bool = False,
@@ -253,7 +266,7 @@ def check(actor: User, owner: User, kind: str, name: str, *, override: bool = Fa
     _hard_rules(actor.is_admin, name)
     found = holders(name)
     set_aside = []
-    for rule in (_reserved_rule, lambda n: _owner_rule(owner, kind, n, found, web_domain_id)):
+    for rule in (_reserved_rule, lambda n: _owner_rule(owner, kind, n, found, web_domain_id, reveal=actor.is_admin)):
         try:
             rule(name)
         except NameRefused as exc:
@@ -277,16 +290,17 @@ def check(actor: User, owner: User, kind: str, name: str, *, override: bool = Fa
     return "; ".join(set_aside) or None
 
 
-def recheck(owner: User, kind: str, name: str, web_domain_id: int | None = None) -> None:
+def recheck(owner: User, kind: str, name: str, web_domain_id: int | None = None, reveal: bool = False) -> None:
     """Refuse (NameRefused, 409) a name the owner has just claimed when another owner's name, parent or
     child is in the index now: `check` and the claim are two steps, and the index's unique name covers
     only the same name in the same kind, so two creates of related names (mallory's shop.example.com,
     alice's example.com) could both pass `check` before either claimed. Run after the claim is
     committed: of two such claims at once, at least the later check sees the other's.
 
-    web_domain_id: the web domain the name is (or is an alias of), so its own names do not count."""
+    web_domain_id: the web domain the name is (or is an alias of), so its own names do not count.
+    reveal: name the other owner and their name (the actor is an administrator)."""
     found = [h for h in holders(name) if not (h.kind == kind and h.name == name and h.owner_id == owner.id)]
-    _owner_rule(owner, kind, name, found, web_domain_id, creating=False)
+    _owner_rule(owner, kind, name, found, web_domain_id, creating=False, reveal=reveal)
 
 
 def record_override(actor: User, owner: User, kind: str, name: str, refused: str) -> None:

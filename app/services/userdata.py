@@ -461,11 +461,13 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     what = f"{owner.name}'s {kind.label} {name}"
     require_ready(node, what)
     dns_report = _zone_first(owner, name, node, mail=kind_name == "maildomains") if zone_first else None
+    if kind_name == "maildomains":
+        body["mail_nodes"] = mail_node_addresses()
     row_id = claim(kind, owner, node, name)  # a name already taken is refused here
     if body.get("aliases"):
         claim_aliases(kind, row_id, body["aliases"], node)
     try:
-        recheck_names(owner, kind_name, body, overridden, row_id)
+        recheck_names(owner, kind_name, body, overridden, row_id, reveal=actor.is_admin)
     except UserDataError:
         release_claim(kind, row_id)
         raise
@@ -484,6 +486,19 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     elif with_dns:
         shaped["dns"] = zone_records_for(owner, name, node, mail=kind_name == "maildomains")
     return shaped
+
+
+def mail_node_addresses() -> list[str]:
+    """The IP addresses of the cluster's mail nodes: a hosted mail domain whose MX points at one of them
+    (or at its own node) keeps its mail on its node; any other is delivered by DNS (exim4.conf.j2)."""
+    addresses = []
+    for node in db.session.scalars(select(Node).order_by(Node.id)):
+        if "mail" in (node.roles or []):
+            try:
+                addresses.append(v.ip_address(node.address, "address"))
+            except v.ValidationError:
+                continue  # a host name: its own node still knows its addresses
+    return addresses[: mail.MAX_MAIL_NODES]
 
 
 def override_asked(actor: User, data: dict) -> bool:
@@ -526,7 +541,7 @@ def check_names(actor: User, owner: User, kind_name: str, body: dict, override: 
 
 
 def recheck_names(owner: User, kind_name: str, body: dict, overridden: list[tuple[str, str, str]],
-                  web_domain_id: int) -> None:
+                  web_domain_id: int, reveal: bool = False) -> None:
     """After the claim (or the aliases' indexing) is committed, the one-owner rule once more for each new
     name an override did not set aside: another owner's related name may have been claimed between
     check_names and this claim (names.recheck). 409 naming the field."""
@@ -539,7 +554,8 @@ def recheck_names(owner: User, kind_name: str, body: dict, overridden: list[tupl
         if (kind, name) in set_aside:
             continue
         try:
-            names.recheck(owner, kind, name, web_domain_id if kind in ("webdomains", "aliases") else None)
+            names.recheck(owner, kind, name, web_domain_id if kind in ("webdomains", "aliases") else None,
+                          reveal=reveal)
         except names.NameRefused as exc:
             raise UserDataError(exc.status, exc.message, {field: exc.message}) from None
 
@@ -683,7 +699,7 @@ def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
             index_aliases(row, body["aliases"])
             db.session.commit()  # visible to the other creates' rechecks before this one's
             try:
-                recheck_names(row.owner, kind_name, {"aliases": added}, overridden, row.id)
+                recheck_names(row.owner, kind_name, {"aliases": added}, overridden, row.id, reveal=actor.is_admin)
             except UserDataError:
                 index_aliases(row, aliases_before)
                 db.session.commit()
@@ -737,7 +753,7 @@ def delete(kind_name: str, actor: User, row_id: int) -> None:
 def _shape(kind_name: str, result: object, row) -> dict:
     """The agent's record with the index's id, owner name and node name."""
     record = dict(result) if isinstance(result, dict) else {}
-    for internal in ("hash", "password", "last_record_id"):
+    for internal in ("hash", "password", "last_record_id", "mail_nodes"):
         record.pop(internal, None)
     if kind_name == "domains" and isinstance(record.get("records"), list):
         record["records"] = [public_record(r) for r in record["records"]]

@@ -169,18 +169,23 @@ def test_records_in_mallorys_zone_stay_in_her_zone(app, client, world, record):
     assert answer.status_code == 400, answer.json
 
 
-@pytest.mark.xfail(strict=True, reason="the registry's 409 names the other owner and the name below that they hold "
-                   "(docs/user-data.md asks for it): a customer enumerates other accounts and their unpublished names")
 def test_a_refusal_does_not_tell_mallory_alices_hidden_names_or_her_account(app, client, world):
-    """mallory asks for a parent of a name alice holds only as a mail domain (no public DNS needed): the
-    refusal may say the name is taken, but not which name below it alice holds, nor her user name."""
+    """mallory asks for a parent of a name alice holds (unpublished: no public DNS needed): the refusal says
+    a name under it is another account's, naming the field, but not which name nor whose; an administrator
+    asking the same for mallory is told both."""
     assert client.post("/api/v1/domains", json={"name": "secret-staging.corp.example", "ip": "192.0.2.1"},
                        headers=basic("alice")).status_code == 201
     answer = client.post("/api/v1/domains", json={"name": "corp.example", "ip": "192.0.2.9"},
                          headers=basic("mallory"))
     assert answer.status_code == 409
+    assert list(answer.json["fields"]) == ["name"], answer.json
+    assert "another account" in answer.json["error"], answer.json
     text = answer.text
     assert "secret-staging" not in text and "alice" not in text, text
+    admin = client.post("/api/v1/domains", json={"name": "corp.example", "owner": "mallory", "ip": "192.0.2.9"},
+                        headers=basic("root"))
+    assert admin.status_code == 409 and list(admin.json["fields"]) == ["name"], admin.json
+    assert "corp.example is above alice's zone secret-staging.corp.example" in admin.json["error"], admin.json
 
 
 @pytest.mark.parametrize("headers", [

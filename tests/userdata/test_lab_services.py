@@ -400,6 +400,62 @@ def test_forwarding_keeps_a_copy(env):
     record("forward sales → info", "copy in both", "copy in both")
 
 
+def exim_route(env, address: str) -> str:
+    """`exim -bt` on the node: how its exim routes the address (router, transport, hosts) or why it cannot."""
+    proc = env.node.exec(["exim", "-bt", address], check=False, timeout=60)
+    return proc.stdout + proc.stderr
+
+
+def test_hosted_mail_domains_are_local_only_where_their_mx_points(env):
+    """Three of alice's mail domains on the node, each with a mailbox, under her zone hflab-mail.example.net
+    as the node's bind serves it: here. (made with "dns": MX mail.here → the node), away. (MX to
+    198.18.0.250) and bare. (no MX, its address 198.18.0.250). `exim -bt` on the node routes here.'s
+    mailbox to its maildir and the other two out by DNS to 198.18.0.250, never to the local mailbox; over
+    SMTP from outside, RCPT TO here. is 250 and away. is a relay (550)."""
+    zone, elsewhere = "hflab-mail.example.net", "198.18.0.250"
+    here, away, bare = (f"info@{label}.{zone}" for label in ("here", "away", "bare"))
+    zones = {z["name"]: z["id"] for z in env.as_user("GET", "/api/v1/domains").json()["items"]}
+    for record_body in ({"name": "away", "type": "MX", "value": f"mx.away.{zone}.", "priority": 10},
+                        {"name": "mx.away", "type": "A", "value": elsewhere},
+                        {"name": "bare", "type": "A", "value": elsewhere}):
+        added = env.change("POST", f"/api/v1/domains/{zones[zone]}/records", record_body)
+        assert added.status_code == 201, added.text
+    made = env.change("POST", "/api/v1/maildomains", {"name": f"here.{zone}", "dns": True})
+    assert made.status_code == 201 and made.json()["dns"].get("records") == 2, made.text
+    for domain in (f"away.{zone}", f"bare.{zone}"):
+        assert env.change("POST", "/api/v1/maildomains", {"name": domain}).status_code == 201
+    for address in (here, away, bare):
+        box = env.change("POST", "/api/v1/mailboxes", {"address": address, "password": MAILBOX_PASSWORD})
+        assert box.status_code == 201, box.text
+    eventually(lambda: dig(env.address, f"here.{zone}", "MX") + dig(env.address, f"bare.{zone}", "A"),
+               lambda got: got == [f"10 mail.here.{zone}.", elsewhere])
+
+    local = eventually(lambda: exim_route(env, here), lambda got: "hostfleet_maildir" in got)
+    assert "router = hostfleet_mailbox" in local, local
+    routed_away, routed_bare = exim_route(env, away), exim_route(env, bare)
+    for routed in (routed_away, routed_bare):
+        assert "hostfleet_maildir" not in routed and "router = hostfleet_remote" in routed, routed
+        assert f"[{elsewhere}]" in routed, routed
+    assert f"mx.away.{zone}" in routed_away and "MX=10" in routed_away, routed_away
+    routers = [line.strip().split(",")[0] for out in (local, routed_away, routed_bare) for line in out.splitlines()
+               if "router =" in line]
+    record("exim -bt: MX here / MX away / no MX", "mailbox / remote / remote", " / ".join(routers))
+
+    def rcpt_codes():
+        try:
+            with smtplib.SMTP(env.address, 25, timeout=20) as smtp:
+                smtp.ehlo("tester.outside.example")
+                assert smtp.mail("tester@outside.example")[0] == 250
+                return smtp.rcpt(here)[0], smtp.rcpt(away)[0]
+        except OSError:
+            # exim re-executes itself on a reload and listens again a moment later.
+            return 0, 0
+
+    codes = eventually(rcpt_codes, lambda got: got[0] == 250)
+    assert codes == (250, 550), codes
+    record("SMTP RCPT TO MX here / MX away", "250 / 550", f"{codes[0]} / {codes[1]}")
+
+
 def test_suspend_and_resume(env):
     """Suspended: sites answer 503 "suspended", mailboxes refuse IMAP; resumed: both back."""
     env.panel.wait_state(env.node_id, "ready", timeout=120)

@@ -68,19 +68,20 @@ def refused(app, client, cluster, node_id, path, body, who, status, field, *word
 def test_a_zone_under_another_owners_zone_is_refused(app, client, cluster, world):
     """mallory's zone shop.victim.example (bind would answer for alice's subdomain) → 409 naming name."""
     refused(app, client, cluster, world, "/api/v1/domains", {"name": "shop.victim.example", "ip": "192.0.2.9"},
-            "mallory", 409, "name", "shop.victim.example is under alice's zone victim.example", "one owner")
+            "mallory", 409, "name", "shop.victim.example is under victim.example, which another account holds",
+            "one owner")
 
 
 def test_a_web_domain_under_another_owners_zone_is_refused(app, client, cluster, world):
     """mallory's web domain mail.victim.example (her code could set cookies for .victim.example) → 409."""
     refused(app, client, cluster, world, "/api/v1/webdomains", {"name": "mail.victim.example"}, "mallory", 409,
-            "name", "under alice's zone victim.example")
+            "name", "under victim.example, which another account holds")
 
 
 def test_a_mail_domain_of_another_owners_zone_is_refused_and_the_owner_still_gets_it(app, client, cluster, world):
     """mallory's mail domain victim.example → 409; alice's own afterwards → 201 (it was hers to take)."""
     refused(app, client, cluster, world, "/api/v1/maildomains", {"name": "victim.example"}, "mallory", 409, "name",
-            "victim.example is alice's zone victim.example")
+            "victim.example is held by another account")
     mine = client.post("/api/v1/maildomains", json={"name": "victim.example"}, headers=basic("alice"))
     assert mine.status_code == 201, mine.json
 
@@ -100,6 +101,27 @@ def test_a_mail_domain_nobody_here_holds_needs_its_zone_or_a_proof(app, client, 
     refused(app, client, cluster, world, "/api/v1/mailboxes", {"address": "victim@gmail.com",
                                                                "password": "a long password"},
             "mallory", 400, "address", "not one of your mail domains")
+
+
+def test_a_mail_domain_tells_its_node_the_cluster_mail_nodes_and_no_customer_sees_them(app, client, cluster, world):
+    """A hosted mail domain is delivered on its node only while its MX points at that node or another of
+    the cluster's mail nodes (the agent's exim4.conf.j2): the create sends the mail nodes' addresses (a web
+    node's is not one), which reach the file exim reads; the customer's answer and listing do not show them."""
+    from app.extensions import db
+    from app.models import Node
+
+    for name, roles, address in (("mx2", ("mail",), "192.0.2.25"), ("web2", ("web",), "192.0.2.26")):
+        node_id = cluster.node(name, roles=roles)
+        with app.app_context():
+            db.session.get(Node, node_id).address = address
+            db.session.commit()
+    made = client.post("/api/v1/maildomains", json={"name": "victim.example"}, headers=basic("alice"))
+    assert made.status_code == 201, made.json
+    assert made.json["node"] == "n1" and "mail_nodes" not in made.json, made.json
+    listed = client.get("/api/v1/maildomains", headers=basic("alice")).json["items"]
+    assert [d["name"] for d in listed] == ["victim.example"] and "mail_nodes" not in listed[0], listed
+    nodes = (cluster.root(world) / "etc/exim4/hostfleet/mail_nodes").read_text().splitlines()
+    assert "192.0.2.25" in nodes and "192.0.2.26" not in nodes, nodes
 
 
 @pytest.mark.parametrize("name", ["co.uk", "github.io"])
@@ -151,7 +173,7 @@ def test_a_zone_above_another_owners_name_is_refused(app, client, cluster, world
     zone = client.post("/api/v1/domains", json={"name": "shop.bob.example", "ip": "192.0.2.9"}, headers=basic("bob"))
     assert zone.status_code == 201, zone.json
     refused(app, client, cluster, world, "/api/v1/domains", {"name": "bob.example"}, "mallory", 409, "name",
-            "bob.example is above bob's zone shop.bob.example")
+            "a name under bob.example is held by another account")
 
 
 def test_aliases_are_indexed_and_refused_like_names(app, client, cluster, world):
@@ -161,7 +183,7 @@ def test_aliases_are_indexed_and_refused_like_names(app, client, cluster, world)
     assert zone.status_code == 201, zone.json
     refused(app, client, cluster, world, "/api/v1/webdomains",
             {"name": "mallory.example", "aliases": ["www.victim.example"]}, "mallory", 409, "aliases",
-            "www.victim.example is under alice's zone victim.example")
+            "www.victim.example is under victim.example, which another account holds")
     site = client.post("/api/v1/webdomains", json={"name": "mallory.example", "aliases": ["www.mallory.example"]},
                        headers=basic("mallory"))
     assert site.status_code == 201, site.json
@@ -175,7 +197,10 @@ def test_aliases_are_indexed_and_refused_like_names(app, client, cluster, world)
                                                     "aliases": ["held.example"]}, headers=basic("root"))
     assert other.status_code == 201, other.json
     refused(app, client, cluster, world, "/api/v1/domains", {"name": "held.example"}, "alice", 409, "name",
-            "held.example is mallory's web domain alias held.example (of web domain two.mallory.example)")
+            "held.example is held by another account")
+    served = refused(app, client, cluster, world, "/api/v1/webdomains", {"name": "held.example"}, "alice", 409,
+                     "name", "held.example is already served by another account's web domain alias")
+    assert "mallory" not in served["error"] and "two.mallory.example" not in served["error"], served
     refused(app, client, cluster, world, "/api/v1/webdomains", {"name": "www.mallory.example"}, "mallory", 409,
             "name", "already served by mallory's web domain alias www.mallory.example")
     # Dropping an alias frees it.
