@@ -433,8 +433,6 @@ def test_a_customer_is_not_placed_on_the_masters_own_server(app, cluster):
     assert node_id not in placed, "mallory's web, dns and mail are on the master's own server"
 
 
-@pytest.mark.xfail(strict=True, reason="anything that can write to the panel's Redis (no password in the deployment "
-                   "example; on loopback, reachable from customers' code on the local node) runs code in the worker")
 def test_a_job_written_into_redis_by_someone_else_does_not_run(app, redis_url, tmp_path):
     """What mallory's PHP on the master's own server can do with Redis on 127.0.0.1:6379: put a job on the
     panel's default queue naming any importable function (RQ's default serializer is pickle, so the
