@@ -107,6 +107,9 @@ def why_refused(job: Job) -> str | None:
         job.func_name  # noqa: B018 - reading it checks the signature of the job's data
     except DeserializationError as exc:
         return str(exc.__cause__ or exc) or "unreadable data"
+    if job.meta.keys() == {"unserialized"}:
+        # What RQ keeps of a meta its serializer refused; the worker would fail writing it back.
+        return "its meta is not signed by this panel"
     if any(getattr(job, name, None) for name in _HOOK_FIELDS) or job.webhooks:
         return "it names callbacks or webhooks"
     if job._dependency_ids:

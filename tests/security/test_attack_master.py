@@ -411,10 +411,6 @@ def test_hostile_values_in_every_customer_form_are_never_a_500(app, client, worl
     assert statuses.get(302, 0) + statuses.get(200, 0) > 0, statuses  # the forms were taken, not all refused
 
 
-@pytest.mark.xfail(strict=True, reason="customers are placed on the master's own server (the local node) like on "
-                   "any node; their PHP there reaches loopback (nftables accepts lo): Redis without a password, whose "
-                   "RQ jobs the worker unpickles (code execution as the panel), and gunicorn with X-Forwarded-For "
-                   "believed")
 def test_a_customer_is_not_placed_on_the_masters_own_server(app, cluster):
     """A single-server install: the master's own server is the only ready node with the web role. A
     customer's PHP runs as their UID on the node that holds them, with every loopback port open to it."""

@@ -114,6 +114,17 @@ def test_a_callback_added_to_a_signed_job_is_refused(app, field):
     assert not job.connection.exists(job.key)
 
 
+def test_a_pickle_put_in_a_signed_jobs_meta_is_refused_unread(app, tmp_path):
+    """RQ reads a job's meta with the job's serializer: the panel's refuses a pickle there without loading
+    it, and the worker drops the job rather than fail writing that meta back."""
+    marker = tmp_path / "pwned"
+    job = panel_queue(app).enqueue("os.getpid")
+    job.connection.hset(job.key, "meta", pickle.dumps(TouchesWhenUnpickled(marker)))
+    run_worker_burst(app, ("default",))
+    assert not marker.exists()
+    assert not job.connection.exists(job.key)
+
+
 def test_reading_a_forged_jobs_state_does_not_unpickle_it(app, outsider, tmp_path):
     """The panel reads a queued operation's job (operations.rq_job_state) on its pages and in the sync
     round; RQ's default reader unpickles a job's meta as it loads it."""
