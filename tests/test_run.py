@@ -33,6 +33,9 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path):
             redis.Redis(port=port).set("hostfleet:probe", "1")
         assert redis.Redis(port=port, password=password).ping()
         node = panel.wait_ready()
+        # The local node's agent closed loopback to hosting accounts at its start (no list pushed yet).
+        ruleset = (panel.data / "local-node" / "root" / "etc" / "hostfleet" / "firewall.nft").read_text()
+        assert "meta skuid 10000-59999 ip daddr 127.0.0.0/8 reject" in ruleset
         assert node["name"] == "local" and node["is_local"] and node["stats"]["memory_used_percent"] is not None
         login_page = requests.get(panel.url + "/login", timeout=5)
         assert login_page.status_code == 200 and "gunicorn" in login_page.headers.get("Server", "")
