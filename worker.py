@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("rq.worker").setLevel(logging.WARNING if quiet else logging.INFO)
     # Jobs are read with the panel's serializer; a job this panel did not sign is dropped unrun.
     worker = make_worker(args.queues, app.config, simple=args.simple, name=args.name)
-    # No RQ scheduler: nothing here is scheduled for later (`rq cron` enqueues the periodic tick), and
+    # No RQ scheduler: nothing here is scheduled for later (`app.cron` enqueues the periodic tick), and
     # RQ forks it from the worker, so it inherits the worker's Redis sockets. A worker SIGKILLed while
     # waiting for a job would leave its blocking dequeue open in that child, and Redis would hand the
     # next job to a connection nobody reads (recovered only after the abandoned-job grace).
