@@ -412,8 +412,10 @@ def test_hostile_values_in_every_customer_form_are_never_a_500(app, client, worl
 
 
 def test_a_customer_is_not_placed_on_the_masters_own_server(app, cluster):
-    """A single-server install: the master's own server is the only ready node with the web role. A
-    customer's PHP runs as their UID on the node that holds them, with every loopback port open to it."""
+    """The master's own server and another ready node: a customer's PHP runs as their UID on the node that
+    holds them and reaches its loopback (the panel's Redis, gunicorn), so customers go to the other node.
+    A single-server install still places them on the local node, whose firewall closes loopback to them
+    (tests/userdata/test_placement.py, agent/tests/test_ops_firewall.py)."""
     from app.extensions import db
     from app.models import Node, Placement, User
 
