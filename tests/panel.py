@@ -70,6 +70,22 @@ class Panel:
     def api(self, path: str) -> requests.Response:
         return requests.get(self.url + path, auth=("admin", self.password), timeout=60)
 
+    def redis_url(self) -> str:
+        """The embedded Redis's URL, with the password `make run` made for it."""
+        port = re.search(r"embedded Redis on 127\.0\.0\.1:(\d+)", "".join(self.output)).group(1)
+        password = (self.data / "redis" / "password").read_text().strip()
+        return f"redis://:{password}@127.0.0.1:{port}/0"
+
+    def job_queue(self, name: str = "default"):
+        """The panel's RQ queue `name`, signing jobs as the panel does (its data dir's secret)."""
+        from redis import Redis
+        from rq import Queue
+
+        from app.queues import SignedJSONSerializer
+
+        secret = (self.data / "secret_key").read_text().strip()
+        return Queue(name, connection=Redis.from_url(self.redis_url()), serializer=SignedJSONSerializer(secret))
+
     def wait_ready(self, timeout: float = 60) -> dict:
         """Wait until the local node is `ready` and return it as the API shows it."""
 
@@ -106,9 +122,8 @@ def add_loopback_nodes(panel: Panel, base: Path, names, monkeypatch, roles=("web
     from app import create_app
     from tests.conftest import AgentNodes
 
-    port = re.search(r"embedded Redis on 127\.0\.0\.1:(\d+)", "".join(panel.output)).group(1)
     monkeypatch.setenv("HOSTFLEET_DATA", str(panel.data))
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    monkeypatch.setenv("REDIS_URL", panel.redis_url())
     nodes = AgentNodes(create_app(), base)
     for name in names:
         nodes.add(name, roles=roles)

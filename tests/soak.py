@@ -604,14 +604,8 @@ def busy_worker(panel) -> tuple[object | None, object | None]:
 
 def list_change_of(panel, job_id: str | None) -> int | None:
     """The operation a distributed request's RQ job runs (None for another job, or none)."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    if not job_id:
-        return None
-    try:
-        job = Job.fetch(job_id, connection=panel.redis())
-    except NoSuchJobError:
+    job = panel.panel.job_queue().fetch_job(job_id) if job_id else None
+    if job is None:
         return None
     return job.args[0] if job.func_name.endswith(".distribute_list_change") and job.args else None
 

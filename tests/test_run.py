@@ -1,7 +1,10 @@
 """`make run` end to end: one command brings up everything, Ctrl-C stops it, data is reused."""
 
+import re
+
 import psutil
 import pytest
+import redis
 import requests
 
 from tests.panel import new_panel
@@ -17,10 +20,22 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path):
         assert "user name: admin" in text and panel.password
         children = panel.descendants()
         names = " ".join(" ".join(psutil.Process(pid).cmdline()) for pid in children)
-        for part in ("redis-server", "agent serve", "worker.py default", "worker.py periodic", "rq.cli cron",
+        for part in ("redis-server", "agent serve", "worker.py default", "worker.py periodic", "app.cron",
                      "gunicorn"):
             assert part in names, f"{part} is not running"
+        # The embedded Redis has a password, kept out of every command line (customers' code on this
+        # server reaches loopback and reads /proc/*/cmdline); the periodic ticks below prove the signed
+        # jobs run.
+        password = (panel.data / "redis" / "password").read_text().strip()
+        assert len(password) >= 32 and password not in names
+        port = int(re.search(r"embedded Redis on 127\.0\.0\.1:(\d+)", text).group(1))
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(port=port).set("hostfleet:probe", "1")
+        assert redis.Redis(port=port, password=password).ping()
         node = panel.wait_ready()
+        # The local node's agent closed loopback to hosting accounts at its start (no list pushed yet).
+        ruleset = (panel.data / "local-node" / "root" / "etc" / "hostfleet" / "firewall.nft").read_text()
+        assert "meta skuid 10000-59999 ip daddr 127.0.0.0/8 reject" in ruleset
         assert node["name"] == "local" and node["is_local"] and node["stats"]["memory_used_percent"] is not None
         login_page = requests.get(panel.url + "/login", timeout=5)
         assert login_page.status_code == 200 and "gunicorn" in login_page.headers.get("Server", "")
@@ -34,7 +49,8 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path):
     assert "stopped every process it started" in "".join(panel.output)
     assert not [pid for pid in children if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
     for secret_file in (panel.data / "secret_key", panel.data / "initial-admin-password",
-                        panel.data / "local-node" / "secret", panel.data / "local-node" / "agent.json"):
+                        panel.data / "local-node" / "secret", panel.data / "local-node" / "agent.json",
+                        panel.data / "redis" / "password", panel.data / "redis" / "redis.conf"):
         assert secret_file.stat().st_mode & 0o077 == 0, f"{secret_file} must be private"
 
     again = new_panel(tmp_path)

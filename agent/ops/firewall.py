@@ -18,6 +18,8 @@ SSH_PORT = 22
 ACTIONS = ("accept", "drop", "reject")
 PROTOCOLS = ("tcp", "udp", "icmp", "any")
 ROW_FIELDS = ("id", "action", "protocol", "ports", "source", "comment")
+# Loopback ports hosting accounts may still reach where loopback is closed to them (the node's resolver).
+LOOPBACK_PORTS_FOR_ACCOUNTS = (53,)
 
 
 def validate_row(row: object) -> dict:
@@ -88,10 +90,16 @@ def _match_text(rule: dict) -> str:
 LIVE_STATE = "firewall-loaded.sha256"
 
 
-def render(rules: list[dict]) -> bytes:
-    """The nft script for the rules, in list order."""
+def render(rules: list[dict], closed_loopback_uids: list[int] | None = None) -> bytes:
+    """The nft script for the rules, in list order; with `closed_loopback_uids` ([first, last]), an output
+    chain refusing those UIDs' new connections to loopback (docs/security.md, "The panel's own server")."""
+    closed = None
+    if closed_loopback_uids:
+        first, last = (int(uid) for uid in closed_loopback_uids)
+        closed = f"{first}-{last}" if first != last else str(first)
     return apply.render(
-        "nftables.nft.j2", rules=[{**rule, "match": _match_text(rule)} for rule in rules]
+        "nftables.nft.j2", rules=[{**rule, "match": _match_text(rule)} for rule in rules], closed_uids=closed,
+        open_ports="{ " + ", ".join(str(port) for port in LOOPBACK_PORTS_FOR_ACCOUNTS) + " }",
     )
 
 
@@ -106,7 +114,8 @@ def apply_rules(config, rows: list[dict], masters: Iterable[str] = ()) -> apply.
     def check(_written: dict) -> None:
         apply.run_checker("firewall", ["nft", "-c", "-f", str(path)])
 
-    result = apply.apply_files(config, {path: render(rules)}, current, check, ["firewall"])
+    wanted = render(rules, getattr(config, "closed_loopback_uids", None))
+    result = apply.apply_files(config, {path: wanted}, current, check, ["firewall"])
     if not config.reload_commands.get("firewall"):
         return result
     state = Path(config.state_dir) / LIVE_STATE

@@ -188,3 +188,92 @@ def test_apply_in_private_network_namespace(tmp_path):
     assert "tcp dport { 80, 443 } accept" in found["text"]
     assert "ip saddr 10.0.0.0/8 tcp dport 1000-2000 drop" in found["text"]
     assert found["text"].count("table inet hostfleet") == 1
+
+
+@needs_nft
+def test_closed_loopback_renders_an_output_chain_nft_accepts(tmp_path):
+    """With closed_loopback_uids the table gains an output chain for that UID range; nft -c accepts it,
+    and a config without the setting renders no output chain at all."""
+    config, _ = make_config(tmp_path, closed_loopback_uids=[10000, 59999])
+    firewall.replace(config, *envelope(RULES))
+    text = (config.root / firewall.RULESET).read_text()
+    assert "hook output" in text and "meta skuid 10000-59999 ip daddr 127.0.0.0/8 reject" in text
+    assert "meta skuid 10000-59999 ip6 daddr ::1 reject" in text
+    other, _ = make_config(tmp_path / "other")
+    firewall.replace(other, *envelope(RULES))
+    assert "hook output" not in (other.root / firewall.RULESET).read_text()
+
+
+@pytest.mark.parametrize("uids", [[0, 59999], [999, 2000], [2000, 1000], [1000], "1000-2000", [1000.0, 2000],
+                                  [True, 2000], [1000, 2**31]])
+def test_closed_loopback_never_covers_system_accounts(tmp_path, uids):
+    """root, www-data and the other system accounts keep loopback: a range reaching below 1000 (or not a
+    range) is a configuration error when the agent loads its config."""
+    from agent.config import ConfigError
+
+    with pytest.raises(ConfigError, match="closed_loopback_uids"):
+        make_config(tmp_path, closed_loopback_uids=uids)
+
+
+LOOPBACK_SCRIPT = textwrap.dedent(
+    """
+    import json, os, socket, subprocess, sys
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[1])
+    from agent.tests.ops_helpers import envelope, make_config
+    from agent.ops import firewall
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    closed = json.loads(sys.argv[3])
+    config, _ = make_config(Path(sys.argv[2]), closed_loopback_uids=closed)
+    config.reload_commands["firewall"] = ["nft", "-f", str(config.root / firewall.RULESET)]
+    firewall.replace(config, *envelope([]))
+    listeners = []
+    for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET, "127.0.0.2"), (socket.AF_INET6, "::1")):
+        for port in (6379, 53):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+            sock.listen(8)
+            listeners.append(sock)
+
+    def reach(uid, address, port):
+        pid = os.fork()
+        if pid == 0:
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                socket.create_connection((address, port), timeout=2).close()
+                os._exit(0)
+            except OSError:
+                os._exit(1)
+        return os.waitpid(pid, 0)[1] == 0
+
+    results = {f"{uid} {address} {port}": reach(uid, address, port)
+               for uid in (0, 33, 9999, 10000, 59999, 60000)
+               for address in ("127.0.0.1", "127.0.0.2", "::1") for port in (6379, 53)}
+    print(json.dumps(results))
+    """
+)
+
+
+@needs_nft
+@pytest.mark.parametrize("closed", [[10000, 59999], None])
+def test_closed_loopback_refuses_hosting_uids_for_real(tmp_path, closed):
+    """In a private network namespace, with the table loaded: processes running as UIDs in the range
+    cannot connect to a listener on 127.0.0.1, 127.0.0.2 or ::1 (the panel's Redis port, say), except
+    on port 53; root, www-data (33) and UIDs outside the range still can. Without the setting, every UID can."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("unshare (util-linux) or ip (iproute2) is not installed")
+    repo = str(__import__("pathlib").Path(__file__).resolve().parents[2])
+    proc = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", LOOPBACK_SCRIPT, repo, str(tmp_path), json.dumps(closed)],
+        check=False, capture_output=True, text=True, timeout=120,
+    )
+    if proc.returncode != 0 and "Operation not permitted" in proc.stderr:
+        pytest.skip(f"cannot create a network namespace here: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    reached = json.loads(proc.stdout)
+    for key, ok in reached.items():
+        uid, _, port = key.split()
+        refused = closed is not None and 10000 <= int(uid) <= 59999 and port != "53"
+        assert ok is not refused, (key, ok)

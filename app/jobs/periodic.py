@@ -1,4 +1,4 @@
-"""Periodic jobs, defined as data: `rq cron` enqueues `tick` every second on the periodic queue,
+"""Periodic jobs, defined as data: `app.cron` enqueues `tick` every second on the periodic queue,
 and `tick` runs each task that is due, at most once per interval cluster-wide."""
 
 from __future__ import annotations

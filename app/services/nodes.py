@@ -81,6 +81,7 @@ def local_agent_paths(data_dir: Path) -> dict[str, Path]:
 def ensure_local_node(data_dir: Path) -> Node:
     """Add the master's own server as a node at first start, without SSH (SPEC §1.9)."""
     from agent.config import initialize
+    from app.services.users import uid_range
 
     node = db.session.scalar(select(Node).where(Node.is_local.is_(True)))
     paths = local_agent_paths(data_dir)
@@ -107,6 +108,8 @@ def ensure_local_node(data_dir: Path) -> Node:
         addresses=["127.0.0.1"],
         hostnames=["localhost"],
         log_file=paths["base"] / "agent.log",
+        # Customers placed here would otherwise reach the panel's Redis and gunicorn on loopback.
+        closed_loopback_uids=list(uid_range()),
     )
     node.agent_secret = paths["secret"].read_text().strip()
     if node.cert_fingerprint and node.cert_fingerprint != result["fingerprint"]:

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 from sqlalchemy import and_, func, or_, select
 
 from app.extensions import db
 from app.models import NodeOutcome, Operation, OperationNode, OperationStatus
 from app.models.base import as_utc, iso_utc, utcnow
-from app.queues import DEFAULT_QUEUE, get_queue, redis_connection
+from app.queues import DEFAULT_QUEUE, fetch_job, get_queue
 
 FINAL_NODE_OUTCOMES = {NodeOutcome.APPLIED.value, NodeOutcome.FAILED.value, NodeOutcome.UNAVAILABLE.value}
 DEAD_RQ_STATUSES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -151,7 +151,7 @@ def rq_job_state(job_id: str) -> str:
     run), "abandoned" (taken by a worker that vanished before the job's first step), "taken" (a
     live worker has it) or "waiting" (still in its queue, or deferred)."""
     try:
-        job = Job.fetch(job_id, connection=redis_connection())
+        job = fetch_job(job_id)
     except NoSuchJobError:
         return "lost"
     status = job.get_status(refresh=False)

@@ -2,6 +2,8 @@
 
 score = (users_on_node / weight) / free_resource among nodes that have the role, are `ready`,
 not `users_locked` and not in maintenance; the smallest score wins, ties go to the lowest id.
+The panel's own server (the local node) takes users only when no other node can (docs/design.md,
+"Placement").
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from app.services.policies import get_policy
 
 GIB = 1024**3
 RESOURCES = ("disk", "memory", "none")
+LOCAL_NODE_EXCLUDED = "is the panel's own server (used only when no other node can take the role)"
 
 
 class PlacementError(Exception):
@@ -109,6 +112,13 @@ def choose(role: str, resource: str | None = None) -> Decision:
     eligible = [c for c in candidates if c["excluded"] is None]
     if not eligible:
         raise PlacementError(role, candidates)
+    local_ids = set(db.session.scalars(select(Node.id).where(Node.is_local.is_(True))))
+    if any(c["node_id"] not in local_ids for c in eligible):
+        # Code on the panel's server reaches its loopback services; customers go elsewhere while they can.
+        for entry in eligible:
+            if entry["node_id"] in local_ids:
+                entry["excluded"] = LOCAL_NODE_EXCLUDED
+        eligible = [c for c in eligible if c["excluded"] is None]
     best = min(eligible, key=lambda c: (c["score"], c["node_id"]))
     return Decision(role, resource, db.session.get(Node, best["node_id"]), candidates)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -64,9 +63,8 @@ class LabPanel:
         self.token = self.make_token()
         self.sql("UPDATE policies SET node_apt_source = ?, poll_interval_s = ?, missed_polls = ?",
                  (self.repo_line, self.poll_interval_s, self.missed_polls))
-        redis_port = re.search(r"embedded Redis on 127\.0\.0\.1:(\d+)", "".join(self.panel.output)).group(1)
         self.env = {**os.environ, "HOSTFLEET_DATA": str(self.panel.data), "PYTHONUNBUFFERED": "1",
-                    "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "HOSTFLEET_WHEELHOUSE": WHEELHOUSE,
+                    "REDIS_URL": self.panel.redis_url(), "HOSTFLEET_WHEELHOUSE": WHEELHOUSE,
                     **self.extra_env}
         return self
 

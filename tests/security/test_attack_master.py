@@ -416,13 +416,11 @@ def test_hostile_values_in_every_customer_form_are_never_a_500(app, client, worl
     assert statuses.get(302, 0) + statuses.get(200, 0) > 0, statuses  # the forms were taken, not all refused
 
 
-@pytest.mark.xfail(strict=True, reason="customers are placed on the master's own server (the local node) like on "
-                   "any node; their PHP there reaches loopback (nftables accepts lo): Redis without a password, whose "
-                   "RQ jobs the worker unpickles (code execution as the panel), and gunicorn with X-Forwarded-For "
-                   "believed")
 def test_a_customer_is_not_placed_on_the_masters_own_server(app, cluster):
-    """A single-server install: the master's own server is the only ready node with the web role. A
-    customer's PHP runs as their UID on the node that holds them, with every loopback port open to it."""
+    """The master's own server and another ready node: a customer's PHP runs as their UID on the node that
+    holds them and reaches its loopback (the panel's Redis, gunicorn), so customers go to the other node.
+    A single-server install still places them on the local node, whose firewall closes loopback to them
+    (tests/userdata/test_placement.py, agent/tests/test_ops_firewall.py)."""
     from app.extensions import db
     from app.models import Node, Placement, User
 
@@ -438,8 +436,6 @@ def test_a_customer_is_not_placed_on_the_masters_own_server(app, cluster):
     assert node_id not in placed, "mallory's web, dns and mail are on the master's own server"
 
 
-@pytest.mark.xfail(strict=True, reason="anything that can write to the panel's Redis (no password in the deployment "
-                   "example; on loopback, reachable from customers' code on the local node) runs code in the worker")
 def test_a_job_written_into_redis_by_someone_else_does_not_run(app, redis_url, tmp_path):
     """What mallory's PHP on the master's own server can do with Redis on 127.0.0.1:6379: put a job on the
     panel's default queue naming any importable function (RQ's default serializer is pickle, so the

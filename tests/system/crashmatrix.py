@@ -12,9 +12,9 @@ EXPECTED_MASTER = {p: "old" for p in DR_POINTS} | {"dr.after_commit": "new", "sy
                                                    "agent killed mid-apply": "new"}
 
 
-def rendered(rows: list[dict]) -> str:
-    """The nft file an agent writes for these rows."""
-    return firewall.render([firewall.validate_row(r) for r in rows]).decode()
+def rendered(rows: list[dict], closed_loopback_uids: list[int] | None = None) -> str:
+    """The nft file an agent writes for these rows (with its config's closed_loopback_uids)."""
+    return firewall.render([firewall.validate_row(r) for r in rows], closed_loopback_uids).decode()
 
 
 def judge(old: dict, master: dict, committed: bool, status: str, message: str) -> dict:

@@ -417,9 +417,7 @@ def sync_cell(cluster: LabCluster, port: int) -> dict:
     try:
         cluster.heal("lc4")
         cluster.wait_state("lc4", "syncing", timeout=60)
-        from rq import Queue
-
-        Queue("default", connection=redis).enqueue("app.jobs.system.sync_round")
+        cluster.panel.panel.job_queue().enqueue("app.jobs.system.sync_round")
         code = cluster.panel.start_worker("sync.after_push=kill", burst=True, simple=True).wait(120)
         assert code == -9, f"the sync job was not killed (exit {code})"
         assert "8600" in cluster.nft_ports("lc4"), "lc4 applied the push"

@@ -40,11 +40,9 @@ def test_queued_operation_without_a_job_is_failed_after_the_grace(app):
 def test_a_queued_operation_whose_job_redis_lost_is_queued_again(app):
     """Redis killed before its append-only file held the 202's enqueue: the job is gone, nothing of
     the change ran, and the operation row holds all of it. It is queued again, not failed."""
-    from rq.job import Job
-
     from app.extensions import db
     from app.models import Operation
-    from app.queues import get_queue, redis_connection
+    from app.queues import fetch_job, get_queue
     from app.services.sync import recover_interrupted_operations
 
     lost = _list_change(app, "queued", rq_job_id="a-job-redis-lost")
@@ -54,8 +52,8 @@ def test_a_queued_operation_whose_job_redis_lost_is_queued_again(app):
         operation = db.session.get(Operation, lost)
         assert operation.status == "queued" and operation.rq_job_id != "a-job-redis-lost"
         assert "Redis no longer has this request's job" in operation.log
-        job = Job.fetch(operation.rq_job_id, connection=redis_connection())
-        assert job.args == (lost,) and job.id in get_queue().get_job_ids()
+        job = fetch_job(operation.rq_job_id)
+        assert job.args == [lost] and job.id in get_queue().get_job_ids()
 
 
 def test_a_request_whose_job_keeps_being_lost_is_failed_after_three_requeues(app):

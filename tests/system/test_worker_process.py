@@ -16,7 +16,8 @@ def test_a_job_submitted_after_a_waiting_worker_was_killed_runs_on_the_next_work
     """A worker SIGKILLed while it waits for a job leaves no process holding its blocking dequeue, so Redis
     cannot hand the next job to a connection nobody reads: the next worker runs it."""
     from redis import Redis
-    from rq import Queue
+
+    from app.queues import get_queue
 
     redis = Redis.from_url(app.config["REDIS_URL"])
     waiting = spawn_worker(app, "default", burst=False)
@@ -29,7 +30,8 @@ def test_a_job_submitted_after_a_waiting_worker_was_killed_runs_on_the_next_work
         assert [p.pid for p in children if p.is_running()] == [], "a child of the killed worker outlived it"
         wait_until(lambda: not _waiting_for_a_job(redis), 10, what="Redis to drop the killed worker's dequeue")
 
-        job = Queue("default", connection=redis).enqueue("os.getpid")
+        with app.app_context():
+            job = get_queue().enqueue("os.getpid")
         assert spawn_worker(app, "default").wait(60) == 0
         assert job.get_status(refresh=True) == "finished", "the job went to a connection nobody reads"
     finally:

@@ -159,3 +159,69 @@ def test_admin_picks_the_node_and_location_shows_it(app, client, cluster, auth):
                        headers=basic("root")).status_code == 201
     refused = client.put(f"/api/v1/users/{created.json['id']}", json={"nodes": {"web": "b"}}, headers=basic("root"))
     assert refused.status_code == 409 and "nodes.web" in refused.json["fields"]
+
+
+def local_and_other(app, cluster, other_state: str = "ready", locked: bool = False) -> tuple[int, int]:
+    """The panel's own server (`local`, id first so ties would go to it) and one other web node."""
+    from app.extensions import db
+    from app.models import Node
+
+    local = cluster.node("local", roles=("web",), poll=False)
+    other = cluster.node("other", roles=("web",), poll=False)
+    set_stats(app, local, 100)
+    set_stats(app, other, 1)  # the formula alone would pick the local node
+    with app.app_context():
+        db.session.get(Node, local).is_local = True
+        db.session.get(Node, other).users_locked = locked
+        db.session.commit()
+    if other_state != "ready":
+        cluster.set_state(other, other_state)
+    return local, other
+
+
+def decision_of(app, name: str):
+    from app.extensions import db
+    from app.models import PlacementDecision, User
+
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.name == name))
+        decision = db.session.scalar(select(PlacementDecision).where(PlacementDecision.user_id == user.id))
+        return decision.node_id, {c["node"]: c for c in decision.candidates}
+
+
+def test_the_panels_own_server_is_passed_over_while_another_node_can_take_the_role(app, cluster):
+    """Customers' code on the master's own server reaches its loopback (the panel's Redis, gunicorn):
+    with another ready web node, users go there even when the formula would pick the local node, and the
+    decision records why the local node was passed over."""
+    from app.services.placement import LOCAL_NODE_EXCLUDED
+
+    local, other = local_and_other(app, cluster)
+    for name in ("u1", "u2", "u3"):
+        cluster.user(name, roles=("web",))
+        node_id, candidates = decision_of(app, name)
+        assert node_id == other, name
+        assert candidates["local"]["excluded"] == LOCAL_NODE_EXCLUDED
+        assert candidates["local"]["score"] is not None  # its score is still shown
+
+
+@pytest.mark.parametrize("other_state,locked", [("unavailable", False), ("ready", True)])
+def test_the_panels_own_server_takes_users_when_no_other_node_can(app, cluster, other_state, locked):
+    """A single-server install (or every other node down or locked): users still go to the local node,
+    whose agent closes loopback to hosting accounts (agent/ops/firewall.py)."""
+    local, other = local_and_other(app, cluster, other_state, locked)
+    cluster.user("solo", roles=("web",))
+    node_id, candidates = decision_of(app, "solo")
+    assert node_id == local
+    assert candidates["local"]["excluded"] is None and candidates["other"]["excluded"]
+
+
+def test_an_administrator_may_still_place_a_user_on_the_panels_own_server(app, client, cluster, auth):
+    """An explicit choice is the administrator's (recorded as such); the formula never makes it."""
+    from tests.userdata.conftest import basic
+
+    local_and_other(app, cluster)
+    auth.users.make("root", admin=True)
+    created = client.post("/api/v1/users", json={"name": "erin", "password": "a long password", "roles": ["web"],
+                                                 "nodes": {"web": "local"}}, headers=basic("root"))
+    assert created.status_code == 201, created.json
+    assert created.json["location"]["web"] == "local"
