@@ -139,8 +139,6 @@ def start_roles(node: Node, operation: Operation) -> None:
 
 def change_roles(node: Node, roles: list[str], *, user_id: int | None) -> Operation:
     """New roles for a node: lists that now apply are desynced, lists that no longer apply dropped, roles re-run."""
-    from app.jobs.setup import apply_roles
-
     before = list(node.roles or [])
     node.roles = list(roles)
     for name in SYNCHRONIZERS:
@@ -157,18 +155,16 @@ def change_roles(node: Node, roles: list[str], *, user_id: int | None) -> Operat
         # Pending roles/software imply `installing`; say so now rather than at the next poll.
         node_service.change_state(node, NodeState.INSTALLING, "roles changed: the role synchronizer runs")
     db.session.commit()
-    return operations.start_operation("node_roles", f"Apply roles on {node.name}", apply_roles, user_id=user_id,
+    return operations.start_operation("node_roles", f"Apply roles on {node.name}", "apply_roles", user_id=user_id,
                                       targets=[node], params={"node_id": node.id})
 
 
 def retry_roles(node: Node, *, user_id: int | None) -> Operation:
     """Run the role synchronizer again (a node in `error` after a failed software installation)."""
-    from app.jobs.setup import apply_roles
-
     register_desync(node, "roles")
     register_desync(node, "software")
     db.session.commit()
-    return operations.start_operation("node_roles", f"Retry roles on {node.name}", apply_roles, user_id=user_id,
+    return operations.start_operation("node_roles", f"Retry roles on {node.name}", "apply_roles", user_id=user_id,
                                       targets=[node], params={"node_id": node.id})
 
 

@@ -37,6 +37,7 @@ from agent.software import TEMPLATES, templates_digest
 from agent.stats import ROLE_PACKAGES
 from app.extensions import db
 from app.models import Node, NodeState, Operation, OperationStatus
+from app.queues import redis_connection
 from app.services import nodes as node_service
 from app.services import operations
 from app.services.desyncs import register_all
@@ -950,8 +951,6 @@ def bootstrap(data: NodeInput, data_dir: Path, log: Callable[[str], None]) -> st
 
 def add_node(data: NodeInput, *, user_id: int | None, data_dir: Path) -> tuple[Node, Operation]:
     """Bootstrap the node over SSH, then record it and start its setup job; nothing is stored on failure."""
-    from app.jobs.setup import setup_node
-
     lines: list[str] = []
     fingerprint = bootstrap(data, data_dir, lines.append)
     data.password = data.private_key = None
@@ -966,14 +965,12 @@ def add_node(data: NodeInput, *, user_id: int | None, data_dir: Path) -> tuple[N
         # Another request added a node with this name while this one was bootstrapping.
         db.session.rollback()
         raise InputErrors({"name": f"a node named {data.name} already exists"}) from None
-    operation = start_setup(node, user_id=user_id, job=setup_node, preface=lines)
+    operation = start_setup(node, user_id=user_id, preface=lines)
     return node, operation
 
 
-def start_setup(node: Node, *, user_id: int | None, job=None, preface: list[str] | None = None) -> Operation:
+def start_setup(node: Node, *, user_id: int | None, preface: list[str] | None = None) -> Operation:
     """Start (or restart) the setup job of a node; refused while another one holds its lock."""
-    from app.jobs.setup import setup_node
-
     if setup_lock_holder(node.id):
         raise SetupError(f"a setup job for {node.name} is running; wait for it to finish", status=409)
     previous = db.session.get(Operation, node.setup_operation_id) if node.setup_operation_id else None
@@ -982,7 +979,7 @@ def start_setup(node: Node, *, user_id: int | None, job=None, preface: list[str]
     # The bootstrap's lines go in with the job (it writes them first): appending them here could
     # race the job's own appends to the same log.
     operation = operations.start_operation(
-        "node_setup", f"Set up node {node.name}", job or setup_node, user_id=user_id, targets=[node],
+        "node_setup", f"Set up node {node.name}", "setup_node", user_id=user_id, targets=[node],
         params={"node_id": node.id, "preface": list(preface or [])}, job_timeout=3600,
     )
     node.setup_operation_id = operation.id
@@ -996,8 +993,6 @@ def _lock_key(node_id: int) -> str:
 
 def setup_lock_holder(node_id: int) -> str | None:
     """The token of the job holding the node's setup lock, if one is alive."""
-    from app.queues import redis_connection
-
     value = redis_connection().get(_lock_key(node_id))
     return value.decode() if value else None
 
@@ -1006,8 +1001,6 @@ class SetupLock:
     """A per-node lock with a short TTL that a heartbeat thread keeps alive; a killed job frees it fast."""
 
     def __init__(self, node_id: int):
-        from app.queues import redis_connection
-
         self.redis = redis_connection()
         self.key = _lock_key(node_id)
         self.token = uuid.uuid4().hex
@@ -1182,15 +1175,13 @@ def update_agent(operation: Operation) -> None:
 
 def start_update_agent(node: Node, *, user_id: int | None) -> Operation:
     """Start the one-click agent update of a node (refused while its setup job runs)."""
-    from app.jobs.setup import update_agent as update_job
-
     if node.is_local:
         raise SetupError("the local node's agent is the panel's own code: update the panel instead", status=409)
     if node.setup_pending:
         raise SetupError(f"{node.name} is not set up yet: retry its setup instead", status=409)
     if setup_lock_holder(node.id):
         raise SetupError(f"a setup job for {node.name} is running; wait for it to finish", status=409)
-    return operations.start_operation("node_update_agent", f"Update the agent on {node.name}", update_job,
+    return operations.start_operation("node_update_agent", f"Update the agent on {node.name}", "update_agent",
                                       user_id=user_id, targets=[node], params={"node_id": node.id}, job_timeout=1800)
 
 

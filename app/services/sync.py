@@ -14,7 +14,7 @@ from app.extensions import db
 from app.failpoints import failpoint
 from app.models import Desync, Node, NodeOutcome, NodeState, Operation, OperationStatus
 from app.models.base import as_utc, utcnow
-from app.queues import get_queue, redis_connection
+from app.queues import enqueue, redis_connection
 from app.services import distributed, lists, operations
 from app.services.desyncs import applies_to, register_desync
 from app.services.nodes import agent_client
@@ -256,12 +256,20 @@ def _requeue(operation: Operation, state: str) -> None:
     """Queue a request again that never reached its first step: its worker died first (RQ itself
     would only mark the job failed, minutes later) or Redis lost the job. Nothing of it ran, and
     the user was told it was accepted; the operation row holds the whole change."""
-    from app.jobs.system import distribute_list_change
-
-    job = get_queue().enqueue(distribute_list_change, operation.id, job_timeout=600)
+    job = enqueue("distribute_list_change", operation.id, job_timeout=600)
     operation.rq_job_id = job.id
     operation.requeues += 1
     operations.append_log(operation, f"{_REQUEUED_BECAUSE[state]}; queued again")
+
+
+def start_node_sync(node: Node, names: list[str] | None, user_id: int) -> Operation:
+    """Register the desyncs and start the operation that re-synchronizes the node."""
+    registered = resync(node, names)
+    db.session.commit()
+    return operations.start_operation(
+        "sync_node", f"Synchronize {node.name}: {', '.join(registered) or 'nothing'}", "sync_node",
+        user_id=user_id, targets=[node], params={"lists": registered},
+    )
 
 
 def detect_drift(node: Node, reported: object, asked_at: dict[str, tuple[int, str]] | None = None) -> list[str]:
