@@ -6,6 +6,7 @@ from flask import current_app, jsonify, request, url_for
 from marshmallow import Schema, fields
 
 from agent import validation
+from agent.roles import validate_roles
 from app.auth_hooks import admin_required, api_user
 from app.blueprints.api.views import _errors, blp
 from app.extensions import db
@@ -158,7 +159,7 @@ def validate_changes(data: dict) -> dict:
     for key in unknown:
         errors[key] = "unknown field"
     checks = {
-        "roles": setup_service._roles,
+        "roles": lambda v: validate_roles(v, name_items=False),
         "maintenance": lambda v: validation.boolean(v, "maintenance"),
         "users_locked": lambda v: validation.boolean(v, "users_locked"),
         "weight": lambda v: validation.integer(v, "weight", 1, 1000),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from agent.roles import validate_roles
+from agent.validation import ValidationError
 from app.auth_hooks import admin_required
 from app.blueprints.cluster.setup_forms import AddNodeForm, ConfirmNodeForm, RolesForm
 from app.blueprints.cluster.views import bp
@@ -120,8 +122,8 @@ def change_roles(node_id: int):
         flash("The form expired; reload the page and try again.")
         return _redirect(url_for("cluster.node", node_id=node.id))
     try:
-        roles = setup_service._roles(form.roles.data or [])
-    except setup_service.validation.ValidationError as exc:
+        roles = validate_roles(form.roles.data or [], name_items=False)
+    except ValidationError as exc:
         flash(f"Roles: {exc.message}")
         return _redirect(url_for("cluster.node", node_id=node.id))
     if node.is_local or node.setup_pending:
