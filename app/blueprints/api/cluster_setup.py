@@ -11,6 +11,7 @@ from app.auth_hooks import admin_required, api_user
 from app.blueprints.api.views import _errors, blp
 from app.extensions import db
 from app.models import Node, Operation
+from app.services import node_lifecycle
 from app.services import roles as role_service
 from app.services import setup as setup_service
 from app.services.nodes import node_to_dict
@@ -186,8 +187,8 @@ def delete_node(node_id: int):
         return missing
     name = node.name
     try:
-        outcome = role_service.remove_node(node)
-    except role_service.RemovalRefused as exc:
+        outcome = node_lifecycle.remove_node(node)
+    except node_lifecycle.RemovalRefused as exc:
         return _error(409, str(exc))
     return {"removed": name, "node": outcome}
 
@@ -217,7 +218,7 @@ def retry_node(node_id: int):
     if missing:
         return missing
     try:
-        return _accepted(setup_service.retry_node(node, user_id=api_user().id))
+        return _accepted(node_lifecycle.retry_node(node, user_id=api_user().id))
     except setup_service.SetupError as exc:
         return _setup_error(exc)
 

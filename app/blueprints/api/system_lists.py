@@ -15,7 +15,8 @@ from app.models.base import iso_utc
 from app.services import distributed, lists, policy_rules
 from app.services.policies import get_policy
 from app.services.sync import start_node_sync
-from app.services.synchronizers import SYNCHRONIZERS, get_runner
+from app.services.sync_runners import get_runner
+from app.services.synchronizers import SYNCHRONIZERS
 
 LIST_PATHS = {
     "firewall": "firewall",

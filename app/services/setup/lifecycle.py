@@ -161,12 +161,13 @@ class SetupLock:
             self.redis.delete(self.key)
 
 
-def run_setup(operation: Operation) -> None:
-    """The setup job's body: steps 1-8 as ispmaster, then the role synchronizer."""
+def run_setup_steps(operation: Operation) -> Node | None:
+    """Steps 1-8 of the setup job as ispmaster; the node once they all succeeded, else None (the
+    operation then holds the failure and is finished)."""
     node = db.session.get(Node, operation.params["node_id"])
     if node is None:
         operations.finish(operation, OperationStatus.FAILED, "the node was removed")
-        return
+        return None
     operations.mark_running(operation)
     preface = operation.params.get("preface") or []
     if preface and not (operation.log or "").strip():
@@ -177,10 +178,8 @@ def run_setup(operation: Operation) -> None:
     except SetupError as exc:
         db.session.rollback()
         fail_setup(operation, node, exc)
-        return
-    from app.services.roles import start_roles
-
-    start_roles(node, operation)
+        return None
+    return node
 
 
 def fail_setup(operation: Operation, node: Node, exc: SetupError) -> None:
@@ -252,12 +251,13 @@ def _run_steps(operation: Operation, node: Node) -> None:
         conn.close()
 
 
-def update_agent(operation: Operation) -> None:
-    """One-click agent update: reinstall the master's agent and templates over SSH, restart, poll it."""
+def reinstall_agent(operation: Operation) -> tuple[Node, dict, Wheelhouse] | None:
+    """The agent update's SSH part: reinstall the master's agent and templates, restart it and wait for
+    its answer; (node, its statistics, the wheelhouse) once it answers, else None (the operation failed)."""
     node = db.session.get(Node, operation.params["node_id"])
     if node is None:
         operations.finish(operation, OperationStatus.FAILED, "the node was removed")
-        return
+        return None
     operations.mark_running(operation)
     data_dir = Path(current_app.config["DATA_DIR"])
     log = lambda line: operations.append_log(operation, line)  # noqa: E731
@@ -280,15 +280,8 @@ def update_agent(operation: Operation) -> None:
         log(f"FAILED: {exc.message}")
         operations.set_node_outcome(operation, node.id, NodeOutcome.FAILED, exc.message)
         operations.finish(operation, OperationStatus.FAILED, exc.message)
-        return
-    from app.services.collector import record_poll_success
-
-    record_poll_success(node, stats)
-    db.session.commit()
-    log(f"the agent answers: version {stats.get('agent_version')}, API {stats.get('api_version')}; "
-        f"node is {node.state}")
-    operations.set_node_outcome(operation, node.id, NodeOutcome.APPLIED)
-    operations.finish(operation, OperationStatus.SUCCEEDED, f"agent updated to {house.agent_version}")
+        return None
+    return node, stats, house
 
 
 def start_update_agent(node: Node, *, user_id: int | None) -> Operation:
@@ -314,16 +307,6 @@ def can_retry(node: Node) -> bool:
     operation = db.session.get(Operation, node.setup_operation_id) if node.setup_operation_id else None
     return setup_lock_holder(node.id) is None and (operation is None or operation.status != "queued")
 
-
-def retry_node(node: Node, *, user_id: int | None) -> Operation:
-    """Re-run what failed: the setup job while setup is unfinished, else the role synchronizer."""
-    from app.services.roles import retry_roles
-
-    if not can_retry(node):
-        raise SetupError(f"{node.name} is {node.state}; there is nothing to retry", status=409)
-    if node.setup_pending:
-        return start_setup(node, user_id=user_id)
-    return retry_roles(node, user_id=user_id)
 
 
 def decommission(node: Node) -> tuple[bool, str]:

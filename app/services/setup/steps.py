@@ -18,6 +18,7 @@ from flask import current_app
 from agent.client import AgentClient, AgentError
 from agent.software import TEMPLATES, templates_digest
 from app.models import Node
+from app.services.nodes import read_stats
 from app.services.setup.errors import SetupError
 from app.services.setup.inputs import validate_apt_source
 from app.services.setup.paths import (
@@ -333,8 +334,6 @@ def step_configure_agent(s: Session, node: Node, secret: str) -> tuple[str, str]
 
 def wait_for_agent(node: Node, secret: str, fingerprint: str, timeout: float = AGENT_WAIT_S) -> dict:
     """Poll the new agent with signed, pinned requests until it answers; return its stats (checked)."""
-    from app.services.collector import read_stats
-
     client = AgentClient(node.agent_url, secret, fingerprint, timeout=(3.05, 10))
     deadline = time.monotonic() + timeout
     try:
