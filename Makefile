@@ -8,6 +8,7 @@ help:
 	@echo "make run        start the whole panel on embedded defaults (PORT, HOSTFLEET_DATA, ADMIN_PASSWORD, DATABASE_URL, REDIS_URL)"
 	@echo "make test       install what the tests need, check the code with ruff, run the whole suite on SQLite, then"
 	@echo "                the tests that use the database again on PostgreSQL (PYTEST_ARGS go to both runs)"
+	@echo "make lint       ruff, then the import contracts of .importlinter (which layer may import which)"
 	@echo "make test-fast  the suite without lab, browser and PostgreSQL tests"
 	@echo "make lab N=3    start a lab of N Debian nodes (root); make lab-down removes it"
 	@echo "make bench      print the benchmark figures"
@@ -20,7 +21,7 @@ run:
 test:
 	@scripts/bootstrap-venv.sh requirements-test.txt
 	@scripts/install-test-deps.sh
-	@$(PY) -m ruff check --quiet . || { echo "ruff found the problems above (make lint shows them again)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory lint || { echo "make lint found the problems above" >&2; exit 1; }
 	@scripts/test-both-databases.sh $(PYTEST_ARGS)
 
 test-fast:
@@ -49,4 +50,6 @@ soak:
 	$(PY) -m tests.soak $(SOAK_ARGS)
 
 lint:
-	$(PY) -m ruff check .
+	@scripts/bootstrap-venv.sh requirements-test.txt
+	@$(PY) -m ruff check --quiet .
+	@.venv/bin/lint-imports --no-cache --no-logo --config .importlinter

@@ -10,6 +10,8 @@ import stat
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from agent.roles import ROLE_PACKAGES
+
 DEFAULT_PORT = 8443
 DEFAULT_MAX_CLOCK_SKEW_S = 60
 # 128 bits is the floor for an HMAC key; the generated secret is 256 bits.
@@ -202,9 +204,7 @@ def initialize(
 
     Returns {"fingerprint", "config_path", "config"}; never the secret itself.
     """
-    # Only init needs cryptography and the role table; keeping them out of the module
-    # keeps them out of the serving process.
-    from agent.stats import ROLE_PACKAGES
+    # Only init needs cryptography; keeping it out of the module keeps it out of the serving process.
     from agent.tls import ensure_certificate
 
     unknown = sorted(set(roles) - set(ROLE_PACKAGES))

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent import validation
 from agent.config import AgentConfig, write_private
-from agent.stats import ROLE_PACKAGES, dpkg_installed
+from agent.roles import ROLE_PACKAGES
+from agent.stats import dpkg_installed
 
 # What every node runs whatever its roles: the firewall and the scheduler (SPEC §2).
 BASE_PACKAGES = ["nftables", "cron"]
@@ -65,17 +65,6 @@ def packages_for(roles: list[str]) -> list[str]:
         wanted += [p for p in ROLE_PACKAGES.get(role, []) if p not in wanted]
     return wanted
 
-
-def validate_roles(value: object) -> list[str]:
-    """A list of known role names without repeats (the body of POST /v1/software)."""
-    if not isinstance(value, list):
-        raise validation.ValidationError("roles", "must be a list of role names")
-    roles: list[str] = []
-    for i, item in enumerate(value):
-        role = validation.choice(item, f"roles[{i}]", ROLE_PACKAGES)
-        if role not in roles:
-            roles.append(role)
-    return roles
 
 
 def templates_digest(directory: Path = TEMPLATES) -> dict[str, str]:

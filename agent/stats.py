@@ -11,13 +11,8 @@ from collections.abc import Callable, Iterable
 
 from agent import API_VERSION, __version__, usage
 from agent.config import AgentConfig
+from agent.roles import ROLE_PACKAGES
 
-ROLE_PACKAGES: dict[str, list[str]] = {
-    "web": ["nginx", "php-fpm"],
-    "dns": ["bind9", "bind9-utils"],
-    "mail": ["exim4-daemon-heavy", "dovecot-imapd"],
-    "db": ["mariadb-server"],
-}
 PACKAGE_CACHE_S = 5.0
 
 

@@ -147,3 +147,22 @@ def make_worker(queues, config=None, *, simple: bool = True, name: str | None = 
     worker_class = PanelSimpleWorker if simple else PanelWorker
     return worker_class(list(queues), connection=redis_connection(config["REDIS_URL"]), name=name,
                         serializer=job_serializer(config))
+
+
+# Every job the app enqueues, by name → its function's dotted path. Services and views enqueue by
+# name, so only app/jobs imports the services it runs (no import cycle between the two layers).
+JOBS: dict[str, str] = {
+    "check_nodes": "app.jobs.nodes.check_nodes",
+    "setup_node": "app.jobs.setup.setup_node",
+    "apply_roles": "app.jobs.setup.apply_roles",
+    "update_agent": "app.jobs.setup.update_agent",
+    "distribute_list_change": "app.jobs.system.distribute_list_change",
+    "sync_node": "app.jobs.system.sync_node",
+    "sync_round": "app.jobs.system.sync_round",
+    "tick": "app.jobs.periodic.tick",
+}
+
+
+def enqueue(job: str, *args, queue: str = DEFAULT_QUEUE, **options) -> Job:
+    """Put the job named `job` (a key of JOBS) on a queue with these arguments; RQ's options pass through."""
+    return get_queue(queue).enqueue(JOBS[job], *args, **options)

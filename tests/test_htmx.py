@@ -9,7 +9,6 @@ from tests.conftest import run_worker_burst
 def scene(app, client, auth):
     """An admin logged in, one node and one finished operation."""
     from app.extensions import db
-    from app.jobs.nodes import check_nodes
     from app.models import Node
     from app.services import operations
     from app.services.nodes import create_node
@@ -19,7 +18,7 @@ def scene(app, client, auth):
         node = create_node("n1", "127.0.0.1", roles=["web"], reason="test", agent_port=1, agent_secret="00" * 32,
                            cert_fingerprint="00" * 32)
         db.session.commit()
-        op = operations.start_operation("check_node", "Check node n1", check_nodes, user_id=None,
+        op = operations.start_operation("check_node", "Check node n1", "check_nodes", user_id=None,
                                         targets=[db.session.get(Node, node.id)])
         ids = {"node": node.id, "operation": op.id}
     run_worker_burst(app)
@@ -67,12 +66,11 @@ def test_polling_stops_when_nothing_is_in_progress(client, scene, app):
 
 def test_operation_row_polls_while_queued(client, app, scene):
     from app.extensions import db
-    from app.jobs.nodes import check_nodes
     from app.models import Node
     from app.services import operations
 
     with app.app_context():
-        op_id = operations.start_operation("check_node", "again", check_nodes, user_id=None,
+        op_id = operations.start_operation("check_node", "again", "check_nodes", user_id=None,
                                            targets=[db.session.get(Node, scene["node"])]).id
     fragment = client.get(f"/operations/{op_id}", headers={"HX-Request": "true"}).text
     assert 'hx-trigger="load delay:1s"' in fragment and "queued" in fragment

@@ -37,12 +37,11 @@ def test_check_of_an_unreachable_node_says_so(app, client, auth, local_node):
 
 
 def test_users_see_only_their_operations(app, client, auth, users):
-    from app.jobs.nodes import check_nodes
     from app.services import operations
 
     root_id = users.make("root", admin=True)
     with app.app_context():
-        op_id = operations.start_operation("check_node", "root's check", check_nodes, user_id=root_id).id
+        op_id = operations.start_operation("check_node", "root's check", "check_nodes", user_id=root_id).id
     auth.login("bob", admin=False)
     assert "root's check" not in client.get("/operations/").text
     assert client.get(f"/operations/{op_id}").status_code == 404

@@ -6,7 +6,7 @@ from app.extensions import db
 from app.models import Node
 from app.services import os_accounts  # noqa: F401  (registers the runner)
 from app.services.nodes import agent_client
-from app.services.synchronizers import get_runner
+from app.services.sync_runners import get_runner
 
 
 def test_missing_account_is_recreated_with_the_masters_uid(app, agent_nodes):
@@ -31,7 +31,7 @@ def test_missing_account_is_recreated_with_the_masters_uid(app, agent_nodes):
 
 def test_a_node_holding_users_cannot_be_removed(app, agent_nodes):
     from app.services.collector import collect_stats
-    from app.services.roles import RemovalRefused, remove_node
+    from app.services.node_lifecycle import RemovalRefused, remove_node
     from app.services.users import make_user
 
     node_id = agent_nodes.add("n1", roles=("web",))

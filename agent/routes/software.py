@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
+from agent.roles import validate_roles
 from agent.routes.lists import json_body, json_errors
-from agent.software import Busy, manager_for, validate_roles
+from agent.software import Busy, manager_for
 
 bp = Blueprint("software", __name__, url_prefix="/v1")
 json_errors(bp)

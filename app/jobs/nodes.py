@@ -8,7 +8,8 @@ from app.jobs import job
 from app.models import Node, NodeOutcome, Operation
 from app.services import lists, operations
 from app.services import nodes as node_service
-from app.services.collector import read_stats, record_poll_failure, record_poll_success
+from app.services.collector import record_poll_failure, record_poll_success
+from app.services.nodes import read_stats
 from app.services.policies import get_policy
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 from app.extensions import db
 from app.jobs import job
 from app.models import Node, Operation, OperationStatus
-from app.services import operations
-from app.services import setup as setup_service
+from app.services import node_lifecycle, operations
 from app.services.roles import start_roles
 
 
 @job
 def setup_node(operation_id: int) -> None:
     """Run the 8 setup steps on the operation's node, then its role synchronizer."""
-    setup_service.run_setup(db.session.get(Operation, operation_id))
+    node_lifecycle.run_setup(db.session.get(Operation, operation_id))
 
 
 @job
@@ -31,4 +30,4 @@ def apply_roles(operation_id: int) -> None:
 @job
 def update_agent(operation_id: int) -> None:
     """Reinstall the master's agent on the operation's node over SSH."""
-    setup_service.update_agent(db.session.get(Operation, operation_id))
+    node_lifecycle.update_agent(db.session.get(Operation, operation_id))

@@ -8,17 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import current_app
 from sqlalchemy import select
 
-from agent.client import AgentClient, AgentError
+from agent.client import AgentError
 from app.extensions import db
 from app.models import Node, NodeState, Policy
 from app.models.base import utcnow
 from app.services import distributed, lists
 from app.services import nodes as node_service
-from app.services.agent_answers import ShapeError, check_stats, refused
+from app.services.nodes import read_stats
 from app.services.policies import get_policy
 from app.services.roles import absorb_software_report
 from app.services.sync import detect_drift
 from app.services.synchronizers import implied_state
+from app.services.userdata import reconcile_after_poll
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +34,6 @@ POLLED_STATES = {
 }
 MAX_POLL_THREADS = 64
 
-
-def read_stats(client: AgentClient) -> dict:
-    """The node's statistics with only the fields the master reads, each checked; AgentError (kind
-    "answer" for a document of the wrong shape) otherwise."""
-    try:
-        return check_stats(client.stats(), node_service.SUPPORTED_API_VERSIONS)
-    except ShapeError as exc:
-        raise refused(client.base_url + "/v1/stats", "statistics", exc) from None
 
 
 def collect_stats() -> dict[int, str]:
@@ -88,8 +81,6 @@ def collect_stats() -> dict[int, str]:
         record_poll_failure(node, str(result), policy)
         summary[node.id] = str(result)
     db.session.commit()
-    from app.services.userdata import reconcile_after_poll
-
     # The agents hold user data; the index follows them after a crash mid-change.
     reconcile_after_poll([node_id for node_id, result in summary.items() if result == "ok"])
     return summary

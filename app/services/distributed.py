@@ -506,8 +506,6 @@ def request_change(name: str, action: str, data: object = None, *, row_id: int |
                    user_id: int | None) -> Operation:
     """Validate a change (ValidationError names the field, RowNotFound for an unknown id) and
     start its distributed request; nothing is stored or sent when the input is bad."""
-    from app.jobs.system import distribute_list_change
-
     defn = lists.LISTS[name]
     row = lists.clean_row(name, data) if action in ("add", "edit") else None
     master = lists.get_list(name)
@@ -517,6 +515,6 @@ def request_change(name: str, action: str, data: object = None, *, row_id: int |
     db.session.rollback()
     what = {"add": f"add {defn.noun}", "edit": f"edit {defn.noun} #{row_id}", "delete": f"delete {defn.noun} #{row_id}"}
     return operations.start_operation(
-        "list_change", f"{defn.title}: {what[action]}", distribute_list_change, user_id=user_id,
+        "list_change", f"{defn.title}: {what[action]}", "distribute_list_change", user_id=user_id,
         params={"list": name, "action": action, "row_id": row_id, "row": row},
     )

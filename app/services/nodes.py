@@ -14,6 +14,7 @@ from agent.client import MAX_ANSWER_BYTES, AgentClient
 from app.extensions import db
 from app.models import Node, NodeState, NodeStateChange
 from app.models.base import iso_utc, utcnow
+from app.services.agent_answers import ShapeError, check_stats, refused
 
 # Agent API versions this master speaks; anything else is `incompatible`.
 SUPPORTED_API_VERSIONS = frozenset({API_VERSION})
@@ -168,3 +169,12 @@ def summarize_stats(stats: dict | None) -> dict | None:
 def touch_poll(node: Node) -> None:
     """Stamp the time of the latest poll attempt."""
     node.last_poll_at = utcnow()
+
+
+def read_stats(client: AgentClient) -> dict:
+    """The node's statistics with only the fields the master reads, each checked; AgentError (kind
+    "answer" for a document of the wrong shape) otherwise."""
+    try:
+        return check_stats(client.stats(), SUPPORTED_API_VERSIONS)
+    except ShapeError as exc:
+        raise refused(client.base_url + "/v1/stats", "statistics", exc) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 from rq.exceptions import NoSuchJobError
@@ -12,7 +11,7 @@ from sqlalchemy import and_, func, or_, select
 from app.extensions import db
 from app.models import NodeOutcome, Operation, OperationNode, OperationStatus
 from app.models.base import as_utc, iso_utc, utcnow
-from app.queues import DEFAULT_QUEUE, fetch_job, get_queue
+from app.queues import DEFAULT_QUEUE, enqueue, fetch_job, get_queue
 
 FINAL_NODE_OUTCOMES = {NodeOutcome.APPLIED.value, NodeOutcome.FAILED.value, NodeOutcome.UNAVAILABLE.value}
 DEAD_RQ_STATUSES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -27,7 +26,7 @@ LIST_NODES_NAMED = 8
 def start_operation(
     kind: str,
     title: str,
-    job: Callable,
+    job: str,
     *,
     user_id: int | None,
     targets: list | None = None,
@@ -35,7 +34,7 @@ def start_operation(
     queue: str = DEFAULT_QUEUE,
     job_timeout: int = 600,
 ) -> Operation:
-    """Record an operation, then enqueue its job with the operation's id as first argument."""
+    """Record an operation, then enqueue its job (a name of queues.JOBS) with the operation's id as first argument."""
     operation = Operation(
         kind=kind, title=title, created_by_id=user_id, params=params or {}
     )
@@ -43,7 +42,7 @@ def start_operation(
         operation.nodes.append(OperationNode(node_id=node.id, node_name=node.name))
     db.session.add(operation)
     db.session.commit()
-    rq_job = get_queue(queue).enqueue(job, operation.id, job_timeout=job_timeout)
+    rq_job = enqueue(job, operation.id, queue=queue, job_timeout=job_timeout)
     operation.rq_job_id = rq_job.id
     db.session.commit()
     return operation

@@ -9,8 +9,7 @@ from agent.client import AgentError
 from app.extensions import db
 from app.models import Node, Placement, User, UserAccount
 from app.services.nodes import agent_client
-from app.services.roles import REMOVAL_CHECKS
-from app.services.synchronizers import SyncError, sync_runner
+from app.services.synchronizers import SyncError
 from app.services.users import os_account_body
 
 
@@ -24,7 +23,6 @@ def accounts_for(node: Node) -> list[tuple[User, UserAccount]]:
     return [(user, account) for user, account in rows]
 
 
-@sync_runner("users")
 def sync_os_accounts(node: Node) -> bool:
     """Create every account the node must hold, with the master's UID/GID (the agent's create is idempotent)."""
     client = agent_client(node, current_app.config["AGENT_TIMEOUT_S"])
@@ -35,12 +33,3 @@ def sync_os_accounts(node: Node) -> bool:
             raise SyncError(f"the OS account of {user.name} (UID {account.uid}): {exc}") from None
     return True
 
-
-def _owners_on(node: Node) -> list[str]:
-    """Users whose data lives on the node (it cannot be removed while there are any)."""
-    from app.services.userdata import users_holding
-
-    return users_holding(node.id)
-
-
-REMOVAL_CHECKS.append(_owners_on)

@@ -1,9 +1,8 @@
-"""The role synchronizer, software synchronization, and changes to a node's roles, flags and membership."""
+"""The role synchronizer, software synchronization, and changes to a node's roles and flags."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from sqlalchemy import select
 
@@ -14,7 +13,8 @@ from app.models import Desync, Node, NodeOutcome, NodeState, NodeStateChange, Op
 from app.services import nodes as node_service
 from app.services import operations
 from app.services.desyncs import applies_to, clear_desync, pending, register_desync
-from app.services.synchronizers import SYNCHRONIZERS, SyncError, sync_runner
+from app.services.setup import SetupError, copy_templates_over_ssh
+from app.services.synchronizers import SYNCHRONIZERS, SyncError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,6 @@ def _refuse_incompatible(node: Node) -> None:
         raise SyncError(f"{node.name}'s agent speaks another API version: update the agent first")
 
 
-@sync_runner("roles")
 def sync_roles(node: Node) -> bool:
     """Assign the node's roles on its agent and start software synchronization there."""
     _refuse_incompatible(node)
@@ -56,7 +55,6 @@ def software_outcome(node: Node, report: dict | None) -> bool | None:
     return None
 
 
-@sync_runner("software")
 def sync_software(node: Node) -> bool:
     """Ask the agent how the installation of the role packages goes; True once done."""
     _refuse_incompatible(node)
@@ -71,7 +69,6 @@ def sync_software(node: Node) -> bool:
     return bool(done)
 
 
-@sync_runner("templates")
 def sync_templates(node: Node) -> bool:
     """True when the agent renders from exactly the master's templates; else copy them over SSH."""
     _refuse_incompatible(node)
@@ -83,8 +80,6 @@ def sync_templates(node: Node) -> bool:
         return True
     if node.is_local:
         raise SyncError("the local agent's templates differ from the master's: reinstall the panel")
-    from app.services.setup import SetupError, copy_templates_over_ssh
-
     try:
         copy_templates_over_ssh(node)
     except SetupError as exc:
@@ -139,8 +134,6 @@ def start_roles(node: Node, operation: Operation) -> None:
 
 def change_roles(node: Node, roles: list[str], *, user_id: int | None) -> Operation:
     """New roles for a node: lists that now apply are desynced, lists that no longer apply dropped, roles re-run."""
-    from app.jobs.setup import apply_roles
-
     before = list(node.roles or [])
     node.roles = list(roles)
     for name in SYNCHRONIZERS:
@@ -157,18 +150,16 @@ def change_roles(node: Node, roles: list[str], *, user_id: int | None) -> Operat
         # Pending roles/software imply `installing`; say so now rather than at the next poll.
         node_service.change_state(node, NodeState.INSTALLING, "roles changed: the role synchronizer runs")
     db.session.commit()
-    return operations.start_operation("node_roles", f"Apply roles on {node.name}", apply_roles, user_id=user_id,
+    return operations.start_operation("node_roles", f"Apply roles on {node.name}", "apply_roles", user_id=user_id,
                                       targets=[node], params={"node_id": node.id})
 
 
 def retry_roles(node: Node, *, user_id: int | None) -> Operation:
     """Run the role synchronizer again (a node in `error` after a failed software installation)."""
-    from app.jobs.setup import apply_roles
-
     register_desync(node, "roles")
     register_desync(node, "software")
     db.session.commit()
-    return operations.start_operation("node_roles", f"Retry roles on {node.name}", apply_roles, user_id=user_id,
+    return operations.start_operation("node_roles", f"Retry roles on {node.name}", "apply_roles", user_id=user_id,
                                       targets=[node], params={"node_id": node.id})
 
 
@@ -194,40 +185,3 @@ def set_flags(node: Node, *, maintenance: bool | None = None, users_locked: bool
 def _note(node: Node, reason: str) -> None:
     """A history row for a change that is not a state change (roles, flags)."""
     db.session.add(NodeStateChange(node=node, from_state=node.state, to_state=node.state, reason=reason))
-
-
-# Each returns, for a node, the owners of the user data it still holds (empty: nothing blocks removal).
-# The user-data areas append theirs: REMOVAL_CHECKS.append(lambda node: [...names...]).
-REMOVAL_CHECKS: list[Callable[[Node], list[str]]] = []
-
-
-def removal_blockers(node: Node) -> list[str]:
-    """The owners of user data still on the node, sorted; removal is refused while there are any."""
-    owners: set[str] = set()
-    for check in REMOVAL_CHECKS:
-        owners.update(check(node))
-    return sorted(owners)
-
-
-class RemovalRefused(Exception):
-    """The node cannot be removed; the message names why (and the owners)."""
-
-
-def remove_node(node: Node) -> str:
-    """Remove a node: take the agent and the master's access off it, then forget it (desyncs and history go too).
-
-    Refused for the local node and while it holds user data. Returns what happened on the node; the
-    node is forgotten even when it cannot be reached (the message then says what to run on it).
-    """
-    from app.services.setup import decommission
-
-    if node.is_local:
-        raise RemovalRefused("the local node is the master's own server and cannot be removed")
-    owners = removal_blockers(node)
-    if owners:
-        raise RemovalRefused(f"{node.name} still holds user data of: {', '.join(owners)}; move or delete it first")
-    _, outcome = decommission(node)
-    log.info("node %s removed; %s", node.name, outcome)
-    db.session.delete(node)
-    db.session.commit()
-    return outcome

@@ -14,11 +14,11 @@ from app.extensions import db
 from app.failpoints import failpoint
 from app.models import Desync, Node, NodeOutcome, NodeState, Operation, OperationStatus
 from app.models.base import as_utc, utcnow
-from app.queues import get_queue, redis_connection
+from app.queues import enqueue, redis_connection
 from app.services import distributed, lists, operations
 from app.services.desyncs import applies_to, register_desync
-from app.services.nodes import agent_client
-from app.services.synchronizers import SYNCHRONIZERS, SyncError, get_runner, sync_runner
+from app.services.sync_runners import get_runner
+from app.services.synchronizers import SYNCHRONIZERS, SyncError
 
 SYNC_INTERVAL_S = 2
 BACKOFF_BASE_S = 5
@@ -31,25 +31,6 @@ MAX_REQUEUES = 3
 # Nodes whose agent answers and that are set up far enough to take data.
 SYNCABLE_STATES = {NodeState.INSTALLING.value, NodeState.SYNCING.value, NodeState.READY.value}
 
-
-def _make_list_runner(name: str):
-    """The runner that pushes the master's current list `name` to one node."""
-
-    def push(node: Node) -> bool:
-        master = lists.get_list(name)
-        body = {"version": master.version, "hash": master.hash, "rows": master.rows}
-        outcome, error, _ = distributed.push_list(agent_client(node, distributed.push_timeout()), name, body)
-        if outcome != NodeOutcome.APPLIED:
-            raise SyncError(error)
-        return True
-
-    push.__name__ = f"push_{name}"
-    push.__doc__ = f"Push the master's {name} list to the node; True once it confirmed version and hash."
-    return push
-
-
-for _name in lists.LISTS:
-    sync_runner(_name)(_make_list_runner(_name))
 
 
 def backoff(attempts: int) -> timedelta:
@@ -256,12 +237,20 @@ def _requeue(operation: Operation, state: str) -> None:
     """Queue a request again that never reached its first step: its worker died first (RQ itself
     would only mark the job failed, minutes later) or Redis lost the job. Nothing of it ran, and
     the user was told it was accepted; the operation row holds the whole change."""
-    from app.jobs.system import distribute_list_change
-
-    job = get_queue().enqueue(distribute_list_change, operation.id, job_timeout=600)
+    job = enqueue("distribute_list_change", operation.id, job_timeout=600)
     operation.rq_job_id = job.id
     operation.requeues += 1
     operations.append_log(operation, f"{_REQUEUED_BECAUSE[state]}; queued again")
+
+
+def start_node_sync(node: Node, names: list[str] | None, user_id: int) -> Operation:
+    """Register the desyncs and start the operation that re-synchronizes the node."""
+    registered = resync(node, names)
+    db.session.commit()
+    return operations.start_operation(
+        "sync_node", f"Synchronize {node.name}: {', '.join(registered) or 'nothing'}", "sync_node",
+        user_id=user_id, targets=[node], params={"lists": registered},
+    )
 
 
 def detect_drift(node: Node, reported: object, asked_at: dict[str, tuple[int, str]] | None = None) -> list[str]:
@@ -297,6 +286,3 @@ def detect_drift(node: Node, reported: object, asked_at: dict[str, tuple[int, st
         current_app.logger.info("drift on %s: %s", node.name, ", ".join(drifted))
     return drifted
 
-
-# Registers the `users` synchronizer's runner; imported last because it builds on the user services.
-from app.services import os_accounts  # noqa: E402, F401

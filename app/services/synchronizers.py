@@ -52,23 +52,6 @@ class SyncError(Exception):
 # A runner pushes the master's data for one synchronizer to one node. It returns True once the
 # node confirmed it holds exactly the master's data (the desync may then be cleared), False
 # while the node is still working on it (keep the desync, look again soon), and raises
-# SyncError when it failed (the desync stays, with the error, and backs off).
+# SyncError when it failed (the desync stays, with the error, and backs off). The table of
+# runners is sync_runners.RUNNERS.
 SyncRunner = Callable[[Node], bool]
-_RUNNERS: dict[str, SyncRunner] = {}
-
-
-def sync_runner(name: str):
-    """Register the function that runs synchronizer `name`."""
-    if name not in SYNCHRONIZERS:
-        raise KeyError(f"unknown synchronizer {name!r}")
-
-    def register(func: SyncRunner) -> SyncRunner:
-        _RUNNERS[name] = func
-        return func
-
-    return register
-
-
-def get_runner(name: str) -> SyncRunner | None:
-    """The registered runner of a synchronizer, if its module registered one."""
-    return _RUNNERS.get(name)

@@ -22,7 +22,7 @@ from app.models import Counter, Node, Placement, User, UserAccount, UserLevel
 from app.models.base import MAX_ID, iso_utc
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 from app.services import accounts, placement
-from app.services.setup import ADMIN_USER
+from app.services.setup.paths import ADMIN_USER
 from app.services.system_accounts import SYSTEM_ACCOUNTS
 from app.services.userdata import KINDS, UserDataError, call_agent, invalid, validated
 

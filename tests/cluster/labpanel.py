@@ -338,7 +338,8 @@ def unowned_synchronizers() -> list[str]:
     import pkgutil
 
     import app.services
-    from app.services.synchronizers import SYNCHRONIZERS, get_runner
+    from app.services.sync_runners import get_runner
+    from app.services.synchronizers import SYNCHRONIZERS
 
     for module in pkgutil.iter_modules(app.services.__path__):
         importlib.import_module(f"app.services.{module.name}")

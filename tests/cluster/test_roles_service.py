@@ -6,10 +6,12 @@ import pytest
 
 from app.extensions import db
 from app.models import Node
+from app.services import node_lifecycle
 from app.services import roles as role_service
 from app.services.collector import collect_stats
 from app.services.desyncs import pending, register_all, register_desync
-from app.services.synchronizers import SyncError, get_runner
+from app.services.sync_runners import get_runner
+from app.services.synchronizers import SyncError
 from tests.conftest import run_worker_burst, wait_until
 
 
@@ -117,16 +119,17 @@ def test_flags_are_in_the_history(app, agent_nodes):
 def test_removal_refused_while_user_data_is_there(app, agent_nodes, local_node, monkeypatch):
     """The check other areas extend names the owners; the local node is never removed."""
     node_id = agent_nodes.add("r7")
-    monkeypatch.setattr(role_service, "REMOVAL_CHECKS", [lambda node: ["carol", "alice"] if node.name == "r7" else []])
+    monkeypatch.setattr(node_lifecycle, "REMOVAL_CHECKS",
+                        [lambda node: ["carol", "alice"] if node.name == "r7" else []])
     with app.app_context():
         node = db.session.get(Node, node_id)
         register_all(node)
         db.session.commit()
-        with pytest.raises(role_service.RemovalRefused, match="alice, carol"):
-            role_service.remove_node(node)
-        with pytest.raises(role_service.RemovalRefused, match="local node"):
-            role_service.remove_node(db.session.get(Node, local_node.node_id))
-        monkeypatch.setattr(role_service, "REMOVAL_CHECKS", [])
-        role_service.remove_node(node)
+        with pytest.raises(node_lifecycle.RemovalRefused, match="alice, carol"):
+            node_lifecycle.remove_node(node)
+        with pytest.raises(node_lifecycle.RemovalRefused, match="local node"):
+            node_lifecycle.remove_node(db.session.get(Node, local_node.node_id))
+        monkeypatch.setattr(node_lifecycle, "REMOVAL_CHECKS", [])
+        node_lifecycle.remove_node(node)
         assert db.session.get(Node, node_id) is None
         assert pending(node_id) == []

@@ -77,10 +77,10 @@ def fuzz_operation(operation, mode: GenerationMode, headers: dict, failures: lis
 @pytest.mark.timeout(240)
 def test_api_fuzz_admin_and_user(app, client, actors, monkeypatch):
     """No 5xx and every answer conforms to the OpenAPI document, for admin and user Bearer tokens."""
-    from app.services import setup
+    from app.services.setup import ssh
 
     # Generated node addresses must fail fast instead of waiting for remote SSH servers.
-    monkeypatch.setattr(setup, "SSH_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(ssh, "SSH_TIMEOUT_S", 0.5)
     # A crash must come back as the 500 a client would see, so every failure of the run is listed.
     app.config["PROPAGATE_EXCEPTIONS"] = False
     sshd = FakeSSHServer()

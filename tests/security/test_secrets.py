@@ -108,7 +108,7 @@ def files_under(*folders: Path) -> list[tuple[str, bytes]]:
 
 def test_no_secret_is_written_anywhere(app, client, actors, cluster, tmp_path, redis_url, monkeypatch):
     """Setup with a root password, tokens, passwords of users and mailboxes, logins: no secret anywhere."""
-    from app.services import setup
+    from app.services.setup import steps
 
     data_dir = Path(app.config["DATA_DIR"])
     log_file = data_dir / "panel.log"
@@ -119,7 +119,7 @@ def test_no_secret_is_written_anywhere(app, client, actors, cluster, tmp_path, r
     previous_level = root_logger.level
     root_logger.setLevel(logging.DEBUG)
     # The setup job waits for the agent it installed; the fake node has none, so it should give up quickly.
-    monkeypatch.setattr(setup, "AGENT_WAIT_S", 1)
+    monkeypatch.setattr(steps, "AGENT_WAIT_S", 1)
     secrets_used = {name: secret(name) for name in (
         "root-password", "wrong-root-password", "user-password", "changed-user-password", "mailbox-password",
         "changed-mailbox-password", "page-mailbox-password", "wrong-login-password")}

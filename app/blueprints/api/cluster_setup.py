@@ -6,10 +6,12 @@ from flask import current_app, jsonify, request, url_for
 from marshmallow import Schema, fields
 
 from agent import validation
+from agent.roles import validate_roles
 from app.auth_hooks import admin_required, api_user
 from app.blueprints.api.views import _errors, blp
 from app.extensions import db
 from app.models import Node, Operation
+from app.services import node_lifecycle
 from app.services import roles as role_service
 from app.services import setup as setup_service
 from app.services.nodes import node_to_dict
@@ -158,7 +160,7 @@ def validate_changes(data: dict) -> dict:
     for key in unknown:
         errors[key] = "unknown field"
     checks = {
-        "roles": setup_service._roles,
+        "roles": lambda v: validate_roles(v, name_items=False),
         "maintenance": lambda v: validation.boolean(v, "maintenance"),
         "users_locked": lambda v: validation.boolean(v, "users_locked"),
         "weight": lambda v: validation.integer(v, "weight", 1, 1000),
@@ -185,8 +187,8 @@ def delete_node(node_id: int):
         return missing
     name = node.name
     try:
-        outcome = role_service.remove_node(node)
-    except role_service.RemovalRefused as exc:
+        outcome = node_lifecycle.remove_node(node)
+    except node_lifecycle.RemovalRefused as exc:
         return _error(409, str(exc))
     return {"removed": name, "node": outcome}
 
@@ -216,7 +218,7 @@ def retry_node(node_id: int):
     if missing:
         return missing
     try:
-        return _accepted(setup_service.retry_node(node, user_id=api_user().id))
+        return _accepted(node_lifecycle.retry_node(node, user_id=api_user().id))
     except setup_service.SetupError as exc:
         return _setup_error(exc)
 

@@ -12,9 +12,11 @@ from app.blueprints.api.views import _errors, blp
 from app.extensions import db
 from app.models import Desync, Node, Operation
 from app.models.base import iso_utc
-from app.services import distributed, lists, operations, policy_rules
+from app.services import distributed, lists, policy_rules
 from app.services.policies import get_policy
-from app.services.sync import resync
+from app.services.sync import start_node_sync
+from app.services.sync_runners import get_runner
+from app.services.synchronizers import SYNCHRONIZERS
 
 LIST_PATHS = {
     "firewall": "firewall",
@@ -236,9 +238,6 @@ def desync_to_dict(desync: Desync) -> dict:
 @admin_required
 def sync_node(node_id: int):
     """Re-synchronize a node now: the named lists, or every synchronizer that applies."""
-    from app.jobs.system import sync_node as sync_node_job
-    from app.services.synchronizers import SYNCHRONIZERS, get_runner
-
     node = db.session.get(Node, node_id)
     if node is None:
         abort(404, f"No node with id {node_id}.")
@@ -252,15 +251,6 @@ def sync_node(node_id: int):
             isinstance(n, str) and n in SYNCHRONIZERS and get_runner(n) for n in names
         ):
             return _bad_input(ValidationError("lists", f"must be a list of: {', '.join(sorted(lists.LISTS))}"))
-    operation = start_node_sync(node, names, api_user().id, sync_node_job)
+    operation = start_node_sync(node, names, api_user().id)
     return _accepted(operation)
 
-
-def start_node_sync(node: Node, names: list[str] | None, user_id: int, job) -> Operation:
-    """Register the desyncs and start the operation that re-synchronizes the node."""
-    registered = resync(node, names)
-    db.session.commit()
-    return operations.start_operation(
-        "sync_node", f"Synchronize {node.name}: {', '.join(registered) or 'nothing'}", job,
-        user_id=user_id, targets=[node], params={"lists": registered},
-    )

@@ -5,11 +5,14 @@ from __future__ import annotations
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from agent.roles import validate_roles
+from agent.validation import ValidationError
 from app.auth_hooks import admin_required
 from app.blueprints.cluster.setup_forms import AddNodeForm, ConfirmNodeForm, RolesForm
 from app.blueprints.cluster.views import bp
 from app.extensions import db, htmx
 from app.models import Node
+from app.services import node_lifecycle
 from app.services import roles as role_service
 from app.services import setup as setup_service
 
@@ -89,7 +92,7 @@ def retry_node(node_id: int):
     """Retry a node in `error` (or whose setup job died)."""
     node = db.get_or_404(Node, node_id)
     try:
-        setup_service.retry_node(node, user_id=current_user.id)
+        node_lifecycle.retry_node(node, user_id=current_user.id)
     except setup_service.SetupError as exc:
         flash(exc.message)
     return _redirect(url_for("cluster.node", node_id=node.id))
@@ -120,8 +123,8 @@ def change_roles(node_id: int):
         flash("The form expired; reload the page and try again.")
         return _redirect(url_for("cluster.node", node_id=node.id))
     try:
-        roles = setup_service._roles(form.roles.data or [])
-    except setup_service.validation.ValidationError as exc:
+        roles = validate_roles(form.roles.data or [], name_items=False)
+    except ValidationError as exc:
         flash(f"Roles: {exc.message}")
         return _redirect(url_for("cluster.node", node_id=node.id))
     if node.is_local or node.setup_pending:
@@ -154,8 +157,8 @@ def remove_node(node_id: int):
     node = db.get_or_404(Node, node_id)
     name = node.name
     try:
-        outcome = role_service.remove_node(node)
-    except role_service.RemovalRefused as exc:
+        outcome = node_lifecycle.remove_node(node)
+    except node_lifecycle.RemovalRefused as exc:
         flash(str(exc))
         return _redirect(url_for("cluster.node", node_id=node_id))
     flash(f"Node {name} removed; {outcome}.")

@@ -8,9 +8,10 @@ from sqlalchemy import select
 from app.auth_hooks import admin_required
 from app.extensions import db
 from app.htmx import render
-from app.jobs.nodes import check_nodes
 from app.models import Desync, Node
+from app.models.base import as_utc, utcnow
 from app.services import operations
+from app.services.lists import LISTS
 
 bp = Blueprint("cluster", __name__, url_prefix="/cluster")
 
@@ -41,7 +42,7 @@ def check(node_id: int):
     """Poll this node's agent now, as an operation."""
     node = db.get_or_404(Node, node_id)
     operation = operations.start_operation(
-        "check_node", f"Check node {node.name}", check_nodes, user_id=current_user.id, targets=[node]
+        "check_node", f"Check node {node.name}", "check_nodes", user_id=current_user.id, targets=[node]
     )
     return redirect(url_for("operations.show", operation_id=operation.id))
 
@@ -51,8 +52,6 @@ def check(node_id: int):
 @admin_required
 def sync():
     """The desync registry: what each node may still differ in from the master."""
-    from app.services.lists import LISTS
-
     rows = db.session.scalars(select(Desync).order_by(Desync.node_id, Desync.id)).all()
     nodes = db.session.scalars(select(Node).order_by(Node.id)).all()
     return render("cluster/sync.html", "cluster/_sync_table.html", desyncs=rows, nodes=nodes, list_names=list(LISTS))
@@ -61,8 +60,6 @@ def sync():
 @bp.app_template_filter("ago")
 def ago(moment) -> str:
     """A compact "12 s ago" for timestamps."""
-    from app.models.base import as_utc, utcnow
-
     if moment is None:
         return "never"
     seconds = int((utcnow() - as_utc(moment)).total_seconds())

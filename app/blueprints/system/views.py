@@ -10,10 +10,11 @@ from app.blueprints.system.listviews import form_error, go_to, register_list_vie
 from app.extensions import db
 from app.htmx import render
 from app.models import Desync, Node
+from app.queues import enqueue
 from app.services import lists
 from app.services.policies import get_policy
 from app.services.policy_rules import FIELDS, policy_to_dict, update_policy
-from app.services.sync import retry_now
+from app.services.sync import retry_now, start_node_sync
 
 bp = Blueprint("system", __name__)
 
@@ -46,13 +47,10 @@ def policies():
 @admin_required
 def sync_retry(desync_id: int):
     """Retry one desync now (its back-off is dropped) through a sync round."""
-    from app.jobs.system import sync_round
-    from app.queues import get_queue
-
     desync = db.get_or_404(Desync, desync_id)
     retry_now(desync)
     db.session.commit()
-    get_queue().enqueue(sync_round)
+    enqueue("sync_round")
     flash(f"Retrying {desync.list} on {desync.node.name} now.")
     return redirect(url_for("cluster.sync"))
 
@@ -62,14 +60,11 @@ def sync_retry(desync_id: int):
 @admin_required
 def sync_node(node_id: int):
     """Re-synchronize one list (form field `list`) or everything on a node, as an operation."""
-    from app.blueprints.api.system_lists import start_node_sync
-    from app.jobs.system import sync_node as sync_node_job
-
     node = db.get_or_404(Node, node_id)
     name = request.form.get("list") or None
     if name is not None and name not in lists.LISTS:
         flash(f"Unknown list {name!r}.")
         return redirect(url_for("cluster.sync")), 400
-    operation = start_node_sync(node, [name] if name else None, current_user.id, sync_node_job)
+    operation = start_node_sync(node, [name] if name else None, current_user.id)
     return go_to(operation)
 
