@@ -23,6 +23,9 @@ def register_blueprints(app: Flask) -> None:
     for bp in (system_bp, mail_lists_bp, plans_bp):
         app.register_blueprint(bp)
     register_api(app)
+    from app.ispmgr.views import bp as ispmgr_bp
+
+    app.register_blueprint(ispmgr_bp)
 
     from app.menus import menu_for
 

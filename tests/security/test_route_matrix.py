@@ -63,6 +63,9 @@ OTHER_API_CALLS = [
     ("admin", "POST", "/api/v1/mail/blacklist", _form(sender="spam.example.org")),
     ("admin", "PUT", "/api/v1/mail/blacklist/{mail_blacklist}", _form(sender="spam2.example.org")),
     ("admin", "DELETE", "/api/v1/mail/blacklist/{mail_blacklist}", None),
+    # /ispmgr answers 200 to everyone with its own doc.error (tests/ispmgr check who may do what there).
+    ("public", "GET", "/ispmgr", None),
+    ("public", "POST", "/ispmgr", None),
     ("admin", "GET", "/api/v1/plans", None),
     ("admin", "POST", "/api/v1/plans", lambda ids: {"name": unique()}),
     ("admin", "GET", "/api/v1/plans/{plan}", None),
