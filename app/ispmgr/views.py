@@ -12,6 +12,7 @@ from flask_login import login_user
 
 from app.extensions import csrf, db
 from app.ispmgr import session as ispmgr_session
+from app.ispmgr import userdata_funcs
 from app.ispmgr.doc import Element, IspError, new_doc, render
 from app.ispmgr.funcs import FUNCS, LEVELS, Call, translated
 from app.models import User
@@ -19,6 +20,7 @@ from app.services.userdata import UserDataError
 
 bp = Blueprint("ispmgr", __name__)
 csrf.exempt(bp)
+FUNCS.update(userdata_funcs.handlers())
 
 
 def parameters() -> dict[str, str]:
