@@ -160,6 +160,99 @@ def delete(family: Family, call: Call) -> Element:
     return doc
 
 
+# ---------------------------------------------------------------- DNS records of a zone (plid = the zone)
+
+RECORD = Family("domains", "name", {"name": "name", "rtype": "type", "value": "value", "ttl": "ttl",
+                                    "prio": "priority", "plid": "zone"})
+
+
+def _zone(call: Call):
+    """The zone named by plid."""
+    if not call.get("plid"):
+        raise IspError("value", "plid", "plid is required: the domain name whose records these are")
+    try:
+        return _row(RECORD, call, call.get("plid"))
+    except IspError as exc:
+        raise IspError("value", "plid", exc.message, exc.value) from None
+
+
+def _record_id(call: Call, key: str) -> int:
+    """A record's key: the id Hostfleet gives it (the records list shows it as rkey)."""
+    if not key.isdigit() or len(key) > 9:
+        raise IspError("value", "elid", "elid must be a record's rkey from the domain.record list", key[:64])
+    return int(key)
+
+
+def _record_body(call: Call) -> dict:
+    """name, rtype, value (or ISPmanager's ip / domain), ttl, prio."""
+    body: dict = {}
+    for param, field in (("name", "name"), ("rtype", "type")):
+        if call.get(param) is not None:
+            body[field] = call.get(param).upper() if field == "type" else call.get(param)
+    value = next((call.get(p) for p in ("value", "ip", "domain") if call.get(p)), None)
+    if value is not None:
+        body["value"] = value
+    for param, field in (("ttl", "ttl"), ("prio", "priority")):
+        raw = call.get(param)
+        if raw:
+            if not raw.isdigit() or len(raw) > 9:
+                raise IspError("value", param, f"{param} must be a whole number", raw[:64])
+            body[field] = int(raw)
+    return body
+
+
+def record_list(call: Call) -> Element:
+    """The records of the zone plid."""
+    zone = _zone(call)
+    doc = new_doc(call.func)
+    try:
+        records = userdata.list_records(call.actor, zone.id)
+    except UserDataError as exc:
+        raise refused(exc, RECORD) from None
+    for record in records:
+        elem = doc.add("elem")
+        elem.add("rkey", record["id"])
+        elem.add("name", record["name"])
+        elem.add("rtype", record["type"].lower())
+        elem.add("value", record["value"])
+        elem.add("ttl", record["ttl"])
+        if record.get("priority") is not None:
+            elem.add("prio", record["priority"])
+    return doc
+
+
+def record_edit(call: Call) -> Element:
+    """Add a record (sok) or replace one (sok and elid) in the zone plid."""
+    zone = _zone(call)
+    if not call.saving:
+        raise IspError("value", "sok", "domain.record.edit shows no form here: send sok=ok to save")
+    try:
+        if call.get("elid"):
+            made = userdata.update_record(call.actor, zone.id, _record_id(call, call.get("elid")), _record_body(call))
+        else:
+            made = userdata.add_record(call.actor, zone.id, _record_body(call))
+    except UserDataError as exc:
+        raise refused(exc, RECORD) from None
+    doc = new_doc(call.func)
+    doc.add("ok")
+    doc.add("id", made["id"])
+    return doc
+
+
+def record_delete(call: Call) -> Element:
+    """Delete the records named by elid (their rkeys) from the zone plid."""
+    zone = _zone(call)
+    ids = [_record_id(call, key) for key in elids(call)]
+    try:
+        for record_id in ids:
+            userdata.delete_record(call.actor, zone.id, record_id)
+    except UserDataError as exc:
+        raise refused(exc, RECORD) from None
+    doc = new_doc(call.func)
+    doc.add("ok")
+    return doc
+
+
 def handlers() -> dict:
     """func → (handler, administrators only) for every family's list, edit and delete."""
     table = {}
@@ -167,4 +260,6 @@ def handlers() -> dict:
         table[prefix] = (lambda call, f=family: listing(f, call), False)
         table[f"{prefix}.edit"] = (lambda call, f=family: edit(f, call), False)
         table[f"{prefix}.delete"] = (lambda call, f=family: delete(f, call), False)
+    table.update({"domain.record": (record_list, False), "domain.record.edit": (record_edit, False),
+                  "domain.record.delete": (record_delete, False)})
     return table

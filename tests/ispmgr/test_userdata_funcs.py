@@ -61,3 +61,27 @@ def test_a_plans_limit_is_an_error_naming_the_parameter(app, billing, cluster):
     assert bad["error"]["$object"] == "name"
     size = carol.json("email.edit", sok="ok", name="x", domainname="carol.test", maxsize="big")["error"]
     assert size["$object"] == "maxsize"
+
+
+def test_domain_records_with_plid(app, billing, cluster):
+    """domain.record lists the zone plid's records with rkey; add, change and delete one; another customer's
+    zone as plid is refused naming plid; a bad rtype names rtype."""
+    cluster.user("alice")
+    cluster.user("bob")
+    alice, bob = Billing(billing.client, "alice"), Billing(billing.client, "bob")
+    assert "ok" in alice.json("domain.edit", sok="ok", name="alice.example.org", ip="192.0.2.5")
+    made = alice.json("domain.record.edit", sok="ok", plid="alice.example.org", name="shop", rtype="a",
+                      ip="192.0.2.9", ttl="300")
+    rkey = made["id"]["$"]
+    rows = alice.json("domain.record", plid="alice.example.org")["elem"]
+    shop = [r for r in rows if r["name"]["$"] == "shop"]
+    assert shop and shop[0]["value"]["$"] == "192.0.2.9" and shop[0]["rtype"]["$"] == "a"
+    assert "ok" in alice.json("domain.record.edit", sok="ok", plid="alice.example.org", elid=rkey, value="192.0.2.10")
+    rows = alice.json("domain.record", plid="alice.example.org")["elem"]
+    assert [r["value"]["$"] for r in rows if r["rkey"]["$"] == rkey] == ["192.0.2.10"]
+    assert bob.json("domain.record", plid="alice.example.org")["error"]["$object"] == "plid"
+    assert bob.json("domain.record.delete", plid="alice.example.org", elid=rkey)["error"]["$object"] == "plid"
+    bad = alice.json("domain.record.edit", sok="ok", plid="alice.example.org", name="x", rtype="bogus", value="1")
+    assert bad["error"]["$type"] == "value" and bad["error"]["$object"] == "rtype", bad["error"]
+    assert "ok" in alice.json("domain.record.delete", plid="alice.example.org", elid=rkey)
+    assert rkey not in [r["rkey"]["$"] for r in alice.json("domain.record", plid="alice.example.org")["elem"]]
