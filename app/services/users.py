@@ -405,16 +405,19 @@ def users_to_dicts(rows: list[User]) -> list[dict]:
     placed = {(p.user_id, p.role): p for p in db.session.scalars(
         select(Placement).options(selectinload(Placement.node)).where(Placement.user_id.in_(ids)))}
     reports = usage_reports()
+    loaded_plans = {p.id: p for p in plans.all_plans()}
     shown = []
     for u in rows:
-        row = user_to_dict(u, (accounts_by_user.get(u.id), {role: placed.get((u.id, role)) for role in USER_ROLES}))
+        row = user_to_dict(u, (accounts_by_user.get(u.id), {role: placed.get((u.id, role)) for role in USER_ROLES}),
+                           loaded_plans)
         used = owned_bytes(u.name, reports)
         row["disk_used_mb"] = None if used is None else round(used / MIB, 1)
         shown.append(row)
     return shown
 
 
-def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None = None) -> dict:
+def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None = None,
+                 loaded_plans: dict[int, Plan] | None = None) -> dict:
     """A user as the API shows it (SPEC §8.1; the password is never shown), with how much disk their
     files take (users_to_dicts fills that in for a list, from preloaded rows)."""
     account, placed = preloaded or (account_of(user), {role: placement_of(user, role) for role in USER_ROLES})
@@ -422,8 +425,8 @@ def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None =
         "id": user.id, "name": user.name, "level": user.level, "active": user.active,
         "roles": list(account.roles) if account else [],
         "limits": dict(account.limits or {}) if account else {},
-        "plan": _plan_name(account),
-        "effective_limits": plans.effective_limits(account),
+        "plan": plan.name if (plan := plans.plan_of(account, loaded_plans)) else None,
+        "effective_limits": plans.effective_limits(account, loaded_plans),
         "uid": account.uid if account else None, "gid": account.gid if account else None,
         "location": {role: (placed[role].node.name if placed[role] else None) for role in USER_ROLES},
         **({"nodes": user.suspension_report} if getattr(user, "suspension_report", None) is not None else {}),
@@ -432,13 +435,6 @@ def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None =
         used = disk_used(user)
         shown["disk_used_mb"] = None if used is None else round(used / MIB, 1)
     return shown
-
-
-def _plan_name(account: UserAccount | None) -> str | None:
-    """The name of the account's plan, if it has one."""
-    if account is None or account.plan_id is None:
-        return None
-    return db.session.get(Plan, account.plan_id).name
 
 
 def disk_used(user: User) -> int | None:
