@@ -26,6 +26,7 @@ class MenuSection:
 MENU = (
     MenuSection("Accounts", (
         MenuItem("Users", "users", endpoint="accounts.users_index", admin_only=True),
+        MenuItem("Plans", "plans", endpoint="plans.index", admin_only=True),
     )),
     MenuSection("Domains", (
         MenuItem("Web domains", "webdomains", endpoint="domains.webdomains"),

@@ -148,6 +148,7 @@ class Seeder:
             "name_overrides": {"kind": "domains", "name": f"zone{n}.example.com", "granted_by": f"mig{n}",
                                "refused": f"zone{n}.example.com is under another owner's zone"},
             "mailbox_index": {"address": f"box{n}@mail{n}.example.com"},
+            "plans": {"name": f"plan{n}", "limits": {"webdomains": n, "databases": 2}, "roles": ["web", "mail"]},
             "pending_writes": {"kind": "webdomains", "name": f"site{n}.example.com"},
         }
         if table == "policies" and n > 1:

@@ -15,13 +15,17 @@ def register_blueprints(app: Flask) -> None:
     from app.blueprints.mail_lists.views import bp as mail_lists_bp
     from app.blueprints.main.views import bp as main_bp
     from app.blueprints.operations.views import bp as operations_bp
+    from app.blueprints.plans.views import bp as plans_bp
     from app.blueprints.system.views import bp as system_bp
 
     for bp in (auth_bp, main_bp, cluster_bp, operations_bp, account_bp, accounts_bp, domains_bp, mail_bp):
         app.register_blueprint(bp)
-    for bp in (system_bp, mail_lists_bp):
+    for bp in (system_bp, mail_lists_bp, plans_bp):
         app.register_blueprint(bp)
     register_api(app)
+    from app.ispmgr.views import bp as ispmgr_bp
+
+    app.register_blueprint(ispmgr_bp)
 
     from app.menus import menu_for
 

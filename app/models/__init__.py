@@ -3,6 +3,7 @@
 from app.models.accounts import ApiToken, User, UserLevel
 from app.models.cluster import Desync, Node, NodeState, NodeStateChange, Policy
 from app.models.operations import NodeOutcome, Operation, OperationNode, OperationStatus
+from app.models.plans import Plan
 from app.models.system import ListChange, SystemList
 from app.models.userdata import (
     Counter,
@@ -35,6 +36,7 @@ __all__ = [
     "OperationNode",
     "OperationStatus",
     "PendingWrite",
+    "Plan",
     "Placement",
     "PlacementDecision",
     "Policy",

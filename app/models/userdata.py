@@ -31,6 +31,9 @@ class UserAccount(db.Model):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     # {"webdomains": 10, ...}; a missing key or None means no limit.
     limits: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The plan (app/models/plans.py) whose limits apply where the account's own do not; a plan in use
+    # cannot be deleted.
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     user: Mapped[User] = relationship()

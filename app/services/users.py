@@ -18,10 +18,10 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from agent import validation as v
 from app.extensions import db
-from app.models import Counter, Node, Placement, User, UserAccount, UserLevel
+from app.models import Counter, Node, Placement, Plan, User, UserAccount, UserLevel
 from app.models.base import MAX_ID, iso_utc
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
-from app.services import accounts, placement
+from app.services import accounts, placement, plans
 from app.services.setup.paths import ADMIN_USER
 from app.services.system_accounts import SYSTEM_ACCOUNTS
 from app.services.userdata import KINDS, UserDataError, call_agent, invalid, validated
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_UID_RANGE = (10000, 59999)
 RESERVED_NAMES = SYSTEM_ACCOUNTS | {ADMIN_USER, "hostfleet", "admin"}
-USER_FIELDS = ("name", "password", "level", "roles", "limits", "nodes", "active")
+USER_FIELDS = ("name", "password", "level", "roles", "limits", "nodes", "active", "plan")
 MIB = 2**20
 
 
@@ -86,10 +86,8 @@ def ensure_account(user: User) -> UserAccount:
 
 
 def limit_of(user: User, kind_name: str) -> int | None:
-    """The user's limit for a kind of data (None: unlimited)."""
-    account = account_of(user)
-    value = (account.limits or {}).get(kind_name) if account else None
-    return value if isinstance(value, int) else None
+    """The user's effective limit for a kind of data, their own or their plan's (None: unlimited)."""
+    return plans.effective_limits(account_of(user)).get(kind_name)
 
 
 # Built once: every user-data create runs it (see accounts._TOKEN_WITH_USER).
@@ -175,6 +173,8 @@ def _validate_fields(data: object, creating: bool) -> dict:
                 clean["limits"][key] = validated(v.integer, value, field, 0, 10_000_000)
     if "nodes" in data:
         clean["nodes"] = _validate_nodes(data["nodes"])
+    if "plan" in data:
+        clean["plan"] = None if data["plan"] in (None, "") else plans.find_plan(data["plan"])
     if "active" in data:
         clean["active"] = validated(v.boolean, data["active"], "active")
     return clean
@@ -209,6 +209,9 @@ def _validate_nodes(value: object) -> dict[str, Node]:
 def create_user(data: object) -> User:
     """Create a panel user, place every role (formula or admin's choice) and make the OS accounts."""
     clean = _validate_fields(data, creating=True)
+    plan = clean.get("plan")
+    if plan is not None and "roles" not in data:
+        clean["roles"] = sorted(plan.roles or [])  # the plan's roles unless the user's are given
     chosen = clean.get("nodes", {})
     unknown = sorted(set(chosen) - set(clean["roles"]))
     if unknown:
@@ -218,7 +221,8 @@ def create_user(data: object) -> User:
     db.session.add(user)
     db.session.flush()
     uid = allocate_uid()
-    account = UserAccount(user_id=user.id, uid=uid, gid=uid, roles=clean["roles"], limits=clean["limits"])
+    account = UserAccount(user_id=user.id, uid=uid, gid=uid, roles=clean["roles"], limits=clean["limits"],
+                          plan_id=plan.id if plan is not None else None)
     db.session.add(account)
     body = os_account_body(user, account)
     made: list[Node] = []
@@ -268,9 +272,9 @@ def update_user(user: User, data: object) -> User:
     """Change password, level, limits, roles, or move a role that holds no data to another node."""
     clean = _validate_fields(data, creating=False)
     account = account_of(user)
-    if account is None and not (clean.get("roles") or clean.get("limits") or clean.get("nodes")):
+    if account is None and not (clean.get("roles") or clean.get("limits") or clean.get("nodes") or clean.get("plan")):
         # A panel account that owns no data (an administrator): nothing here needs a hosting account.
-        clean = {k: val for k, val in clean.items() if k not in ("roles", "limits", "nodes")}
+        clean = {k: val for k, val in clean.items() if k not in ("roles", "limits", "nodes", "plan")}
         account = UserAccount(roles=[], limits={})
     elif account is None:
         account = ensure_account(user)
@@ -290,6 +294,8 @@ def update_user(user: User, data: object) -> User:
         user.level = clean["level"]
     if "limits" in clean:
         account.limits = clean["limits"]
+    if "plan" in clean:
+        account.plan_id = clean["plan"].id if clean["plan"] is not None else None
     if "active" in clean:
         user.suspension_report = set_active(user, clean["active"])
     if "roles" in clean:
@@ -411,16 +417,19 @@ def users_to_dicts(rows: list[User]) -> list[dict]:
         select(Placement).options(selectinload(Placement.node)).where(Placement.user_id.in_(ids)))}
     reports = usage_reports()
     held = node_ids_of(ids)
+    loaded_plans = {p.id: p for p in plans.all_plans()}
     shown = []
     for u in rows:
-        row = user_to_dict(u, (accounts_by_user.get(u.id), {role: placed.get((u.id, role)) for role in USER_ROLES}))
+        row = user_to_dict(u, (accounts_by_user.get(u.id), {role: placed.get((u.id, role)) for role in USER_ROLES}),
+                           loaded_plans)
         used = owned_bytes(u.name, reports, held.get(u.id, set()))
         row["disk_used_mb"] = None if used is None else round(used / MIB, 1)
         shown.append(row)
     return shown
 
 
-def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None = None) -> dict:
+def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None = None,
+                 loaded_plans: dict[int, Plan] | None = None) -> dict:
     """A user as the API shows it (SPEC §8.1; the password is never shown), with how much disk their
     files take (users_to_dicts fills that in for a list, from preloaded rows)."""
     account, placed = preloaded or (account_of(user), {role: placement_of(user, role) for role in USER_ROLES})
@@ -428,6 +437,8 @@ def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None =
         "id": user.id, "name": user.name, "level": user.level, "active": user.active,
         "roles": list(account.roles) if account else [],
         "limits": dict(account.limits or {}) if account else {},
+        "plan": plan.name if (plan := plans.plan_of(account, loaded_plans)) else None,
+        "effective_limits": plans.effective_limits(account, loaded_plans),
         "uid": account.uid if account else None, "gid": account.gid if account else None,
         "location": {role: (placed[role].node.name if placed[role] else None) for role in USER_ROLES},
         **({"nodes": user.suspension_report} if getattr(user, "suspension_report", None) is not None else {}),
@@ -436,7 +447,6 @@ def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None =
         used = disk_used(user)
         shown["disk_used_mb"] = None if used is None else round(used / MIB, 1)
     return shown
-
 
 
 def disk_used(user: User) -> int | None:

@@ -63,6 +63,14 @@ OTHER_API_CALLS = [
     ("admin", "POST", "/api/v1/mail/blacklist", _form(sender="spam.example.org")),
     ("admin", "PUT", "/api/v1/mail/blacklist/{mail_blacklist}", _form(sender="spam2.example.org")),
     ("admin", "DELETE", "/api/v1/mail/blacklist/{mail_blacklist}", None),
+    # /ispmgr answers 200 to everyone with its own doc.error (tests/ispmgr check who may do what there).
+    ("public", "GET", "/ispmgr", None),
+    ("public", "POST", "/ispmgr", None),
+    ("admin", "GET", "/api/v1/plans", None),
+    ("admin", "POST", "/api/v1/plans", lambda ids: {"name": unique()}),
+    ("admin", "GET", "/api/v1/plans/{plan}", None),
+    ("admin", "PUT", "/api/v1/plans/{plan}", _form(limits={"webdomains": 3})),
+    ("admin", "DELETE", "/api/v1/plans/{plan}", None),
 ]
 
 OTHER_PAGES = [
@@ -83,6 +91,11 @@ OTHER_PAGES = [
                                                     "password": "a long password"}),
     ("admin", "POST", "/accounts/users", lambda ids: {"name": unique(), "password": "a long password",
                                                       "level": "user", "role_web": "y"}),
+    ("admin", "GET", "/accounts/plans/", None),
+    ("admin", "POST", "/accounts/plans/", lambda ids: {"name": unique(), "role_web": "y"}),
+    ("admin", "GET", "/accounts/plans/{plan}", None),
+    ("admin", "POST", "/accounts/plans/{plan}", _form(name="matrix", role_web="y", limit_webdomains="4")),
+    ("admin", "POST", "/accounts/plans/{plan}/delete", None),
     ("admin", "GET", "/cluster/nodes", None),
     ("admin", "GET", "/cluster/nodes/{node}", None),
     ("admin", "POST", "/cluster/nodes/{node}/check", None),
@@ -152,8 +165,8 @@ class MatrixWorld(World):
     def ensure(self) -> dict:
         """The user-data ids, and the spare node, its desync, alice's operation and alice's token."""
         from app.extensions import db
-        from app.models import ApiToken, Desync, Node, NodeState, Operation, User
-        from app.services import accounts
+        from app.models import ApiToken, Desync, Node, NodeState, Operation, Plan, User
+        from app.services import accounts, plans
         from app.services.nodes import change_state, create_node
 
         ids = super().ensure()
@@ -178,8 +191,11 @@ class MatrixWorld(World):
             if token is None:
                 token = accounts.create_token(alice, "matrix")[0].id
             desync = db.session.scalar(select(Desync.id).where(Desync.node_id == spare.id))
+            plan = db.session.scalar(select(Plan.id).where(Plan.name == "matrix"))
+            if plan is None:
+                plan = plans.create_plan({"name": "matrix"}).id
             return {**ids, "node": spare.id, "desync": desync, "operation": operation, "token": token,
-                    **self.list_rows}
+                    "plan": plan, **self.list_rows}
 
 
 @pytest.fixture
@@ -296,7 +312,7 @@ def classified_routes(app) -> set[tuple[str, str]]:
     """(endpoint, method) of every route the table names, resolved through the url_map."""
     adapter = app.url_map.bind("localhost")
     sample = dict.fromkeys(("web", "zone", "record", "maildomain", "mailbox", "empty", "user", "node", "desync",
-                            "operation", "token", *LIST_ROWS), 1)
+                            "operation", "token", "plan", *LIST_ROWS), 1)
     return {(adapter.match(path.format(**sample), method=method)[0], method) for _, method, path, _, _ in ROUTES}
 
 

@@ -18,6 +18,7 @@ class UserForm(FlaskForm):
 
     name = StringField("User name (the OS account on the nodes)")
     password = PasswordField("Password")
+    plan = SelectField("Plan (its limits apply where the user has none of their own)", validate_choice=False)
     level = SelectField("Level", choices=[SelectChoice("user"), SelectChoice("admin")], validate_choice=False)
     role_web = BooleanField("web", default=True)
     role_dns = BooleanField("dns", default=True)
@@ -31,6 +32,10 @@ class UserForm(FlaskForm):
     node_dns = SelectField("Node for dns", validate_choice=False)
     node_mail = SelectField("Node for mail", validate_choice=False)
 
+    def set_plans(self, names: list[str]) -> None:
+        """Offer "no plan" and every plan."""
+        self.plan.choices = [SelectChoice("", "no plan"), *[SelectChoice(n) for n in names]]
+
     def set_nodes(self, names: list[str]) -> None:
         """Offer "by placement score" and every node for each role."""
         for role in USER_ROLES:
@@ -41,6 +46,7 @@ class UserForm(FlaskForm):
         """The API body this form stands for (an empty password keeps the old one when editing)."""
         data: dict = {
             "level": self.level.data or "user",
+            "plan": self.plan.data or None,
             "roles": [r for r in USER_ROLES if getattr(self, f"role_{r}").data],
             "limits": {k: getattr(self, f"limit_{k}").data for k in LIMIT_KEYS
                        if getattr(self, f"limit_{k}").data is not None},

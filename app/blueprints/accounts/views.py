@@ -10,7 +10,7 @@ from app.auth_hooks import admin_required
 from app.blueprints.accounts.forms import UserForm
 from app.extensions import db
 from app.htmx import render
-from app.models import Node, User
+from app.models import Node, Plan, User
 from app.services import users
 from app.services.userdata import UserDataError
 
@@ -27,6 +27,7 @@ def user_form(**kwargs) -> UserForm:
     """The user form with the cluster's nodes to choose from."""
     form = UserForm(**kwargs)
     form.set_nodes(list(db.session.scalars(select(Node.name).order_by(Node.id))))
+    form.set_plans(list(db.session.scalars(select(Plan.name).order_by(Plan.name))))
     return form
 
 
@@ -67,7 +68,8 @@ def user(user_id: int):
     """One user: change level, password, roles, limits, or the node of a role that holds no data."""
     subject = db.get_or_404(User, user_id)
     shown = users.user_to_dict(subject)
-    defaults = {"level": subject.level, **{f"role_{r}": r in shown["roles"] for r in ("web", "dns", "mail")},
+    defaults = {"level": subject.level, "plan": shown["plan"] or "",
+                **{f"role_{r}": r in shown["roles"] for r in ("web", "dns", "mail")},
                 **{f"limit_{k}": v for k, v in shown["limits"].items()}}
     form = user_form(data=defaults)
     if form.validate_on_submit():

@@ -19,7 +19,7 @@ class HostfleetApi(Api):
 def register_api(app: Flask) -> None:
     """Register the API blueprints and their security schemes."""
     # Each menu area adds its routes to the one API blueprint from its own module.
-    from app.blueprints.api import cluster_setup, system_lists, user_data  # noqa: F401
+    from app.blueprints.api import cluster_setup, plans, system_lists, user_data  # noqa: F401
     from app.blueprints.api.views import blp
 
     # One Api per app: the OpenAPI document is built per application instance.

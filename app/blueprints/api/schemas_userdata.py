@@ -43,6 +43,9 @@ class UserInSchema(Schema):
     nodes = fields.Dict(keys=fields.String(metadata={"enum": list(USER_ROLES)}), values=fields.Raw(),
                         metadata={"description": "{role: node id or name}: the admin's choice of node"})
     active = _bool()
+    plan = fields.Raw(allow_none=True, metadata={
+        "description": "the plan's name or id (null: none); its limits apply where the user has none of their own, "
+                       "and a new user without roles gets the plan's"})
 
 
 class UserSchema(Schema):
@@ -54,6 +57,9 @@ class UserSchema(Schema):
     active = fields.Boolean(required=True)
     roles = fields.List(fields.String(), required=True)
     limits = fields.Nested(LimitsSchema, required=True)
+    plan = fields.String(allow_none=True)
+    effective_limits = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "the limits that apply: the user's own over their plan's; absent means no limit"})
     uid = fields.Integer(allow_none=True)
     gid = fields.Integer(allow_none=True)
     location = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))

@@ -1,0 +1,350 @@
+"""The ISPmanager funcs billing systems call, each a thin translation onto the users and plans services
+(SPEC §14): the same validation and access rules as /api/v1, only the names and shapes differ."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.ispmgr import session as ispmgr_session
+from app.ispmgr.doc import Element, IspError, new_doc
+from app.models import Plan, User, UserLevel
+from app.models.userdata import LIMIT_KEYS
+from app.services import plans, users
+from app.services.userdata import UserDataError
+
+LEVELS = {UserLevel.ADMIN.value: "29", UserLevel.USER.value: "16"}
+# Hostfleet's limit names and ISPmanager's (limit_quota is MiB, as disk_mb is).
+LIMIT_PARAMS = {"disk_mb": "limit_quota", "webdomains": "limit_webdomains", "domains": "limit_domains",
+                "maildomains": "limit_emaildomains", "mailboxes": "limit_emails", "databases": "limit_db",
+                "db_users": "limit_db_users", "ftp_users": "limit_ftp_users"}
+PARAM_LIMITS = {param: key for key, param in LIMIT_PARAMS.items()}
+# A service's field names as ISPmanager's parameters, for the `object` of an error.
+FIELD_PARAMS = {"name": "name", "password": "passwd", "plan": "preset", "owner": "name", "body": "func",
+                **{f"limits.{key}": param for key, param in LIMIT_PARAMS.items()}, "limits": "limit"}
+PRODUCT = "Hostfleet (ISPmanager 5 Business API)"
+
+
+@dataclass
+class Call:
+    """One /ispmgr call: its parameters, who authenticated and who it acts as (su=)."""
+
+    func: str
+    params: dict[str, str]
+    caller: User
+    actor: User
+
+    def get(self, name: str) -> str | None:
+        """A parameter, None when absent."""
+        return self.params.get(name)
+
+    @property
+    def saving(self) -> bool:
+        """sok given and not empty: a form func saves instead of showing."""
+        return bool(self.params.get("sok"))
+
+
+def translated(exc: UserDataError) -> IspError:
+    """A service refusal as ISPmanager's error, its object the parameter at fault."""
+    field = next(iter(exc.fields), "")
+    param = FIELD_PARAMS.get(field, field or "func")
+    if exc.status == 409 and "exists" in exc.message:
+        return IspError("exists", "preset" if param == "name" and "plan" in exc.message else "user", exc.message,
+                        param)
+    if exc.status in (400, 409, 422):
+        return IspError("value", param, exc.message)
+    if exc.status == 403:
+        return IspError("access", param, exc.message)
+    return IspError("sys", param, exc.message)
+
+
+def elids(call: Call) -> list[str]:
+    """The keys of a group operation, `", "`-separated; at least one."""
+    keys = [k.strip() for k in (call.get("elid") or "").split(",") if k.strip()]
+    if not keys:
+        raise IspError("value", "elid", "elid is required: the key(s) of the object(s)")
+    return keys
+
+
+def limits_from(call: Call) -> dict[str, int]:
+    """The limit_* parameters given (empty ones and unknown limit names are ignored, as ISPmanager does)."""
+    limits = {}
+    for param, key in PARAM_LIMITS.items():
+        raw = call.get(param)
+        if raw is None or raw.strip() == "":
+            continue
+        if not raw.strip().isdigit():
+            raise IspError("value", param, f"{param} must be a whole number", raw[:64])
+        limits[key] = int(raw.strip())
+    return limits
+
+
+def password_from(call: Call) -> str | None:
+    """passwd, checked against confirm when confirm is given."""
+    password = call.get("passwd")
+    confirm = call.get("confirm")
+    if password is not None and confirm is not None and confirm != password:
+        raise IspError("value", "confirm", "confirm does not match passwd")
+    return password
+
+
+def customer(name: str) -> User:
+    """A hosting customer (level 16) by login; an unknown name is ISPmanager's value(elid)."""
+    user = None if "\x00" in name else db.session.scalar(select(User).where(User.name == name))
+    if user is None or user.is_admin:
+        raise IspError("value", "elid", f"No user {name}", name[:64])
+    return user
+
+
+# ---------------------------------------------------------------- funcs any account may call
+
+
+def whoami(call: Call) -> Element:
+    """<user name level>login</user>."""
+    doc = new_doc(call.func)
+    doc.add("user", call.actor.name, name=call.actor.name, level=LEVELS[call.actor.level])
+    return doc
+
+
+def license_info(call: Call) -> Element:
+    """The product, named so modules that look for "Business" find it."""
+    doc = new_doc(call.func)
+    doc.add("mgr", "ISPmanager Business")
+    doc.add("panel_name", PRODUCT)
+    return doc
+
+
+def usrparam(call: Call) -> Element:
+    """The acting account's own settings: view, or change its password with sok."""
+    doc = new_doc(call.func)
+    if not call.saving:
+        doc.add("name", call.actor.name)
+        return doc
+    password = password_from(call)
+    if password is not None:
+        users.update_user(call.actor, {"password": password})
+    doc.add("ok")
+    return doc
+
+
+def session_newkey(call: Call) -> Element:
+    """An administrator makes a one-time login key for a user (a billing system's "log in" button)."""
+    name = call.get("username") or ""
+    user = None if "\x00" in name else db.session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise IspError("value", "username", f"No user {name[:64]}", name[:64])
+    ispmgr_session.new_key(user, call.get("key") or "")
+    doc = new_doc(call.func)
+    doc.add("ok")
+    return doc
+
+
+# ---------------------------------------------------------------- users (administrators)
+
+
+def _user_elem(doc: Element, row: dict) -> None:
+    """One user as a list element."""
+    elem = doc.add("elem")
+    elem.add("id", row["id"])
+    elem.add("name", row["name"])
+    elem.add("active", "on" if row["active"] else "off")
+    elem.add("level", LEVELS[row["level"]])
+    elem.add("preset", row["plan"] or "")
+    limits = row["effective_limits"]
+    for key, param in LIMIT_PARAMS.items():
+        if key in limits:
+            elem.add(param, limits[key])
+    elem.add("quota_total", limits.get("disk_mb", ""))
+    elem.add("quota_used", "" if row.get("disk_used_mb") is None else row["disk_used_mb"])
+
+
+def user_list(call: Call) -> Element:
+    """Every hosting customer (or those named by elid)."""
+    query = select(User).where(User.level == UserLevel.USER.value).order_by(User.name)
+    if call.get("elid"):
+        query = query.where(User.name.in_(elids(call)))
+    doc = new_doc(call.func)
+    for row in users.users_to_dicts(list(db.session.scalars(query))):
+        _user_elem(doc, row)
+    return doc
+
+
+def _user_form(call: Call, user: User | None) -> Element:
+    """The user form's fields as children of doc."""
+    doc = new_doc(call.func)
+    shown = users.user_to_dict(user) if user else {"name": "", "plan": None, "limits": {}, "active": True}
+    doc.add("name", shown["name"])
+    doc.add("preset", shown["plan"] or "")
+    doc.add("active", "on" if shown["active"] else "off")
+    for key, param in LIMIT_PARAMS.items():
+        doc.add(param, shown.get("effective_limits", {}).get(key, ""))
+    if user is not None:
+        doc.add("elid", user.name)
+    return doc
+
+
+def _create_user(call: Call) -> Element:
+    """user.edit without elid, user.add, user.add.finish (with sok): a new customer on a plan."""
+    data: dict = {"name": call.get("name") or "", "password": password_from(call) or "", "level": "user"}
+    limits = limits_from(call)
+    if limits:  # a user's own limits exist for the kinds Hostfleet has; the plan keeps the others
+        data["limits"] = {k: val for k, val in limits.items() if k in LIMIT_KEYS}
+    if call.get("preset"):
+        data["plan"] = call.get("preset")
+    user = users.create_user(data)
+    doc = new_doc(call.func)
+    doc.add("ok")
+    doc.add("id", user.name)
+    return doc
+
+
+def _change_user(call: Call, user: User) -> Element:
+    """user.edit with elid and sok: plan, limits (given ones only), password."""
+    if call.get("name") not in (None, "", user.name):
+        raise IspError("value", "name", "The login cannot change; it is the OS account on every node")
+    data: dict = {}
+    password = password_from(call)
+    if password:
+        data["password"] = password
+    if call.get("preset"):
+        data["plan"] = call.get("preset")
+    limits = limits_from(call)
+    # A user's own limits exist for the kinds Hostfleet has; the plan keeps the others.
+    own = {k: val for k, val in limits.items() if k in LIMIT_KEYS}
+    if own:
+        account = users.account_of(user)
+        data["limits"] = {**((account.limits or {}) if account else {}), **own}
+    if data:
+        users.update_user(user, data)
+    doc = new_doc(call.func)
+    doc.add("ok")
+    doc.add("id", user.name)
+    return doc
+
+
+def user_edit(call: Call) -> Element:
+    """View (elid, no sok), create (sok, no elid) or change (sok and elid) a customer."""
+    user = customer(call.get("elid")) if call.get("elid") else None
+    if not call.saving:
+        return _user_form(call, user)
+    return _create_user(call) if user is None else _change_user(call, user)
+
+
+def user_add(call: Call) -> Element:
+    """user.add and user.add.finish: create with sok, the empty form without."""
+    return _create_user(call) if call.saving else _user_form(call, None)
+
+
+def _group(call: Call, operate: Callable[[User], None]) -> Element:
+    """A group operation over elid: every key is checked before anything is done."""
+    targets = [customer(name) for name in elids(call)]
+    for user in targets:
+        operate(user)
+    doc = new_doc(call.func)
+    doc.add("ok")
+    return doc
+
+
+def _delete(user: User) -> None:
+    """Delete a customer; a node that could not remove their data is an error naming it."""
+    name = user.name
+    report = users.delete_user(user)
+    if not report["deleted"]:
+        failed = "; ".join(f"{r['node']}: {r['error']}" for r in report["nodes"] if r["outcome"] != "applied")
+        raise IspError("sys", "elid", f"{name} was not deleted: {failed}", name)
+
+
+def user_delete(call: Call) -> Element:
+    """Delete customers with everything they have on the nodes."""
+    return _group(call, _delete)
+
+
+def user_suspend(call: Call) -> Element:
+    """Suspend customers: no login, sites answer "suspended", mailboxes refuse logins."""
+    return _group(call, lambda user: users.set_active(user, False))
+
+
+def user_resume(call: Call) -> Element:
+    """Resume suspended customers."""
+    return _group(call, lambda user: users.set_active(user, True))
+
+
+# ---------------------------------------------------------------- presets (plans)
+
+
+def _plan_limits(elem: Element, plan: Plan | None) -> None:
+    """Every limit_* of a plan (empty: no limit)."""
+    limits = (plan.limits or {}) if plan else {}
+    for key, param in LIMIT_PARAMS.items():
+        elem.add(param, limits.get(key, ""))
+
+
+def preset_list(call: Call) -> Element:
+    """Every plan with its limits."""
+    doc = new_doc(call.func)
+    for plan in plans.all_plans():
+        elem = doc.add("elem")
+        elem.add("name", plan.name)
+        _plan_limits(elem, plan)
+    return doc
+
+
+def _plan(name: str) -> Plan:
+    """A plan by name; an unknown one is value(elid)."""
+    plan = None if "\x00" in name else db.session.scalar(select(Plan).where(Plan.name == name))
+    if plan is None:
+        raise IspError("value", "elid", f"No preset {name}", name[:64])
+    return plan
+
+
+def preset_edit(call: Call) -> Element:
+    """View a plan's limits (elid), create one (sok) or change one (sok and elid)."""
+    plan = _plan(call.get("elid")) if call.get("elid") else None
+    doc = new_doc(call.func)
+    if not call.saving:
+        doc.add("name", plan.name if plan else "")
+        _plan_limits(doc, plan)
+        return doc
+    limits = limits_from(call)
+    if plan is None:
+        plan = plans.create_plan({"name": call.get("name") or "", "limits": limits})
+    else:
+        data: dict = {"limits": {**(plan.limits or {}), **limits}}
+        if call.get("name") not in (None, "", plan.name):
+            data["name"] = call.get("name")
+        plans.update_plan(plan, data)
+    doc.add("ok")
+    doc.add("id", plan.name)
+    return doc
+
+
+def preset_delete(call: Call) -> Element:
+    """Delete plans no user is on."""
+    targets = [_plan(name) for name in elids(call)]
+    for plan in targets:
+        plans.delete_plan(plan)
+    doc = new_doc(call.func)
+    doc.add("ok")
+    return doc
+
+
+# func → (handler, administrators only)
+FUNCS: dict[str, tuple[Callable[[Call], Element], bool]] = {
+    "whoami": (whoami, False),
+    "session.newkey": (session_newkey, True),
+    "license.info": (license_info, False),
+    "usrparam": (usrparam, False),
+    "user": (user_list, True),
+    "user.edit": (user_edit, True),
+    "user.add": (user_add, True),
+    "user.add.finish": (user_add, True),
+    "user.delete": (user_delete, True),
+    "user.suspend": (user_suspend, True),
+    "user.resume": (user_resume, True),
+    "preset": (preset_list, True),
+    "preset.edit": (preset_edit, True),
+    "preset.delete": (preset_delete, True),
+}

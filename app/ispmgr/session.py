@@ -1,0 +1,115 @@
+"""Who is calling /ispmgr: `authinfo=login:password` per call, or a `func=auth` session id (`auth=<id>`),
+or a one-time key an administrator made with `session.newkey`. Never the panel's session cookie.
+
+Passwords go through the same checks and login rate limit as the API's HTTP Basic; an API token works
+as the password. A session lives in Redis for an hour after its last use, bound to the client address
+and to the account's session epoch (a password change or suspension ends it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+
+from flask import request
+from werkzeug.exceptions import TooManyRequests
+
+from agent import validation as v
+from app import ratelimit
+from app.extensions import db
+from app.ispmgr.doc import IspError
+from app.models import User
+from app.queues import redis_connection
+from app.services import accounts
+
+SESSION_TTL_S = 3600
+KEY_TTL_S = 300
+_SESSION = "ispmgr:session:"
+_KEY = "ispmgr:key:"
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def bad_password() -> IspError:
+    """ISPmanager's answer to wrong credentials, the same for an unknown name."""
+    return IspError("auth", "badpassword", "Invalid username or password")
+
+
+def check_password(name: str, password: str) -> User:
+    """The active user with these credentials (a password or one of their API tokens), rate limited."""
+    attempt = ratelimit.attempt(name)
+    try:
+        attempt.allow()
+    except TooManyRequests as exc:
+        raise IspError("auth", "toomany", exc.description) from None
+    if password.startswith(accounts.TOKEN_PREFIX):
+        user = accounts.user_for_token(password)
+        user = user if user is not None and user.name == name else None
+    else:
+        user = accounts.authenticate(name, password)
+    if user is None:
+        attempt.failed()
+        raise bad_password()
+    attempt.succeeded()
+    return user
+
+
+def from_authinfo(authinfo: str) -> User:
+    """`login:password`, split at the first colon."""
+    name, sep, password = authinfo.partition(":")
+    if not sep or not name:
+        raise IspError("auth", "authinfo", "authinfo must be login:password", authinfo[:64])
+    return check_password(name, password)
+
+
+def open_session(user: User) -> str:
+    """A new session id for the user, bound to this client's address."""
+    sid = secrets.token_hex(16)
+    record = {"user_id": user.id, "epoch": user.session_epoch, "address": request.remote_addr or ""}
+    redis_connection().set(_SESSION + _digest(sid), json.dumps(record), ex=SESSION_TTL_S)
+    return sid
+
+
+def from_session(sid: str) -> User:
+    """The user of a live session from the address that opened it; its hour starts again."""
+    key = _SESSION + _digest(sid)
+    raw = redis_connection().get(key)
+    record = json.loads(raw) if raw else None
+    if record is None or record.get("address") != (request.remote_addr or ""):
+        raise IspError("auth", "session", "The session has expired or belongs to another address")
+    user = db.session.get(User, record["user_id"])
+    if user is None or not user.active or user.session_epoch != record["epoch"]:
+        redis_connection().delete(key)
+        raise IspError("auth", "session", "The session has expired or belongs to another address")
+    redis_connection().expire(key, SESSION_TTL_S)
+    return user
+
+
+def new_key(user: User, key: str) -> None:
+    """Remember a one-time login key for the user (session.newkey), for KEY_TTL_S seconds."""
+    key = _validated_key(key)
+    redis_connection().set(_KEY + _digest(key), str(user.id), ex=KEY_TTL_S)
+
+
+def user_for_key(name: str, key: str) -> User:
+    """The user a one-time key was made for; the key is used up."""
+    key = _validated_key(key)
+    raw = redis_connection().getdel(_KEY + _digest(key))
+    user = db.session.get(User, int(raw)) if raw else None
+    if user is None or user.name != name or not user.active:
+        raise IspError("auth", "badkey", "The key is unknown, used or expired")
+    return user
+
+
+def _validated_key(key: str) -> str:
+    """A key long enough not to be guessed: 16-128 printable characters."""
+    try:
+        key = v.text(key, "key", 128, False)
+    except v.ValidationError:
+        raise IspError("value", "key", "key must be 16-128 printable characters") from None
+    if len(key) < 16:
+        raise IspError("value", "key", "key must be 16-128 printable characters")
+    return key
