@@ -40,14 +40,19 @@ def bad_password() -> IspError:
 
 def check_password(name: str, password: str) -> User:
     """The active user with these credentials (a password or one of their API tokens), rate limited."""
+    if password.startswith(accounts.TOKEN_PREFIX):
+        # A token cannot be guessed, so the login limits never refuse a right one (as for a Bearer token):
+        # otherwise anyone's wrong passwords for the billing system's login would lock its token out.
+        user = accounts.user_for_token(password)
+        if user is not None and user.name == name:
+            return user
     attempt = ratelimit.attempt(name)
     try:
         attempt.allow()
     except TooManyRequests as exc:
         raise IspError("auth", "toomany", exc.description) from None
     if password.startswith(accounts.TOKEN_PREFIX):
-        user = accounts.user_for_token(password)
-        user = user if user is not None and user.name == name else None
+        user = None
     else:
         user = accounts.authenticate(name, password)
     if user is None:
