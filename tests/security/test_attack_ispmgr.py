@@ -56,3 +56,51 @@ def test_a_customer_cannot_lock_the_billing_systems_token_out(app, client, users
                          environ_overrides={"REMOTE_ADDR": "192.0.2.10"})
     doc = json.loads(billing.text)["doc"]
     assert doc.get("user", {}).get("$") == "root", doc
+
+
+def _redis(app):
+    from app.queues import redis_connection
+
+    with app.app_context():
+        return redis_connection()
+
+
+def test_a_redis_writer_cannot_turn_an_ispmgr_session_into_an_administrators(app, client, users):
+    """The panel's jobs are signed so that a process able to write to Redis (docs/security.md, "The panel's own
+    server and its Redis") cannot act as the panel. An /ispmgr session lives in Redis too: mallory opens her
+    own, then rewrites its record to name root; the session must stop working, not become root's."""
+    users.make("root", admin=True)
+    users.make("mallory")
+    opened = json.loads(call(client, func="auth", username="mallory", password=Users.PASSWORD).text)["doc"]
+    sid = opened["auth"]["$"]
+    redis = _redis(app)
+    [key] = [k for k in redis.keys("ispmgr:session:*")]
+    raw = redis.get(key)
+    record = json.loads(raw if raw.startswith(b"{") else raw.partition(b".")[2])  # the JSON, past any seal
+    with app.app_context():
+        from app.extensions import db
+        from app.models import User
+
+        root = db.session.scalar(db.select(User).where(User.name == "root"))
+        record.update(user_id=root.id, epoch=root.session_epoch)
+    redis.set(key, json.dumps(record))
+    doc = json.loads(call(client, func="whoami", auth=sid).text)["doc"]
+    assert doc.get("user", {}).get("$") != "root", doc
+    assert doc["error"]["$type"] == "auth"
+
+
+def test_a_redis_writer_cannot_make_a_login_key_for_an_administrator(app, client, users):
+    """A one-time login key (session.newkey) is a Redis entry too: one written by someone without the panel's
+    secret must not open the panel as root."""
+    import hashlib
+
+    users.make("root", admin=True)
+    key = "k" * 32
+    with app.app_context():
+        from app.extensions import db
+        from app.models import User
+
+        root_id = db.session.scalar(db.select(User.id).where(User.name == "root"))
+    _redis(app).set("ispmgr:key:" + hashlib.sha256(key.encode()).hexdigest(), str(root_id), ex=300)
+    answer = client.get("/ispmgr", query_string={"func": "auth", "username": "root", "key": key})
+    assert answer.status_code == 200 and "error" in answer.text, (answer.status_code, answer.headers.get("Location"))
