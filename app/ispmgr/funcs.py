@@ -69,6 +69,12 @@ def elids(call: Call) -> list[str]:
     return keys
 
 
+def whole_number(raw: str) -> bool:
+    """ASCII digits only, at most 9 of them: str.isdigit() also takes '²' and '٣', and int() refuses the
+    first and a string of over 4,300 digits (a 500 instead of ISPmanager's value error)."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= 9
+
+
 def limits_from(call: Call) -> dict[str, int]:
     """The limit_* parameters given (empty ones and unknown limit names are ignored, as ISPmanager does)."""
     limits = {}
@@ -76,7 +82,7 @@ def limits_from(call: Call) -> dict[str, int]:
         raw = call.get(param)
         if raw is None or raw.strip() == "":
             continue
-        if not raw.strip().isdigit():
+        if not whole_number(raw.strip()):
             raise IspError("value", param, f"{param} must be a whole number", raw[:64])
         limits[key] = int(raw.strip())
     return limits

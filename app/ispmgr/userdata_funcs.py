@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from app.extensions import db
 from app.ispmgr.doc import Element, IspError, new_doc
-from app.ispmgr.funcs import Call, elids, password_from
+from app.ispmgr.funcs import Call, elids, password_from, whole_number
 from app.services import userdata
 from app.services.userdata import KINDS, UserDataError
 
@@ -96,9 +96,9 @@ def _body(family: Family, call: Call, creating: bool) -> dict:
         if field == "aliases":
             body[field] = _split_list(value)
         elif field == "quota_mb":
-            if not value.strip().isdigit():
+            if not whole_number(value.strip()):
                 raise IspError("value", param, f"{param} must be a whole number of MiB", value[:64])
-            body[field] = int(value)
+            body[field] = int(value.strip())
         elif field == "forward":
             body[field] = _split_list(value)
         else:
@@ -178,7 +178,7 @@ def _zone(call: Call):
 
 def _record_id(call: Call, key: str) -> int:
     """A record's key: the id Hostfleet gives it (the records list shows it as rkey)."""
-    if not key.isdigit() or len(key) > 9:
+    if not whole_number(key):
         raise IspError("value", "elid", "elid must be a record's rkey from the domain.record list", key[:64])
     return int(key)
 
@@ -195,7 +195,7 @@ def _record_body(call: Call) -> dict:
     for param, field in (("ttl", "ttl"), ("prio", "priority")):
         raw = call.get(param)
         if raw:
-            if not raw.isdigit() or len(raw) > 9:
+            if not whole_number(raw):
                 raise IspError("value", param, f"{param} must be a whole number", raw[:64])
             body[field] = int(raw)
     return body

@@ -284,9 +284,11 @@ def held_account(owner: User):
     return account_of(owner)
 
 
-def check_limit(owner: User, kind_name: str, name: str | None = None) -> None:
+def check_limit(owner: User, kind_name: str, name: str | None = None, claimed: bool = False) -> None:
     """Refuse when the owner already has as many of this kind as their limit allows; a name that exists
-    already is refused as the duplicate it is, not as over the limit."""
+    already is refused as the duplicate it is, not as over the limit. With claimed, the new row is already
+    claimed (committed) and counts too: run again after the claim, so that two creates at once, each
+    counting before the other claimed, cannot both pass (at worst both are refused)."""
     from app.services.users import limit_of
 
     limit = limit_of(owner, kind_name)
@@ -294,8 +296,10 @@ def check_limit(owner: User, kind_name: str, name: str | None = None) -> None:
         return
     kind = KINDS[kind_name]
     count = db.session.scalar(select(func.count()).select_from(kind.model).where(kind.model.owner_id == owner.id))
+    if claimed:
+        count -= 1
     if count >= limit:
-        if name is not None:
+        if name is not None and not claimed:
             check_new_name(kind_name, name)
         raise UserDataError(409, f"{owner.name} already has {count} of {limit} allowed {kind.plural}: delete one "
                                  "or ask the administrator for a higher limit. Nothing was created.",
@@ -467,6 +471,7 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     if body.get("aliases"):
         claim_aliases(kind, row_id, body["aliases"], node)
     try:
+        check_limit(owner, kind_name, claimed=True)
         recheck_names(owner, kind_name, body, overridden, row_id, reveal=actor.is_admin)
     except UserDataError:
         release_claim(kind, row_id)
