@@ -9,6 +9,7 @@ runner from restarting its default worker and run workers with failpoints armed 
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -117,7 +118,10 @@ class LabCluster:
     def firewall_held(self, rows: list[dict]) -> dict[str, bool]:
         """Per target: the node's file is what the agent renders for these rows, and its kernel loaded it."""
         expected_file, ports = rendered(rows), [r["ports"].replace(" ", "") for r in rows]
-        held = {"local": self.file("local", NFT_FILE) == expected_file}
+        # The master's own node also closes loopback to hosting accounts (its agent.json says so).
+        config = self.panel.data / "local-node" / "agent.json"
+        closed = json.loads(config.read_text()).get("closed_loopback_uids") if config.exists() else None
+        held = {"local": self.file("local", NFT_FILE) == rendered(rows, closed)}
         for name in self.nodes:
             held[name] = self.file(name, NFT_FILE) == expected_file and self.nft_ports(name) == ports
         return held
