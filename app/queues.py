@@ -114,6 +114,9 @@ def why_refused(job: Job) -> str | None:
         return "it names callbacks or webhooks"
     if job._dependency_ids:
         return "it names dependencies"
+    if job.repeats_left or job.repeat_intervals or job.retries_left:
+        # Outside the signed data too: a signed job of the panel's would be run again and again.
+        return "it asks to be repeated or retried"
     return None
 
 

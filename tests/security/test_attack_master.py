@@ -69,12 +69,12 @@ def test_two_creates_of_related_names_at_once_do_not_give_them_to_two_owners(app
     real_check_limit = userdata.check_limit
     fired = []
 
-    def alice_meanwhile(owner, kind_name, *rest):
+    def alice_meanwhile(owner, kind_name, *rest, **options):
         # mallory's create passed the registry; alice's create of the parent runs before mallory's claim.
         if owner.name == "mallory" and not fired:
             fired.append(True)
             alice_creates_target_zone(app)
-        return real_check_limit(owner, kind_name, *rest)
+        return real_check_limit(owner, kind_name, *rest, **options)
 
     monkeypatch.setattr(userdata, "check_limit", alice_meanwhile)
     mallory = client.post("/api/v1/domains", json={"name": "shop.target.example", "ip": "192.0.2.9"},

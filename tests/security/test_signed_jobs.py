@@ -114,6 +114,19 @@ def test_a_callback_added_to_a_signed_job_is_refused(app, field):
     assert not job.connection.exists(job.key)
 
 
+@pytest.mark.parametrize("field, value", [("repeats_left", "5"), ("repeat_intervals", "[0]"), ("retries_left", "5")])
+def test_a_signed_job_made_to_repeat_is_refused(app, field, value):
+    """Repeats and retries sit beside the signed data in the job's hash: written there, they would run one of
+    the panel's own jobs again as often as the writer likes. The panel asks for neither, so such a job is
+    dropped without running."""
+    MARKS.clear()
+    job = panel_queue(app).enqueue(f"{__name__}.mark")
+    job.connection.hset(job.key, field, value)
+    run_worker_burst(app, ("default",))
+    assert MARKS == []
+    assert not job.connection.exists(job.key)
+
+
 def test_a_pickle_put_in_a_signed_jobs_meta_is_refused_unread(app, tmp_path):
     """RQ reads a job's meta with the job's serializer: the panel's refuses a pickle there without loading
     it, and the worker drops the job rather than fail writing that meta back."""
