@@ -16,6 +16,7 @@ from app.extensions import conflict_insert, db
 from app.models import Node, NodeState, SystemList, User, UserAccount
 from app.models.base import utcnow
 from app.services.desyncs import applies_to
+from app.services.errors import NotFoundError
 from app.services.synchronizers import SYNCHRONIZERS
 from app.services.system_accounts import SYSTEM_ACCOUNTS
 
@@ -90,7 +91,7 @@ LISTS: dict[str, ListDef] = {
 }
 
 
-class RowNotFound(LookupError):
+class RowNotFound(NotFoundError, LookupError):
     """The row an edit or delete names is not in the master's list."""
 
     def __init__(self, name: str, row_id: int):

@@ -33,6 +33,7 @@ from app.extensions import db
 from app.models import DomainIndex, MailDomainIndex, NameOverride, Node, User, WebDomainAlias, WebDomainIndex
 from app.models.base import utcnow
 from app.models.userdata import reversed_name
+from app.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,12 @@ REVERSE_ZONES = ("in-addr.arpa", "ip6.arpa")
 CHALLENGE_LABEL = "_hostfleet-challenge"
 
 
-class NameRefused(Exception):
+class NameRefused(ServiceError):
     """A name the registry refuses: an HTTP status, the message, and whether an administrator's
     override may set the refusal aside."""
 
     def __init__(self, status: int, message: str, overridable: bool = False):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        super().__init__(message, status=status)
         self.overridable = overridable
 
 

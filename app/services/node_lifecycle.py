@@ -11,6 +11,7 @@ from app.extensions import db
 from app.models import Node, NodeOutcome, Operation, OperationStatus
 from app.services import operations, setup
 from app.services.collector import record_poll_success
+from app.services.errors import ConflictError
 from app.services.roles import retry_roles, start_roles
 from app.services.userdata import users_holding
 
@@ -64,7 +65,7 @@ def removal_blockers(node: Node) -> list[str]:
     return sorted(owners)
 
 
-class RemovalRefused(Exception):
+class RemovalRefused(ConflictError):
     """The node cannot be removed; the message names why (and the owners)."""
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Node, NodeState, Placement, PlacementDecision
+from app.services.errors import ServiceError
 from app.services.policies import get_policy
 
 GIB = 1024**3
@@ -21,8 +22,10 @@ RESOURCES = ("disk", "memory", "none")
 LOCAL_NODE_EXCLUDED = "is the panel's own server (used only when no other node can take the role)"
 
 
-class PlacementError(Exception):
+class PlacementError(ServiceError):
     """No node can take the role; the message names why each node was excluded."""
+
+    status = 409
 
     def __init__(self, role: str, candidates: list[dict]):
         self.role = role

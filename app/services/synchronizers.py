@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.models import Node, NodeState
+from app.services.errors import ServiceError
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def implied_state(pending: list[str]) -> NodeState:
     return NodeState.READY
 
 
-class SyncError(Exception):
+class SyncError(ServiceError):
     """A synchronizer could not bring the node in line; the message says what and what to do."""
 
 

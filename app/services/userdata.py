@@ -44,19 +44,17 @@ from app.models.base import as_utc, utcnow
 from app.services import names
 from app.services import nodes as node_service
 from app.services.agent_answers import ShapeError, check_listing, refused
+from app.services.errors import ServiceError
 from app.timing import waiting_on_agents
 
 log = logging.getLogger(__name__)
 
 
-class UserDataError(Exception):
+class UserDataError(ServiceError):
     """A refused user-data request: an HTTP status, a message and the fields at fault."""
 
     def __init__(self, status: int, message: str, fields: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.fields = fields or {}
+        super().__init__(message, status=status, fields=fields)
 
     @property
     def maybe_applied(self) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import agent
+from app.services.errors import ServiceError
 
 AGENT_DIR = Path(agent.__file__).resolve().parent
 REQUIREMENTS = AGENT_DIR / "requirements.txt"
@@ -30,7 +31,7 @@ _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 PIP_TIMEOUT_S = 900
 
 
-class WheelhouseError(Exception):
+class WheelhouseError(ServiceError):
     """The wheelhouse could not be built; the message says why."""
 
 

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import paramiko
 
+from app.services.errors import ServiceError
 
-class SetupError(Exception):
+
+class SetupError(ServiceError):
     """A setup step or connection failed; `field` names the input at fault for forms and the API."""
 
     def __init__(self, message: str, *, field: str | None = None, status: int = 422, step: int | None = None):
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, status=status, fields={field: message} if field else None)
         self.field = field
-        self.status = status
         self.step = step
 
 
-class InputErrors(Exception):
+class InputErrors(ServiceError):
     """Bad input for a new node: {field: why}."""
 
     def __init__(self, fields: dict[str, str]):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
-        self.fields = fields
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()), fields=fields)
 
 
 class HostKeyMismatch(paramiko.SSHException):
