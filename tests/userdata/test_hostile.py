@@ -249,6 +249,9 @@ def logged_in(app, name: str):
     return client, csrf_from(client.get("/account/tokens").text)
 
 
+# Every form field times every hostile value, each followed by a snapshot of the agents' trees: about
+# two minutes on an idle machine, so the default 300 s timeout leaves no room on a loaded one.
+@pytest.mark.timeout(900)
 def test_hostile_values_in_the_forms(app, target):
     """Every form field: 400 with the error under the field, index unchanged, agent trees unchanged."""
     sessions = {name: logged_in(app, name) for name in ("alice", "root")}
