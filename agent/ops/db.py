@@ -465,6 +465,16 @@ def configure_server(config, body: dict) -> dict:
             "hardened": dropped}
 
 
+def load_firewall(config) -> bool:
+    """At the agent's start on a db node: load the written `inet hostfleet_db` table again (a reboot empties
+    the kernel's tables); False when there is none to load."""
+    nft = apply.under_root(config, SERVER_FIREWALL)
+    if not nft.exists():
+        return False
+    apply.reload_service(with_default_reloads(config, nft), "db_firewall")
+    return True
+
+
 def server_state(config) -> dict:
     """The listening address and firewall file as written (none: not configured)."""
     cnf = fsutil.read_or_none(apply.under_root(config, SERVER_CNF))

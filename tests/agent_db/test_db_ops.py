@@ -212,3 +212,16 @@ def test_the_db_firewall_table_passes_nft_and_admits_only_the_cluster(tmp_path):
     check = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert "bind-address = 198.18.0.13" in db.render_cnf("198.18.0.13").decode()
+
+
+def test_the_agent_loads_the_written_db_table_again_at_start(tmp_path):
+    log = tmp_path / "loads.log"
+    config, _ = make_config(tmp_path, roles=["db"],
+                            reload_commands={"db_firewall": ["sh", "-c", f"echo loaded >> {log}"]})
+    assert db.load_firewall(config) is False
+    assert not log.exists()
+    path = config.root / db.SERVER_FIREWALL
+    path.parent.mkdir(parents=True)
+    path.write_bytes(db.render_firewall(["198.18.0.12"]))
+    assert db.load_firewall(config) is True
+    assert log.read_text() == "loaded\n"
