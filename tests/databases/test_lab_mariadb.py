@@ -263,3 +263,17 @@ def test_password_change_hosts_revoke_and_drop(alice):
     assert env.call("GET", "/v1/dbusers/bob_web", status=200).get_json()["databases"] == []
     assert "bob\\_db" not in env.root_sql("SHOW GRANTS FOR 'bob_web'@'localhost'")
 
+
+
+def test_deleting_the_owner_drops_their_databases_and_users_only(alice):
+    env = alice
+    env.call("POST", "/v1/databases", {"name": "bob_wiki", "owner": "bob", "charset": "latin1"}, 201)
+    env.call("PUT", "/v1/dbusers/bob_web", {"databases": ["bob_wiki"]}, 200)
+    env.call("POST", "/v1/databases", {"name": "carol_db", "owner": "carol"}, 201)
+    removed = env.call("DELETE", "/v1/users/bob/data", status=200).get_json()
+    assert removed["dbusers"] == ["bob_web"] and removed["databases"] == ["bob_wiki"]
+    names = env.root_sql("SHOW DATABASES").split()
+    assert "bob_wiki" not in names and "carol_db" in names
+    assert "bob_web" not in env.root_sql("SELECT User FROM mysql.user").split()
+    assert [d["name"] for d in env.call("GET", "/v1/databases", status=200).get_json()["items"]] == ["carol_db"]
+    env.call("DELETE", "/v1/databases/carol_db", status=204)
