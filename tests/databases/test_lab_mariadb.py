@@ -258,10 +258,13 @@ def test_password_change_hosts_revoke_and_drop(alice):
     assert "alice_web" not in env.root_sql("SELECT User FROM mysql.user").split()
     env.call("DELETE", "/v1/databases/alice_shop", status=204)
     assert "alice_shop" not in env.root_sql("SHOW DATABASES").split()
-    # Deleting bob's database takes its grant with it.
+    # Deleting bob's database takes its grants with it, also when one of them was taken back by hand.
+    env.root_sql("REVOKE ALL PRIVILEGES ON `bob\\_db`.* FROM 'bob_web'@'localhost'")
+    assert "bob\\_db" in env.root_sql(f"SHOW GRANTS FOR 'bob_web'@'{env.web.address}'")
     env.call("DELETE", "/v1/databases/bob_db", status=204)
     assert env.call("GET", "/v1/dbusers/bob_web", status=200).get_json()["databases"] == []
-    assert "bob\\_db" not in env.root_sql("SHOW GRANTS FOR 'bob_web'@'localhost'")
+    assert "bob\\_db" not in env.root_sql(f"SHOW GRANTS FOR 'bob_web'@'{env.web.address}'")
+    assert "bob_db" not in env.root_sql("SHOW DATABASES").split()
 
 
 
