@@ -225,3 +225,52 @@ def test_the_agent_loads_the_written_db_table_again_at_start(tmp_path):
     path.write_bytes(db.render_firewall(["198.18.0.12"]))
     assert db.load_firewall(config) is True
     assert log.read_text() == "loaded\n"
+
+
+def _corpus() -> list[tuple[str, object]]:
+    import json
+    from pathlib import Path
+
+    corpus = json.loads((Path(db.__file__).parents[1] / "tests" / "hostile_corpus.json").read_text())
+    return [(item["why"], item["repeat"][0] * item["repeat"][1] if "repeat" in item else item["value"])
+            for item in corpus["values"]]
+
+
+DB_CASES = {
+    "databases.name": (lambda x: ("POST", "/v1/databases", {"name": x, "owner": "alice"}), "name"),
+    "databases.owner": (lambda x: ("POST", "/v1/databases", {"name": "alice_db", "owner": x}), "owner"),
+    "databases.charset": (lambda x: ("POST", "/v1/databases", {"name": "alice_db", "owner": "alice", "charset": x}),
+                          "charset"),
+    "databases.collation": (lambda x: ("POST", "/v1/databases", {"name": "alice_db", "owner": "alice",
+                                                                 "collation": x}), "collation"),
+    "databases.engine": (lambda x: ("POST", "/v1/databases", {"name": "alice_db", "owner": "alice", "engine": x}),
+                         "engine"),
+    "dbusers.name": (lambda x: ("POST", "/v1/dbusers", {"name": x, "owner": "alice", "password": "long enough"}),
+                     "name"),
+    "dbusers.hosts": (lambda x: ("POST", "/v1/dbusers", {"name": "alice_u", "owner": "alice",
+                                                         "password": "long enough", "hosts": [x]}), "hosts[0]"),
+    "dbusers.databases": (lambda x: ("POST", "/v1/dbusers", {"name": "alice_u", "owner": "alice",
+                                                             "password": "long enough", "databases": [x]}),
+                          "databases[0]"),
+    "dbserver.bind_address": (lambda x: ("PUT", "/v1/dbserver", {"bind_address": x, "cluster": []}),
+                              "bind_address"),
+    "dbserver.cluster": (lambda x: ("PUT", "/v1/dbserver", {"bind_address": "198.18.0.13", "cluster": [x]}),
+                         "cluster[0]"),
+}
+
+
+@pytest.mark.parametrize("case", DB_CASES)
+def test_the_agents_hostile_corpus_on_every_db_field(tmp_path, no_engine, case):
+    """Every value of agent/tests/hostile_corpus.json: 400 naming the field, nothing sent or written."""
+    config, _reloads, client = make_app(tmp_path)
+    build, field = DB_CASES[case]
+    for why, value in _corpus():
+        if case == "databases.collation" and value in (None, ""):
+            continue  # no collation: the charset's default
+        method, path, body = build(value)
+        answer = client.request(method, path, body)
+        assert answer.status_code == 400, (case, why, answer.get_json())
+        assert field in answer.get_json()["fields"], (case, why, answer.get_json())
+    assert no_engine == []
+    assert not (config.state_dir / "data").exists() or not any((config.state_dir / "data").iterdir())
+    assert not (config.root / db.SERVER_CNF).exists() and not (config.root / db.SERVER_FIREWALL).exists()
