@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import ipaddress
+import re
 import subprocess
 
 from agent import fsutil
@@ -42,6 +43,8 @@ USER_FIELDS = ("name", "owner", "engine", "password", "hosts", "databases")
 SERVER_CNF = "etc/mysql/mariadb.conf.d/60-hostfleet.cnf"
 SERVER_FIREWALL = "etc/hostfleet/db-firewall.nft"
 PORT = 3306
+# The account a SHOW GRANTS line is for (names and hosts here never hold a quote or backquote).
+_GRANTEE = re.compile(r" TO [`'](?P<user>[^`']*)[`']@[`'](?P<host>[^`']*)[`']")
 
 
 class EngineError(apply.OpError):
@@ -140,7 +143,7 @@ def validate_engine(body: dict) -> str:
 # --- the engine -------------------------------------------------------------------------------------------
 
 def run_sql(sql: str) -> list[list[str]]:
-    """Run statements as root over the local socket (on stdin); the rows of the last result, tab-split."""
+    """Run statements as root over the local socket (on stdin); the rows of every result, tab-split."""
     try:
         proc = subprocess.run([*CLIENT, *CLIENT_OPTIONS], input=sql, capture_output=True, text=True,
                               timeout=SQL_TIMEOUT_S)
@@ -196,23 +199,25 @@ def public_user(record: dict) -> dict:
 
 
 def list_users(config, with_grants: bool = True) -> list[dict]:
-    """The database users held here; with each the grants MariaDB holds for it, per host."""
+    """The database users held here; with each the grants MariaDB holds for it, per host (one client run
+    for all of them)."""
     users = [public_user(r) for r in apply.load_records(config, DBUSERS)]
     if not with_grants or not users:
         return users
-    return [{**user, "grants": grants_of(user["name"], user["hosts"])} for user in users]
+    grants = grants_of([(user["name"], host) for user in users for host in user["hosts"]])
+    return [{**user, "grants": {host: grants.get((user["name"], host), []) for host in user["hosts"]}}
+            for user in users]
 
 
-def grants_of(name: str, hosts: list[str]) -> dict[str, list[str]]:
-    """SHOW GRANTS for each of a user's accounts (the password hash in them is left out)."""
-    sql = "".join(f"SHOW GRANTS FOR {account(name, host)};\n" for host in hosts)
-    lines = [row[0] for row in run_sql(sql)]
-    grants: dict[str, list[str]] = {host: [] for host in hosts}
-    for line in lines:
-        for host in hosts:
-            if f"TO {account(name, host)}" in line or f"TO `{name}`@`{host}`" in line:
-                grants[host].append(line.split(" IDENTIFIED BY ")[0])
-                break
+def grants_of(accounts: list[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+    """SHOW GRANTS for each (user, host) account, the password hash in them left out."""
+    sql = "".join(f"SHOW GRANTS FOR {account(name, host)};\n" for name, host in accounts)
+    grants: dict[tuple[str, str], list[str]] = {key: [] for key in accounts}
+    for row in run_sql(sql):
+        line = row[0]
+        match = _GRANTEE.search(line)
+        if match and (key := (match["user"], match["host"])) in grants:
+            grants[key].append(line.split(" IDENTIFIED BY ")[0])
     return grants
 
 
