@@ -194,6 +194,13 @@ def converge(config: AgentConfig) -> None:
         else:
             if result.changed:
                 log.warning("closed loopback to hosting accounts (UIDs %s-%s)", *config.closed_loopback_uids)
+    if "db" in config.roles:
+        from agent.ops import db
+
+        try:
+            db.load_firewall(config)
+        except Exception as exc:  # noqa: BLE001 - logged; the agent serves (MariaDB's grants still hold)
+            log.error("could not load the db node's firewall table (port %s) at start: %s", db.PORT, exc)
     with apply.OP_LOCK:
         for what, records, again in (
             ("web", web.list_domains, lambda: web.apply_domains(config, web.list_domains(config))),

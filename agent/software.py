@@ -192,6 +192,7 @@ class SoftwareManager:
             self._install(packages)
             self._configure(roles)
             self._services(roles, previous)
+            self._secure(roles)
             missing = [p for p in packages if p not in self.installed(packages)]
             with self._lock:
                 for p in packages:
@@ -272,6 +273,21 @@ class SoftwareManager:
             self._update(current="writing bind's configuration")
             dns.apply_config(self.config)
             self._log("bind: authoritative-only options written (etc/bind/named.conf.options)")
+
+    def _secure(self, roles: list[str]) -> None:
+        """Once a db node's MariaDB runs: what mysql_secure_installation does (agent/ops/db.py `harden`)."""
+        if "db" not in roles:
+            return
+        from agent.ops import db
+
+        self._update(current="securing MariaDB")
+        try:
+            dropped = db.harden()
+        except db.EngineError as exc:
+            self._log(f"MariaDB: not secured yet ({exc.message}); the next role sync tries again")
+            return
+        self._log("MariaDB: no anonymous users, no remote root, no test database, root by unix_socket only"
+                  + (f" (dropped {len(dropped)} accounts)" if dropped else ""))
 
     def _services(self, roles: list[str], previous: list[str]) -> None:
         """Start the services of the node's roles; stop those of roles it no longer has."""

@@ -421,3 +421,39 @@ def object_fields(value: object, field: str, allowed: Iterable[str]) -> dict:
         raise ValidationError(unknown[0] if field == "body" else f"{field}.{unknown[0]}",
                               "unknown field")
     return value
+
+
+# The engines' own limits on names (SPEC §10): MariaDB 64 characters for a database, 80 for a user;
+# PostgreSQL 63 bytes for any identifier.
+DB_NAME_LIMITS = {
+    "mariadb": {"database": 64, "user": 80},
+    "postgresql": {"database": 63, "user": 63},
+}
+# Schemas and accounts of the engines themselves: never a customer's, whatever the prefix rule says.
+SYSTEM_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys", "test",
+                              "postgres", "template0", "template1"})
+SYSTEM_DB_USERS = frozenset({"root", "mysql", "mariadb.sys", "debian-sys-maint", "postgres"})
+_DB_OBJECT_REST = re.compile(r"[a-z0-9_]+")
+
+
+def db_object_name(value: object, owner: str, field: str = "name", *, engine: str = "mariadb",
+                   kind: str = "database") -> str:
+    """A database or database user name: `<owner>_` then lower-case letters, digits and `_`, within the
+    engine's limit. Only these characters reach SQL, always quoted as well."""
+    limit = DB_NAME_LIMITS[engine][kind]
+    value = text(value, field, max_length=1024, empty=False)
+    prefix = f"{owner}_"
+    if len(value) > limit:
+        raise ValidationError(field, f"longer than {limit} characters (the {engine} limit for a {kind} name)")
+    if value in SYSTEM_DATABASES or value in SYSTEM_DB_USERS:
+        raise ValidationError(field, f"{value} is the engine's own; choose another name")
+    if not value.startswith(prefix) or len(value) == len(prefix):
+        raise ValidationError(field, f"must start with the owner's prefix {prefix} and go on after it, "
+                                     f"like {prefix}shop")
+    rest = value[len(prefix):]
+    if not _DB_OBJECT_REST.fullmatch(rest):
+        bad = next(char for char in rest if not _DB_OBJECT_REST.fullmatch(char))
+        shown = repr(bad) if bad.isprintable() else f"U+{ord(bad):04X}"
+        raise ValidationError(field, f"{shown} is not allowed: after {prefix} use lower-case letters a-z, "
+                                     "digits and _")
+    return value

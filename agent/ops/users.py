@@ -8,7 +8,7 @@ import subprocess
 
 from agent import fsutil, homefs
 from agent import validation as v
-from agent.ops import apply, dns, mail, suspension, web
+from agent.ops import apply, db, dns, mail, suspension, web
 
 log = logging.getLogger("hostfleet.agent.users")
 
@@ -129,6 +129,8 @@ def owned_data(config, name: str) -> list[str]:
     held = [f"web domain {d['name']}" for d in web.list_domains(config) if d["owner"] == name]
     held += [f"domain {d['name']}" for d in dns.list_domains(config) if d["owner"] == name]
     held += [f"mail domain {d['name']}" for d in mail.list_domains(config) if d["owner"] == name]
+    held += [f"database {d['name']}" for d in db.list_databases(config, with_size=False) if d["owner"] == name]
+    held += [f"database user {u['name']}" for u in db.list_users(config, with_grants=False) if u["owner"] == name]
     return held
 
 
@@ -154,7 +156,10 @@ def purge(config, name: str) -> dict:
         mailboxes, maildomains = mail.purge_owner(config, name)
         webdomains = web.purge_owner(config, name)
         domains = dns.purge_owner(config, name)
-    return {"mailboxes": mailboxes, "maildomains": maildomains, "webdomains": webdomains, "domains": domains}
+        removed = {"mailboxes": mailboxes, "maildomains": maildomains, "webdomains": webdomains, "domains": domains}
+        if "db" in getattr(config, "roles", ()):
+            removed["dbusers"], removed["databases"] = db.purge_owner(config, name)
+    return removed
 
 
 def delete(config, name: str) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from flask import Blueprint, current_app, jsonify, request
 
 from agent import validation as v
-from agent.ops import dns, mail, suspension, users, web
+from agent.ops import db, dns, mail, suspension, users, web
 from agent.routes.lists import json_body, json_errors
 
 bp = Blueprint("data", __name__, url_prefix="/v1")
@@ -223,3 +223,88 @@ def mailboxes_delete(address: str):
     """Remove a mailbox."""
     mail.delete_mailbox(config(), address)
     return "", 204
+
+
+def owner_arg() -> str | None:
+    """`?owner=` on a change: the request touches only that owner's object (404 for another's)."""
+    return db.owner_query(request.args.get("owner"))
+
+
+@bp.get("/databases")
+def databases_index():
+    """Databases on this node with their size in bytes (`?owner=`: those owners')."""
+    return jsonify(items(owned(db.list_databases(config()))))
+
+
+@bp.post("/databases")
+def databases_create():
+    """Create a database `<owner>_<name>` (charset and collation from the allow-list)."""
+    return jsonify(db.create_database(config(), json_body())), 201
+
+
+@bp.get("/databases/<name>")
+def databases_show(name: str):
+    """One database."""
+    return jsonify(db.get_database(config(), name))
+
+
+@bp.delete("/databases/<name>")
+def databases_delete(name: str):
+    """Drop a database and the grants on it."""
+    db.delete_database(config(), name, owner_arg())
+    return "", 204
+
+
+@bp.get("/dbusers")
+def dbusers_index():
+    """Database users with their grants per host, never a password or hash (`?owner=`: those owners')."""
+    return jsonify(items(owned(db.list_users(config()))))
+
+
+@bp.post("/dbusers")
+def dbusers_create():
+    """Create a database user for localhost and the given addresses, granted on the given databases."""
+    return jsonify(db.create_user(config(), json_body())), 201
+
+
+@bp.get("/dbusers/<name>")
+def dbusers_show(name: str):
+    """One database user."""
+    return jsonify(db.get_user(config(), name))
+
+
+@bp.put("/dbusers/<name>")
+def dbusers_update(name: str):
+    """Change a database user's password, hosts or granted databases."""
+    return jsonify(db.update_user(config(), name, json_body()))
+
+
+@bp.delete("/dbusers/<name>")
+def dbusers_delete(name: str):
+    """Drop a database user on all its hosts."""
+    db.delete_user(config(), name, owner_arg())
+    return "", 204
+
+
+@bp.post("/dbusers/<name>/grants")
+def dbusers_grant(name: str):
+    """Grant all privileges on one more of the owner's databases: {"database"}."""
+    return jsonify(db.grant(config(), name, json_body().get("database")))
+
+
+@bp.delete("/dbusers/<name>/grants/<database>")
+def dbusers_revoke(name: str, database: str):
+    """Take back a database's grant."""
+    return jsonify(db.revoke(config(), name, database))
+
+
+@bp.get("/dbserver")
+def dbserver_show():
+    """Whether the node's MariaDB has been configured by the agent."""
+    return jsonify(db.server_state(config()))
+
+
+@bp.put("/dbserver")
+def dbserver_configure():
+    """Listen on {"bind_address"}, accept 3306 only from {"cluster"} addresses, harden the server."""
+    return jsonify(db.configure_server(config(), json_body()))
