@@ -11,6 +11,10 @@ document.addEventListener("toggle", (event) => {
   document.querySelectorAll("details.confirm[open]").forEach((other) => {
     if (other !== details) other.open = false;
   });
+  if (details.dataset.restoring) {
+    delete details.dataset.restoring;
+    return;
+  }
   const submit = details.querySelector(".confirm-box button[type=submit]");
   if (submit) submit.focus();
 }, true);
@@ -35,6 +39,29 @@ document.addEventListener("keydown", (event) => {
   if (details) closeConfirm(details);
   const layout = document.querySelector(".layout.menu-open");
   if (layout) setMenu(layout, false);
+});
+
+// A part of the page that refreshes itself keeps an open question open, and its focus, across the swap.
+let openQuestion = null;
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const open = event.detail.target ? event.detail.target.querySelector("details.confirm[open]") : null;
+  openQuestion = null;
+  if (open && open.id) {
+    const active = document.activeElement;
+    const focused = open.contains(active) ? [...open.querySelectorAll("summary, button")].indexOf(active) : -1;
+    openQuestion = {id: open.id, focused};
+  }
+});
+document.addEventListener("htmx:afterSwap", () => {
+  if (!openQuestion) return;
+  const again = document.getElementById(openQuestion.id);
+  if (again && again.classList.contains("confirm")) {
+    again.dataset.restoring = "yes";
+    again.open = true;
+    const focusable = again.querySelectorAll("summary, button");
+    if (openQuestion.focused >= 0 && focusable[openQuestion.focused]) focusable[openQuestion.focused].focus();
+  }
+  openQuestion = null;
 });
 
 // Forms with data-confirm ask before they are sent.
