@@ -210,6 +210,9 @@ def test_deleting_a_firewall_row_asks_first(context_for, panel, nodes):  # noqa:
     delete.click()
     with page.expect_navigation():
         page.locator(f"#row-{row_id} .confirm-box button[type=submit]").click()
+    page.wait_for_url("**/operations/*")
+    page.wait_for_function("() => !document.querySelector('#operation-detail').hasAttribute('hx-trigger')",
+                           timeout=30_000)
     page.goto(panel.url + "/system/firewall")
     assert page.locator("#list-rows tbody tr", has_text="asks first").count() == 0
     assert page.js_errors == []
