@@ -117,3 +117,21 @@ function announceChanges(speak) {
 }
 document.addEventListener("DOMContentLoaded", () => announceChanges(false));
 document.addEventListener("htmx:afterSettle", () => announceChanges(true));
+
+// A table wider than its box scrolls inside it: the box takes the keyboard focus (arrow keys scroll it) when
+// nothing inside it can.
+function focusableScrollers() {
+  document.querySelectorAll(".table-scroll, table.grid").forEach((box) => {
+    const scrolls = box.scrollWidth > box.clientWidth + 1 && getComputedStyle(box).overflowX !== "visible";
+    if (scrolls && !box.hasAttribute("tabindex")) {
+      box.setAttribute("tabindex", "0");
+      box.dataset.scrollFocus = "yes";
+    } else if (!scrolls && box.dataset.scrollFocus) {
+      box.removeAttribute("tabindex");
+      delete box.dataset.scrollFocus;
+    }
+  });
+}
+document.addEventListener("DOMContentLoaded", focusableScrollers);
+document.addEventListener("htmx:afterSettle", focusableScrollers);
+window.addEventListener("resize", focusableScrollers);
