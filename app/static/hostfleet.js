@@ -91,14 +91,12 @@ document.addEventListener("click", (event) => {
   }
 });
 
-// Messages a page starts with are read out once it has loaded (a live region announces changes, not content).
+// Messages a page starts with are read out once it has loaded (a live region announces changes, not what it
+// held when the page loaded), from the live region, leaving the messages on the page as they are.
 document.addEventListener("DOMContentLoaded", () => {
-  document.querySelectorAll(".flashes").forEach((region) => {
-    const html = region.innerHTML;
-    if (!region.textContent.trim()) return;
-    region.innerHTML = "";
-    setTimeout(() => { region.innerHTML = html; }, 150);
-  });
+  const live = document.getElementById("live-status");
+  const text = [...document.querySelectorAll(".flashes .flash")].map((flash) => flash.textContent.trim()).join(" ");
+  if (live && text) setTimeout(() => { live.textContent = text; }, 150);
 });
 
 // A part of a page that refreshes itself (an operation's progress) says what changed, from its data-announce,

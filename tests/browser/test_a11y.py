@@ -89,7 +89,8 @@ def sticking_out(page) -> list[str]:
       return [...document.querySelectorAll('body *')]
         .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5 && !clipped(e))
         .slice(0, 8).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
-                         (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ').join('.') : '') +
+                         (typeof e.className === 'string' && e.className ? '.' + e.className.split(' ').join('.') : '')
+                         +
                          ' ' + Math.round(e.getBoundingClientRect().right)); }""")
 
 
@@ -182,6 +183,8 @@ def test_deleting_a_firewall_row_asks_first(context_for, panel, nodes):  # noqa:
     page = context_for("phone")
     log_in(page, panel, "admin", panel.password)
     page.goto(panel.url + "/system/firewall")
+    hint = page.get_attribute("#list-form input[name=ports]", "aria-describedby")
+    assert hint and page.inner_text(f"#{hint}") == "22,80,1000-2000; empty: all ports", "the hint is tied to its field"
     page.fill("#list-form input[name=ports]", "8443")
     page.fill("#list-form input[name=comment]", "asks first")
     page.click("#list-form button[type=submit]")
@@ -213,8 +216,17 @@ def test_deleting_a_firewall_row_asks_first(context_for, panel, nodes):  # noqa:
     page.wait_for_url("**/operations/*")
     page.wait_for_function("() => !document.querySelector('#operation-detail').hasAttribute('hx-trigger')",
                            timeout=30_000)
+    # The operation's progress is read out from the live region as its page refreshes itself.
+    live = page.inner_text("#live-status")
+    assert live.startswith("Operation ") and live.endswith(page.inner_text("#operation-detail h1 .badge")), live
     page.goto(panel.url + "/system/firewall")
     assert page.locator("#list-rows tbody tr", has_text="asks first").count() == 0
+    page.fill("#list-form input[name=ports]", "not a port")
+    page.click("#list-form button[type=submit]")
+    described = page.get_attribute("#list-form input[name=ports]", "aria-describedby").split()
+    assert len(described) == 2 and page.get_attribute("#list-form input[name=ports]", "aria-invalid") == "true"
+    error = page.inner_text(f"#{described[1]}")
+    assert error.startswith("Ports:"), error
     assert page.js_errors == []
 
 
