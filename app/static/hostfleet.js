@@ -64,14 +64,6 @@ document.addEventListener("htmx:afterSwap", () => {
   openQuestion = null;
 });
 
-// Forms with data-confirm ask before they are sent.
-document.addEventListener("submit", (event) => {
-  const message = event.target.dataset ? event.target.dataset.confirm : undefined;
-  if (message && !window.confirm(message)) {
-    event.preventDefault();
-  }
-});
-
 // The Menu button of narrow screens folds the sidebar open and shut (without JavaScript it links to #menu).
 function setMenu(layout, open) {
   layout.classList.toggle("menu-open", open);
