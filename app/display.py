@@ -8,6 +8,8 @@ from __future__ import annotations
 import idna
 from markupsafe import Markup, escape
 
+from app.services import names
+
 
 def unicode_name(value: object) -> str:
     """A domain name or mail address with its A-labels decoded; anything else (or a label IDNA refuses
@@ -32,6 +34,21 @@ def idn(value: object) -> Markup:
     return Markup('<span title="{}">{}</span>').format(value, shown)
 
 
+def zone_dependents_note(zone: str) -> str:
+    """What stops being found by name when a zone is deleted, for its delete question ("" when nothing)."""
+    groups: dict[str, list[str]] = {}
+    for holder in names.dependents(zone):
+        groups.setdefault(names.LABELS[holder.kind], []).append(unicode_name(holder.name))
+    if not groups:
+        return ""
+    parts = []
+    for label, found in sorted(groups.items()):
+        found.sort()
+        parts.append(f"the {label}{'s' if len(found) != 1 else ''} {', '.join(found)}")
+    return f" It serves {' and '.join(parts)}: they will no longer be found by name."
+
+
 def init_app(app) -> None:
+    app.add_template_global(zone_dependents_note, "zone_dependents_note")
     app.add_template_filter(idn, "idn")
     app.add_template_filter(unicode_name, "unicode_name")

@@ -362,3 +362,12 @@ def set_aliases(web_domain_id: int, aliases: list[str]) -> None:
 def aliases_of(web_domain_id: int) -> list[str]:
     """The indexed aliases of a web domain."""
     return sorted(db.session.scalars(select(WebDomainAlias.name).where(WebDomainAlias.webdomain_id == web_domain_id)))
+
+
+def dependents(zone: str) -> list[Holder]:
+    """The web domains, their aliases and the mail domains whose names the zone serves: its own name and
+    the names under it, less those a deeper zone serves."""
+    found = holders(zone)
+    deeper = [h.name for h in found if h.kind == "domains" and h.name.endswith("." + zone)]
+    return [h for h in found if h.kind != "domains" and (h.name == zone or h.name.endswith("." + zone))
+            and not any(h.name == d or h.name.endswith("." + d) for d in deeper)]

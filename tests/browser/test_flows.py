@@ -60,14 +60,15 @@ def test_user_adds_a_mail_domain_and_a_mailbox(page, panel, nodes):  # noqa: F81
     screenshot(page, "mailbox-added")
     assert "a mailbox password" not in page.content()
     # Deleting asks first (the mail goes with the mailbox): cancelled, nothing happens; confirmed, it goes.
-    asked = []
-    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
-    box.locator("button", has_text="Delete").click()
-    assert asked == [f"Delete info@{DOMAIN}? Its mail is deleted with it."]
+    box.locator("summary", has_text="Delete").click()
+    question = box.locator(".confirm-box")
+    assert question.inner_text().startswith(f"Delete mailbox info@{DOMAIN}? Its mail is deleted with it.")
+    question.get_by_role("button", name="Cancel").click()
+    assert not question.is_visible()
     assert page.locator("#mailboxes-table tr", has_text=f"info@{DOMAIN}").count() == 1
-    page.once("dialog", lambda dialog: dialog.accept())
+    box.locator("summary", has_text="Delete").click()
     with page.expect_navigation():
-        box.locator("button", has_text="Delete").click()
+        question.get_by_role("button", name=f"Delete mailbox info@{DOMAIN}").click()
     assert page.locator("#mailboxes-table tr", has_text=f"info@{DOMAIN}").count() == 0
     assert "Mailbox deleted." in page.content()
     assert page.js_errors == []

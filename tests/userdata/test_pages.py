@@ -65,7 +65,7 @@ def test_internationalised_names_are_shown_as_their_owner_types_them(client, clu
                                              "csrf_token": csrf_from(page.text)})
     assert site.status_code == 302, site.text
     listed = client.get("/domains/web").text
-    assert "Delete магазин.пример.рф?" in listed
+    assert "Delete web domain магазин.пример.рф?" in listed
     link = re.search(r'<a href="(/domains/web/\d+)"><span title="xn--80aairftm.xn--e1afmkfd.xn--p1ai">', listed)
     assert link, listed
     shown = client.get(link.group(1)).text
