@@ -8,6 +8,8 @@ from __future__ import annotations
 import idna
 from markupsafe import Markup, escape
 
+from app.models.base import as_utc, utcnow
+
 
 def unicode_name(value: object) -> str:
     """A domain name or mail address with its A-labels decoded; anything else (or a label IDNA refuses
@@ -32,6 +34,21 @@ def idn(value: object) -> Markup:
     return Markup('<span title="{}">{}</span>').format(value, shown)
 
 
+def ago(moment) -> str:
+    """A compact "12 s ago" for timestamps."""
+    if moment is None:
+        return "never"
+    seconds = int((utcnow() - as_utc(moment)).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
 def init_app(app) -> None:
+    app.add_template_filter(ago, "ago")
     app.add_template_filter(idn, "idn")
     app.add_template_filter(unicode_name, "unicode_name")
