@@ -1,0 +1,32 @@
+"""Mail → Blacklist: the list page with its add form; each change a distributed request."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import csrf_from, run_worker_burst
+from tests.system_list_pages import check_add_answers_at_once, check_hostile_values, fields_of
+
+PATH = "/mail/blacklist"
+
+
+@pytest.mark.parametrize("hx", [False, True])
+def test_add_answers_at_once_and_the_operation_page_shows_the_result(admin, app, agent_nodes, hx):
+    check_add_answers_at_once(admin, app, agent_nodes, PATH, hx)
+
+
+@pytest.mark.parametrize("field", fields_of(PATH))
+def test_hostile_values_in_forms_show_the_error_under_the_field(admin, app, field):
+    check_hostile_values(admin, app, PATH, field)
+
+
+def test_list_polls_while_a_change_runs_but_not_the_form(admin, app, agent_nodes):
+    """A queued change makes the status part poll; the form is outside it."""
+    agent_nodes.add("n1")
+    page = admin.get("/mail/blacklist")
+    admin.post("/mail/blacklist", data={"sender": "x.example", "csrf_token": csrf_from(page.text)})
+    page = admin.get("/mail/blacklist").text
+    assert 'data-polling="yes"' in page and page.index('id="list-form"') > page.index("</table>\n</div>")
+    run_worker_burst(app)
+    assert 'data-polling="no"' in admin.get("/mail/blacklist", headers={"HX-Request": "true"}).text
+
