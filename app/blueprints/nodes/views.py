@@ -90,7 +90,8 @@ def add():
         data = setup_service.validate_node_input(_fields(form), require_credentials=False)
         key_type, fingerprint = setup_service.fetch_host_key(data.address, data.ssh_port)
     except ServiceError as exc:
-        return render_template("nodes/add.html", form=form), _refused_input(form, exc)
+        status = _refused_input(form, exc)
+        return render_template("nodes/add.html", form=form), status
     confirm = ConfirmNodeForm(formdata=None, data={**_fields(form), "host_key_fingerprint": fingerprint})
     return render_template("nodes/add_confirm.html", form=confirm, key_type=key_type, fingerprint=fingerprint)
 
