@@ -1,7 +1,9 @@
 """What the page tests of the four system-wide lists (Firewall, Scheduler, Whitelist, Blacklist) share:
-a valid row per page, and the checks each list's tests run on its own page."""
+a valid row per page, and the tests each list's test class runs on its own page (`PATH`)."""
 
 from __future__ import annotations
+
+import pytest
 
 from agent.tests.test_hostile import VALUES
 from tests.conftest import csrf_from, run_worker_burst
@@ -69,3 +71,16 @@ def check_hostile_values(admin, app, path, field):
         assert f'data-field="{field}"' in response.text, (path, field, why)
         assert _operations(app) == before
 
+
+class ListPageTests:
+    """The tests every list page passes; a subclass named Test… in the menu's folder sets PATH."""
+
+    PATH: str
+
+    @pytest.mark.parametrize("hx", [False, True])
+    def test_add_answers_at_once_and_the_operation_page_shows_the_result(self, admin, app, agent_nodes, hx):
+        check_add_answers_at_once(admin, app, agent_nodes, self.PATH, hx)
+
+    def test_hostile_values_in_forms_show_the_error_under_the_field(self, admin, app):
+        for field in fields_of(self.PATH):
+            check_hostile_values(admin, app, self.PATH, field)
