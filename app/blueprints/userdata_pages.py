@@ -3,11 +3,13 @@ from the index, the owner fields of a create form, and the note on a create's DN
 
 from __future__ import annotations
 
-from flask import request
+from flask import flash, redirect, request
 from flask_login import current_user
 from wtforms import BooleanField, StringField
 
+from app.errors import refused
 from app.services import userdata
+from app.services.errors import ServiceError
 
 PER_PAGE = 100
 # The API's highest ?page= too: beyond it the offset would overflow the database's integers (a 500).
@@ -55,3 +57,14 @@ def dns_note(created: dict) -> str:
         return f" DNS records were not made: {dns.get('error') or dns.get('skipped')}"
     where = f"new zone {dns['zone']}" if dns["created_zone"] else f"zone {dns['zone']}"
     return f" DNS: {dns['records']} records in {where}."
+
+
+def delete(kind: str, item_id: int, done: str, back: str):
+    """Remove one of the caller's items of kind from its node, then from the index; flash `done` and go
+    to `back` (a refusal is flashed there too, or a 404 for an item that is not the caller's)."""
+    try:
+        userdata.delete(kind, current_user, item_id)
+    except ServiceError as exc:
+        return refused(exc, back=back)
+    flash(done)
+    return redirect(back)

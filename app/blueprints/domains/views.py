@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, url_for
 from flask_login import current_user, login_required
 
+from app.blueprints import userdata_pages
 from app.blueprints.domains.forms import RecordForm, ZoneForm
 from app.blueprints.userdata_pages import listing
 from app.errors import refused, show_errors
@@ -86,9 +87,4 @@ def delete_record(item_id: int, record_id: int):
 @login_required
 def delete(item_id: int):
     """Remove a zone from its node, then from the index."""
-    try:
-        userdata.delete("domains", current_user, item_id)
-    except ServiceError as exc:
-        return refused(exc, back=url_for("domains.index"))
-    flash("Domain name deleted.")
-    return redirect(url_for("domains.index"))
+    return userdata_pages.delete("domains", item_id, "Domain name deleted.", url_for("domains.index"))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, url_for
 from flask_login import current_user, login_required
 
+from app.blueprints import userdata_pages
 from app.blueprints.mailboxes.forms import MailboxEditForm, MailboxForm
 from app.blueprints.userdata_pages import listing
-from app.errors import refused, show_errors
+from app.errors import show_errors
 from app.htmx import render
 from app.services import userdata
 from app.services.errors import ServiceError
@@ -53,9 +54,4 @@ def show(item_id: int):
 @login_required
 def delete(item_id: int):
     """Remove a mailbox and its mail on the node."""
-    try:
-        userdata.delete("mailboxes", current_user, item_id)
-    except ServiceError as exc:
-        return refused(exc, back=url_for("mailboxes.index"))
-    flash("Mailbox deleted.")
-    return redirect(url_for("mailboxes.index"))
+    return userdata_pages.delete("mailboxes", item_id, "Mailbox deleted.", url_for("mailboxes.index"))

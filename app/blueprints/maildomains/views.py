@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, url_for
 from flask_login import current_user, login_required
 
+from app.blueprints import userdata_pages
 from app.blueprints.maildomains.forms import MailDomainForm
 from app.blueprints.userdata_pages import dns_note, listing
-from app.errors import refused, show_errors
+from app.errors import show_errors
 from app.htmx import render
 from app.services import userdata
 from app.services.errors import ServiceError
@@ -36,9 +37,4 @@ def index():
 @login_required
 def delete(item_id: int):
     """Remove a mail domain (refused by the node while it has mailboxes)."""
-    try:
-        userdata.delete("maildomains", current_user, item_id)
-    except ServiceError as exc:
-        return refused(exc, back=url_for("maildomains.index"))
-    flash("Mail domain deleted.")
-    return redirect(url_for("maildomains.index"))
+    return userdata_pages.delete("maildomains", item_id, "Mail domain deleted.", url_for("maildomains.index"))

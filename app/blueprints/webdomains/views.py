@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, url_for
 from flask_login import current_user, login_required
 
+from app.blueprints import userdata_pages
 from app.blueprints.userdata_pages import dns_note, listing
 from app.blueprints.webdomains.forms import WebDomainEditForm, WebDomainForm
 from app.errors import refused, show_errors
@@ -57,9 +58,4 @@ def show(item_id: int):
 @login_required
 def delete(item_id: int):
     """Remove a web domain from its node, then from the index."""
-    try:
-        userdata.delete("webdomains", current_user, item_id)
-    except ServiceError as exc:
-        return refused(exc, back=url_for("webdomains.index"))
-    flash("Web domain deleted.")
-    return redirect(url_for("webdomains.index"))
+    return userdata_pages.delete("webdomains", item_id, "Web domain deleted.", url_for("webdomains.index"))
