@@ -5,6 +5,7 @@ account, the JSON API and the ISPmanager-compatible endpoint."""
 from flask import Flask
 
 from app.blueprints.account.views import bp as account_bp
+from app.blueprints.api import register_api
 from app.blueprints.auth.views import bp as auth_bp
 from app.blueprints.domains.views import bp as domains_bp
 from app.blueprints.firewall.views import bp as firewall_bp
@@ -21,6 +22,7 @@ from app.blueprints.scheduler.views import bp as scheduler_bp
 from app.blueprints.sync.views import bp as sync_bp
 from app.blueprints.users.views import bp as users_bp
 from app.blueprints.webdomains.views import bp as webdomains_bp
+from app.ispmgr.views import bp as ispmgr_bp
 
 PAGE_BLUEPRINTS = (auth_bp, main_bp, account_bp,
                    users_bp, plans_bp, webdomains_bp, domains_bp, maildomains_bp, mailboxes_bp,
@@ -30,9 +32,6 @@ PAGE_BLUEPRINTS = (auth_bp, main_bp, account_bp,
 
 def register_blueprints(app: Flask) -> None:
     """Register the page blueprints, the JSON API and the ISPmanager-compatible endpoint."""
-    from app.blueprints.api import register_api
-    from app.ispmgr.views import bp as ispmgr_bp
-
     for bp in PAGE_BLUEPRINTS:
         app.register_blueprint(bp)
     register_api(app)
