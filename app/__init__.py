@@ -41,7 +41,7 @@ def create_app(config: object | None = None) -> Flask:
     extensions.htmx.init_app(app)
     _tune_sqlite(app)
 
-    from app import auth_hooks, display, errors, proxies, ratelimit, security_headers, timing
+    from app import auth_hooks, display, errors, menus, proxies, ratelimit, security_headers, timing
     from app import htmx as htmx_helpers
     from app.blueprints import register_blueprints
     from app.cli import register_cli
@@ -55,6 +55,7 @@ def create_app(config: object | None = None) -> Flask:
     errors.init_app(app)
     htmx_helpers.init_app(app)
     display.init_app(app)
+    menus.init_app(app)
     register_cli(app)
     return app
 

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from app import ratelimit
 from app.extensions import htmx, login
+from app.htmx import redirect_to
 from app.services import accounts
 
 
@@ -88,9 +89,7 @@ def init_app(app: Flask) -> None:
     def _unauthorized():
         target = url_for("auth.login", next=request.full_path.rstrip("?"))
         if htmx:
-            response = app.response_class(status=401)
-            response.headers["HX-Redirect"] = target
-            return response
+            return redirect_to(target, hx_status=401)
         if request.path.startswith("/api/"):
             return authenticate_api_request()
         return redirect(target)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import idna
 from markupsafe import Markup, escape
 
+from app.models.base import as_utc, utcnow
 from app.services import names
 
 
@@ -48,7 +49,22 @@ def zone_dependents_note(zone: str) -> str:
     return f" It serves {' and '.join(parts)}: they will no longer be found by name."
 
 
+def ago(moment) -> str:
+    """A compact "12 s ago" for timestamps."""
+    if moment is None:
+        return "never"
+    seconds = int((utcnow() - as_utc(moment)).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
 def init_app(app) -> None:
     app.add_template_global(zone_dependents_note, "zone_dependents_note")
+    app.add_template_filter(ago, "ago")
     app.add_template_filter(idn, "idn")
     app.add_template_filter(unicode_name, "unicode_name")

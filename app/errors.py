@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, flash, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
+
+from agent.validation import ValidationError
+from app.htmx import redirect_to
+from app.services.errors import ServiceError
 
 # How long a client is asked to wait when the database cannot be reached (a restart takes seconds).
 DATABASE_RETRY_AFTER_S = 5
@@ -31,8 +35,62 @@ def database_unreachable(error: DBAPIError) -> bool:
     return sqlstate is None or (isinstance(sqlstate, str) and sqlstate.startswith(UNREACHABLE_SQLSTATES))
 
 
+def show_errors(form, error: ServiceError | ValidationError) -> None:
+    """Put a refusal under the form fields it names, to re-render the form with.
+
+    A form may map an error's field name to one of its fields with `field_for(name)`; otherwise the
+    field is found by the name, its head (`aliases` of `aliases[2]`, `limits` of `limits.web`) or its
+    tail (`ports` of `rows[3].ports`). Names no field takes go to the form's own errors."""
+    if isinstance(error, ValidationError):
+        fields, message = {error.field: error.message}, f"{error.field}: {error.message}"
+    else:
+        fields, message = error.fields, error.message
+    unplaced = []
+    for name, why in fields.items():
+        field = _field_for(form, name)
+        if field is None:
+            unplaced.append(f"{name}: {why}")
+        else:
+            field.errors = [*list(field.errors or []), why]
+    if len(unplaced) == len(fields):
+        form.form_errors.append(message)
+    else:
+        form.form_errors.extend(unplaced)
+
+
+def _field_for(form, name: str):
+    if name == "csrf_token":
+        return None
+    if hasattr(form, "field_for"):
+        return form.field_for(name)
+    head = name.split(".")[0].split("[")[0]
+    tail = name.split(".")[-1].split("[")[0]
+    for candidate in (name, head, tail):
+        field = form._fields.get(candidate)
+        if field is not None and candidate != "csrf_token":
+            return field
+    return None
+
+
+def refused(error: ServiceError, back: str | None = None):
+    """A page's answer to a refusal no form shows: data the caller may not see is a 404; otherwise the
+    message is flashed and the browser sent to `back` (HX-Redirect for HTMX), or without `back` the error
+    page with the refusal's status."""
+    if error.status == 404 or back is None:
+        return render_template("errors/error.html", code=error.status, message=error.message), error.status
+    flash(error.message)
+    return redirect_to(back, code=303)
+
+
 def init_app(app: Flask) -> None:
     """Register the error handlers."""
+
+    @app.errorhandler(ServiceError)
+    def _refused(error: ServiceError):
+        # A refusal a page did not catch; the API's blueprint answers its own in the {"error", "fields"} shape.
+        if wants_json():
+            return jsonify(error=error.message, fields=error.fields), error.status
+        return refused(error)
 
     @app.errorhandler(CSRFError)
     def _csrf(error: CSRFError):

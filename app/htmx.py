@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from flask import Flask, redirect, render_template, request
 
 from app.extensions import htmx
 
@@ -25,3 +25,11 @@ def init_app(app: Flask) -> None:
         if request.blueprint != "api":
             response.vary.add("HX-Request")
         return response
+
+
+def redirect_to(url: str, hx_status: int = 204, code: int = 302):
+    """Send the browser to url: a redirect, or for an HTMX request an empty answer (204, or hx_status)
+    with HX-Redirect, so HTMX navigates the whole page instead of swapping the target into a fragment."""
+    if htmx:
+        return "", hx_status, {"HX-Redirect": url}
+    return redirect(url, code)

@@ -1,8 +1,13 @@
-"""The sidebar, mirroring ISPmanager's menus (SPEC §8)."""
+"""The sidebar, mirroring ISPmanager's menus.
+
+Each entry is served by the blueprint named like its slug (`mail-whitelist` → `app/blueprints/mail_whitelist/`),
+whose templates are in `app/templates/<name>/` and page tests in `tests/<name>/` (docs/layout.md)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from flask_login import current_user
 
 
 @dataclass(frozen=True)
@@ -25,27 +30,27 @@ class MenuSection:
 
 MENU = (
     MenuSection("Accounts", (
-        MenuItem("Users", "users", endpoint="accounts.users_index", admin_only=True),
+        MenuItem("Users", "users", endpoint="users.index", admin_only=True),
         MenuItem("Plans", "plans", endpoint="plans.index", admin_only=True),
     )),
     MenuSection("Domains", (
-        MenuItem("Web domains", "webdomains", endpoint="domains.webdomains"),
-        MenuItem("Domain names", "domains", endpoint="domains.zones"),
+        MenuItem("Web domains", "webdomains", endpoint="webdomains.index"),
+        MenuItem("Domain names", "domains", endpoint="domains.index"),
     )),
     MenuSection("Mail", (
-        MenuItem("Mail domains", "maildomains", endpoint="mail.domains"),
-        MenuItem("Mailboxes", "mailboxes", endpoint="mail.mailboxes"),
-        MenuItem("Whitelist", "mail-whitelist", endpoint="mail_lists.whitelist", admin_only=True),
-        MenuItem("Blacklist", "mail-blacklist", endpoint="mail_lists.blacklist", admin_only=True),
+        MenuItem("Mail domains", "maildomains", endpoint="maildomains.index"),
+        MenuItem("Mailboxes", "mailboxes", endpoint="mailboxes.index"),
+        MenuItem("Whitelist", "mail-whitelist", endpoint="mail_whitelist.index", admin_only=True),
+        MenuItem("Blacklist", "mail-blacklist", endpoint="mail_blacklist.index", admin_only=True),
     )),
     MenuSection("System", (
-        MenuItem("Firewall", "firewall", endpoint="system.firewall", admin_only=True),
-        MenuItem("Scheduler", "scheduler", endpoint="system.scheduler", admin_only=True),
+        MenuItem("Firewall", "firewall", endpoint="firewall.index", admin_only=True),
+        MenuItem("Scheduler", "scheduler", endpoint="scheduler.index", admin_only=True),
     )),
     MenuSection("Cluster", (
-        MenuItem("Nodes", "nodes", endpoint="cluster.nodes", admin_only=True),
-        MenuItem("Policies", "policies", endpoint="system.policies", admin_only=True),
-        MenuItem("Synchronization", "sync", endpoint="cluster.sync", admin_only=True),
+        MenuItem("Nodes", "nodes", endpoint="nodes.index", admin_only=True),
+        MenuItem("Policies", "policies", endpoint="policies.index", admin_only=True),
+        MenuItem("Synchronization", "sync", endpoint="sync.index", admin_only=True),
     )),
     MenuSection("Operations", (
         MenuItem("Operations", "operations", endpoint="operations.index"),
@@ -60,3 +65,17 @@ def menu_for(user) -> list[MenuSection]:
         if items:
             sections.append(MenuSection(section.label, items))
     return sections
+
+
+def blueprint_name(item: MenuItem) -> str:
+    """The blueprint (and template and test folder) of a sidebar entry."""
+    return item.slug.replace("-", "_")
+
+
+def init_app(app) -> None:
+    """Templates get `menu`, the sidebar the signed-in user may see. A context processor because
+    base.html draws it on every page; it reads only the user already loaded for the request."""
+
+    @app.context_processor
+    def _menu():
+        return {"menu": menu_for(current_user) if current_user.is_authenticated else []}

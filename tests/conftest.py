@@ -234,6 +234,13 @@ def auth(client, users):
     return Auth(client, users)
 
 
+@pytest.fixture
+def admin(client, auth):
+    """A logged-in administrator's client."""
+    auth.login("root", admin=True)
+    return client
+
+
 def listening_on(port: int):
     """A predicate: something accepts TCP connections on 127.0.0.1:port."""
 

@@ -1,10 +1,11 @@
 """The sidebar mirrors ISPmanager's menus; users see only their menus."""
 
 import re
+from pathlib import Path
 
 import pytest
 
-from app.menus import MENU
+from app.menus import MENU, blueprint_name
 
 ADMIN_PAGES = ["/cluster/nodes", "/cluster/sync", "/system/firewall", "/accounts/users"]
 
@@ -43,3 +44,34 @@ def test_every_menu_item_opens(client, auth):
     page = client.get("/cluster/nodes").text
     for link in __import__("re").findall(r'class="menu-item[^"]*" href="([^"]+)"', page):
         assert client.get(link).status_code == 200, link
+
+
+def test_pages_are_for_admins(client, auth):
+    """A user gets 403 on every page of the system-wide lists and the policies."""
+    auth.login("bob", admin=False)
+    for path in ("/system/firewall", "/system/scheduler", "/mail/whitelist", "/mail/blacklist", "/cluster/policies",
+                 "/system/firewall/1/edit"):
+        assert client.get(path).status_code == 403, path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# Menus whose pages post no form of their own (buttons with a CSRF token only).
+NO_FORMS = {"sync", "operations"}
+
+
+@pytest.mark.parametrize("item", [i for s in MENU for i in s.items], ids=lambda i: i.slug)
+def test_each_menu_is_one_blueprint_template_folder_and_test_folder(app, item):
+    """A sidebar entry is served by the blueprint named like its slug, whose views.py defines or names every
+    endpoint it serves; its templates and its page tests are in folders of the same name."""
+    name = blueprint_name(item)
+    assert item.endpoint.split(".")[0] == name
+    package = ROOT / "app/blueprints" / name
+    views = (package / "views.py").read_text()
+    assert (package / "forms.py").exists() == (name not in NO_FORMS), name
+    endpoints = {rule.endpoint.split(".", 1)[1] for rule in app.url_map.iter_rules()
+                 if rule.endpoint.startswith(name + ".")}
+    assert item.endpoint.split(".", 1)[1] in endpoints
+    for endpoint in endpoints:
+        assert f"def {endpoint}(" in views or f'"{endpoint}"' in views, (name, endpoint)
+    assert any((ROOT / "app/templates" / name).glob("*.html")), name
+    assert (ROOT / "tests" / name / "test_pages.py").exists(), name

@@ -103,3 +103,12 @@ class Cluster:
 def cluster(app, agent_nodes):
     """Factory for nodes and hosting users."""
     return Cluster(app, agent_nodes)
+
+
+@pytest.fixture
+def alice(cluster, client, auth):
+    """A node, and alice (a hosting user) logged in."""
+    node_id = cluster.node("n1")
+    cluster.user("alice")
+    auth.login("alice", create=False)
+    return node_id

@@ -22,6 +22,15 @@ class PlanForm(FlaskForm):
     role_dns = BooleanField("dns", default=True)
     role_mail = BooleanField("mail", default=True)
 
+    def field_for(self, name: str):
+        """The form field showing the service's error for an API field (limits.webdomains → limit_webdomains)."""
+        head, _, tail = name.partition(".")
+        if head == "limits":
+            return getattr(self, f"limit_{tail}", None) or self.limit_webdomains
+        if head == "roles":
+            return self.role_web
+        return getattr(self, head, None)
+
 
 for _key in PLAN_LIMIT_KEYS:
     setattr(PlanForm, f"limit_{_key}", IntegerField(PLAN_LIMIT_LABELS[_key], validators=[Optional()]))
@@ -39,12 +48,3 @@ def payload(form: PlanForm) -> dict:
             "limits": {k: getattr(form, f"limit_{k}").data for k in PLAN_LIMIT_KEYS
                        if getattr(form, f"limit_{k}").data is not None}}
 
-
-def field_for(form: PlanForm, name: str):
-    """The form field showing the service's error for an API field (limits.webdomains → limit_webdomains)."""
-    head, _, tail = name.partition(".")
-    if head == "limits":
-        return getattr(form, f"limit_{tail}", None) or form.limit_webdomains
-    if head == "roles":
-        return form.role_web
-    return getattr(form, head, None)

@@ -1,4 +1,4 @@
-"""Accounts → Plans (administrators): the named sets of limits users are given (SPEC §14)."""
+"""Accounts → Plans (administrators): the named sets of limits users are given."""
 
 from __future__ import annotations
 
@@ -6,33 +6,16 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import login_required
 
 from app.auth_hooks import admin_required
-from app.blueprints.plans.forms import PlanForm, field_for, limit_fields, payload
+from app.blueprints.plans.forms import PlanForm, limit_fields, payload
+from app.errors import show_errors
 from app.extensions import db
 from app.htmx import render
 from app.models import Plan
 from app.models.userdata import USER_ROLES
 from app.services import plans
-from app.services.userdata import UserDataError
+from app.services.errors import ServiceError
 
 bp = Blueprint("plans", __name__, url_prefix="/accounts/plans")
-
-
-@bp.errorhandler(UserDataError)
-def refused(exc: UserDataError):
-    """Any refusal a view did not show in a form: the error page with its status, never a 500."""
-    return render_template("errors/error.html", code=exc.status, message=exc.message), exc.status
-
-
-def show_errors(form: PlanForm, exc: UserDataError) -> None:
-    """Put a service refusal under the fields it names."""
-    placed = False
-    for name, message in exc.fields.items():
-        field = field_for(form, name)
-        if field is not None:
-            field.errors = [*list(field.errors or []), message]
-            placed = True
-    if not placed:
-        form.form_errors.append(exc.message)
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -46,7 +29,7 @@ def index():
             plan = plans.create_plan(payload(form))
             flash(f"Plan {plan.name} created.")
             return redirect(url_for("plans.index"))
-        except UserDataError as exc:
+        except ServiceError as exc:
             show_errors(form, exc)
     status = 400 if form.errors or form.form_errors else 200
     rows = plans.plans_to_dicts(plans.all_plans())
@@ -68,7 +51,7 @@ def plan(plan_id: int):
             plans.update_plan(subject, payload(form))
             flash(f"Plan {subject.name} saved.")
             return redirect(url_for("plans.plan", plan_id=plan_id))
-        except UserDataError as exc:
+        except ServiceError as exc:
             show_errors(form, exc)
     status = 400 if form.errors or form.form_errors else 200
     return render_template("plans/plan.html", subject=subject, form=form, limit_fields=limit_fields(form),

@@ -1,0 +1,38 @@
+"""Forms of Mail → Mailboxes; the service checks the values with the agent's validators, passwords are
+never kept on the master."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, PasswordField, StringField
+from wtforms.validators import Optional
+
+
+class MailboxForm(FlaskForm):
+    """A new mailbox in one of the caller's mail domains."""
+
+    address = StringField("Address")
+    password = PasswordField("Password (hashed on the node)")
+    quota_mb = IntegerField("Quota (MB, 0 = none)", default=0, validators=[Optional()])
+
+    def payload(self) -> dict:
+        """The API body this form stands for."""
+        return {"address": self.address.data or "", "password": self.password.data or "",
+                "quota_mb": self.quota_mb.data or 0}
+
+
+class MailboxEditForm(FlaskForm):
+    """A new password, quota and/or forwarding."""
+
+    password = PasswordField("New password (empty: keep)")
+    quota_mb = IntegerField("Quota (MB, 0 = none)", validators=[Optional()])
+    forward = StringField("Forward a copy to (addresses, comma separated; empty: none)")
+
+    def payload(self) -> dict:
+        """The API body this form stands for."""
+        data = {"forward": self.forward.data or ""}
+        if self.password.data:
+            data["password"] = self.password.data
+        if self.quota_mb.data is not None:
+            data["quota_mb"] = self.quota_mb.data
+        return data

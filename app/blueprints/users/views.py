@@ -1,0 +1,119 @@
+"""Accounts → Users (administrators): create, edit, suspend, resume, delete; where each role lives."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import login_required
+from sqlalchemy import select
+
+from app.auth_hooks import admin_required
+from app.blueprints.users.forms import UserForm
+from app.errors import show_errors
+from app.extensions import db
+from app.htmx import render
+from app.models import Node, Plan, User
+from app.services import users
+from app.services.errors import ServiceError
+
+bp = Blueprint("users", __name__, url_prefix="/accounts")
+
+
+def user_form(**kwargs) -> UserForm:
+    """The user form with the cluster's nodes to choose from."""
+    form = UserForm(**kwargs)
+    form.set_nodes(list(db.session.scalars(select(Node.name).order_by(Node.id))))
+    form.set_plans(list(db.session.scalars(select(Plan.name).order_by(Plan.name))))
+    return form
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@login_required
+@admin_required
+def index():
+    """Every panel user with roles, UID and location; the form to add one."""
+    form = user_form()
+    if form.validate_on_submit():
+        try:
+            user = users.create_user(form.payload(creating=True))
+            flash(f"User {user.name} created.")
+            return redirect(url_for("users.show", user_id=user.id))
+        except ServiceError as exc:
+            show_errors(form, exc)
+    rows = users.users_to_dicts(db.session.scalars(select(User).order_by(User.name)).all())
+    status = 400 if form.errors or form.form_errors else 200
+    return render("users/users.html", "users/_users.html", form=form, rows=rows), status
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@login_required
+@admin_required
+def show(user_id: int):
+    """One user: change level, password, roles, limits, or the node of a role that holds no data."""
+    subject = db.get_or_404(User, user_id)
+    shown = users.user_to_dict(subject)
+    defaults = {"level": subject.level, "plan": shown["plan"] or "",
+                **{f"role_{r}": r in shown["roles"] for r in ("web", "dns", "mail")},
+                **{f"limit_{k}": v for k, v in shown["limits"].items()}}
+    form = user_form(data=defaults)
+    if form.validate_on_submit():
+        try:
+            users.update_user(subject, form.payload(creating=False))
+            flash(f"User {subject.name} saved.")
+            return redirect(url_for("users.show", user_id=user_id))
+        except ServiceError as exc:
+            show_errors(form, exc)
+    status = 400 if form.errors or form.form_errors else 200
+    return render("users/user.html", "users/_user.html", subject=subject, shown=shown, form=form,
+                  location=users.location(subject)), status
+
+
+@bp.route("/users/<int:user_id>/location")
+@login_required
+@admin_required
+def location(user_id: int):
+    """Per role, the node that holds it and the scores of the placement decision."""
+    subject = db.get_or_404(User, user_id)
+    return render("users/location.html", "users/_location.html", subject=subject,
+                  location=users.location(subject))
+
+
+@bp.route("/users/<int:user_id>/suspend", methods=["POST"])
+@login_required
+@admin_required
+def suspend(user_id: int):
+    """Suspend: no login, no API; their sites answer "suspended" and their mailboxes refuse logins."""
+    subject = db.get_or_404(User, user_id)
+    report = users.set_active(subject, False)
+    flash(f"User {subject.name} suspended.{_node_report(report)}")
+    return redirect(url_for("users.show", user_id=user_id))
+
+
+@bp.route("/users/<int:user_id>/resume", methods=["POST"])
+@login_required
+@admin_required
+def resume(user_id: int):
+    """Resume a suspended user: logins, sites and mailboxes back."""
+    subject = db.get_or_404(User, user_id)
+    report = users.set_active(subject, True)
+    flash(f"User {subject.name} resumed.{_node_report(report)}")
+    return redirect(url_for("users.show", user_id=user_id))
+
+
+def _node_report(report: list[dict]) -> str:
+    """What each node did with a suspension, for the flash message (empty when every node applied it)."""
+    failed = [f"{r['node']}: {r['outcome']} ({r['error']})" for r in report if r["outcome"] != "applied"]
+    if not failed:
+        return f" Applied on {', '.join(r['node'] for r in report)}." if report else ""
+    return " Not applied on " + "; ".join(failed) + ". Repeat the action once the node is ready."
+
+
+@bp.route("/users/<int:user_id>/delete", methods=["POST"])
+@login_required
+@admin_required
+def delete(user_id: int):
+    """Remove the user's data on every node, then the user; shows what each node did."""
+    subject = db.get_or_404(User, user_id)
+    name = subject.name
+    report = users.delete_user(subject)
+    status = 200 if report["deleted"] else 503
+    return render_template("users/deleted.html", name=name, report=report), status
