@@ -148,8 +148,8 @@ def nodes_update(node_id: int):
     """Change a node's roles (202, the role synchronizer runs), flags or weight (200)."""
     node = node_or_404(node_id)
     changes = validate_changes(input_object())
-    if "roles" in changes and (node.is_local or node.setup_pending):
-        why = "on the local node" if node.is_local else "before its setup finished"
+    why = role_service.why_roles_fixed(node)
+    if "roles" in changes and why:
         raise ConflictError(f"{node.name}'s roles cannot change {why}", fields={"roles": f"cannot change {why}"})
     if "weight" in changes:
         node.weight = changes["weight"]

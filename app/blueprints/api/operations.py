@@ -9,18 +9,14 @@ from app.blueprints.api.schemas import OperationListSchema, OperationSchema
 from app.extensions import db
 from app.models import Operation
 from app.services.errors import NotFoundError
-from app.services.operations import operation_summary_to_dict, operation_to_dict, outcome_summaries
+from app.services.operations import operation_summary_to_dict, operation_to_dict, outcome_summaries, visible_to
 
 resource = Resource("operations", "Long-running changes: status and the outcome on each node")
 
 
 def visible_operations():
-    """Administrators see every operation; users only those they started."""
-    user = api_user()
-    query = select(Operation)
-    if not user.is_admin:
-        query = query.where(Operation.created_by_id == user.id)
-    return query
+    """The operations the caller may see."""
+    return visible_to(select(Operation), api_user())
 
 
 @resource.route("/operations", "operations_list")
