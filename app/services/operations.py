@@ -23,6 +23,15 @@ ABANDONED_GRACE_S = 10
 LIST_NODES_NAMED = 8
 
 
+
+def visible_to(query, user):
+    """The operations of `query` that `user` may see: every one for administrators, otherwise those they
+    started (the Operations page and the API both ask this)."""
+    if user.is_admin:
+        return query
+    return query.where(Operation.created_by_id == user.id)
+
+
 def start_operation(
     kind: str,
     title: str,

@@ -132,6 +132,17 @@ def start_roles(node: Node, operation: Operation) -> None:
                       f"{node.name} {done}; software installation started, the node becomes ready by itself")
 
 
+
+def why_roles_fixed(node: Node) -> str | None:
+    """Why the node's roles cannot change now, or None when they can: never on the local node (the
+    master's own server keeps the roles it was given), and not before its setup finished."""
+    if node.is_local:
+        return "on the local node"
+    if node.setup_pending:
+        return "before its setup finished"
+    return None
+
+
 def change_roles(node: Node, roles: list[str], *, user_id: int | None) -> Operation:
     """New roles for a node: lists that now apply are desynced, lists that no longer apply dropped, roles re-run."""
     before = list(node.roles or [])

@@ -1,15 +1,15 @@
-"""API: hosting plans (ISPmanager's presets), administrators only (SPEC §14)."""
+"""API: hosting plans (ISPmanager's presets): limits and roles users are created with, administrators only."""
 
-from flask import abort
 from marshmallow import Schema, fields
 
 from app.auth_hooks import admin_required
-from app.blueprints.api.views import _errors, blp
+from app.blueprints.api.blueprint import Resource, blp, errors
 from app.extensions import db
 from app.models import Plan
 from app.models.plans import PLAN_LIMIT_KEYS
 from app.models.userdata import USER_ROLES
 from app.services import plans
+from app.services.errors import NotFoundError
 
 PlanLimitsSchema = Schema.from_dict(
     {key: fields.Integer(allow_none=True) for key in PLAN_LIMIT_KEYS}, name="PlanLimitsSchema")
@@ -41,56 +41,59 @@ class PlanListSchema(Schema):
     items = fields.List(fields.Nested(PlanSchema), required=True)
 
 
-def _plan_or_404(plan_id: int) -> Plan:
+resource = Resource("plans", "Hosting plans: the limits and roles a user is created with")
+
+
+def plan_or_404(plan_id: int) -> Plan:
     """The plan with this id."""
     plan = db.session.get(Plan, plan_id)
     if plan is None:
-        abort(404, f"No plan with id {plan_id}.")
+        raise NotFoundError(f"No plan with id {plan_id}.")
     return plan
 
 
-@blp.route("/plans")
+@resource.route("/plans", "plans_list")
 @blp.response(200, PlanListSchema)
-@_errors(401, 403)
+@errors(401, 403)
 @admin_required
-def list_plans():
+def plans_list():
     """Every plan with its limits, roles and how many users are on it."""
     return {"items": plans.plans_to_dicts(plans.all_plans())}
 
 
-@blp.route("/plans", methods=["POST"])
+@resource.route("/plans", "plans_create", methods=["POST"])
 @blp.arguments(PlanInSchema())
 @blp.response(201, PlanSchema)
-@_errors(400, 401, 403, 409)
+@errors(400, 401, 403, 409)
 @admin_required
-def create_plan(data):
+def plans_create(data):
     """Create a plan."""
     return plans.plan_to_dict(plans.create_plan(data))
 
 
-@blp.route("/plans/<int:plan_id>")
+@resource.route("/plans/<int:plan_id>", "plans_get")
 @blp.response(200, PlanSchema)
-@_errors(401, 403, 404)
+@errors(401, 403, 404)
 @admin_required
-def get_plan(plan_id: int):
+def plans_get(plan_id: int):
     """One plan."""
-    return plans.plan_to_dict(_plan_or_404(plan_id))
+    return plans.plan_to_dict(plan_or_404(plan_id))
 
 
-@blp.route("/plans/<int:plan_id>", methods=["PUT"])
+@resource.route("/plans/<int:plan_id>", "plans_update", methods=["PUT"])
 @blp.arguments(PlanInSchema())
 @blp.response(200, PlanSchema)
-@_errors(400, 401, 403, 404, 409)
+@errors(400, 401, 403, 404, 409)
 @admin_required
-def update_plan(data, plan_id: int):
+def plans_update(data, plan_id: int):
     """Change a plan; the effective limits of its users follow."""
-    return plans.plan_to_dict(plans.update_plan(_plan_or_404(plan_id), data))
+    return plans.plan_to_dict(plans.update_plan(plan_or_404(plan_id), data))
 
 
-@blp.route("/plans/<int:plan_id>", methods=["DELETE"])
+@resource.route("/plans/<int:plan_id>", "plans_delete", methods=["DELETE"])
 @blp.response(204)
-@_errors(401, 403, 404, 409)
+@errors(401, 403, 404, 409)
 @admin_required
-def delete_plan(plan_id: int):
+def plans_delete(plan_id: int):
     """Delete a plan no user is on (409 naming the users otherwise)."""
-    plans.delete_plan(_plan_or_404(plan_id))
+    plans.delete_plan(plan_or_404(plan_id))

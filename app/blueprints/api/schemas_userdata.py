@@ -1,4 +1,4 @@
-"""Marshmallow schemas of the user-data API (SPEC §8.1). Inputs are strict: no coercion of types."""
+"""Marshmallow schemas of the user-data API. Inputs are strict: no coercion of types."""
 
 from marshmallow import Schema, fields, validate
 

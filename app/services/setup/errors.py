@@ -17,10 +17,12 @@ class SetupError(ServiceError):
 
 
 class InputErrors(ServiceError):
-    """Bad input for a new node: {field: why}."""
+    """Bad input for a node: {field: why}, answered 422 naming the fields."""
+
+    status = 422
 
     def __init__(self, fields: dict[str, str]):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()), fields=fields)
+        super().__init__("Invalid input: " + ", ".join(sorted(fields)), fields=fields)
 
 
 class HostKeyMismatch(paramiko.SSHException):

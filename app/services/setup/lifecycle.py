@@ -367,7 +367,7 @@ def setup_to_dict(node: Node) -> dict:
         "error": node.setup_error,
         "operation": None if operation is None else {
             "id": operation.id, "status": operation.status,
-            "url": url_for("api.get_operation", operation_id=operation.id),
+            "url": url_for("api.operations_get", operation_id=operation.id),
         },
         "software": (node.stats or {}).get("software"),
         "can_retry": can_retry(node),
