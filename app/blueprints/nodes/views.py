@@ -159,8 +159,8 @@ def change_roles(node_id: int):
     except ValidationError as exc:
         flash(f"Roles: {exc.message}")
         return redirect_to(url_for("nodes.show", node_id=node.id))
-    if node.is_local or node.setup_pending:
-        flash("Roles can change once the node's setup has finished (and not on the local node).")
+    if why := role_service.why_roles_fixed(node):
+        flash(f"Roles of {node.name} cannot change {why}.")
     elif sorted(roles) != sorted(node.roles or []):
         role_service.change_roles(node, roles, user_id=current_user.id)
         flash(f"Roles of {node.name}: {', '.join(roles) or 'none'}; the role synchronizer runs.")
