@@ -12,7 +12,7 @@ from agent import validation as v
 from app.extensions import db
 from app.ispmgr import session as ispmgr_session
 from app.ispmgr.doc import Element, IspError, new_doc
-from app.models import Plan, User, UserLevel
+from app.models import Node, Placement, Plan, User, UserLevel, WebDomainIndex
 from app.models.userdata import LIMIT_KEYS
 from app.services import plans, user_usage, userdata, users
 from app.services.userdata import UserDataError
@@ -149,6 +149,30 @@ def session_newkey(call: Call) -> Element:
     return doc
 
 
+def ipaddr_list(call: Call) -> Element:
+    """The addresses the acting account's sites answer on: the nodes holding its web role or its web domains
+    (an administrator without su=: every web node). A node known by a host name, not an address, is left out."""
+    actor = call.actor
+    query = select(Node).order_by(Node.id)
+    if actor.is_admin:
+        nodes = [n for n in db.session.scalars(query) if "web" in (n.roles or [])]
+    else:
+        held = select(Placement.node_id).where(Placement.user_id == actor.id, Placement.role == "web").union(
+            select(WebDomainIndex.node_id).where(WebDomainIndex.owner_id == actor.id))
+        nodes = list(db.session.scalars(query.where(Node.id.in_(held))))
+    doc = new_doc(call.func)
+    for node in nodes:
+        try:
+            address = v.ip_address(node.address, "address")
+        except v.ValidationError:
+            continue
+        elem = doc.add("elem")
+        elem.add("name", address)
+        elem.add("family", "ipv6" if ":" in address else "ipv4")
+        elem.add("iprole", "shared")
+    return doc
+
+
 # ---------------------------------------------------------------- users (administrators)
 
 
@@ -226,13 +250,14 @@ def first_domains(call: Call) -> dict[str, str]:
 
 
 def _make_first_domains(call: Call, user: User, wanted: dict[str, str]) -> None:
-    """Create the new user's first site and mail domain (with their DNS, as ISPmanager does). When one is
+    """Create the new user's first site and mail domain as that user, with their DNS (the zone first when the
+    user has none over the name), as ISPmanager does; the customer's own rules apply. When one is
     refused, the user is deleted again (on the nodes too) and the refusal names its parameter: the billing
     system sees a failed create, nothing half-made stays behind, and its retry can succeed."""
     params = {"webdomains": "webdomain_name", "maildomains": "emaildomain_name"}
     for kind, name in wanted.items():
         try:
-            userdata.create(kind, call.actor, {"name": name, "owner": user.name, "dns": True})
+            userdata.create(kind, user, {"name": name, "dns": True})
         except UserDataError as exc:
             db.session.rollback()
             login = user.name
@@ -406,6 +431,7 @@ FUNCS: dict[str, tuple[Callable[[Call], Element], bool]] = {
     "whoami": (whoami, False),
     "session.newkey": (session_newkey, True),
     "license.info": (license_info, False),
+    "ipaddr": (ipaddr_list, False),
     "usrparam": (usrparam, False),
     "user": (user_list, True),
     "user.edit": (user_edit, True),
