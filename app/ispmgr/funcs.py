@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from agent import validation as v
 from app.extensions import db
 from app.ispmgr import session as ispmgr_session
 from app.ispmgr.doc import Element, IspError, new_doc
-from app.models import Plan, User, UserLevel
+from app.models import Node, Placement, Plan, User, UserLevel, WebDomainIndex
 from app.models.userdata import LIMIT_KEYS
-from app.services import plans, users
+from app.services import plans, user_usage, userdata, users
 from app.services.userdata import UserDataError
 
 LEVELS = {UserLevel.ADMIN.value: "29", UserLevel.USER.value: "16"}
@@ -148,33 +149,52 @@ def session_newkey(call: Call) -> Element:
     return doc
 
 
+def ipaddr_list(call: Call) -> Element:
+    """The addresses the acting account's sites answer on: the nodes holding its web role or its web domains
+    (an administrator without su=: every web node). A node known by a host name, not an address, is left out."""
+    actor = call.actor
+    query = select(Node).order_by(Node.id)
+    if actor.is_admin:
+        nodes = [n for n in db.session.scalars(query) if "web" in (n.roles or [])]
+    else:
+        held = select(Placement.node_id).where(Placement.user_id == actor.id, Placement.role == "web").union(
+            select(WebDomainIndex.node_id).where(WebDomainIndex.owner_id == actor.id))
+        nodes = list(db.session.scalars(query.where(Node.id.in_(held))))
+    doc = new_doc(call.func)
+    for node in nodes:
+        try:
+            address = v.ip_address(node.address, "address")
+        except v.ValidationError:
+            continue
+        elem = doc.add("elem")
+        elem.add("name", address)
+        elem.add("family", "ipv6" if ":" in address else "ipv4")
+        elem.add("iprole", "shared")
+    return doc
+
+
 # ---------------------------------------------------------------- users (administrators)
 
 
-def _user_elem(doc: Element, row: dict) -> None:
-    """One user as a list element."""
-    elem = doc.add("elem")
-    elem.add("id", row["id"])
-    elem.add("name", row["name"])
-    elem.add("active", "on" if row["active"] else "off")
-    elem.add("level", LEVELS[row["level"]])
-    elem.add("preset", row["plan"] or "")
-    limits = row["effective_limits"]
-    for key, param in LIMIT_PARAMS.items():
-        if key in limits:
-            elem.add(param, limits[key])
-    elem.add("quota_total", limits.get("disk_mb", ""))
-    elem.add("quota_used", "" if row.get("disk_used_mb") is None else row["disk_used_mb"])
+USER_COLUMNS = ("id", "name", "fullname", "comment", "active", "level", "preset", *LIMIT_PARAMS.values(),
+                "quota_total", "quota_used")
+
+
+def _user_row(customer: user_usage.Customer) -> list[str]:
+    """One customer as the texts of USER_COLUMNS (an unset limit is empty: no limit)."""
+    limits = customer.limits
+    return [str(customer.id), customer.name, customer.fullname, customer.comment,
+            "on" if customer.active else "off", LEVELS[UserLevel.USER.value], customer.plan or "",
+            *(str(limits[key]) if key in limits else "" for key in LIMIT_PARAMS),
+            str(limits["disk_mb"]) if "disk_mb" in limits else "",
+            "" if customer.disk_used_mb is None else str(customer.disk_used_mb)]
 
 
 def user_list(call: Call) -> Element:
-    """Every hosting customer (or those named by elid)."""
-    query = select(User).where(User.level == UserLevel.USER.value).order_by(User.name)
-    if call.get("elid"):
-        query = query.where(User.name.in_(elids(call)))
+    """Every hosting customer (or those named by elid), read set-based (app/services/user_usage.py)."""
+    names = elids(call) if call.get("elid") else None
     doc = new_doc(call.func)
-    for row in users.users_to_dicts(list(db.session.scalars(query))):
-        _user_elem(doc, row)
+    doc.add_table(USER_COLUMNS, [_user_row(c) for c in user_usage.customers(names)])
     return doc
 
 
@@ -183,6 +203,8 @@ def _user_form(call: Call, user: User | None) -> Element:
     doc = new_doc(call.func)
     shown = users.user_to_dict(user) if user else {"name": "", "plan": None, "limits": {}, "active": True}
     doc.add("name", shown["name"])
+    doc.add("fullname", user.fullname if user else "")
+    doc.add("comment", user.comment if user else "")
     doc.add("preset", shown["plan"] or "")
     doc.add("active", "on" if shown["active"] else "off")
     for key, param in LIMIT_PARAMS.items():
@@ -192,15 +214,77 @@ def _user_form(call: Call, user: User | None) -> Element:
     return doc
 
 
+# ISPmanager's free-text user fields, kept on the user: (parameter, most characters).
+PROFILE_PARAMS = (("fullname", 128), ("comment", 1024))
+
+
+def profile_from(call: Call) -> dict[str, str]:
+    """fullname and comment as given (one line of printable text each)."""
+    profile = {}
+    for param, longest in PROFILE_PARAMS:
+        raw = call.get(param)
+        if raw is None:
+            continue
+        try:
+            profile[param] = v.text(raw, param, max_length=longest).strip()
+        except v.ValidationError as exc:
+            raise IspError("value", param, f"{param} {exc.message}", raw[:64]) from None
+    return profile
+
+
+def first_domains(call: Call) -> dict[str, str]:
+    """The site and mail domain ISPmanager makes with a new user: webdomain_name and emaildomain_name, unless
+    empty or switched off (webdomain=off, emaildomain=off); checked as domain names before anything is made."""
+    wanted = {}
+    for param, switch, kind in (("webdomain_name", "webdomain", "webdomains"),
+                                ("emaildomain_name", "emaildomain", "maildomains")):
+        raw = (call.get(param) or "").strip()
+        if not raw or call.get(switch) == "off":
+            continue
+        try:
+            v.domain_name(raw, param)
+        except v.ValidationError as exc:
+            raise IspError("value", param, f"{param}: {exc.message}", raw[:64]) from None
+        wanted[kind] = raw
+    return wanted
+
+
+def _make_first_domains(call: Call, user: User, wanted: dict[str, str]) -> None:
+    """Create the new user's first site and mail domain as that user, with their DNS (the zone first when the
+    user has none over the name), as ISPmanager does; the customer's own rules apply. When one is
+    refused, the user is deleted again (on the nodes too) and the refusal names its parameter: the billing
+    system sees a failed create, nothing half-made stays behind, and its retry can succeed."""
+    params = {"webdomains": "webdomain_name", "maildomains": "emaildomain_name"}
+    for kind, name in wanted.items():
+        try:
+            userdata.create(kind, user, {"name": name, "dns": True})
+        except UserDataError as exc:
+            db.session.rollback()
+            login = user.name
+            report = users.delete_user(user)
+            undone = "the user was not created" if report["deleted"] else \
+                f"the user {login} was created and could not be removed again; delete it"
+            raise IspError("exists" if exc.status == 409 and "limit" not in exc.message else "value",
+                           params[kind], f"{params[kind]} {name}: {exc.message}; {undone}", name[:64]) from None
+
+
 def _create_user(call: Call) -> Element:
-    """user.edit without elid, user.add, user.add.finish (with sok): a new customer on a plan."""
+    """user.edit without elid, user.add, user.add.finish (with sok): a new customer on a plan, with their
+    first site and mail domain when asked."""
     data: dict = {"name": call.get("name") or "", "password": password_from(call) or "", "level": "user"}
     limits = limits_from(call)
     if limits:  # a user's own limits exist for the kinds Hostfleet has; the plan keeps the others
         data["limits"] = {k: val for k, val in limits.items() if k in LIMIT_KEYS}
     if call.get("preset"):
         data["plan"] = call.get("preset")
+    profile = profile_from(call)
+    wanted = first_domains(call)
     user = users.create_user(data)
+    if profile:
+        for field, value in profile.items():
+            setattr(user, field, value)
+        db.session.commit()
+    _make_first_domains(call, user, wanted)
     doc = new_doc(call.func)
     doc.add("ok")
     doc.add("id", user.name)
@@ -208,7 +292,7 @@ def _create_user(call: Call) -> Element:
 
 
 def _change_user(call: Call, user: User) -> Element:
-    """user.edit with elid and sok: plan, limits (given ones only), password."""
+    """user.edit with elid and sok: plan, limits (given ones only), password, fullname, comment."""
     if call.get("name") not in (None, "", user.name):
         raise IspError("value", "name", "The login cannot change; it is the OS account on every node")
     data: dict = {}
@@ -218,6 +302,7 @@ def _change_user(call: Call, user: User) -> Element:
     if call.get("preset"):
         data["plan"] = call.get("preset")
     limits = limits_from(call)
+    profile = profile_from(call)
     # A user's own limits exist for the kinds Hostfleet has; the plan keeps the others.
     own = {k: val for k, val in limits.items() if k in LIMIT_KEYS}
     if own:
@@ -225,6 +310,10 @@ def _change_user(call: Call, user: User) -> Element:
         data["limits"] = {**((account.limits or {}) if account else {}), **own}
     if data:
         users.update_user(user, data)
+    if profile:
+        for field, value in profile.items():
+            setattr(user, field, value)
+        db.session.commit()
     doc = new_doc(call.func)
     doc.add("ok")
     doc.add("id", user.name)
@@ -342,6 +431,7 @@ FUNCS: dict[str, tuple[Callable[[Call], Element], bool]] = {
     "whoami": (whoami, False),
     "session.newkey": (session_newkey, True),
     "license.info": (license_info, False),
+    "ipaddr": (ipaddr_list, False),
     "usrparam": (usrparam, False),
     "user": (user_list, True),
     "user.edit": (user_edit, True),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent import validation as v
 from app.extensions import db
 from app.ispmgr.doc import Element, IspError, new_doc
 from app.ispmgr.funcs import Call, elids, password_from, whole_number
@@ -110,6 +111,11 @@ def _body(family: Family, call: Call, creating: bool) -> dict:
         if password is not None:
             body["password"] = password
         if creating:
+            for param, check in (("name", v.local_part), ("domainname", v.domain_name)):
+                try:
+                    check(call.get(param) or "", param)
+                except v.ValidationError as exc:
+                    raise IspError("value", param, f"{param}: {exc.message}", (call.get(param) or "")[:64]) from None
             body["address"] = f"{call.get('name') or ''}@{call.get('domainname') or ''}"
         else:
             body.pop("address", None)

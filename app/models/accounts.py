@@ -36,6 +36,9 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     level: Mapped[str] = mapped_column(String(16), default=UserLevel.USER.value)
     active: Mapped[bool] = mapped_column(default=True)
+    # ISPmanager's user fields a billing system sets and reads back: the customer's name and a note.
+    fullname: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    comment: Mapped[str] = mapped_column(String(1024), default="", server_default="")
     # Bumped on password change so existing sessions of this account stop being valid.
     session_epoch: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -130,7 +130,8 @@ def test_fossbilling_module_logs_in_before_every_call(app, client, billing, clus
 
 def test_jbs_module_checks_ok_and_license(app, client, billing, cluster):
     """JBS (POST, out=xml): license.info names Business; the user.edit view is its existence check (an error
-    means "no such user"); every change needs <ok/>."""
+    means "no such user"); create, suspend, resume, change plan, usrparam password, delete: every change needs
+    <ok/>."""
     assert "Business" in billing.xml("license.info", method="POST").findtext("mgr")
     assert billing.xml("user.edit", method="POST", elid="jb1").find("error") is not None  # not there yet
     billing.json("preset.edit", sok="ok", name="jb-plan")
@@ -143,6 +144,11 @@ def test_jbs_module_checks_ok_and_license(app, client, billing, cluster):
     assert view.find("error") is None and view.findtext("name") == "jb1" and view.findtext("limit_webdomains") == "4"
     for func in ("user.suspend", "user.resume"):
         assert jbs_ok(billing.xml(func, method="POST", elid="jb1"))
+    billing.json("preset.edit", sok="ok", name="jb-big")
+    assert jbs_ok(billing.xml("user.edit", method="POST", elid="jb1", sok="ok", name="jb1", ip="192.0.2.10",
+                              preset="jb-big", limit_webdomains="8", limit_webdomains_enabled="on", mailrate="100"))
+    shown = api_user(client, "jb1")
+    assert shown["plan"] == "jb-big" and shown["effective_limits"]["webdomains"] == 8
     assert jbs_ok(billing.xml("usrparam", method="POST", su="jb1", sok="ok", passwd=NEW_PASSWORD,
                               confirm=NEW_PASSWORD, email="jb1@example.com", atype="atany"))
     assert jbs_ok(billing.xml("user.delete", method="POST", elid="jb1"))
@@ -151,7 +157,8 @@ def test_jbs_module_checks_ok_and_license(app, client, billing, cluster):
 
 def test_grant436_module_reads_the_user_row(app, client, billing, cluster):
     """grant436 (GET, out=json, ISPmanager 6): whoami as the connection test, user.edit create with limits, the
-    user row by elid with active, limits and quota_total; suspend shows active off."""
+    user row by elid with active, limits and quota_total; suspend shows active off, resume on; the password and
+    the limits change through user.edit; delete."""
     assert billing.json("whoami")["user"]["$name"] == "root"
     made = billing.json("user.edit", sok="ok", name="g61", passwd="a long password", confirm="a long password",
                         limit_ssl="on", limit_webdomains="2", limit_ftp_users="1", limit_db="1", limit_emails="3",
@@ -162,6 +169,15 @@ def test_grant436_module_reads_the_user_row(app, client, billing, cluster):
     assert row["limit_emails"]["$"] == "3"
     billing.json("user.suspend", elid="g61", sok="ok")
     assert billing.json("user", elid="g61")["elem"][0]["active"]["$"] == "off"
+    assert "error" not in billing.json("user.resume", elid="g61", sok="ok")
+    assert billing.json("user", elid="g61")["elem"][0]["active"]["$"] == "on"
+    assert "error" not in billing.json("user.edit", sok="ok", elid="g61", passwd=NEW_PASSWORD, confirm=NEW_PASSWORD)
+    assert Billing(billing.client, "g61", NEW_PASSWORD).json("whoami")["user"]["$name"] == "g61"
+    changed = billing.json("user.edit", sok="ok", elid="g61", limit_webdomains="5", limit_emails="9", limit_db="2",
+                           limit_ftp_users="2", limit_quota="2048")
+    assert "error" not in changed
+    row = billing.json("user", elid="g61")["elem"][0]
+    assert row["limit_webdomains"]["$"] == "5" and row["limit_emails"]["$"] == "9" and row["quota_total"]["$"] == "2048"
     assert "ok" in billing.json("user.delete", elid="g61", sok="ok")
     assert "elem" not in billing.json("user", elid="g61")
 
