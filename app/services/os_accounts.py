@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models import Node, Placement, User, UserAccount
 from app.services.nodes import agent_client
 from app.services.synchronizers import SyncError
-from app.services.users import os_account_body
+from app.services.userdata.owners import os_account_body
 
 
 def accounts_for(node: Node) -> list[tuple[User, UserAccount]]:

@@ -16,7 +16,7 @@ from app.models import Plan, User, UserAccount
 from app.models.base import MAX_ID
 from app.models.plans import PLAN_LIMIT_KEYS
 from app.models.userdata import USER_ROLES
-from app.services.userdata import UserDataError, invalid, object_body, validated
+from app.services.userdata.errors import UserDataError, invalid, object_body, validated
 
 PLAN_FIELDS = ("name", "limits", "roles")
 MAX_LIMIT = 10_000_000
