@@ -79,15 +79,9 @@ __all__ = [
 
 # Threads that send one list to the targets; a request to 100 nodes goes out in one wave.
 MAX_PUSH_THREADS = 128
-
-
 LOCK_WAIT_S = 300
-
-
 # How often per-node outcomes are written while answers come in (the Operations page is live).
 PROGRESS_COMMIT_S = 0.25
-
-
 # How long a change waits for an earlier one whose job is not enqueued yet.
 ENQUEUE_WAIT_S = 5
 

@@ -24,8 +24,6 @@ from app.services.nodes import change_state
 from app.services.synchronizers import implied_state
 
 LOCK_PREFIX = "hostfleet:lock:list:"
-
-
 ALIVE_PREFIX = "hostfleet:alive:op:"
 
 

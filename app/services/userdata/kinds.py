@@ -29,23 +29,15 @@ KINDS = {
     "maildomains": Kind("maildomains", "mail domain", MailDomainIndex, "mail", "/v1/maildomains", "name"),
     "mailboxes": Kind("mailboxes", "mailbox", MailboxIndex, "mail", "/v1/mailboxes", "address"),
 }
-
-
 CREATE_FIELDS = {
     "webdomains": ("name", "aliases", "owner", "php", "docroot", "dns", "override"),
     "domains": ("name", "owner", "ip", "nameservers", "records", "override"),
     "maildomains": ("name", "owner", "dns", "override"),
     "mailboxes": ("address", "password", "quota_mb", "forward"),
 }
-
-
 UPDATE_FIELDS = {"webdomains": ("aliases", "php", "docroot", "override"),
                  "mailboxes": ("password", "quota_mb", "forward")}
-
-
 RECORD_FIELDS = ("name", "type", "value", "ttl", "priority")
-
-
 # What a disk quota that is used up refuses: the kinds whose data takes disk space on the node.
 DISK_KINDS = ("webdomains", "maildomains", "mailboxes")
 

@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 
 
 RESERVED_NAMES = SYSTEM_ACCOUNTS | {ADMIN_USER, "hostfleet", "admin"}
-
-
 MIB = 2**20
 
 

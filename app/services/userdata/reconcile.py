@@ -141,8 +141,6 @@ def owner_refusal(kind: Kind, owner: User, placed: set[tuple[int, str]], key: st
 
 
 FULL_RECONCILE_S = 300
-
-
 # Up to this many claims on a node are settled with a GET each; more, with its whole listings.
 SETTLE_ONE_BY_ONE_MAX = 20
 
