@@ -1,4 +1,4 @@
-"""The statistics collector: polls every agent's /v1/stats and moves node states (SPEC §3)."""
+"""The statistics collector: polls every agent's /v1/stats and moves node states."""
 
 from __future__ import annotations
 

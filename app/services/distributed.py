@@ -1,4 +1,5 @@
-"""Distributed requests: one change to a system-wide list, applied to every node it concerns (SPEC §5).
+"""Distributed requests: one change to a system-wide list, applied to every node it concerns
+(docs/distributed-requests.md).
 
 The order of the steps is what makes it crash-safe. A desync for every target is committed
 before anything is sent; a node's desync is cleared only in the same transaction that commits
@@ -164,7 +165,7 @@ def _earlier_change_running(operation: Operation, name: str) -> bool:
 
 
 def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) -> OperationStatus:
-    """Steps 2-8 of SPEC §5, with the list's lock held."""
+    """Steps 2-8 of docs/distributed-requests.md, "A change, step by step", with the list's lock held."""
     name, params = defn.name, operation.params
     master = lists.get_list(name)
     base_version, base_hash = master.version, master.hash

@@ -81,7 +81,7 @@ def local_agent_paths(data_dir: Path) -> dict[str, Path]:
 
 
 def ensure_local_node(data_dir: Path) -> Node:
-    """Add the master's own server as a node at first start, without SSH (SPEC §1.9)."""
+    """Add the master's own server as a node at first start, without SSH."""
     from agent.config import initialize
 
     node = db.session.scalar(select(Node).where(Node.is_local.is_(True)))
@@ -125,7 +125,7 @@ def ensure_local_node(data_dir: Path) -> Node:
 
 
 def node_to_dict(node: Node) -> dict:
-    """The node as the API shows it (SPEC §8.1)."""
+    """The node as the API shows it ."""
     return {
         "id": node.id,
         "name": node.name,

@@ -1,4 +1,5 @@
-"""The `users` synchronizer: a node holds the OS account of every user placed on it (SPEC §1.5)."""
+"""The `users` synchronizer: a node holds the OS account of every user placed on it
+(docs/user-data.md, "UID/GID and OS accounts")."""
 
 from __future__ import annotations
 

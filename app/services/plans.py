@@ -1,4 +1,4 @@
-"""Hosting plans: create, change, delete, and the effective limits of a user (SPEC §14).
+"""Hosting plans: create, change, delete, and the effective limits of a user (docs/ispmgr.md, "Plans").
 
 A user's effective limit for a kind is their own limit where they have one, else their plan's; a
 missing value means no limit. Changing a plan changes the effective limits of every user on it.
@@ -141,7 +141,7 @@ def plan_of(account: UserAccount | None, loaded: dict[int, Plan] | None = None) 
 
 
 def effective_limits(account: UserAccount | None, loaded: dict[int, Plan] | None = None) -> dict[str, int]:
-    """The account's own limits over its plan's (SPEC §14: plan ⊕ overrides)."""
+    """The account's own limits over its plan's (docs/ispmgr.md, "Plans")."""
     if account is None:
         return {}
     plan = plan_of(account, loaded)

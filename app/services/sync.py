@@ -1,5 +1,6 @@
-"""The sync job (SPEC §6): walks the desync registry and brings nodes in line with the master;
-also drift detection for the collector and the recovery of requests whose worker died."""
+"""The sync job (docs/distributed-requests.md, "Synchronization"): walks the desync registry and brings
+nodes in line with the master; also drift detection for the collector and the recovery of requests
+whose worker died."""
 
 from __future__ import annotations
 

@@ -334,7 +334,7 @@ def users_to_dicts(rows: list[User]) -> list[dict]:
 
 def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None = None,
                  loaded_plans: dict[int, Plan] | None = None) -> dict:
-    """A user as the API shows it (SPEC §8.1; the password is never shown), with how much disk their
+    """A user as the API shows it (the password is never shown), with how much disk their
     files take (users_to_dicts fills that in for a list, from preloaded rows)."""
     account, placed = preloaded or (account_of(user), {role: placement_of(user, role) for role in USER_ROLES})
     shown = {
