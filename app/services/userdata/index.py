@@ -1,5 +1,5 @@
 """The master's index of user data: what a user may see of it, claims of creates in flight and the
-pending marks of changes in flight (docs/user-data.md, "Claims and pending writes")."""
+pending marks of changes in flight (docs/user-data.md, "A request, step by step")."""
 
 from __future__ import annotations
 
