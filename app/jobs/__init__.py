@@ -7,6 +7,9 @@ import logging
 
 from flask import Flask
 
+from app import create_app
+from app.extensions import db
+
 _app: Flask | None = None
 
 
@@ -14,8 +17,6 @@ def get_app() -> Flask:
     """The app the jobs run in, built once per worker process from the environment."""
     global _app
     if _app is None:
-        from app import create_app
-
         _app = create_app()
     return _app
 
@@ -32,8 +33,6 @@ def job(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         with get_app().app_context():
-            from app.extensions import db
-
             try:
                 return func(*args, **kwargs)
             finally:

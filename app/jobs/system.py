@@ -8,7 +8,7 @@ from app.services import distributed, sync
 
 @job
 def distribute_list_change(operation_id: int) -> str:
-    """Run one distributed request (SPEC §5) for the operation."""
+    """Run one distributed request (docs/distributed-requests.md) for the operation."""
     return distributed.distribute_change(operation_id).value
 
 

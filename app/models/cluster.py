@@ -13,7 +13,7 @@ from app.models.base import utcnow
 
 
 class NodeState(enum.StrEnum):
-    """A node's lifecycle state (SPEC §3)."""
+    """A node's lifecycle state."""
 
     NEW = "new"
     CONNECTING = "connecting"

@@ -1,4 +1,4 @@
-"""Hosting plans (ISPmanager's presets): a named set of limits and allowed roles (SPEC §14)."""
+"""Hosting plans (ISPmanager's presets): a named set of limits and allowed roles (docs/ispmgr.md, "Plans")."""
 
 from __future__ import annotations
 

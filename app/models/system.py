@@ -1,4 +1,4 @@
-"""System-wide lists (SPEC §4) and the record of each distributed request that changes one (SPEC §5)."""
+"""System-wide lists and the record of each distributed request that changes one (docs/distributed-requests.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """User data: where each user's roles live, their UID/GID, and the master's index of their data.
 
-The index holds only owner, name and node (SPEC §4): the data itself lives on the node's agent.
+The index holds only owner, name and node (docs/user-data.md): the data itself lives on the node's agent.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class PlacementDecision(db.Model):
 
 
 class Placement(db.Model):
-    """The node that holds one role of one user (SPEC §1.6: exactly one)."""
+    """The node that holds one role of one user (exactly one: docs/user-data.md, "Placement")."""
 
     __tablename__ = "placements"
     __table_args__ = (UniqueConstraint("user_id", "role", name="uq_placements_user_role"),)

@@ -1,4 +1,4 @@
-"""The statistics collector: polls every agent's /v1/stats and moves node states (SPEC §3)."""
+"""The statistics collector: polls every agent's /v1/stats and moves node states."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from agent.client import AgentError
 from app.extensions import db
 from app.models import Node, NodeState, Policy
 from app.models.base import utcnow
-from app.services import distributed, lists
+from app.services import list_locks, lists
 from app.services import nodes as node_service
 from app.services.nodes import read_stats
 from app.services.policies import get_policy
@@ -109,7 +109,7 @@ def record_poll_success(node: Node, stats: dict, asked_at: dict[str, tuple[int, 
         return
     absorb_software_report(node, stats)
     detect_drift(node, stats.get("lists"), asked_at=asked_at)
-    counted = distributed.counted_desyncs(node.state, [d.list for d in node.desyncs])
+    counted = list_locks.counted_desyncs(node.state, [d.list for d in node.desyncs])
     target = implied_state(counted)
     if node.state == target.value:
         return

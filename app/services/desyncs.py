@@ -1,4 +1,4 @@
-"""The desync registry: which node may differ from the master for which synchronizer (SPEC §6)."""
+"""The desync registry: which node may differ from the master for which synchronizer (docs/distributed-requests.md)."""
 
 from __future__ import annotations
 

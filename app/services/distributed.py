@@ -1,4 +1,5 @@
-"""Distributed requests: one change to a system-wide list, applied to every node it concerns (SPEC §5).
+"""Distributed requests: one change to a system-wide list, applied to every node it concerns
+(docs/distributed-requests.md).
 
 The order of the steps is what makes it crash-safe. A desync for every target is committed
 before anything is sent; a node's desync is cleared only in the same transaction that commits
@@ -6,24 +7,21 @@ the master's new list, and only for nodes that confirmed exactly that version an
 transaction also marks the ListChange committed. So wherever the process dies, the master holds
 the old or the new list, ListChange.committed says which, and every node that might differ
 from it still has a desync that the sync job will push the master's list through.
+
+The list locks are app/services/list_locks.py, one push to one agent app/services/list_push.py; this
+module re-exports their names.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import timedelta
 
-from flask import current_app
-from redis import Redis
-from redis.exceptions import LockError, RedisError
 from sqlalchemy import delete, select, update
 
 from agent import liststate
-from agent.client import AgentClient, AgentError
 from agent.validation import ValidationError
 from app.extensions import conflict_insert, db, kept_on_commit
 from app.failpoints import failpoint
@@ -32,7 +30,6 @@ from app.models import (
     ListChange,
     Node,
     NodeOutcome,
-    NodeState,
     Operation,
     OperationNode,
     OperationStatus,
@@ -41,12 +38,46 @@ from app.models import (
 from app.models.base import as_utc, utcnow
 from app.queues import redis_connection
 from app.services import lists, operations
-from app.services.nodes import agent_client, change_state
+from app.services.list_locks import (
+    ALIVE_PREFIX,
+    LOCK_PREFIX,
+    Lease,
+    counted_desyncs,
+    follow_implied_state,
+    lease_seconds,
+    list_busy,
+    lock_key,
+    operation_alive,
+)
+from app.services.list_push import classify, confirms, describe_error, push_list, push_timeout
+from app.services.nodes import agent_client
 from app.services.policies import get_policy
-from app.services.synchronizers import implied_state
 
-LOCK_PREFIX = "hostfleet:lock:list:"
-ALIVE_PREFIX = "hostfleet:alive:op:"
+__all__ = [
+    "ALIVE_PREFIX",
+    "ENQUEUE_WAIT_S",
+    "LOCK_PREFIX",
+    "LOCK_WAIT_S",
+    "Lease",
+    "MAX_PUSH_THREADS",
+    "PROGRESS_COMMIT_S",
+    "classify",
+    "confirms",
+    "counted_desyncs",
+    "describe_error",
+    "distribute_change",
+    "follow_implied_state",
+    "lease_seconds",
+    "list_busy",
+    "lock_key",
+    "operation_alive",
+    "push_list",
+    "push_timeout",
+    "recover_interrupted",
+    "request_change",
+]
+
+
 # Threads that send one list to the targets; a request to 100 nodes goes out in one wave.
 MAX_PUSH_THREADS = 128
 LOCK_WAIT_S = 300
@@ -54,134 +85,6 @@ LOCK_WAIT_S = 300
 PROGRESS_COMMIT_S = 0.25
 # How long a change waits for an earlier one whose job is not enqueued yet.
 ENQUEUE_WAIT_S = 5
-
-
-def lease_seconds() -> float:
-    """How long a list lock outlives a dead holder (the holder renews it every third of that)."""
-    return float(os.environ.get("HOSTFLEET_LIST_LEASE_S") or current_app.config.get("LIST_LEASE_S", 15))
-
-
-def push_timeout() -> float:
-    """Seconds a node has to apply a full list and answer."""
-    return float(current_app.config.get("LIST_PUSH_TIMEOUT_S", 30))
-
-
-def lock_key(name: str) -> str:
-    """The Redis key of a list's lock."""
-    return LOCK_PREFIX + name
-
-
-def list_busy(name: str) -> bool:
-    """True while a distributed request or a sync round holds the list's lock."""
-    return bool(redis_connection().exists(lock_key(name)))
-
-
-def operation_alive(operation_id: int) -> bool:
-    """True while the process running this operation is alive (its lease key is renewed)."""
-    return bool(redis_connection().exists(ALIVE_PREFIX + str(operation_id)))
-
-
-class Lease:
-    """List locks and an optional "operation alive" key, renewed by a thread while this process lives.
-
-    A SIGKILLed holder stops renewing, so its locks and alive key vanish after `ttl` seconds.
-    `lost` turns true if a renewal found a lock no longer ours; the holder must then not commit.
-    """
-
-    def __init__(self, redis: Redis, ttl: float, alive_key: str | None = None):
-        self.redis = redis
-        self.ttl = ttl
-        self.alive_key = alive_key
-        self.locks: dict[str, object] = {}
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> Lease:
-        if self.alive_key:
-            self.redis.set(self.alive_key, "1", px=int(self.ttl * 1000))
-        self._thread = threading.Thread(target=self._renew, name="lease-renewal", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
-        for lock in self.locks.values():
-            try:
-                lock.release()
-            except LockError:
-                pass
-        if self.alive_key:
-            self.redis.delete(self.alive_key)
-
-    def acquire(self, name: str, wait: float | None) -> bool:
-        """Take a list's lock, waiting up to `wait` seconds (None: do not wait)."""
-        lock = self.redis.lock(lock_key(name), timeout=self.ttl, sleep=0.05, thread_local=False)
-        got = lock.acquire(blocking=wait is not None, blocking_timeout=wait)
-        if got:
-            self.locks[name] = lock
-        return got
-
-    def release(self, name: str) -> None:
-        """Give a list's lock back before the lease ends."""
-        try:
-            self.locks.pop(name).release()
-        except LockError:
-            pass
-
-    def _renew(self) -> None:
-        while not self._stop.wait(self.ttl / 3):
-            try:
-                if self.alive_key:
-                    self.redis.set(self.alive_key, "1", px=int(self.ttl * 1000))
-                for lock in list(self.locks.values()):
-                    lock.reacquire()
-            except (LockError, RedisError):
-                # Redis restarted or the lease lapsed: someone else may hold the list now.
-                self.lost = True
-
-
-def describe_error(exc: AgentError) -> str:
-    """An agent error with the fields it named (the agent says which row and field it refused)."""
-    fields = exc.payload.get("fields") if isinstance(exc.payload, dict) else None
-    if fields:
-        return f"{exc}; " + "; ".join(f"{k}: {v}" for k, v in fields.items())
-    return str(exc)
-
-
-def classify(exc: AgentError) -> NodeOutcome:
-    """No answer is `unavailable`; an answer that refused is `failed`."""
-    return NodeOutcome.UNAVAILABLE if exc.kind in ("unreachable", "timeout") else NodeOutcome.FAILED
-
-
-def confirms(payload: object, version: int, content_hash: str) -> bool:
-    """Whether an agent's answer says it holds exactly this version and hash."""
-    return isinstance(payload, dict) and payload.get("version") == version and payload.get("hash") == content_hash
-
-
-def push_list(client: AgentClient, name: str, body: dict,
-              encoded: bytes | None = None) -> tuple[NodeOutcome, str | None, str | None]:
-    """Send a full list to one agent: (outcome, error, error kind); never raises.
-
-    `encoded` is body already JSON-encoded, so a fan-out encodes one change once, not per node.
-    """
-    try:
-        _, payload = client.put(f"/v1/lists/{name}", json=body, body=encoded)
-    except AgentError as exc:
-        # A signature or TLS refusal, or a 4xx, means the agent did not apply anything.
-        refused = exc.kind in ("auth", "tls") or (exc.kind == "http" and (exc.status or 500) < 500)
-        return classify(exc), describe_error(exc), "refused" if refused else exc.kind
-    if confirms(payload, body["version"], body["hash"]):
-        return NodeOutcome.APPLIED, None, None
-    held = payload if isinstance(payload, dict) else {}
-    return (
-        NodeOutcome.FAILED,
-        f"the agent answered version {held.get('version')!r}, hash {str(held.get('hash'))[:12]}…; "
-        f"expected version {body['version']}",
-        "mismatch",
-    )
 
 
 def _finish(operation: Operation, status: OperationStatus, message: str) -> None:
@@ -262,7 +165,7 @@ def _earlier_change_running(operation: Operation, name: str) -> bool:
 
 
 def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) -> OperationStatus:
-    """Steps 2-8 of SPEC §5, with the list's lock held."""
+    """Steps 2-8 of docs/distributed-requests.md, "A change, step by step", with the list's lock held."""
     name, params = defn.name, operation.params
     master = lists.get_list(name)
     base_version, base_hash = master.version, master.hash
@@ -411,46 +314,6 @@ def _commit_master(change: ListChange, applied: list[int]) -> bool:
         follow_implied_state(applied)
     db.session.commit()
     return True
-
-
-def counted_desyncs(state: str, names: list[str], busy: dict[str, bool] | None = None,
-                    held: frozenset[str] = frozenset()) -> list[str]:
-    """The pending synchronizers that decide a node's next state (busy: a cache of list_busy answers;
-    held: lists whose lock the caller holds itself and whose results it has, which always count).
-
-    A ready node is not demoted for a list whose distributed request or sync round is in flight (its
-    lock is held): every request registers a desync on every target before sending, so counting them
-    made every node `syncing` (refusing user-data changes) whenever a firewall or cron change was on
-    its way. A node the request leaves behind keeps its desync, which counts once the lock is released.
-    """
-    if state != NodeState.READY.value:
-        return names
-    busy = {} if busy is None else busy
-    for name in names:
-        if name not in busy:
-            busy[name] = name in lists.LISTS and name not in held and list_busy(name)
-    return [name for name in names if not busy[name]]
-
-
-def follow_implied_state(node_ids: list[int], held: frozenset[str] = frozenset()) -> None:
-    """Nodes that are syncing or ready move to the state their remaining desyncs imply
-    (held: lists whose lock the caller holds and whose results it has: see counted_desyncs)."""
-    pending: dict[int, list[str]] = {nid: [] for nid in node_ids}
-    for node_id, name in db.session.execute(select(Desync.node_id, Desync.list).where(Desync.node_id.in_(node_ids))):
-        pending[node_id].append(name)
-    # Columns only: loading whole nodes (with their stats documents) cost more than the rest.
-    states = db.session.execute(select(Node.id, Node.state).where(Node.id.in_(node_ids))).all()
-    busy: dict[str, bool] = {}
-    for node_id, state in states:
-        if state not in (NodeState.SYNCING.value, NodeState.READY.value):
-            continue
-        pending[node_id] = counted_desyncs(state, pending[node_id], busy, held)
-        target = implied_state(pending[node_id])
-        node = db.session.get(Node, node_id) if target.value != state else None
-        if node is not None:
-            why = "every synchronizer confirmed" if target == NodeState.READY else "waiting for " + ", ".join(
-                sorted(pending[node.id]))
-            change_state(node, target, why)
 
 
 def _result_message(defn: lists.ListDef, version: int, targets: list[Node],

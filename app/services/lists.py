@@ -1,4 +1,4 @@
-"""The system-wide lists (SPEC §4): definitions, row validation with the agent's own validators,
+"""The system-wide lists (docs/distributed-requests.md): definitions, row validation with the agent's own validators,
 the master's canonical copy, and which nodes each list applies to."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from app.services.synchronizers import SYNCHRONIZERS
 from app.services.system_accounts import SYSTEM_ACCOUNTS
 
 ACTIONS = ("add", "edit", "delete")
-# Nodes still being set up get the lists from their synchronizers, not from requests (SPEC §5.2).
+# Nodes still being set up get the lists from their synchronizers, not from requests.
 NOT_YET_TARGETS = {NodeState.NEW.value, NodeState.CONNECTING.value, NodeState.INSTALLING.value}
 # States in which a node's agent answers and takes a full replace.
 READY_STATES = {NodeState.READY.value, NodeState.SYNCING.value}
@@ -166,7 +166,7 @@ def check_list(name: str, rows: list[dict], agent_ports: set[int], field: str) -
 
 
 def targets(name: str) -> list[Node]:
-    """Nodes matching the list's criterion, past `installing` (SPEC §5.2)."""
+    """Nodes matching the list's criterion, past `installing`."""
     query = select(Node).options(defer(Node.stats)).where(Node.state.not_in(NOT_YET_TARGETS)).order_by(Node.id)
     nodes = db.session.scalars(query).all()
     return [n for n in nodes if applies_to(n, name)]

@@ -15,6 +15,7 @@ from app.extensions import db
 from app.models import Node, NodeState, NodeStateChange
 from app.models.base import iso_utc, utcnow
 from app.services.agent_answers import ShapeError, check_stats, refused
+from app.services.uids import uid_range
 
 # Agent API versions this master speaks; anything else is `incompatible`.
 SUPPORTED_API_VERSIONS = frozenset({API_VERSION})
@@ -80,9 +81,8 @@ def local_agent_paths(data_dir: Path) -> dict[str, Path]:
 
 
 def ensure_local_node(data_dir: Path) -> Node:
-    """Add the master's own server as a node at first start, without SSH (SPEC §1.9)."""
+    """Add the master's own server as a node at first start, without SSH."""
     from agent.config import initialize
-    from app.services.users import uid_range
 
     node = db.session.scalar(select(Node).where(Node.is_local.is_(True)))
     paths = local_agent_paths(data_dir)
@@ -125,7 +125,7 @@ def ensure_local_node(data_dir: Path) -> Node:
 
 
 def node_to_dict(node: Node) -> dict:
-    """The node as the API shows it (SPEC §8.1)."""
+    """The node as the API shows it ."""
     return {
         "id": node.id,
         "name": node.name,

@@ -106,7 +106,7 @@ def outcome_status(operation: Operation) -> tuple[OperationStatus, str]:
 
 
 def operation_to_dict(operation: Operation, nodes: list[OperationNode] | None = None) -> dict:
-    """The operation as the API shows it (SPEC §8.1); nodes: these outcome rows instead of all of them."""
+    """The operation as the API shows it; nodes: these outcome rows instead of all of them."""
     return {
         "id": operation.id,
         "kind": operation.kind,

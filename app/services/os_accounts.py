@@ -1,4 +1,5 @@
-"""The `users` synchronizer: a node holds the OS account of every user placed on it (SPEC §1.5)."""
+"""The `users` synchronizer: a node holds the OS account of every user placed on it
+(docs/user-data.md, "UID/GID and OS accounts")."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from app.extensions import db
 from app.models import Node, Placement, User, UserAccount
 from app.services.nodes import agent_client
 from app.services.synchronizers import SyncError
-from app.services.users import os_account_body
+from app.services.userdata.owners import os_account_body
 
 
 def accounts_for(node: Node) -> list[tuple[User, UserAccount]]:

@@ -1,4 +1,4 @@
-"""Placement of users (SPEC §4.1): which node holds a user's role, and why.
+"""Placement of users (docs/user-data.md, "Placement"): which node holds a user's role, and why.
 
 score = (users_on_node / weight) / free_resource among nodes that have the role, are `ready`,
 not `users_locked` and not in maintenance; the smallest score wins, ties go to the lowest id.

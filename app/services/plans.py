@@ -1,4 +1,4 @@
-"""Hosting plans: create, change, delete, and the effective limits of a user (SPEC §14).
+"""Hosting plans: create, change, delete, and the effective limits of a user (docs/ispmgr.md, "Plans").
 
 A user's effective limit for a kind is their own limit where they have one, else their plan's; a
 missing value means no limit. Changing a plan changes the effective limits of every user on it.
@@ -16,7 +16,7 @@ from app.models import Plan, User, UserAccount
 from app.models.base import MAX_ID
 from app.models.plans import PLAN_LIMIT_KEYS
 from app.models.userdata import USER_ROLES
-from app.services.userdata import UserDataError, invalid, object_body, validated
+from app.services.userdata.errors import UserDataError, invalid, object_body, validated
 
 PLAN_FIELDS = ("name", "limits", "roles")
 MAX_LIMIT = 10_000_000
@@ -141,7 +141,7 @@ def plan_of(account: UserAccount | None, loaded: dict[int, Plan] | None = None) 
 
 
 def effective_limits(account: UserAccount | None, loaded: dict[int, Plan] | None = None) -> dict[str, int]:
-    """The account's own limits over its plan's (SPEC §14: plan ⊕ overrides)."""
+    """The account's own limits over its plan's (docs/ispmgr.md, "Plans")."""
     if account is None:
         return {}
     plan = plan_of(account, loaded)

@@ -22,7 +22,7 @@ SOFTWARE_DONE_STATES = ("done", "skipped")
 
 
 def _refuse_incompatible(node: Node) -> None:
-    """Nothing is pushed to an agent that speaks another API version (SPEC §3)."""
+    """Nothing is pushed to an agent that speaks another API version."""
     if node.state == NodeState.INCOMPATIBLE.value:
         raise SyncError(f"{node.name}'s agent speaks another API version: update the agent first")
 

@@ -1,5 +1,6 @@
-"""The sync job (SPEC §6): walks the desync registry and brings nodes in line with the master;
-also drift detection for the collector and the recovery of requests whose worker died."""
+"""The sync job (docs/distributed-requests.md, "Synchronization"): walks the desync registry and brings
+nodes in line with the master; also drift detection for the collector and the recovery of requests
+whose worker died."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from app.failpoints import failpoint
 from app.models import Desync, Node, NodeOutcome, NodeState, Operation, OperationStatus
 from app.models.base import as_utc, utcnow
 from app.queues import enqueue, redis_connection
-from app.services import distributed, lists, operations
+from app.services import distributed, list_locks, list_push, lists, operations
 from app.services.desyncs import applies_to, register_desync
 from app.services.sync_runners import get_runner
 from app.services.synchronizers import SYNCHRONIZERS, SyncError
@@ -71,7 +72,7 @@ def run_sync(node_ids: list[int] | None = None, force: bool = False) -> dict[int
         return {}
     wanted = sorted({n for plan in plans.values() for n in plan if n in lists.LISTS})
     app = current_app._get_current_object()
-    with distributed.Lease(redis_connection(), distributed.lease_seconds()) as lease:
+    with list_locks.Lease(redis_connection(), list_locks.lease_seconds()) as lease:
         # A list with a distributed request in flight is skipped this round (not an attempt):
         # pushing the old version under it could undo what the request is confirming.
         busy = {n for n in wanted if not lease.acquire(n, None)}
@@ -91,7 +92,7 @@ def run_sync(node_ids: list[int] | None = None, force: bool = False) -> dict[int
                         except SyncError as exc:
                             results[name] = exc
                         except AgentError as exc:
-                            results[name] = SyncError(distributed.describe_error(exc))
+                            results[name] = SyncError(list_push.describe_error(exc))
                         except Exception as exc:  # noqa: BLE001  (one node's odd answer must not stop the round)
                             db.session.rollback()
                             current_app.logger.exception("synchronizer %s failed on node %s", name, node.name)
@@ -106,7 +107,7 @@ def run_sync(node_ids: list[int] | None = None, force: bool = False) -> dict[int
         return _record(outcomes, lease)
 
 
-def _record(outcomes: dict[int, dict[str, object]], lease: distributed.Lease) -> dict[int, dict[str, str]]:
+def _record(outcomes: dict[int, dict[str, object]], lease: list_locks.Lease) -> dict[int, dict[str, str]]:
     """Clear confirmed desyncs, back off failed ones, move nodes to their implied state."""
     now = utcnow()
     summary: dict[int, dict[str, str]] = {}
@@ -135,7 +136,7 @@ def _record(outcomes: dict[int, dict[str, object]], lease: distributed.Lease) ->
     # The lists this round pushed (it holds their locks): a desync left there is a real failure. A list it
     # found busy belongs to a request in flight, which leaves its own desyncs until it ends.
     pushed = frozenset(name for results in outcomes.values() for name, result in results.items() if result != "busy")
-    distributed.follow_implied_state(list(outcomes), held=pushed)
+    list_locks.follow_implied_state(list(outcomes), held=pushed)
     db.session.commit()
     return summary
 
@@ -199,7 +200,7 @@ def recover_interrupted_operations() -> list[int]:
     recovered = []
     for operation in stuck:
         if operation.status == OperationStatus.RUNNING.value:
-            dead = not distributed.operation_alive(operation.id)
+            dead = not list_locks.operation_alive(operation.id)
         elif operation.rq_job_id is None:
             # The web process died between recording the operation and enqueueing its job.
             dead = as_utc(operation.created_at) < utcnow() - timedelta(seconds=ENQUEUE_GRACE_S)
@@ -275,7 +276,7 @@ def detect_drift(node: Node, reported: object, asked_at: dict[str, tuple[int, st
             continue
         if asked_at is not None and asked_at.get(name) != (version, content_hash):
             continue  # a change committed while the node was being asked: look again at the next poll
-        if distributed.list_busy(name):
+        if list_locks.list_busy(name):
             continue
         register_desync(node, name, f"drift: the node reports v{held.get('version')} "
                                     f"{str(held.get('hash'))[:12]}…, the master holds v{version} {content_hash[:12]}…")

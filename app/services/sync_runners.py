@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.models import Node, NodeOutcome
-from app.services import distributed, lists, roles
+from app.services import list_push, lists, roles
 from app.services.nodes import agent_client
 from app.services.os_accounts import sync_os_accounts
 from app.services.synchronizers import SyncError, SyncRunner
@@ -15,7 +15,7 @@ def list_runner(name: str) -> SyncRunner:
     def push(node: Node) -> bool:
         master = lists.get_list(name)
         body = {"version": master.version, "hash": master.hash, "rows": master.rows}
-        outcome, error, _ = distributed.push_list(agent_client(node, distributed.push_timeout()), name, body)
+        outcome, error, _ = list_push.push_list(agent_client(node, list_push.push_timeout()), name, body)
         if outcome != NodeOutcome.APPLIED:
             raise SyncError(error)
         return True

@@ -1,4 +1,4 @@
-"""The synchronizers: one kind of work that brings a node in line with the master (SPEC §6)."""
+"""The synchronizers: one kind of work that brings a node in line with the master (docs/distributed-requests.md)."""
 
 from __future__ import annotations
 

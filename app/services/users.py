@@ -1,146 +1,88 @@
-"""Panel users as hosting accounts: roles, limits, UID/GID, placement and OS accounts on nodes.
+"""Panel users as hosting accounts: create, edit, suspend, resume and delete them, and show them.
 
-A user has one UID/GID, allocated here from the configured range, and the same OS account on
-every node that holds one of their roles (SPEC §1.5). Deleting a user removes their data on
-every node and reports per node.
+A user has one UID/GID and the same OS account on every node that holds one of their roles; the
+hosting account itself (UID allocation, limits, placement of each role, the nodes and disk it takes)
+is app/services/userdata/owners.py, which this module re-exports. Deleting a user removes their data
+on every node and reports per node (app/services/userdata/purge.py).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-from urllib.parse import urlencode
 
-from flask import current_app
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from agent import validation as v
 from app.extensions import db
-from app.models import Counter, Node, Placement, Plan, User, UserAccount, UserLevel
+from app.models import Node, Placement, Plan, User, UserAccount, UserLevel
 from app.models.base import MAX_ID, iso_utc
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 from app.services import accounts, placement, plans
-from app.services.setup.paths import ADMIN_USER
-from app.services.system_accounts import SYSTEM_ACCOUNTS
-from app.services.userdata import KINDS, UserDataError, call_agent, invalid, validated
+from app.services.uids import DEFAULT_UID_RANGE, uid_range
+from app.services.userdata.errors import UserDataError, invalid, object_body, validated
+from app.services.userdata.kinds import KINDS
+from app.services.userdata.owners import (
+    MIB,
+    RESERVED_NAMES,
+    account_of,
+    allocate_uid,
+    decide_placement,
+    disk_used,
+    ensure_account,
+    ensure_role,
+    limit_of,
+    node_ids_of,
+    node_outcome,
+    nodes_of,
+    os_account_body,
+    owned_bytes,
+    placement_of,
+    remove_os_account,
+    usage_reports,
+)
+from app.services.userdata.proxy import call_agent
+from app.services.userdata.purge import PURGE_ORDER, purge_node
+
+__all__ = [
+    "DEFAULT_UID_RANGE",
+    "MIB",
+    "PURGE_ORDER",
+    "RESERVED_NAMES",
+    "USER_FIELDS",
+    "account_of",
+    "allocate_uid",
+    "create_user",
+    "data_count",
+    "delete_user",
+    "disk_used",
+    "ensure_account",
+    "ensure_role",
+    "limit_of",
+    "location",
+    "make_user",
+    "node_ids_of",
+    "node_outcome",
+    "nodes_of",
+    "os_account_body",
+    "owned_bytes",
+    "placement_of",
+    "set_active",
+    "uid_range",
+    "update_user",
+    "usage_reports",
+    "user_to_dict",
+    "users_to_dicts",
+]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_UID_RANGE = (10000, 59999)
-RESERVED_NAMES = SYSTEM_ACCOUNTS | {ADMIN_USER, "hostfleet", "admin"}
+
 USER_FIELDS = ("name", "password", "level", "roles", "limits", "nodes", "active", "plan")
-MIB = 2**20
-
-
-def uid_range() -> tuple[int, int]:
-    """The UID/GID range for panel users: HOSTFLEET_UID_RANGE ("10000-59999") or the default."""
-    configured = current_app.config.get("HOSTFLEET_UID_RANGE") or os.environ.get("HOSTFLEET_UID_RANGE")
-    if configured:
-        low, _, high = str(configured).partition("-")
-        return int(low), int(high)
-    return DEFAULT_UID_RANGE
-
-
-def allocate_uid() -> int:
-    """The next UID after the last one given that no panel user has (UID and GID are the same number).
-
-    A deleted user's UID comes back only once the range has been given out to its end: given again at
-    once, it would own whatever of the old customer's a node still has outside their home (PHP
-    sessions, files in /tmp, a mail spool)."""
-    low, high = uid_range()
-    # A write to the counter first, so it is locked before it is read: a create running at the same time
-    # waits here until this one commits, then reads the UID this one gave (PostgreSQL locks the row,
-    # SQLite the database; a plain read would let both take the same UID and one fail on the unique uid).
-    db.session.execute(update(Counter).where(Counter.name == "uid").values(value=Counter.value))
-    taken = set(db.session.scalars(select(UserAccount.uid).where(UserAccount.uid.between(low, high))))
-    last = db.session.get(Counter, "uid", populate_existing=True)
-    start = max(last.value + 1 if last else low, low)
-    for candidate in itertools.chain(range(start, high + 1), range(low, min(start, high + 1))):
-        if candidate not in taken and candidate != 65534:
-            if last is None:
-                db.session.add(Counter(name="uid", value=candidate))
-            else:
-                last.value = candidate
-            return candidate
-    raise UserDataError(409, f"The UID range {low}-{high} is used up; widen HOSTFLEET_UID_RANGE.")
-
-
-def account_of(user: User) -> UserAccount | None:
-    """The user's hosting account, if they have one."""
-    return db.session.get(UserAccount, user.id)
-
-
-def ensure_account(user: User) -> UserAccount:
-    """The user's hosting account, created with every role and no limits on first need."""
-    account = account_of(user)
-    if account is None:
-        if user.name in RESERVED_NAMES:
-            raise invalid("owner", f"{user.name} is a system account name on the nodes and cannot own data")
-        uid = allocate_uid()
-        account = UserAccount(user_id=user.id, uid=uid, gid=uid, roles=list(USER_ROLES), limits={})
-        db.session.add(account)
-        db.session.flush()
-    return account
-
-
-def limit_of(user: User, kind_name: str) -> int | None:
-    """The user's effective limit for a kind of data, their own or their plan's (None: unlimited)."""
-    return plans.effective_limits(account_of(user)).get(kind_name)
-
-
-# Built once: every user-data create runs it (see accounts._TOKEN_WITH_USER).
-_PLACEMENT_WITH_NODE = select(Placement).options(joinedload(Placement.node)).where(
-    Placement.user_id == bindparam("user_id"), Placement.role == bindparam("role"))
-
-
-def placement_of(user: User, role: str) -> Placement | None:
-    """Where the user's role lives now."""
-    return db.session.scalar(_PLACEMENT_WITH_NODE, {"user_id": user.id, "role": role})
-
-
-def os_account_body(user: User, account: UserAccount) -> dict:
-    """The agent's /v1/users body for this user."""
-    return {"name": user.name, "uid": account.uid, "gid": account.gid}
-
-
-def ensure_role(user: User, role: str, node: Node | None = None) -> Node:
-    """The node holding user's role: placed now by the formula (or on node) if not yet, with the OS account."""
-    account = ensure_account(user)
-    if role not in (account.roles or []):
-        raise UserDataError(403, f"{user.name} is not allowed the {role} role.")
-    existing = placement_of(user, role)
-    if existing is not None and (node is None or existing.node_id == node.id):
-        return existing.node
-    decision = _decide(role, node)
-    call_agent(decision.node, "POST", "/v1/users", os_account_body(user, account),
-               what=f"the OS account of {user.name}")
-    if not user.active:
-        # A suspended user's data placed now (by an administrator) is suspended there too.
-        call_agent(decision.node, "PUT", f"/v1/users/{user.name}/suspension", {"suspended": True},
-                   what=f"the suspension of {user.name}")
-    placement.record(user.id, decision)
-    db.session.commit()
-    log.info("placed %s's %s role on node %s (%s)", user.name, role, decision.node.name, decision.chosen_by)
-    return decision.node
-
-
-def _decide(role: str, node: Node | None) -> placement.Decision:
-    """The formula's node, or the admin's; a placement error as a 409 naming every exclusion."""
-    try:
-        return placement.explicit(role, node) if node is not None else placement.choose(role)
-    except placement.PlacementError as exc:
-        raise UserDataError(409, str(exc), {f"nodes.{role}" if node else "roles": str(exc)}) from None
-
-
-# ---------------------------------------------------------------- validation
 
 
 def _validate_fields(data: object, creating: bool) -> dict:
     """Check every given field with the shared validators; returns the normalized values."""
-    from app.services.userdata import object_body
-
     data = object_body(data, USER_FIELDS)
     clean: dict = {}
     if creating or "name" in data:
@@ -203,9 +145,6 @@ def _validate_nodes(value: object) -> dict[str, Node]:
     return chosen
 
 
-# ---------------------------------------------------------------- create, edit, suspend, delete
-
-
 def create_user(data: object) -> User:
     """Create a panel user, place every role (formula or admin's choice) and make the OS accounts."""
     clean = _validate_fields(data, creating=True)
@@ -216,7 +155,7 @@ def create_user(data: object) -> User:
     unknown = sorted(set(chosen) - set(clean["roles"]))
     if unknown:
         raise invalid(f"nodes.{unknown[0]}", "the user does not have this role")
-    decisions = {role: _decide(role, chosen.get(role)) for role in clean["roles"]}
+    decisions = {role: decide_placement(role, chosen.get(role)) for role in clean["roles"]}
     user = User(name=clean["name"], password_hash=accounts.hash_password(clean["password"]), level=clean["level"])
     db.session.add(user)
     db.session.flush()
@@ -237,7 +176,7 @@ def create_user(data: object) -> User:
             made.append(node)
     except UserDataError:
         for node in made:
-            _remove_os_account(node, user.name)
+            remove_os_account(node, user.name)
         db.session.rollback()
         raise
     for decision in decisions.values():
@@ -245,17 +184,6 @@ def create_user(data: object) -> User:
     db.session.commit()
     log.info("created user %s (uid %s) on %s", user.name, uid, ", ".join(n.name for n in made) or "no node")
     return user
-
-
-def _remove_os_account(node: Node, name: str) -> str | None:
-    """Delete the OS account on a node; the error text when that failed."""
-    try:
-        call_agent(node, "DELETE", f"/v1/users/{name}", what=f"the OS account of {name}")
-    except UserDataError as exc:
-        if exc.status == 404:
-            return None
-        return exc.message
-    return None
 
 
 def data_count(user: User, role: str) -> int:
@@ -327,7 +255,7 @@ def _forget_node_if_unused(user: User, node: Node) -> None:
     """Remove the OS account from a node that holds none of the user's roles any more."""
     still = db.session.scalar(select(Placement.id).where(Placement.user_id == user.id, Placement.node_id == node.id))
     if still is None and node.state == "ready":
-        error = _remove_os_account(node, user.name)
+        error = remove_os_account(node, user.name)
         if error:
             log.warning("could not remove %s's OS account from %s: %s", user.name, node.name, error)
 
@@ -347,30 +275,6 @@ def set_active(user: User, active: bool) -> list[dict]:
     log.info("%s user %s: %s", "resumed" if active else "suspended", user.name,
              "; ".join(f"{r['node']} {r['outcome']}" for r in report) or "no nodes")
     return report
-
-
-def nodes_of(user: User) -> list[Node]:
-    """Every node holding one of the user's roles or indexed data, by id."""
-    node_ids = node_ids_of([user.id]).get(user.id, set())
-    return list(db.session.scalars(select(Node).where(Node.id.in_(node_ids)).order_by(Node.id)))
-
-
-def node_ids_of(user_ids: list[int]) -> dict[int, set[int]]:
-    """For each of these users, the ids of the nodes holding one of their roles or indexed data."""
-    held: dict[int, set[int]] = {}
-    pairs = list(db.session.execute(select(Placement.user_id, Placement.node_id)
-                                    .where(Placement.user_id.in_(user_ids))))
-    for kind in KINDS.values():
-        pairs += db.session.execute(select(kind.model.owner_id, kind.model.node_id)
-                                    .where(kind.model.owner_id.in_(user_ids)))
-    for user_id, node_id in pairs:
-        held.setdefault(user_id, set()).add(node_id)
-    return held
-
-
-def node_outcome(exc: UserDataError) -> str:
-    """A node's line in a per-node report: no answer (503, 504) is `unavailable`, a refusal `failed`."""
-    return "unavailable" if exc.status in (503, 504) else "failed"
 
 
 def _suspend_on_node(user: User, node: Node, suspended: bool) -> dict:
@@ -430,7 +334,7 @@ def users_to_dicts(rows: list[User]) -> list[dict]:
 
 def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None = None,
                  loaded_plans: dict[int, Plan] | None = None) -> dict:
-    """A user as the API shows it (SPEC §8.1; the password is never shown), with how much disk their
+    """A user as the API shows it (the password is never shown), with how much disk their
     files take (users_to_dicts fills that in for a list, from preloaded rows)."""
     account, placed = preloaded or (account_of(user), {role: placement_of(user, role) for role in USER_ROLES})
     shown = {
@@ -449,36 +353,12 @@ def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None =
     return shown
 
 
-def disk_used(user: User) -> int | None:
-    """Bytes the user's files take on the nodes (home and maildirs), as each node's agent last measured them
-    (about once a minute); None until a node has reported a measurement."""
-    return owned_bytes(user.name, usage_reports(), node_ids_of([user.id]).get(user.id, set()))
-
-
-def usage_reports() -> dict[int, dict]:
-    """Every node's latest disk-use measurement ({"owners": {name: bytes}, ...}) by node id; nodes that have
-    not measured yet are left out. Only that part of each node's statistics is read."""
-    reports = db.session.execute(select(Node.id, Node.stats["usage"]))
-    return {node_id: r for node_id, r in reports if isinstance(r, dict) and r.get("measured_at") is not None}
-
-
-def owned_bytes(owner: str, reports: dict[int, dict], node_ids: set[int]) -> int | None:
-    """What the owner's files take over these measurements, counting only the nodes that hold the owner's
-    roles or indexed data: a node's figure for an account placed elsewhere is not believed (a node cannot
-    use up a customer's quota by reporting for them; docs/security.md, the master distrusts nodes). None
-    when there is no measurement yet."""
-    if not reports:
-        return None
-    sizes = ((reports[n].get("owners") or {}).get(owner, 0) for n in node_ids if n in reports)
-    return sum(size for size in sizes if isinstance(size, int) and size > 0)
-
-
 def delete_user(user: User) -> dict:
     """Remove the user's data and OS account on every node holding them; the user goes only when all succeeded.
 
     Returns {"deleted": bool, "nodes": [{"node_id", "node", "outcome", "removed", "error"}]}.
     """
-    report = [_purge_node(user, node) for node in nodes_of(user)]
+    report = [purge_node(user, node) for node in nodes_of(user)]
     deleted = all(r["outcome"] == "applied" for r in report)
     name = user.name
     if deleted:
@@ -486,64 +366,6 @@ def delete_user(user: User) -> dict:
     db.session.commit()
     log.info("deleting user %s: %s", name, "; ".join(f"{r['node']} {r['outcome']}" for r in report) or "no nodes")
     return {"deleted": deleted, "nodes": report}
-
-
-def _purge_node(user: User, node: Node) -> dict:
-    """Delete everything the user owns on one node, then the OS account."""
-    entry = {"node_id": node.id, "node": node.name, "outcome": "applied", "removed": [], "error": None}
-    what = f"{user.name}'s data"
-    try:
-        try:
-            # One apply per service on the node, however much the user holds there.
-            removed = call_agent(node, "DELETE", f"/v1/users/{user.name}/data", what=what)
-        except UserDataError as exc:
-            if exc.status != 404:
-                raise
-            removed = _purge_one_by_one(user, node, what)  # an agent older than the route
-        for kind_name in PURGE_ORDER:
-            kind = KINDS[kind_name]
-            keys = removed.get(kind_name) or []
-            for start in range(0, len(keys), 1000):  # under every database's limit of bound parameters
-                chunk = keys[start:start + 1000]
-                db.session.execute(kind.model.__table__.delete().where(getattr(kind.model, kind.key).in_(chunk)))
-            entry["removed"] += [f"{kind.label} {key}" for key in keys]
-        error = _remove_os_account(node, user.name)
-        if error:
-            raise UserDataError(502, error)
-        for kind in KINDS.values():
-            db.session.execute(kind.model.__table__.delete().where(kind.model.owner_id == user.id,
-                                                                   kind.model.node_id == node.id))
-        db.session.execute(Placement.__table__.delete().where(Placement.user_id == user.id,
-                                                              Placement.node_id == node.id))
-    except UserDataError as exc:
-        entry["outcome"] = node_outcome(exc)
-        entry["error"] = exc.message
-    db.session.commit()
-    return entry
-
-
-# Mailboxes go before their mail domains (a node refuses a mail domain that still has mailboxes).
-PURGE_ORDER = ("mailboxes", "maildomains", "webdomains", "domains")
-
-
-def _purge_one_by_one(user: User, node: Node, what: str) -> dict[str, list[str]]:
-    """What DELETE /v1/users/<name>/data does, one record per call: the owner's records as the node
-    lists them, each deleted. Each deletion is a whole apply on the node."""
-    mine = "?" + urlencode({"owner": user.name})  # the node lists only this owner's records
-    maildomains = [d["name"] for d in call_agent(node, "GET", "/v1/maildomains" + mine, what=what)["items"]
-                   if d.get("owner") == user.name]
-    removed = {
-        "maildomains": maildomains,
-        "mailboxes": [m["address"] for m in call_agent(node, "GET", "/v1/mailboxes" + mine, what=what)["items"]
-                      if m["address"].rpartition("@")[2] in maildomains],
-    }
-    for kind_name in ("webdomains", "domains"):
-        items = call_agent(node, "GET", KINDS[kind_name].path + mine, what=what)["items"]
-        removed[kind_name] = [i["name"] for i in items if i.get("owner") == user.name]
-    for kind_name in PURGE_ORDER:
-        for key in removed[kind_name]:
-            call_agent(node, "DELETE", f"{KINDS[kind_name].path}/{key}", what=what)
-    return removed
 
 
 def make_user(name: str, password: str, roles=USER_ROLES, level: UserLevel = UserLevel.USER, **extra) -> User:

@@ -25,8 +25,8 @@ def test_two_creates_at_once_cannot_pass_a_limit_of_one(app, client, cluster, mo
                 raced.append(exc)
         return real(owner, role)
 
-    monkeypatch.setattr(userdata, "holding_node", holding_node)
+    monkeypatch.setattr(userdata.crud, "holding_node", holding_node)
     first = client.post("/api/v1/domains", json={"name": "first.example", "ip": "192.0.2.1"}, headers=basic("mallory"))
-    monkeypatch.setattr(userdata, "holding_node", real)
+    monkeypatch.setattr(userdata.crud, "holding_node", real)
     listed = client.get("/api/v1/domains", headers=basic("mallory")).json
     assert listed["total"] <= 1, (first.status_code, raced, [d["name"] for d in listed["items"]])

@@ -76,7 +76,7 @@ def test_two_creates_of_related_names_at_once_do_not_give_them_to_two_owners(app
             alice_creates_target_zone(app)
         return real_check_limit(owner, kind_name, *rest, **options)
 
-    monkeypatch.setattr(userdata, "check_limit", alice_meanwhile)
+    monkeypatch.setattr(userdata.crud, "check_limit", alice_meanwhile)
     mallory = client.post("/api/v1/domains", json={"name": "shop.target.example", "ip": "192.0.2.9"},
                           headers=basic("mallory"))
     assert fired
@@ -107,7 +107,7 @@ def test_an_alias_change_racing_a_zone_create_does_not_give_the_name_to_two_owne
             alice_creates_target_zone(app)
         return real_index_aliases(row, aliases)
 
-    monkeypatch.setattr(userdata, "index_aliases", alice_meanwhile)
+    monkeypatch.setattr(userdata.crud, "index_aliases", alice_meanwhile)
     # The proof lookup must not leave the machine: mallory holds no zone for target.example.
     monkeypatch.setattr("app.services.names.proven", lambda owner, name: True)
     change = client.put(f"/api/v1/webdomains/{site.json['id']}", json={"aliases": ["shop.target.example"]},

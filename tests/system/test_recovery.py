@@ -92,7 +92,7 @@ def test_an_operation_that_finished_while_recovery_looked_is_left_as_it_ended(ap
 
     from app.extensions import db
     from app.models import Desync, Operation
-    from app.services import distributed
+    from app.services import list_locks
     from app.services.sync import recover_interrupted_operations
 
     operation_id = _list_change(app, "running")
@@ -108,7 +108,7 @@ def test_an_operation_that_finished_while_recovery_looked_is_left_as_it_ended(ap
         engine.dispose()
         return False
 
-    monkeypatch.setattr(distributed, "operation_alive", worker_finishes_first)
+    monkeypatch.setattr(list_locks, "operation_alive", worker_finishes_first)
     with app.app_context():
         assert recover_interrupted_operations() == []
         operation = db.session.get(Operation, operation_id)

@@ -77,8 +77,8 @@ def test_crash_after_agent_confirmed_is_repaired_by_the_next_poll(app, client, c
     def crash(*args):
         raise Crash()
 
-    monkeypatch.setattr(userdata, "confirm_claim", crash)  # a create's index write
-    monkeypatch.setattr(userdata, "end_write", crash)  # a delete's
+    monkeypatch.setattr(userdata.crud, "confirm_claim", crash)  # a create's index write
+    monkeypatch.setattr(userdata.crud, "end_write", crash)  # a delete's
     with pytest.raises(Crash):
         client.post("/api/v1/webdomains", json={"name": "lost.example.com"}, headers=headers)
     with pytest.raises(Crash):
@@ -432,7 +432,7 @@ def test_a_poll_settles_a_claim_by_asking_for_that_name_only(app, client, cluste
         row = db.session.get(WebDomainIndex, claim)
         assert row.claimed_at is not None and row.owner.name == "alice"
         userdata.claim(userdata.KINDS["webdomains"], owner, db.session.get(Node, one_node), "more.example.com")
-    monkeypatch.setattr(userdata, "SETTLE_ONE_BY_ONE_MAX", 0)
+    monkeypatch.setattr(userdata.reconcile, "SETTLE_ONE_BY_ONE_MAX", 0)
     asked.clear()
     cluster.poll()
     assert lists <= set(asked), "more claims than are worth asking for one by one: the whole listings"

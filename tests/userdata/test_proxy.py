@@ -88,7 +88,7 @@ def test_a_users_list_asks_the_node_for_that_users_records_only(client, cluster,
     assert asked == [("GET", "/v1/webdomains?owner=alice&owner=bob")]
     assert [(i["name"], i["owner"], i["aliases"]) for i in every] == [
         ("alice.example", "alice", ["www.alice.example"]), ("bob.example", "bob", ["www.bob.example"])]
-    monkeypatch.setattr(userdata, "LIST_OWNERS_MAX", 1)
+    monkeypatch.setattr(userdata.crud, "LIST_OWNERS_MAX", 1)
     asked.clear()
     assert client.get("/api/v1/webdomains", headers=basic("root-admin")).json["items"] == every
     assert asked == [("GET", "/v1/webdomains")]

@@ -1,4 +1,4 @@
-"""Adding a node over SSH: host-key pinning, the root bootstrap and the 8 setup steps (SPEC §3.1).
+"""Adding a node over SSH: host-key pinning, the root bootstrap and the 8 setup steps (docs/node-setup.md).
 
 The root password or private key is used once, in `bootstrap` (steps 1-3 as root, in the
 process that received it), and is never stored or logged. Every later connection, the setup
