@@ -33,7 +33,8 @@ CHALLENGE_DIR = web.CHALLENGE_DIR
 # SHA-256 digest (43 characters).
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
-KEY_FIELDS = ("key_type",)
+_PEM_TEXT = re.compile(r"[\x20-\x7e\r\n\t]+")
+KEY_FIELDS = ("key_type", "wildcard")
 INSTALL_FIELDS = ("certificate", "chain")
 SETTINGS_FIELDS = ("redirect", "hsts")
 
@@ -84,7 +85,8 @@ def get(config, name: str) -> dict:
 
 
 def make_key(config, name: str, data: object) -> dict:
-    """Make a private key and a CSR for a web domain and its aliases; answer the CSR (PEM).
+    """Make a private key and a CSR for a web domain and its aliases (and `*.<domain>` with "wildcard");
+    answer the CSR (PEM).
 
     With no certificate yet, a self-signed one for the new key is installed at once, so the domain
     answers on 443 until a real one arrives. With one, the new key waits (pending) until a certificate
@@ -92,9 +94,12 @@ def make_key(config, name: str, data: object) -> dict:
     """
     data = v.object_fields(data if data is not None else {}, "body", KEY_FIELDS)
     key_type = v.choice(data.get("key_type", "ecdsa"), "key_type", KEY_TYPES)
+    wildcard = v.boolean(data.get("wildcard", False), "wildcard")
     with apply.OP_LOCK:
         domain = web.get(config, name)
         names = [domain["name"], *domain["aliases"]]
+        if wildcard:
+            names.append(f"*.{domain['name']}")
         key = ec.generate_private_key(ec.SECP256R1()) if key_type == "ecdsa" else \
             rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
         key_id = _key_id(key.public_key())
@@ -140,10 +145,15 @@ def _self_signed(key, names: list[str]) -> x509.Certificate:
 def _parse_pem_list(value: object, field: str, required: bool) -> list[x509.Certificate]:
     if value in (None, "") and not required:
         return []
-    text = v.text(value, field, max_length=MAX_PEM, empty=False)
+    if not isinstance(value, str):
+        raise v.ValidationError(field, "must be a string of PEM certificates")
+    if len(value) > MAX_PEM:
+        raise v.ValidationError(field, f"longer than {MAX_PEM} characters")
+    if not _PEM_TEXT.fullmatch(value):
+        raise v.ValidationError(field, "may hold only the printable ASCII of PEM text and line breaks")
     try:
-        certs = x509.load_pem_x509_certificates(text.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
+        certs = x509.load_pem_x509_certificates(value.encode("ascii"))
+    except ValueError:
         raise v.ValidationError(field, "is not PEM certificates (-----BEGIN CERTIFICATE-----)") from None
     return certs
 
