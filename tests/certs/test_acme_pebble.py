@@ -5,6 +5,7 @@ with pebble's random delays and nonce rejections; failures name the step and the
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import stat
 import subprocess
 
@@ -187,10 +188,12 @@ def test_ca_down_is_retried_then_named(node, tmp_path):
 
 
 @pytest.mark.slow
-def test_with_pebbles_random_delays_and_nonce_rejections(tmp_path, node):
+def test_with_pebbles_random_delays_and_nonce_rejections(tmp_path, node, caplog):
     """pebble's random validation delays kept on and half the nonces refused: the client still gets a
-    certificate (pebble's own test of a client that cannot retry)."""
+    certificate (pebble's own test of a client that cannot retry), having retried past the `acme`
+    library's single retry at least once."""
     peb = pebble.start(tmp_path / "pebble-slow", sleep=True, nonce_reject=50)
+    caplog.set_level(logging.INFO, logger="hostfleet.acme")
     try:
         started = dt.datetime.now()
         issued = issue_http(node, peb)
@@ -198,3 +201,4 @@ def test_with_pebbles_random_delays_and_nonce_rejections(tmp_path, node):
         assert dt.datetime.now() - started < dt.timedelta(seconds=acme.DEADLINE_S)
     finally:
         peb.stop()
+    assert any("nonce rejected" in r.getMessage() for r in caplog.records)
