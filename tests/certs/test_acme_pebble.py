@@ -152,9 +152,13 @@ def test_wildcard_without_dns_publisher_names_the_step(ca, tmp_path):
     config, _ = make_config(tmp_path)
     web.create(config, {"name": "hostfleet-test.info", "owner": "bob"})
     csr = certs.make_key(config, "hostfleet-test.info", {"wildcard": True})["csr"]
-    with pytest.raises(acme.AcmeError) as caught:
-        acme.issue(csr, directory_url=ca.directory_url, email=None, publishers=http_publishers(config),
-                   verify=str(ca.listener_ca))
+    responder = served_by(config, ca)
+    try:
+        with pytest.raises(acme.AcmeError) as caught:
+            acme.issue(csr, directory_url=ca.directory_url, email=None, publishers=http_publishers(config),
+                       verify=str(ca.listener_ca))
+    finally:
+        responder.close()
     assert caught.value.step == "challenge" and "dns-01" in caught.value.message
 
 
