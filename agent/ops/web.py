@@ -31,6 +31,11 @@ POOL_PREFIX = "hostfleet-"
 LOG_DIR = "var/log/nginx"
 PHP_FPM = "php-fpm8.2"
 FIELDS = ("name", "aliases", "owner", "php", "docroot")
+# TLS (agent/ops/certs.py): the records of each domain's key and certificate, the private folder holding
+# them, and the root-owned folder nginx serves HTTP-01 tokens from.
+TLS_KIND = "certificates"
+TLS_DIR = "tls"
+CHALLENGE_DIR = "var/lib/hostfleet/acme-challenge"
 
 
 def validate(data: object, users: set[str]) -> dict:
@@ -99,8 +104,49 @@ def php_socket(config, owner: str) -> Path:
     return apply.under_root(config, f"run/php/{POOL_PREFIX}{owner}.sock")
 
 
+def tls_dir(config) -> Path:
+    """The agent's private folder of TLS keys (0600) and certificates."""
+    return Path(config.state_dir) / TLS_DIR
+
+
+def cert_path(config, name: str) -> Path:
+    """Where a domain's certificate chain (leaf first) is kept."""
+    return tls_dir(config) / f"{file_stem(name)}.crt"
+
+
+def tls_entry(config, record: dict) -> dict:
+    """What a vhost needs of a domain's TLS record: its files and switches. Redirect and HSTS wait for
+    a certificate a browser accepts (a self-signed one would lock visitors out)."""
+    trusted = not record.get("self_signed", True)
+    return {
+        "cert": cert_path(config, record["name"]),
+        "key": tls_dir(config) / f"{file_stem(record['name'])}.{record['key_id']}.key",
+        "redirect": trusted and bool(record.get("redirect")),
+        "hsts": trusted and bool(record.get("hsts")),
+    }
+
+
+def tls_settings(config) -> dict[str, dict]:
+    """Each domain with a certificate installed: its vhost's TLS settings."""
+    return {r["name"]: tls_entry(config, r) for r in apply.load_records(config, TLS_KIND) if r.get("key_id")}
+
+
+def forget_tls(config, names: list[str]) -> None:
+    """Remove the keys, certificates and records of domains no longer served here."""
+    records = apply.load_records(config, TLS_KIND)
+    gone = [r for r in records if r["name"] in names]
+    if not gone:
+        return
+    for record in gone:
+        stem = file_stem(record["name"])
+        for key_id in {record.get("key_id"), record.get("pending")} - {None}:
+            fsutil.remove(tls_dir(config) / f"{stem}.{key_id}.key")
+        fsutil.remove(cert_path(config, record["name"]))
+    apply.save_records(config, TLS_KIND, [r for r in records if r["name"] not in names])
+
+
 def render_files(config, domains: list[dict], suspended: set[str] | None = None,
-                 dropped: frozenset[str] = frozenset()) -> dict[Path, bytes]:
+                 dropped: frozenset[str] = frozenset(), tls: dict[str, dict] | None = None) -> dict[Path, bytes]:
     """Every managed file for this set of domains: vhosts, the include, the owners' pools.
 
     A suspended owner's domains answer 503 "suspended" and their PHP pool is gone. An owner's pool is
@@ -110,12 +156,15 @@ def render_files(config, domains: list[dict], suspended: set[str] | None = None,
     (PHP off and on, deleting and making their only site) must not change that set.
     """
     suspended = suspension.owners(config) if suspended is None else suspended
+    tls = tls_settings(config) if tls is None else tls
+    served = {d["name"] for d in domains}
     root = Path(config.root)
     log_dir = apply.under_root(config, LOG_DIR)
     vhost_dir = apply.under_root(config, VHOST_DIR)
     files = {
         apply.under_root(config, INCLUDE): apply.render("nginx-include.conf.j2", vhost_dir=vhost_dir,
-                                                        hash_settings=hash_settings(config))
+                                                        hash_settings=hash_settings(config),
+                                                        tls_default=bool(served & set(tls)))
     }
     php_owners = set()
     for domain in domains:
@@ -131,6 +180,8 @@ def render_files(config, domains: list[dict], suspended: set[str] | None = None,
             php=domain["php"],
             php_socket=php_socket(config, owner),
             suspended=owner in suspended,
+            challenge_dir=apply.under_root(config, CHALLENGE_DIR),
+            tls=tls.get(domain["name"]),
         )
         if domain["php"] and owner not in suspended:
             php_owners.add(owner)
@@ -203,11 +254,14 @@ def check(config, pools_changed: bool) -> None:
 
 
 def apply_domains(config, domains: list[dict], suspended: set[str] | None = None,
-                  dropped: frozenset[str] = frozenset()) -> apply.Result:
+                  dropped: frozenset[str] = frozenset(), tls: dict[str, dict] | None = None,
+                  extra: dict[Path, bytes] | None = None) -> apply.Result:
     """Make the vhost tree hold exactly these (validated) domains, without the pools of dropped owners;
-    check, write, reload."""
+    check, write, reload. `tls` replaces the stored TLS settings and `extra` files (a certificate) are
+    written, checked and rolled back with the vhosts."""
     _check_unique_names(domains)
-    desired = render_files(config, domains, suspended, dropped)
+    desired = render_files(config, domains, suspended, dropped, tls)
+    desired.update(extra or {})
     current = current_files(config)
     conf = apply.under_root(config, NGINX_CONF)
     if not conf.exists():
@@ -377,6 +431,7 @@ def delete(config, name: str) -> None:
     with apply.OP_LOCK:
         get(config, name)
         _commit(config, [d for d in list_domains(config) if d["name"] != name])
+        forget_tls(config, [name])
 
 
 def purge_owner(config, owner: str) -> list[str]:
@@ -388,6 +443,7 @@ def purge_owner(config, owner: str) -> list[str]:
         if len(kept) != len(domains) or owner in kept_pools(config):
             apply_domains(config, kept, dropped=frozenset({owner}))
             apply.save_records(config, KIND, kept)
+            forget_tls(config, [d["name"] for d in domains if d["owner"] == owner])
     return [d["name"] for d in domains if d["owner"] == owner]
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from flask import Blueprint, current_app, jsonify, request
 
 from agent import validation as v
-from agent.ops import db, dns, mail, suspension, users, web
+from agent.ops import certs, db, dns, mail, suspension, users, web
 from agent.routes.lists import json_body, json_errors
 
 bp = Blueprint("data", __name__, url_prefix="/v1")
@@ -112,6 +112,43 @@ def webdomains_update(name: str):
 def webdomains_delete(name: str):
     """Remove a web domain."""
     web.delete(config(), name)
+    return "", 204
+
+
+@bp.post("/webdomains/<name>/tls/key")
+def tls_make_key(name: str):
+    """Make the domain's private key here (kept here) and answer its CSR: {"key_type": "ecdsa"|"rsa"}."""
+    return jsonify(certs.make_key(config(), name, json_body())), 201
+
+
+@bp.get("/webdomains/<name>/tls")
+def tls_show(name: str):
+    """The domain's certificate facts and switches (never the key)."""
+    return jsonify(certs.get(config(), name))
+
+
+@bp.put("/webdomains/<name>/tls")
+def tls_settings(name: str):
+    """Switch "redirect HTTP to HTTPS" and HSTS: {"redirect": bool, "hsts": bool}."""
+    return jsonify(certs.update_settings(config(), name, json_body()))
+
+
+@bp.put("/webdomains/<name>/tls/certificate")
+def tls_install(name: str):
+    """Install a certificate for the key this node made: {"certificate": PEM, "chain": PEM}."""
+    return jsonify(certs.install(config(), name, json_body()))
+
+
+@bp.put("/acme-challenges/<token>")
+def acme_challenge_publish(token: str):
+    """Serve an HTTP-01 token on port 80: {"key_authorization": "<token>.<thumbprint>"}."""
+    return jsonify(certs.publish_challenge(config(), token, json_body()))
+
+
+@bp.delete("/acme-challenges/<token>")
+def acme_challenge_remove(token: str):
+    """Stop serving an HTTP-01 token."""
+    certs.remove_challenge(config(), token)
     return "", 204
 
 
