@@ -55,6 +55,16 @@ def page(browser):
     context.close()
 
 
+def log_in(page, panel, name, password):
+    """Log in through the form; return the page it lands on."""
+    page.goto(panel.url + "/login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    return page.url
+
+
 def reset_local_node(panel, state="connecting"):
     """Put the local node back to a state the collector will move on by itself."""
     with sqlite3.connect(panel.data / "hostfleet.db") as conn:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.browser.conftest import browser, panel, screenshot  # noqa: F401  (fixtures)
+from tests.browser.conftest import browser, log_in, panel, screenshot  # noqa: F401  (fixtures)
 from tests.conftest import ROOT
 from tests.panel import add_loopback_nodes
 
@@ -61,14 +61,6 @@ def context_for(browser):  # noqa: F811
     yield new
     for context in made:
         context.close()
-
-
-def log_in(page, panel, name, password):  # noqa: F811
-    page.goto(panel.url + "/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
 
 
 def menu_pages(page) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.browser.conftest import browser, page, panel, screenshot  # noqa: F401  (fixtures)
+from tests.browser.conftest import browser, log_in, page, panel, screenshot  # noqa: F401  (fixtures)
 from tests.panel import add_loopback_nodes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -22,16 +22,6 @@ def nodes(panel, tmp_path_factory):  # noqa: F811
         agents = add_loopback_nodes(panel, tmp_path_factory.mktemp("flow-agents"), ("w1", "w2"), monkeypatch)
         yield agents
         agents.stop_all()
-
-
-def log_in(page, panel, name, password):  # noqa: F811
-    """Log in through the form; return the page it lands on."""
-    page.goto(panel.url + "/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    return page.url
 
 
 def test_user_adds_a_mail_domain_and_a_mailbox(page, panel, nodes):  # noqa: F811
