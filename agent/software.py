@@ -21,7 +21,7 @@ from agent.config import AgentConfig, write_private
 from agent.roles import ROLE_PACKAGES
 from agent.stats import dpkg_installed
 
-# What every node runs whatever its roles: the firewall and the scheduler (SPEC §2).
+# What every node runs whatever its roles: the firewall and the scheduler (docs/node-setup.md).
 BASE_PACKAGES = ["nftables", "cron"]
 ROLE_SERVICES: dict[str, list[str]] = {
     "web": ["nginx", "php8.2-fpm"],

@@ -1,4 +1,4 @@
-"""Validators for every value that reaches a file, a config or a command (SPEC §7).
+"""Validators for every value that reaches a file, a config or a command (docs/security.md, "The agent").
 
 Shared by the master and the agent: plain functions that return the normalized value or raise
 ValidationError(field, message). Nothing here touches the file system.
@@ -423,8 +423,8 @@ def object_fields(value: object, field: str, allowed: Iterable[str]) -> dict:
     return value
 
 
-# The engines' own limits on names (SPEC §10): MariaDB 64 characters for a database, 80 for a user;
-# PostgreSQL 63 bytes for any identifier.
+# The engines' own limits on names (docs/agent-ops.md, "Databases"): MariaDB 64 characters for a
+# database, 80 for a user; PostgreSQL 63 bytes for any identifier.
 DB_NAME_LIMITS = {
     "mariadb": {"database": 64, "user": 80},
     "postgresql": {"database": 63, "user": 63},

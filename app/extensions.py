@@ -55,7 +55,7 @@ SYNC_RELAXED = "hostfleet_sync_relaxed"
 def restorable_write(statement: Executable, params: dict | None = None) -> CursorResult:
     """Run one write and commit it at once; on SQLite without waiting for the disk.
 
-    For writes the nodes can restore: the user-data index follows the agents (SPEC §4), and a poll
+    For writes the nodes can restore: the user-data index follows the agents (docs/user-data.md), and a poll
     settles a claim or confirmation that is missing. In WAL mode with synchronous=NORMAL such a
     commit survives a crash of any panel process; a power cut can lose it (never the database's
     consistency). Every other commit keeps synchronous=FULL.

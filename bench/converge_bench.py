@@ -1,4 +1,4 @@
-"""Convergence: time from a healed link to every desync cleared, for 1 and for 20 lab nodes (issue 8, item 4).
+"""Convergence: time from a healed link to every desync cleared, for 1 and for 20 lab nodes.
 
 Needs root and the lab (tests/lab), and the lab lock /var/lock/hostfleet-lab-user: run it under
 `flock /var/lock/hostfleet-lab-user`, or the script takes that lock itself (and waits for it). It brings the

@@ -3,7 +3,7 @@
 .venv/bin/python bench/fanout_bench.py [--sizes 1,10,50,100] [--repeat 5] [--list scheduler]
 
 Each agent is a real `python -m agent serve` process with a private root. For each size the
-script runs the distributed request (SPEC §5) in this process, as the RQ job would, and prints
+script runs the distributed request (docs/distributed-requests.md) in this process, as the RQ job would, and prints
 the wall time, the master's CPU time (this process, all threads) per node, and the time from a
 restarted agent to converged (collector poll + sync round, what the periodic job runs).
 """

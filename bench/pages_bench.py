@@ -1,4 +1,4 @@
-"""Server time of the panel's main pages at 100 nodes / 10,000 domains (issue 8, item 5).
+"""Server time of the panel's main pages at 100 nodes / 10,000 domains.
 
 Run: .venv/bin/python bench/pages_bench.py [--nodes 100] [--domains 10000] [--users 200] [--repeat 20]
                                            [--json PATH] [--profile LABEL]

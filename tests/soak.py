@@ -34,7 +34,7 @@ What is counted:
 - lost changes: per changed item (a firewall rule, a scheduler entry, a web domain), its expected state is
   the one its last committed change left: an add or delete is committed when it got a 2xx and, for the
   system lists (202 + an operation), when GET /api/v1/operations/<id> reports `succeeded` or `partial`
-  (a `failed`/`refused` operation changed nothing on the master, by SPEC §5). An item is lost when it is
+  (a `failed`/`refused` operation changed nothing on the master). An item is lost when it is
   expected present and missing on the master or on any target node (every node for the system lists, the
   holding node for a web domain), or expected absent (deleted with a 2xx, or never committed) and still on
   the master or, for the system lists, on any node. An operation still queued or running after the final

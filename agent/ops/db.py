@@ -1,4 +1,4 @@
-"""Customers' MariaDB databases and database users on a node with the `db` role (SPEC §10).
+"""Customers' MariaDB databases and database users on a node with the `db` role (docs/agent-ops.md, "Databases").
 
 The agent talks to MariaDB as root over the local socket (unix_socket authentication) with the `mariadb`
 client, the statements on its standard input, never on a command line. A password reaches MariaDB only as

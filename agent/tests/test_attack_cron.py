@@ -1,4 +1,4 @@
-"""A customer's shell against the administrator's scheduler (issue 18 follow-up)."""
+"""A customer's shell against the administrator's scheduler."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A customer's shell against other customers' zones (issue 18 follow-up)."""
+"""A customer's shell against other customers' zones."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A hostile customer against the tenant-isolation fix (issue 18): alice has a shell as her own UID
+"""A hostile customer against tenant isolation (docs/security.md): alice has a shell as her own UID
 (her PHP gives her one) and shapes her home to break what the agent, running as root, does with it.
 
 Each test plays alice for real: a forked child drops to her UID/GID and works in her home through a
@@ -147,10 +147,10 @@ def test_a_folder_moved_during_a_deep_walk_hides_nothing_else(tmp_path):
 
 
 def test_a_home_made_before_the_fix_becomes_private(tmp_path):
-    """Upgrade: homes made before issue 18's fix are Debian's 0755 (alice:alice), their sites 0755 and
+    """Upgrade: homes made before homes were private are Debian's 0755 (alice:alice), their sites 0755 and
     files 0644. Nothing the agent does makes them private: Home(create=True) sets the mode only of a home
     it makes, walk only of folders it makes. After alice's next site (with PHP: its pool's ~/tmp is
-    ensured on every web apply too), bob's PHP still reads her wp-config.php — item 3 of issue 18 stays
+    ensured on every web apply too), bob's PHP still reads her wp-config.php — the isolation stays
     open for every customer a node already had. A home the agent works in gets the private shape."""
     require_binary("nginx")
     config, _ = make_config(tmp_path)

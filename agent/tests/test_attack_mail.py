@@ -1,4 +1,4 @@
-"""A hostile sender against a customer's mailbox quota (issue 18 follow-up): what fills the node's disk."""
+"""A hostile sender against a customer's mailbox quota: what fills the node's disk."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A hostile customer's names (issue 18 follow-up): a name the validators let through must be the one
+"""A hostile customer's names: a name the validators let through must be the one
 name every other check compares, or it slips past uniqueness and the master's name registry."""
 
 from __future__ import annotations

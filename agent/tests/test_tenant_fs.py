@@ -1,5 +1,5 @@
 """Tenant isolation on disk: no op running as root follows a path a customer can change, and homes,
-sites and PHP pools are private to their owner (issue 18, items 1 and 3).
+sites and PHP pools are private to their owner.
 
 The customer here is alice (UID 1001); bob (1002) is another customer, and `outside/` stands for the
 node's own files (/etc/systemd/system in the report). Every test checks the outcome on disk:

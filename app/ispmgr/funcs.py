@@ -1,5 +1,5 @@
 """The ISPmanager funcs billing systems call, each a thin translation onto the users and plans services
-(SPEC §14): the same validation and access rules as /api/v1, only the names and shapes differ."""
+(docs/ispmgr.md): the same validation and access rules as /api/v1, only the names and shapes differ."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/ispmgr: ISPmanager 5's HTTP API for billing systems (SPEC §14, docs/ispmgr.md).
+"""/ispmgr: ISPmanager 5's HTTP API for billing systems (docs/ispmgr.md).
 
 Every answer is HTTP 200 with the outcome inside the document; credentials come from the parameters
 (authinfo, auth, a key), never from the panel's session cookie, so the endpoint is exempt from CSRF

@@ -1,4 +1,4 @@
-"""Another site's page cannot make a browser change anything through the API (issue 18, item 7).
+"""Another site's page cannot make a browser change anything through the API.
 
 A browser that remembered HTTP Basic credentials for the panel would add them to a form another site
 posts to the API; the API answers such posts 403 (foreign Origin) or 415 (not JSON) before it looks at

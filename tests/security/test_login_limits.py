@@ -1,4 +1,4 @@
-"""Login limits stop guessing but cannot be turned on the administrators (issue 18, item 4).
+"""Login limits stop guessing but cannot be turned on the administrators.
 
 The counters are real (Redis through `limits`); addresses are the test client's REMOTE_ADDR, and a reverse
 proxy is the same client sending X-Forwarded-For from 127.0.0.1.

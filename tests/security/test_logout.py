@@ -1,4 +1,4 @@
-"""Logging out, and a password change, end every copy of the session cookie (issue 18, item 5)."""
+"""Logging out, and a password change, end every copy of the session cookie."""
 
 from __future__ import annotations
 

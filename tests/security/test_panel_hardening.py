@@ -1,4 +1,4 @@
-"""Smaller findings of issue 18 (item 8): framing and scripts, the node's host key, the database file,
+"""Panel hardening: framing and scripts, the node's host key, the database file,
 secrets echoed into forms, and panel users named like a node's own accounts."""
 
 from __future__ import annotations

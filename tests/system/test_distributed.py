@@ -1,4 +1,4 @@
-"""Distributed requests (SPEC §5) against real agent processes on loopback, through the API."""
+"""Distributed requests (docs/distributed-requests.md) against real agent processes on loopback, through the API."""
 
 from __future__ import annotations
 

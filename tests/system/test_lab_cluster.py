@@ -1,4 +1,4 @@
-"""Issue 6 in the lab: four Debian nodes added over SSH through the API, then every claim of SPEC §5-§6
+"""In the lab: four Debian nodes added over SSH through the API, then every claim of docs/distributed-requests.md
 shown with each node's lists read back from the node itself (`nft list table inet hostfleet`, the files
 the agent writes), never from the master's database.
 

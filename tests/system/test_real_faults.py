@@ -1,4 +1,4 @@
-"""Real faults, not simulated ones (issue 6): Redis killed and restarted, the web process killed
+"""Real faults, not simulated ones: Redis killed and restarted, the web process killed
 after answering, the whole panel killed, an agent killed while it applies. Each ends with the
 cluster converged: every target's files hold the master's list, no desync is left, the master's
 list is the old or the new one and the operation's recorded outcome says which. The module

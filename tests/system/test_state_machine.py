@@ -1,4 +1,4 @@
-"""Property test: the distributed request and the sync job against a model (issue 9 item 3).
+"""Property test: the distributed request and the sync job against a model.
 
 A hypothesis state machine drives three real agent processes on loopback and the real Redis:
 changes to the firewall and scheduler lists through the service the API calls, agents stopped
@@ -204,7 +204,7 @@ class DistributedModel(RuleBasedStateMachine):
 
     @invariant()
     def a_node_that_differs_has_a_desync(self):
-        """SPEC §5's invariant, read from the nodes' files: a node whose list (the file under its root,
+        """The distributed request's invariant, read from the nodes' files: a node whose list (the file under its root,
         or the version and hash its agent recorded) differs from the master's has a desync for it.
         Checked without polling, so the collector's drift detection cannot mend a lost desync."""
         desyncs = self.cluster.desyncs()

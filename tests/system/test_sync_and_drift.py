@@ -1,4 +1,4 @@
-"""The sync job and drift detection (SPEC §6) on loopback agents."""
+"""The sync job and drift detection (docs/distributed-requests.md, "Synchronization", "Drift") on loopback agents."""
 
 from __future__ import annotations
 

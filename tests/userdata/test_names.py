@@ -1,4 +1,4 @@
-"""One name registry across zones, web domains, aliases and mail domains (issue 18, item 2).
+"""One name registry across zones, web domains, aliases and mail domains.
 
 Each takeover the security review made as mallory while alice held victim.example is refused here with a
 status and message naming the field, and nothing is stored or sent to a node. Then the rules around it:

@@ -1,4 +1,4 @@
-"""Placement (SPEC §4.1): the smallest (users_on_node / weight) / free_resource wins, ties to the lowest id."""
+"""Placement (docs/design.md): the smallest (users_on_node / weight) / free_resource wins, ties to the lowest id."""
 
 from __future__ import annotations
 
