@@ -12,9 +12,9 @@ from agent import validation as v
 from app.extensions import db
 from app.ispmgr import session as ispmgr_session
 from app.ispmgr.doc import Element, IspError, new_doc
-from app.models import Node, Placement, Plan, User, UserLevel, WebDomainIndex
+from app.models import Node, Placement, User, UserLevel, WebDomainIndex
 from app.models.userdata import LIMIT_KEYS
-from app.services import plans, user_usage, userdata, users
+from app.services import user_usage, userdata, users
 from app.services.userdata import UserDataError
 
 LEVELS = {UserLevel.ADMIN.value: "29", UserLevel.USER.value: "16"}
@@ -367,65 +367,6 @@ def user_resume(call: Call) -> Element:
     return _group(call, lambda user: users.set_active(user, True))
 
 
-# ---------------------------------------------------------------- presets (plans)
-
-
-def _plan_limits(elem: Element, plan: Plan | None) -> None:
-    """Every limit_* of a plan (empty: no limit)."""
-    limits = (plan.limits or {}) if plan else {}
-    for key, param in LIMIT_PARAMS.items():
-        elem.add(param, limits.get(key, ""))
-
-
-def preset_list(call: Call) -> Element:
-    """Every plan with its limits."""
-    doc = new_doc(call.func)
-    for plan in plans.all_plans():
-        elem = doc.add("elem")
-        elem.add("name", plan.name)
-        _plan_limits(elem, plan)
-    return doc
-
-
-def _plan(name: str) -> Plan:
-    """A plan by name; an unknown one is value(elid)."""
-    plan = None if "\x00" in name else db.session.scalar(select(Plan).where(Plan.name == name))
-    if plan is None:
-        raise IspError("value", "elid", f"No preset {name}", name[:64])
-    return plan
-
-
-def preset_edit(call: Call) -> Element:
-    """View a plan's limits (elid), create one (sok) or change one (sok and elid)."""
-    plan = _plan(call.get("elid")) if call.get("elid") else None
-    doc = new_doc(call.func)
-    if not call.saving:
-        doc.add("name", plan.name if plan else "")
-        _plan_limits(doc, plan)
-        return doc
-    limits = limits_from(call)
-    if plan is None:
-        plan = plans.create_plan({"name": call.get("name") or "", "limits": limits})
-    else:
-        data: dict = {"limits": {**(plan.limits or {}), **limits}}
-        if call.get("name") not in (None, "", plan.name):
-            data["name"] = call.get("name")
-        plans.update_plan(plan, data)
-    doc.add("ok")
-    doc.add("id", plan.name)
-    return doc
-
-
-def preset_delete(call: Call) -> Element:
-    """Delete plans no user is on."""
-    targets = [_plan(name) for name in elids(call)]
-    for plan in targets:
-        plans.delete_plan(plan)
-    doc = new_doc(call.func)
-    doc.add("ok")
-    return doc
-
-
 # func → (handler, administrators only)
 FUNCS: dict[str, tuple[Callable[[Call], Element], bool]] = {
     "whoami": (whoami, False),
@@ -440,7 +381,4 @@ FUNCS: dict[str, tuple[Callable[[Call], Element], bool]] = {
     "user.delete": (user_delete, True),
     "user.suspend": (user_suspend, True),
     "user.resume": (user_resume, True),
-    "preset": (preset_list, True),
-    "preset.edit": (preset_edit, True),
-    "preset.delete": (preset_delete, True),
 }
