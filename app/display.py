@@ -9,7 +9,6 @@ import idna
 from markupsafe import Markup, escape
 
 from app.models.base import as_utc, utcnow
-from app.services import names
 
 
 def unicode_name(value: object) -> str:
@@ -35,20 +34,6 @@ def idn(value: object) -> Markup:
     return Markup('<span title="{}">{}</span>').format(value, shown)
 
 
-def zone_dependents_note(zone: str) -> str:
-    """What stops being found by name when a zone is deleted, for its delete question ("" when nothing)."""
-    groups: dict[str, list[str]] = {}
-    for holder in names.dependents(zone):
-        groups.setdefault(names.LABELS[holder.kind], []).append(unicode_name(holder.name))
-    if not groups:
-        return ""
-    parts = []
-    for label, found in sorted(groups.items()):
-        found.sort()
-        parts.append(f"the {label}{'s' if len(found) != 1 else ''} {', '.join(found)}")
-    return f" It serves {' and '.join(parts)}: they will no longer be found by name."
-
-
 def ago(moment) -> str:
     """A compact "12 s ago" for timestamps."""
     if moment is None:
@@ -64,7 +49,6 @@ def ago(moment) -> str:
 
 
 def init_app(app) -> None:
-    app.add_template_global(zone_dependents_note, "zone_dependents_note")
     app.add_template_filter(ago, "ago")
     app.add_template_filter(idn, "idn")
     app.add_template_filter(unicode_name, "unicode_name")

@@ -8,12 +8,34 @@ from flask_login import current_user, login_required
 from app.blueprints import userdata_pages
 from app.blueprints.domains.forms import RecordForm, ZoneForm
 from app.blueprints.userdata_pages import listing
+from app.display import unicode_name
 from app.errors import refused, show_errors
 from app.htmx import render
-from app.services import userdata
+from app.services import names, userdata
 from app.services.errors import ServiceError
 
 bp = Blueprint("domains", __name__, url_prefix="/domains")
+
+
+def zone_dependents_note(zone: str) -> str:
+    """What stops being found by name when a zone is deleted, for its delete question ("" when nothing)."""
+    groups: dict[str, list[str]] = {}
+    for holder in names.dependents(zone):
+        groups.setdefault(names.LABELS[holder.kind], []).append(unicode_name(holder.name))
+    if not groups:
+        return ""
+    parts = []
+    for label, found in sorted(groups.items()):
+        found.sort()
+        parts.append(f"the {label}{'s' if len(found) != 1 else ''} {', '.join(found)}")
+    return f" It serves {' and '.join(parts)}: they will no longer be found by name."
+
+
+def zone_listing() -> dict:
+    """One page of the caller's zones, each with what its delete question says goes with it."""
+    page = listing("domains")
+    page["row_notes"] = {row.id: zone_dependents_note(row.name) for row in page["rows"] if not row.claimed_at}
+    return page
 
 
 @bp.route("/names", methods=["GET", "POST"])
@@ -29,7 +51,7 @@ def index():
         except ServiceError as exc:
             show_errors(form, exc)
     status = 400 if form.errors or form.form_errors else 200
-    return render("domains/zones.html", "domains/_zones.html", form=form, **listing("domains")), status
+    return render("domains/zones.html", "domains/_zones.html", form=form, **zone_listing()), status
 
 
 @bp.route("/names/<int:item_id>", methods=["GET", "POST"])
