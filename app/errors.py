@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from agent.validation import ValidationError
+from app.extensions import db
 from app.htmx import redirect_to
 from app.services.errors import ServiceError
 
@@ -104,8 +105,6 @@ def init_app(app: Flask) -> None:
         # Anything else is a bug, for the default handling (a logged 500; raised in tests).
         if not database_unreachable(error):
             raise error
-        from app.extensions import db
-
         app.logger.warning("database unreachable during %s %s: %s", request.method, request.path, error.orig)
         try:
             db.session.rollback()
