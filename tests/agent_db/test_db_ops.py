@@ -274,3 +274,48 @@ def test_the_agents_hostile_corpus_on_every_db_field(tmp_path, no_engine, case):
     assert no_engine == []
     assert not (config.state_dir / "data").exists() or not any((config.state_dir / "data").iterdir())
     assert not (config.root / db.SERVER_CNF).exists() and not (config.root / db.SERVER_FIREWALL).exists()
+
+
+def _alice_with_a_granted_user(config):
+    from agent.ops import apply
+
+    apply.save_records(config, db.DATABASES, [
+        {"name": name, "owner": "alice", "engine": "mariadb", "charset": "utf8mb4",
+         "collation": "utf8mb4_unicode_ci"} for name in ("alice_db", "alice_db2")])
+    apply.save_records(config, db.DBUSERS, [
+        {"name": "alice_u", "owner": "alice", "engine": "mariadb", "hosts": ["localhost"],
+         "databases": ["alice_db"]}])
+
+
+def test_owner_query_scopes_every_change_and_read_of_one_object(tmp_path, no_engine):
+    """`?owner=` is honoured on each route of one database or user, not only on DELETE: a request
+    scoped to bob never reads, changes, grants or revokes alice's objects (404, nothing sent)."""
+    config, _reloads, client = make_app(tmp_path)
+    _alice_with_a_granted_user(config)
+    before = [(config.state_dir / "data" / f).read_bytes() for f in ("databases.json", "dbusers.json")]
+    for method, path, body in (
+        ("GET", "/v1/databases/alice_db?owner=bob", None),
+        ("GET", "/v1/dbusers/alice_u?owner=bob", None),
+        ("PUT", "/v1/dbusers/alice_u?owner=bob", {"password": "bob sets alice's password"}),
+        ("PUT", "/v1/dbusers/alice_u?owner=bob", {"hosts": ["198.18.0.66"], "password": "long enough"}),
+        ("POST", "/v1/dbusers/alice_u/grants?owner=bob", {"database": "alice_db2"}),
+        ("DELETE", "/v1/dbusers/alice_u/grants/alice_db?owner=bob", None),
+    ):
+        answer = client.request(method, path, body)
+        assert answer.status_code == 404, (method, path, answer.get_json())
+    assert client.request("GET", "/v1/dbusers/alice_u?owner=alice").status_code == 200
+    assert client.request("GET", "/v1/databases/alice_db?owner=alice").status_code == 200
+    assert no_engine == []
+    assert [(config.state_dir / "data" / f).read_bytes() for f in ("databases.json", "dbusers.json")] == before
+
+
+def test_a_grant_request_names_its_own_field(tmp_path, no_engine):
+    config, _reloads, client = make_app(tmp_path)
+    _alice_with_a_granted_user(config)
+    for body, field in (({"database": None}, "database"), ({"database": "alice_%"}, "database"),
+                        ({"database": "bob_db"}, "database"), ({"database": "alice_nope"}, "database"),
+                        ({"database": "alice_db2", "owner": "bob"}, "owner")):
+        answer = client.request("POST", "/v1/dbusers/alice_u/grants", body)
+        assert answer.status_code == 400, (body, answer.get_json())
+        assert field in answer.get_json()["fields"], (body, answer.get_json())
+    assert no_engine == []
