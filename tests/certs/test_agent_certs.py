@@ -334,3 +334,33 @@ def test_hostile_tokens_in_the_path_are_refused(routed):
         if response.status_code == 400:
             assert "token" in response.json["fields"]
     assert config_digest(config) == before
+
+
+LONG = "www." + "l" * 60 + ".example.com"  # 76 characters: a valid name, longer than a CN may be
+
+
+@pytest.mark.parametrize("aliases", [[], ["short.example.com"]], ids=["no-short-name", "short-alias"])
+def test_a_domain_longer_than_a_common_name_gets_its_key_and_csr(tmp_path, aliases):
+    """X.509 caps a common name at 64 characters, a domain name has up to 253: a customer's long domain
+    gets its key, self-signed certificate and CSR (every name in the subjectAltName, the CN a name that
+    fits or none), not a 500 with a key left behind."""
+    require_binary("nginx")
+    config, _reloads, client = make_app(tmp_path)
+    assert client.request("POST", "/v1/webdomains", {"name": LONG, "owner": "alice",
+                                                     "aliases": aliases}).status_code == 201
+    for body in ({}, {"wildcard": True}):
+        response = client.request("POST", f"/v1/webdomains/{LONG}/tls/key", body)
+        assert response.status_code == 201, response.get_json()
+        csr = x509.load_pem_x509_csr(response.json["csr"].encode())
+        assert csr.is_signature_valid
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        assert LONG in san.value.get_values_for_type(x509.DNSName)
+        common = [a.value for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        assert common == aliases[:1]
+        assert san.critical is (not aliases)
+    shown = client.request("GET", f"/v1/webdomains/{LONG}/tls")
+    assert shown.status_code == 200 and shown.json["self_signed"] is True
+    assert LONG in shown.json["names"]
+    assert len(key_files(config)) == 2  # the installed self-signed pair's and the pending one
+    served = (Path(config.root) / web.VHOST_DIR / "alice" / f"{LONG}.conf").read_text()
+    assert "listen 443 ssl" in served
