@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
@@ -166,6 +166,17 @@ def _parse_pem_list(value: object, field: str, required: bool) -> list[x509.Cert
         certs = x509.load_pem_x509_certificates(value.encode("ascii"))
     except ValueError:
         raise v.ValidationError(field, "is not PEM certificates (-----BEGIN CERTIFICATE-----)") from None
+    for index, cert in enumerate(certs):
+        # The parser is lazy: a key of an algorithm this node cannot use, or extensions that do not
+        # parse, surface only when read, so each certificate is read here, where the field is known.
+        try:
+            cert.public_key()
+            _dns_names(cert)
+            cert.not_valid_after_utc, cert.not_valid_before_utc  # noqa: B018
+        except (UnsupportedAlgorithm, ValueError, TypeError, x509.DuplicateExtension,
+                x509.UnsupportedGeneralNameType) as exc:
+            raise v.ValidationError(field, f"certificate {index + 1} cannot be used here: "
+                                           f"{type(exc).__name__}: {str(exc)[:200]}") from None
     return certs
 
 
@@ -215,7 +226,7 @@ def check_chain(config, record: dict, names: list[str], certs: list[x509.Certifi
     for index, (cert, issuer) in enumerate(zip(certs, certs[1:], strict=False)):
         try:
             cert.verify_directly_issued_by(issuer)
-        except (InvalidSignature, ValueError, TypeError) as exc:
+        except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError) as exc:
             field = "certificate" if index == 0 else "chain"
             raise v.ValidationError(field, f"certificate {index + 1} of the chain is not issued by the next "
                                            f"one ({type(exc).__name__}); send leaf first, then each issuer") from None

@@ -364,3 +364,50 @@ def test_a_domain_longer_than_a_common_name_gets_its_key_and_csr(tmp_path, alias
     assert len(key_files(config)) == 2  # the installed self-signed pair's and the pending one
     served = (Path(config.root) / web.VHOST_DIR / "alice" / f"{LONG}.conf").read_text()
     assert "listen 443 ssl" in served
+
+
+def _unusable(pem: str, old: bytes, new: bytes) -> str:
+    """pem with one run of DER bytes replaced (the parser is lazy: it loads, and fails when read)."""
+    import base64
+
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+    assert der.count(old) == 1
+    body = base64.b64encode(der.replace(old, new)).decode()
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return "\n".join(["-----BEGIN CERTIFICATE-----", *lines, "-----END CERTIFICATE-----", ""])
+
+
+EC_PUBLIC_KEY_OID = bytes.fromhex("06072A8648CE3D0201")  # id-ecPublicKey
+UNKNOWN_KEY_OID = bytes.fromhex("06072A8648CE3D0209")
+SAN_OID = bytes.fromhex("0603551D11")  # subjectAltName
+BASIC_CONSTRAINTS_OID = bytes.fromhex("0603551D13")
+
+
+def test_certificates_that_load_but_cannot_be_read_are_refused_naming_the_field(node):
+    """A leaf or chain certificate with a public key of an unknown algorithm, or a leaf for the node's own
+    key whose extensions repeat, is a 400 naming its field, not a 500; nothing is written."""
+    config, _ = node
+    csr = certs.make_key(config, DOMAIN, {})["csr"]
+    ca = LocalCA()
+    before = config_digest(config)
+    unknown_key_leaf = _unusable(ca.sign(public_key=ec.generate_private_key(ec.SECP256R1()).public_key()),
+                                 EC_PUBLIC_KEY_OID, UNKNOWN_KEY_OID)
+    unknown_key_ca = _unusable(ca.pem(), EC_PUBLIC_KEY_OID, UNKNOWN_KEY_OID)
+    # The leaf's basicConstraints renamed subjectAltName: two SAN extensions, for the node's real key.
+    leaf = x509.load_pem_x509_certificate(ca.sign(csr).encode())
+    with_constraints = (x509.CertificateBuilder().subject_name(leaf.subject).issuer_name(leaf.issuer)
+                        .public_key(leaf.public_key()).serial_number(leaf.serial_number)
+                        .not_valid_before(leaf.not_valid_before_utc).not_valid_after(leaf.not_valid_after_utc)
+                        .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN), x509.DNSName(ALIAS)]),
+                                       critical=False)
+                        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
+                        .sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+    twice_san = _unusable(with_constraints, BASIC_CONSTRAINTS_OID, SAN_OID)
+    for body, field in (({"certificate": unknown_key_leaf}, "certificate"),
+                        ({"certificate": ca.sign(csr), "chain": unknown_key_ca}, "chain"),
+                        ({"certificate": twice_san}, "certificate")):
+        with pytest.raises(ValidationError) as caught:
+            certs.install(config, DOMAIN, body)
+        assert caught.value.field == field, (field, caught.value.message)
+        assert config_digest(config) == before
+    assert certs.get(config, DOMAIN)["self_signed"] is True
