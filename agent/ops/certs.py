@@ -52,7 +52,7 @@ def _key_id(public_key) -> str:
 
 
 def _key_path(config, name: str, key_id: str) -> Path:
-    return key_dir(config) / f"{web.file_stem(name)}.{key_id}.key"
+    return web.key_path(config, name, key_id)
 
 
 def _record(config, name: str) -> dict | None:

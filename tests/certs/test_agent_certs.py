@@ -411,3 +411,33 @@ def test_certificates_that_load_but_cannot_be_read_are_refused_naming_the_field(
         assert caught.value.field == field, (field, caught.value.message)
         assert config_digest(config) == before
     assert certs.get(config, DOMAIN)["self_signed"] is True
+
+
+def _name_of(length: int) -> str:
+    """A valid domain name of exactly length characters (labels of at most 63)."""
+    labels, left = [], length - len(".example")
+    while left > 0:
+        take = min(63, left if left <= 63 else left - 2)
+        labels.append("k" * take)
+        left -= take + 1
+    name = ".".join(labels) + ".example"
+    assert len(name) == length, len(name)
+    return name
+
+
+@pytest.mark.parametrize("length", [234, 235, 240, 241, 253])
+def test_key_files_of_the_longest_domains_fit_a_file_name(tmp_path, length):
+    """`<stem>.<key id>.key` adds 21 characters to a domain's file stem: a domain of up to 253 characters
+    still gets its key (a file name has at most 255 bytes), and deleting the domain takes it away."""
+    require_binary("nginx")
+    name = _name_of(length)
+    config, _reloads, client = make_app(tmp_path)
+    assert client.request("POST", "/v1/webdomains", {"name": name, "owner": "alice"}).status_code == 201
+    for _ in range(2):
+        response = client.request("POST", f"/v1/webdomains/{name}/tls/key", {})
+        assert response.status_code == 201, response.get_json()
+    assert len(key_files(config)) == 2
+    assert all(len(p.name.encode()) <= 255 for p in (Path(config.state_dir) / "tls").iterdir())
+    assert client.request("GET", f"/v1/webdomains/{name}/tls").json["self_signed"] is True
+    assert client.request("DELETE", f"/v1/webdomains/{name}").status_code == 204
+    assert list((Path(config.state_dir) / "tls").iterdir()) == []
