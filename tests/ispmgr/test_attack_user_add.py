@@ -45,3 +45,20 @@ def test_first_domains_inside_another_customers_zone_are_refused(app, client, bi
         assert api_user(client, "mallory") is None and not on_node(cluster, "mallory")
     alice = alice_data
     assert "shop.alice.example.net" not in names(alice.json("webdomain"))
+
+
+def test_user_add_with_a_taken_login_changes_nothing_of_its_owner(app, client, billing, cluster,
+                                                                  alice_data):  # noqa: F811
+    """user.add naming an existing customer or the administrator: ISPmanager's error (exists, or value for
+    a reserved login); the account's
+    password, fullname and sites are as they were (no profile or first domain lands on it)."""
+    assert "ok" in billing.json("user.edit", sok="ok", elid="alice", fullname="Alice A")
+    for login in ("alice", "root"):
+        doc = billing.json("user.add", sok="ok", name=login, passwd="a hijacking password",
+                           fullname="Mallory", comment="mine now", webdomain_name=f"{login}-x.example",
+                           emaildomain_name=f"{login}-x.example")
+        assert "error" in doc and doc["error"]["$type"] in ("exists", "value"), (login, doc)
+    assert billing.json("user", elid="alice")["elem"][0]["fullname"]["$"] == "Alice A"
+    assert "alice-x.example" not in names(alice_data.json("webdomain"))
+    assert "error" in Billing(billing.client, "alice", "a hijacking password").json("whoami")
+    assert "root-x.example" not in _index_names(app)
