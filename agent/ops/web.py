@@ -369,14 +369,18 @@ def ensure_docroot(config, domain: dict) -> list[str]:
 
 
 def replace_all(config, rows: list) -> apply.Result:
-    """Full replace of the node's web domains (the bench and a resync use it)."""
+    """Full replace of the node's web domains (the bench and a resync use it); a domain left out goes
+    with its TLS keys and certificate, as a delete takes them."""
     if not isinstance(rows, list):
         raise v.ValidationError("rows", "must be a list")
     users = apply.hosting_users(config)
     domains = apply.validate_rows(rows, lambda row: validate(row, users))
     with apply.OP_LOCK:
+        kept = {d["name"] for d in domains}
+        dropped = [r["name"] for r in apply.load_records(config, TLS_KIND) if r["name"] not in kept]
         result = apply_domains(config, domains)
         apply.save_records(config, KIND, domains)
+        forget_tls(config, dropped)
     return result
 
 

@@ -441,3 +441,22 @@ def test_key_files_of_the_longest_domains_fit_a_file_name(tmp_path, length):
     assert client.request("GET", f"/v1/webdomains/{name}/tls").json["self_signed"] is True
     assert client.request("DELETE", f"/v1/webdomains/{name}").status_code == 204
     assert list((Path(config.state_dir) / "tls").iterdir()) == []
+
+
+def test_a_full_replace_that_drops_a_domain_forgets_its_keys(node):
+    """A full replace (`web.replace_all`) without the domain takes its keys, certificate and record with
+    it, as a delete does: the same name made again later, for whichever owner, starts with no pair."""
+    config, _ = node
+    certs.make_key(config, DOMAIN, {})
+    certs.make_key(config, DOMAIN, {})
+    kept = {"name": "kept.example.org", "owner": "alice"}
+    web.create(config, kept)
+    certs.make_key(config, "kept.example.org", {})
+    assert len(key_files(config)) == 3
+    web.replace_all(config, [kept])
+    assert [p.name.split(".")[0] for p in key_files(config)] == ["kept"]
+    assert not web.cert_path(config, DOMAIN).exists()
+    web.create(config, {"name": DOMAIN, "owner": "bob"})
+    with pytest.raises(apply.NotFound):
+        certs.get(config, DOMAIN)
+    assert "listen 443" not in (Path(config.root) / web.VHOST_DIR / "bob" / f"{DOMAIN}.conf").read_text()
