@@ -244,6 +244,17 @@ def _check_owner(record: dict, owner: str | None, what: str) -> None:
         raise apply.NotFound(what, record["name"])
 
 
+def _check_prefix_owner(config, owner: str, name: str) -> None:
+    """Logins may hold `_`, so `alice_bob_shop` fits both alice's prefix and alice_bob's: a name belongs to
+    the owner known here (an account on the node, or the owner of a database or user held) with the
+    longest prefix it carries, and another owner may not take it (409 naming `name`)."""
+    known = apply.hosting_users(config) | {r["owner"] for kind in (DATABASES, DBUSERS)
+                                           for r in apply.load_records(config, kind)}
+    claimant = max((o for o in known | {owner} if name.startswith(f"{o}_")), key=len)
+    if claimant != owner:
+        raise apply.Conflict("name", f"{name} is in {claimant}'s names ({claimant}_...); choose another name")
+
+
 # --- databases --------------------------------------------------------------------------------------------
 
 def create_database(config, body: dict) -> dict:
@@ -255,6 +266,7 @@ def create_database(config, body: dict) -> dict:
     charset, collation = validate_charset(body)
     with apply.OP_LOCK:
         records = apply.load_records(config, DATABASES)
+        _check_prefix_owner(config, owner, name)
         if any(r["name"] == name for r in records):
             raise apply.Conflict("name", f"database {name} exists already")
         if name in engine_databases():
@@ -311,6 +323,7 @@ def create_user(config, body: dict) -> dict:
     with apply.OP_LOCK:
         databases = _own_databases(config, owner, body.get("databases"))
         records = apply.load_records(config, DBUSERS)
+        _check_prefix_owner(config, owner, name)
         if any(r["name"] == name for r in records):
             raise apply.Conflict("name", f"database user {name} exists already")
         if engine_accounts(name):

@@ -319,3 +319,30 @@ def test_a_grant_request_names_its_own_field(tmp_path, no_engine):
         assert answer.status_code == 400, (body, answer.get_json())
         assert field in answer.get_json()["fields"], (body, answer.get_json())
     assert no_engine == []
+
+
+def test_a_name_in_a_longer_owners_prefix_is_that_owners(tmp_path, monkeypatch):
+    """Logins may hold `_`: alice_bob_shop fits alice's prefix and alice_bob's. With alice_bob known on the
+    node (an account, or objects held), alice may not take names in alice_bob_'s space (409 naming name,
+    nothing sent); alice_bob may, and alice keeps her own."""
+    from agent.ops import apply
+
+    config, _ = make_config(tmp_path)
+    sent: list[str] = []
+    monkeypatch.setattr(db, "run_sql", lambda sql: sent.append(sql) or [])
+    passwd = config.root / "etc" / "passwd"
+    passwd.write_text(passwd.read_text() + "alice_bob:x:1003:1003::/home/alice_bob:/bin/bash\n")
+    for create, body in ((db.create_database, {"name": "alice_bob_shop", "owner": "alice"}),
+                         (db.create_user, {"name": "alice_bob_shop", "owner": "alice", "password": "long enough"})):
+        with pytest.raises(apply.Conflict) as caught:
+            create(config, body)
+        assert caught.value.field == "name" and "alice_bob" in str(caught.value)
+    assert sent == []
+    assert db.create_database(config, {"name": "alice_bob_shop", "owner": "alice_bob"})["owner"] == "alice_bob"
+    assert db.create_database(config, {"name": "alice_shop", "owner": "alice"})["owner"] == "alice"
+    # Known only by what it holds here (no account line): still alice_bob's space.
+    passwd.write_text(passwd.read_text().replace("alice_bob:x:1003:1003::/home/alice_bob:/bin/bash\n", ""))
+    with pytest.raises(apply.Conflict):
+        db.create_user(config, {"name": "alice_bob_u", "owner": "alice", "password": "long enough"})
+    assert db.create_user(config, {"name": "alice_bob_u", "owner": "alice_bob",
+                                   "password": "long enough"})["owner"] == "alice_bob"
