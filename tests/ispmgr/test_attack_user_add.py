@@ -62,3 +62,14 @@ def test_user_add_with_a_taken_login_changes_nothing_of_its_owner(app, client, b
     assert "alice-x.example" not in names(alice_data.json("webdomain"))
     assert "error" in Billing(billing.client, "alice", "a hijacking password").json("whoami")
     assert "root-x.example" not in _index_names(app)
+
+
+def test_a_first_domain_above_another_customers_zone_is_refused(app, client, billing, cluster,
+                                                                alice_data):  # noqa: F811
+    """example.net holds alice's zone alice.example.net: a new user's first site or mail domain there would
+    make a zone over hers; refused naming the parameter, no user."""
+    for param in ("webdomain_name", "emaildomain_name"):
+        doc = billing.json("user.add", sok="ok", name="mallory", passwd="a long password",
+                           **{param: "example.net"})
+        assert "error" in doc and doc["error"]["$object"] == param, (param, doc)
+        assert api_user(client, "mallory") is None and not on_node(cluster, "mallory")
