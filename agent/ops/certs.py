@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
@@ -28,6 +28,7 @@ KEY_TYPES = ("ecdsa", "rsa")
 RSA_BITS = 2048
 SELF_SIGNED_DAYS = 365
 MAX_PEM = 64 * 1024
+CN_MAX = 64
 CHALLENGE_DIR = web.CHALLENGE_DIR
 # RFC 8555 §8.1: a token and a key authorization are base64url without padding; the thumbprint is a
 # SHA-256 digest (43 characters).
@@ -51,7 +52,7 @@ def _key_id(public_key) -> str:
 
 
 def _key_path(config, name: str, key_id: str) -> Path:
-    return key_dir(config) / f"{web.file_stem(name)}.{key_id}.key"
+    return web.key_path(config, name, key_id)
 
 
 def _record(config, name: str) -> dict | None:
@@ -110,8 +111,8 @@ def make_key(config, name: str, data: object) -> dict:
         record = _record(config, name)
         if record is None:
             record = {"name": name, "redirect": False, "hsts": False}
-            chain = [_self_signed(key, names)]
             try:
+                chain = [_self_signed(key, names)]
                 _install_pair(config, {**record, "key_type": key_type}, key_id, chain, self_signed=True)
             except BaseException:
                 fsutil.remove(_key_path(config, name, key_id))
@@ -121,23 +122,33 @@ def make_key(config, name: str, data: object) -> dict:
             if old_pending and old_pending != record.get("key_id"):
                 fsutil.remove(_key_path(config, name, old_pending))
             _save_record(config, {**record, "pending": key_id, "pending_type": key_type})
+    subject = _subject(names)
     csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+           .subject_name(subject)
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                          critical=not subject)
            .sign(key, hashes.SHA256()))
     return {"name": name, "names": names, "key_type": key_type,
             "csr": csr.public_bytes(serialization.Encoding.PEM).decode("ascii")}
 
 
+def _subject(names: list[str]) -> x509.Name:
+    """A CSR's or self-signed certificate's subject: CN the first name that fits the 64 characters X.509
+    allows a common name, or empty when none does (a domain may have up to 253; the names that count
+    are the subjectAltName's, which is then critical, RFC 5280 §4.2.1.6)."""
+    fitting = next((n for n in names if len(n) <= CN_MAX), None)
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fitting)] if fitting else [])
+
+
 def _self_signed(key, names: list[str]) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    subject = _subject(names)
     return (x509.CertificateBuilder()
             .subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=SELF_SIGNED_DAYS))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=not subject)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
 
@@ -155,6 +166,17 @@ def _parse_pem_list(value: object, field: str, required: bool) -> list[x509.Cert
         certs = x509.load_pem_x509_certificates(value.encode("ascii"))
     except ValueError:
         raise v.ValidationError(field, "is not PEM certificates (-----BEGIN CERTIFICATE-----)") from None
+    for index, cert in enumerate(certs):
+        # The parser is lazy: a key of an algorithm this node cannot use, or extensions that do not
+        # parse, surface only when read, so each certificate is read here, where the field is known.
+        try:
+            cert.public_key()
+            _dns_names(cert)
+            cert.not_valid_after_utc, cert.not_valid_before_utc  # noqa: B018
+        except (UnsupportedAlgorithm, ValueError, TypeError, x509.DuplicateExtension,
+                x509.UnsupportedGeneralNameType) as exc:
+            raise v.ValidationError(field, f"certificate {index + 1} cannot be used here: "
+                                           f"{type(exc).__name__}: {str(exc)[:200]}") from None
     return certs
 
 
@@ -204,7 +226,7 @@ def check_chain(config, record: dict, names: list[str], certs: list[x509.Certifi
     for index, (cert, issuer) in enumerate(zip(certs, certs[1:], strict=False)):
         try:
             cert.verify_directly_issued_by(issuer)
-        except (InvalidSignature, ValueError, TypeError) as exc:
+        except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError) as exc:
             field = "certificate" if index == 0 else "chain"
             raise v.ValidationError(field, f"certificate {index + 1} of the chain is not issued by the next "
                                            f"one ({type(exc).__name__}); send leaf first, then each issuer") from None

@@ -221,18 +221,38 @@ def grants_of(accounts: list[tuple[str, str]]) -> dict[tuple[str, str], list[str
     return grants
 
 
-def get_database(config, name: str) -> dict:
-    return apply.find_record(config, DATABASES, name, "database")
+def get_database(config, name: str, owner: str | None = None) -> dict:
+    record = apply.find_record(config, DATABASES, name, "database")
+    _check_owner(record, owner, "database")
+    return record
 
 
-def get_user(config, name: str) -> dict:
-    return public_user(apply.find_record(config, DBUSERS, name, "database user"))
+def get_database_or_none(config, name: str, owner: str) -> dict | None:
+    return next((r for r in apply.load_records(config, DATABASES) if r["name"] == name and r["owner"] == owner),
+                None)
+
+
+def get_user(config, name: str, owner: str | None = None) -> dict:
+    record = apply.find_record(config, DBUSERS, name, "database user")
+    _check_owner(record, owner, "database user")
+    return public_user(record)
 
 
 def _check_owner(record: dict, owner: str | None, what: str) -> None:
     """A request that names an owner touches only that owner's objects (404: another's is not shown)."""
     if owner is not None and record["owner"] != owner:
         raise apply.NotFound(what, record["name"])
+
+
+def _check_prefix_owner(config, owner: str, name: str) -> None:
+    """Logins may hold `_`, so `alice_bob_shop` fits both alice's prefix and alice_bob's: a name belongs to
+    the owner known here (an account on the node, or the owner of a database or user held) with the
+    longest prefix it carries, and another owner may not take it (409 naming `name`)."""
+    known = apply.hosting_users(config) | {r["owner"] for kind in (DATABASES, DBUSERS)
+                                           for r in apply.load_records(config, kind)}
+    claimant = max((o for o in known | {owner} if name.startswith(f"{o}_")), key=len)
+    if claimant != owner:
+        raise apply.Conflict("name", f"{name} is in {claimant}'s names ({claimant}_...); choose another name")
 
 
 # --- databases --------------------------------------------------------------------------------------------
@@ -246,6 +266,7 @@ def create_database(config, body: dict) -> dict:
     charset, collation = validate_charset(body)
     with apply.OP_LOCK:
         records = apply.load_records(config, DATABASES)
+        _check_prefix_owner(config, owner, name)
         if any(r["name"] == name for r in records):
             raise apply.Conflict("name", f"database {name} exists already")
         if name in engine_databases():
@@ -302,6 +323,7 @@ def create_user(config, body: dict) -> dict:
     with apply.OP_LOCK:
         databases = _own_databases(config, owner, body.get("databases"))
         records = apply.load_records(config, DBUSERS)
+        _check_prefix_owner(config, owner, name)
         if any(r["name"] == name for r in records):
             raise apply.Conflict("name", f"database user {name} exists already")
         if engine_accounts(name):
@@ -326,15 +348,17 @@ def _undo_user(name: str, hosts: list[str]) -> None:
         pass
 
 
-def update_user(config, name: str, body: dict) -> dict:
+def update_user(config, name: str, body: dict, owner: str | None = None) -> dict:
     """Change a user's password, hosts (accounts added with the same hash, removed ones dropped) or the
-    set of databases it is granted; each field only when given."""
+    set of databases it is granted; each field only when given. An owner (`?owner=`, or "owner" in the
+    body) scopes the change to that owner's user."""
     body = v.object_fields(body, "body", ("password", "hosts", "databases", "owner"))
     with apply.OP_LOCK:
         records = apply.load_records(config, DBUSERS)
         record = next((r for r in records if r["name"] == name), None)
         if record is None:
             raise apply.NotFound("database user", name)
+        _check_owner(record, owner, "database user")
         if "owner" in body:
             _check_owner(record, validate_owner(body["owner"]), "database user")
         owner = record["owner"]
@@ -373,18 +397,23 @@ def current_hash(name: str, hosts: list[str]) -> str:
     raise apply.Conflict("hosts", f"{name}'s password is not known here; give a new password with the hosts")
 
 
-def grant(config, name: str, database: object) -> dict:
+def grant(config, name: str, database: object, owner: str | None = None) -> dict:
     """Grant all privileges on one more of the owner's databases."""
-    record = get_user(config, name)
-    return update_user(config, name, {"databases": [*record["databases"], database]})
+    with apply.OP_LOCK:
+        record = get_user(config, name, owner)
+        database = v.db_object_name(database, record["owner"], "database", engine=ENGINE, kind="database")
+        if get_database_or_none(config, database, record["owner"]) is None:
+            raise v.ValidationError("database", f"{record['owner']} has no database {database} on this node")
+        return update_user(config, name, {"databases": [*record["databases"], database]}, owner)
 
 
-def revoke(config, name: str, database: str) -> dict:
+def revoke(config, name: str, database: str, owner: str | None = None) -> dict:
     """Take a database's grant back."""
-    record = get_user(config, name)
-    if database not in record["databases"]:
-        raise apply.NotFound("grant", database)
-    return update_user(config, name, {"databases": [d for d in record["databases"] if d != database]})
+    with apply.OP_LOCK:
+        record = get_user(config, name, owner)
+        if database not in record["databases"]:
+            raise apply.NotFound("grant", database)
+        return update_user(config, name, {"databases": [d for d in record["databases"] if d != database]}, owner)
 
 
 def delete_user(config, name: str, owner: str | None = None) -> None:

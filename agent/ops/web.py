@@ -75,6 +75,7 @@ def _check_unique_names(domains: list[dict]) -> None:
 # A site's files are named after it, with a suffix (".conf", ".access.log"): a name that would pass a file
 # name's 255 bytes is cut and given a digest of the whole, which no domain name can be (it has a "~").
 STEM_MAX = 240
+KEY_STEM_MAX = 255 - len(".0123456789abcdef.key")
 # nginx stores each server name in a hash bucket of this size; its default (a cache line, 64 bytes) refuses
 # names longer than about 50 characters, and a 253-character one needs 512.
 SERVER_NAMES_BUCKET = 512
@@ -82,12 +83,18 @@ SERVER_NAMES_MAX = 16384
 _HASH_SETTING = re.compile(r"^\s*(server_names_hash_bucket_size|server_names_hash_max_size)\s", re.MULTILINE)
 
 
-def file_stem(name: str) -> str:
+def file_stem(name: str, longest: int = STEM_MAX) -> str:
     """The part of a site's file names that names it: the domain, or for a long one its first characters and
-    a digest of the whole."""
-    if len(name) <= STEM_MAX:
+    a digest of the whole (at most `longest` characters)."""
+    if len(name) <= longest:
         return name
-    return f"{name[:STEM_MAX - 17]}~{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    return f"{name[:longest - 17]}~{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
+def key_path(config, name: str, key_id: str) -> Path:
+    """Where one of a domain's private keys is kept: `<stem>.<key id>.key`, the stem cut so the whole
+    fits a file name's 255 bytes (the suffix is 21 characters, longer than the others')."""
+    return tls_dir(config) / f"{file_stem(name, KEY_STEM_MAX)}.{key_id}.key"
 
 
 def hash_settings(config) -> dict[str, int]:
@@ -120,7 +127,7 @@ def tls_entry(config, record: dict) -> dict:
     trusted = not record.get("self_signed", True)
     return {
         "cert": cert_path(config, record["name"]),
-        "key": tls_dir(config) / f"{file_stem(record['name'])}.{record['key_id']}.key",
+        "key": key_path(config, record["name"], record["key_id"]),
         "redirect": trusted and bool(record.get("redirect")),
         "hsts": trusted and bool(record.get("hsts")),
     }
@@ -138,9 +145,8 @@ def forget_tls(config, names: list[str]) -> None:
     if not gone:
         return
     for record in gone:
-        stem = file_stem(record["name"])
         for key_id in {record.get("key_id"), record.get("pending")} - {None}:
-            fsutil.remove(tls_dir(config) / f"{stem}.{key_id}.key")
+            fsutil.remove(key_path(config, record["name"], key_id))
         fsutil.remove(cert_path(config, record["name"]))
     apply.save_records(config, TLS_KIND, [r for r in records if r["name"] not in names])
 
@@ -363,14 +369,18 @@ def ensure_docroot(config, domain: dict) -> list[str]:
 
 
 def replace_all(config, rows: list) -> apply.Result:
-    """Full replace of the node's web domains (the bench and a resync use it)."""
+    """Full replace of the node's web domains (the bench and a resync use it); a domain left out goes
+    with its TLS keys and certificate, as a delete takes them."""
     if not isinstance(rows, list):
         raise v.ValidationError("rows", "must be a list")
     users = apply.hosting_users(config)
     domains = apply.validate_rows(rows, lambda row: validate(row, users))
     with apply.OP_LOCK:
+        kept = {d["name"] for d in domains}
+        dropped = [r["name"] for r in apply.load_records(config, TLS_KIND) if r["name"] not in kept]
         result = apply_domains(config, domains)
         apply.save_records(config, KIND, domains)
+        forget_tls(config, dropped)
     return result
 
 

@@ -282,7 +282,7 @@ def databases_create():
 @bp.get("/databases/<name>")
 def databases_show(name: str):
     """One database."""
-    return jsonify(db.get_database(config(), name))
+    return jsonify(db.get_database(config(), name, owner_arg()))
 
 
 @bp.delete("/databases/<name>")
@@ -307,13 +307,13 @@ def dbusers_create():
 @bp.get("/dbusers/<name>")
 def dbusers_show(name: str):
     """One database user."""
-    return jsonify(db.get_user(config(), name))
+    return jsonify(db.get_user(config(), name, owner_arg()))
 
 
 @bp.put("/dbusers/<name>")
 def dbusers_update(name: str):
     """Change a database user's password, hosts or granted databases."""
-    return jsonify(db.update_user(config(), name, json_body()))
+    return jsonify(db.update_user(config(), name, json_body(), owner_arg()))
 
 
 @bp.delete("/dbusers/<name>")
@@ -326,13 +326,14 @@ def dbusers_delete(name: str):
 @bp.post("/dbusers/<name>/grants")
 def dbusers_grant(name: str):
     """Grant all privileges on one more of the owner's databases: {"database"}."""
-    return jsonify(db.grant(config(), name, json_body().get("database")))
+    return jsonify(db.grant(config(), name, v.object_fields(json_body(), "body", ("database",)).get("database"),
+                            owner_arg()))
 
 
 @bp.delete("/dbusers/<name>/grants/<database>")
 def dbusers_revoke(name: str, database: str):
     """Take back a database's grant."""
-    return jsonify(db.revoke(config(), name, database))
+    return jsonify(db.revoke(config(), name, database, owner_arg()))
 
 
 @bp.get("/dbserver")

@@ -274,3 +274,75 @@ def test_the_agents_hostile_corpus_on_every_db_field(tmp_path, no_engine, case):
     assert no_engine == []
     assert not (config.state_dir / "data").exists() or not any((config.state_dir / "data").iterdir())
     assert not (config.root / db.SERVER_CNF).exists() and not (config.root / db.SERVER_FIREWALL).exists()
+
+
+def _alice_with_a_granted_user(config):
+    from agent.ops import apply
+
+    apply.save_records(config, db.DATABASES, [
+        {"name": name, "owner": "alice", "engine": "mariadb", "charset": "utf8mb4",
+         "collation": "utf8mb4_unicode_ci"} for name in ("alice_db", "alice_db2")])
+    apply.save_records(config, db.DBUSERS, [
+        {"name": "alice_u", "owner": "alice", "engine": "mariadb", "hosts": ["localhost"],
+         "databases": ["alice_db"]}])
+
+
+def test_owner_query_scopes_every_change_and_read_of_one_object(tmp_path, no_engine):
+    """`?owner=` is honoured on each route of one database or user, not only on DELETE: a request
+    scoped to bob never reads, changes, grants or revokes alice's objects (404, nothing sent)."""
+    config, _reloads, client = make_app(tmp_path)
+    _alice_with_a_granted_user(config)
+    before = [(config.state_dir / "data" / f).read_bytes() for f in ("databases.json", "dbusers.json")]
+    for method, path, body in (
+        ("GET", "/v1/databases/alice_db?owner=bob", None),
+        ("GET", "/v1/dbusers/alice_u?owner=bob", None),
+        ("PUT", "/v1/dbusers/alice_u?owner=bob", {"password": "bob sets alice's password"}),
+        ("PUT", "/v1/dbusers/alice_u?owner=bob", {"hosts": ["198.18.0.66"], "password": "long enough"}),
+        ("POST", "/v1/dbusers/alice_u/grants?owner=bob", {"database": "alice_db2"}),
+        ("DELETE", "/v1/dbusers/alice_u/grants/alice_db?owner=bob", None),
+    ):
+        answer = client.request(method, path, body)
+        assert answer.status_code == 404, (method, path, answer.get_json())
+    assert client.request("GET", "/v1/dbusers/alice_u?owner=alice").status_code == 200
+    assert client.request("GET", "/v1/databases/alice_db?owner=alice").status_code == 200
+    assert no_engine == []
+    assert [(config.state_dir / "data" / f).read_bytes() for f in ("databases.json", "dbusers.json")] == before
+
+
+def test_a_grant_request_names_its_own_field(tmp_path, no_engine):
+    config, _reloads, client = make_app(tmp_path)
+    _alice_with_a_granted_user(config)
+    for body, field in (({"database": None}, "database"), ({"database": "alice_%"}, "database"),
+                        ({"database": "bob_db"}, "database"), ({"database": "alice_nope"}, "database"),
+                        ({"database": "alice_db2", "owner": "bob"}, "owner")):
+        answer = client.request("POST", "/v1/dbusers/alice_u/grants", body)
+        assert answer.status_code == 400, (body, answer.get_json())
+        assert field in answer.get_json()["fields"], (body, answer.get_json())
+    assert no_engine == []
+
+
+def test_a_name_in_a_longer_owners_prefix_is_that_owners(tmp_path, monkeypatch):
+    """Logins may hold `_`: alice_bob_shop fits alice's prefix and alice_bob's. With alice_bob known on the
+    node (an account, or objects held), alice may not take names in alice_bob_'s space (409 naming name,
+    nothing sent); alice_bob may, and alice keeps her own."""
+    from agent.ops import apply
+
+    config, _ = make_config(tmp_path)
+    sent: list[str] = []
+    monkeypatch.setattr(db, "run_sql", lambda sql: sent.append(sql) or [])
+    passwd = config.root / "etc" / "passwd"
+    passwd.write_text(passwd.read_text() + "alice_bob:x:1003:1003::/home/alice_bob:/bin/bash\n")
+    for create, body in ((db.create_database, {"name": "alice_bob_shop", "owner": "alice"}),
+                         (db.create_user, {"name": "alice_bob_shop", "owner": "alice", "password": "long enough"})):
+        with pytest.raises(apply.Conflict) as caught:
+            create(config, body)
+        assert caught.value.field == "name" and "alice_bob" in str(caught.value)
+    assert sent == []
+    assert db.create_database(config, {"name": "alice_bob_shop", "owner": "alice_bob"})["owner"] == "alice_bob"
+    assert db.create_database(config, {"name": "alice_shop", "owner": "alice"})["owner"] == "alice"
+    # Known only by what it holds here (no account line): still alice_bob's space.
+    passwd.write_text(passwd.read_text().replace("alice_bob:x:1003:1003::/home/alice_bob:/bin/bash\n", ""))
+    with pytest.raises(apply.Conflict):
+        db.create_user(config, {"name": "alice_bob_u", "owner": "alice", "password": "long enough"})
+    assert db.create_user(config, {"name": "alice_bob_u", "owner": "alice_bob",
+                                   "password": "long enough"})["owner"] == "alice_bob"

@@ -334,3 +334,129 @@ def test_hostile_tokens_in_the_path_are_refused(routed):
         if response.status_code == 400:
             assert "token" in response.json["fields"]
     assert config_digest(config) == before
+
+
+LONG = "www." + "l" * 60 + ".example.com"  # 76 characters: a valid name, longer than a CN may be
+
+
+@pytest.mark.parametrize("aliases", [[], ["short.example.com"]], ids=["no-short-name", "short-alias"])
+def test_a_domain_longer_than_a_common_name_gets_its_key_and_csr(tmp_path, aliases):
+    """X.509 caps a common name at 64 characters, a domain name has up to 253: a customer's long domain
+    gets its key, self-signed certificate and CSR (every name in the subjectAltName, the CN a name that
+    fits or none), not a 500 with a key left behind."""
+    require_binary("nginx")
+    config, _reloads, client = make_app(tmp_path)
+    assert client.request("POST", "/v1/webdomains", {"name": LONG, "owner": "alice",
+                                                     "aliases": aliases}).status_code == 201
+    for body in ({}, {"wildcard": True}):
+        response = client.request("POST", f"/v1/webdomains/{LONG}/tls/key", body)
+        assert response.status_code == 201, response.get_json()
+        csr = x509.load_pem_x509_csr(response.json["csr"].encode())
+        assert csr.is_signature_valid
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        assert LONG in san.value.get_values_for_type(x509.DNSName)
+        common = [a.value for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        assert common == aliases[:1]
+        assert san.critical is (not aliases)
+    shown = client.request("GET", f"/v1/webdomains/{LONG}/tls")
+    assert shown.status_code == 200 and shown.json["self_signed"] is True
+    assert LONG in shown.json["names"]
+    assert len(key_files(config)) == 2  # the installed self-signed pair's and the pending one
+    served = (Path(config.root) / web.VHOST_DIR / "alice" / f"{LONG}.conf").read_text()
+    assert "listen 443 ssl" in served
+
+
+def _unusable(pem: str, old: bytes, new: bytes) -> str:
+    """pem with one run of DER bytes replaced (the parser is lazy: it loads, and fails when read)."""
+    import base64
+
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+    assert der.count(old) == 1
+    body = base64.b64encode(der.replace(old, new)).decode()
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return "\n".join(["-----BEGIN CERTIFICATE-----", *lines, "-----END CERTIFICATE-----", ""])
+
+
+EC_PUBLIC_KEY_OID = bytes.fromhex("06072A8648CE3D0201")  # id-ecPublicKey
+UNKNOWN_KEY_OID = bytes.fromhex("06072A8648CE3D0209")
+SAN_OID = bytes.fromhex("0603551D11")  # subjectAltName
+BASIC_CONSTRAINTS_OID = bytes.fromhex("0603551D13")
+
+
+def test_certificates_that_load_but_cannot_be_read_are_refused_naming_the_field(node):
+    """A leaf or chain certificate with a public key of an unknown algorithm, or a leaf for the node's own
+    key whose extensions repeat, is a 400 naming its field, not a 500; nothing is written."""
+    config, _ = node
+    csr = certs.make_key(config, DOMAIN, {})["csr"]
+    ca = LocalCA()
+    before = config_digest(config)
+    unknown_key_leaf = _unusable(ca.sign(public_key=ec.generate_private_key(ec.SECP256R1()).public_key()),
+                                 EC_PUBLIC_KEY_OID, UNKNOWN_KEY_OID)
+    unknown_key_ca = _unusable(ca.pem(), EC_PUBLIC_KEY_OID, UNKNOWN_KEY_OID)
+    # The leaf's basicConstraints renamed subjectAltName: two SAN extensions, for the node's real key.
+    leaf = x509.load_pem_x509_certificate(ca.sign(csr).encode())
+    with_constraints = (x509.CertificateBuilder().subject_name(leaf.subject).issuer_name(leaf.issuer)
+                        .public_key(leaf.public_key()).serial_number(leaf.serial_number)
+                        .not_valid_before(leaf.not_valid_before_utc).not_valid_after(leaf.not_valid_after_utc)
+                        .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN), x509.DNSName(ALIAS)]),
+                                       critical=False)
+                        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
+                        .sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+    twice_san = _unusable(with_constraints, BASIC_CONSTRAINTS_OID, SAN_OID)
+    for body, field in (({"certificate": unknown_key_leaf}, "certificate"),
+                        ({"certificate": ca.sign(csr), "chain": unknown_key_ca}, "chain"),
+                        ({"certificate": twice_san}, "certificate")):
+        with pytest.raises(ValidationError) as caught:
+            certs.install(config, DOMAIN, body)
+        assert caught.value.field == field, (field, caught.value.message)
+        assert config_digest(config) == before
+    assert certs.get(config, DOMAIN)["self_signed"] is True
+
+
+def _name_of(length: int) -> str:
+    """A valid domain name of exactly length characters (labels of at most 63)."""
+    labels, left = [], length - len(".example")
+    while left > 0:
+        take = min(63, left if left <= 63 else left - 2)
+        labels.append("k" * take)
+        left -= take + 1
+    name = ".".join(labels) + ".example"
+    assert len(name) == length, len(name)
+    return name
+
+
+@pytest.mark.parametrize("length", [234, 235, 240, 241, 253])
+def test_key_files_of_the_longest_domains_fit_a_file_name(tmp_path, length):
+    """`<stem>.<key id>.key` adds 21 characters to a domain's file stem: a domain of up to 253 characters
+    still gets its key (a file name has at most 255 bytes), and deleting the domain takes it away."""
+    require_binary("nginx")
+    name = _name_of(length)
+    config, _reloads, client = make_app(tmp_path)
+    assert client.request("POST", "/v1/webdomains", {"name": name, "owner": "alice"}).status_code == 201
+    for _ in range(2):
+        response = client.request("POST", f"/v1/webdomains/{name}/tls/key", {})
+        assert response.status_code == 201, response.get_json()
+    assert len(key_files(config)) == 2
+    assert all(len(p.name.encode()) <= 255 for p in (Path(config.state_dir) / "tls").iterdir())
+    assert client.request("GET", f"/v1/webdomains/{name}/tls").json["self_signed"] is True
+    assert client.request("DELETE", f"/v1/webdomains/{name}").status_code == 204
+    assert list((Path(config.state_dir) / "tls").iterdir()) == []
+
+
+def test_a_full_replace_that_drops_a_domain_forgets_its_keys(node):
+    """A full replace (`web.replace_all`) without the domain takes its keys, certificate and record with
+    it, as a delete does: the same name made again later, for whichever owner, starts with no pair."""
+    config, _ = node
+    certs.make_key(config, DOMAIN, {})
+    certs.make_key(config, DOMAIN, {})
+    kept = {"name": "kept.example.org", "owner": "alice"}
+    web.create(config, kept)
+    certs.make_key(config, "kept.example.org", {})
+    assert len(key_files(config)) == 3
+    web.replace_all(config, [kept])
+    assert [p.name.split(".")[0] for p in key_files(config)] == ["kept"]
+    assert not web.cert_path(config, DOMAIN).exists()
+    web.create(config, {"name": DOMAIN, "owner": "bob"})
+    with pytest.raises(apply.NotFound):
+        certs.get(config, DOMAIN)
+    assert "listen 443" not in (Path(config.root) / web.VHOST_DIR / "bob" / f"{DOMAIN}.conf").read_text()
