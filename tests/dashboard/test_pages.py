@@ -90,7 +90,7 @@ def test_customer_at_90_percent_of_a_limit_is_listed(app, admin, users):
     """9 of 10 domain names is listed, linked to the user page; 8 of 10 is not."""
     from app.services.nodes import create_node
 
-    near, below = users.make("carol"), users.make("dave")
+    near, below, none_allowed = users.make("carol"), users.make("dave"), users.make("erin")
     with app.app_context():
         node = create_node("n1", "127.0.0.1", roles=["dns"], reason="test", agent_port=1, agent_secret="00" * 32,
                            cert_fingerprint="00" * 32)
@@ -100,7 +100,24 @@ def test_customer_at_90_percent_of_a_limit_is_listed(app, admin, users):
             name = db.session.get(User, user_id).name
             for i in range(count):
                 db.session.add(DomainIndex(name=f"d{i}.{name}.example", owner_id=user_id, node_id=node.id))
+        db.session.add(UserAccount(user_id=none_allowed, uid=5100, gid=5100, roles=["dns"], limits={"domains": 0}))
         db.session.commit()
     limits = section(admin.get("/dashboard").text, "limits")
     assert f'<a href="/accounts/users/{near}">carol</a>' in limits and "9 of 10 domain names (90 %)" in limits
-    assert "dave" not in limits
+    assert "dave" not in limits and "erin" not in limits
+
+
+def test_a_queued_operation_is_listed_and_the_page_polls(app, admin):
+    from app.services import operations
+
+    with app.app_context():
+        operation = operations.start_operation("check_node", "Check every node", "check_nodes", user_id=None,
+                                               targets=[])
+        db.session.commit()
+        operation_id = operation.id
+    fragment = admin.get("/dashboard", headers={"HX-Request": "true"}).text
+    assert 'hx-trigger="load delay:2s"' in fragment and 'data-polling="yes"' in fragment
+    assert f'<a href="/operations/{operation_id}">Check every node</a>' in section(fragment, "operations")
+    run_worker_burst(app)
+    fragment = admin.get("/dashboard", headers={"HX-Request": "true"}).text
+    assert 'data-polling="no"' in fragment and f"running-{operation_id}" not in fragment
