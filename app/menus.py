@@ -29,6 +29,9 @@ class MenuSection:
 
 
 MENU = (
+    MenuSection("Overview", (
+        MenuItem("Dashboard", "dashboard", endpoint="dashboard.index", admin_only=True),
+    )),
     MenuSection("Accounts", (
         MenuItem("Users", "users", endpoint="users.index", admin_only=True),
         MenuItem("Plans", "plans", endpoint="plans.index", admin_only=True),

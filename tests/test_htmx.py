@@ -26,6 +26,7 @@ def scene(app, client, auth):
 
 
 ENDPOINTS = [
+    ("/dashboard", 'id="dashboard"'),
     ("/cluster/nodes", 'id="nodes-table"'),
     ("/cluster/nodes/{node}", 'id="node-detail"'),
     ("/cluster/sync", 'id="sync-table"'),

@@ -39,6 +39,18 @@ IN_PROGRESS_STATES = {
 }
 
 
+def shown_state(state: str, maintenance: bool, users_locked: bool) -> str:
+    """The state a page shows: a ready node in maintenance takes no changes and one with its users locked
+    takes no new users (docs/distributed-requests.md, docs/user-data.md), so such a node is shown as
+    `maintenance` or `users-locked`, never as a plain `ready`."""
+    if state == NodeState.READY.value:
+        if maintenance:
+            return "maintenance"
+        if users_locked:
+            return "users-locked"
+    return state
+
+
 class Node(db.Model):
     """A server of the cluster, reached through its agent."""
 
@@ -91,6 +103,11 @@ class Node(db.Model):
     def node_state(self) -> NodeState:
         """The state as an enum member."""
         return NodeState(self.state)
+
+    @property
+    def shown_state(self) -> str:
+        """The state pages show (see `shown_state`)."""
+        return shown_state(self.state, self.maintenance, self.users_locked)
 
 
 class NodeStateChange(db.Model):

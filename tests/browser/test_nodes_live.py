@@ -22,7 +22,7 @@ def test_wrong_password_shows_a_message(page, panel):
 
 def test_nodes_page_turns_ready_by_itself(page, panel):
     log_in(page, panel)
-    page.wait_for_url(panel.url + "/cluster/nodes")
+    page.wait_for_url(panel.url + "/dashboard")
     reset_local_node(panel)
     navigations = []
     page.goto(panel.url + "/cluster/nodes")

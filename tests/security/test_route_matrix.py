@@ -79,6 +79,7 @@ OTHER_PAGES = [
     ("public", "POST", "/login", _form(username="nobody", password="wrong password")),
     ("logout", "POST", "/logout", None),
     ("user", "GET", "/", None),
+    ("admin", "GET", "/dashboard", None),
     ("user", "GET", "/account/tokens", None),
     ("user", "POST", "/account/tokens", _form(name="matrix token")),
     ("self", "POST", "/account/tokens/{token}/delete", None),

@@ -11,5 +11,5 @@ bp = Blueprint("main", __name__)
 def index():
     """Administrators start at the cluster; users at their sites."""
     if current_user.is_admin:
-        return redirect(url_for("nodes.index"))
+        return redirect(url_for("dashboard.index"))
     return redirect(url_for("webdomains.index"))
