@@ -377,7 +377,9 @@ def usage(user: User) -> list[dict]:
             words = f"{used:g} {singular if used == 1 and key != 'disk_mb' else plural}, no limit"
         else:
             words = f"{used:g} of {limit} {singular if limit == 1 and key != 'disk_mb' else plural}"
-        percent = None if used is None or limit is None else (100 if limit == 0 else min(100, round(100 * used / limit)))
+        percent = None
+        if used is not None and limit is not None:
+            percent = 100 if limit == 0 else min(100, round(100 * used / limit))
         rows.append({"key": key, "used": used, "limit": limit, "words": words, "percent": percent})
     return rows
 
