@@ -12,12 +12,14 @@ from flask_login import current_user
 
 @dataclass(frozen=True)
 class MenuItem:
-    """One sidebar entry: its label, endpoint and who sees it."""
+    """One sidebar entry: its label, endpoint and who sees it (everyone, administrators only, or hosting
+    customers only)."""
 
     label: str
     slug: str
     endpoint: str
     admin_only: bool = False
+    customer_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class MenuSection:
 MENU = (
     MenuSection("Overview", (
         MenuItem("Dashboard", "dashboard", endpoint="dashboard.index", admin_only=True),
+        MenuItem("Home", "home", endpoint="home.index", customer_only=True),
+        MenuItem("My account", "account", endpoint="account.index"),
     )),
     MenuSection("Accounts", (
         MenuItem("Users", "users", endpoint="users.index", admin_only=True),
@@ -64,7 +68,8 @@ def menu_for(user) -> list[MenuSection]:
     """The sections and items this user may see."""
     sections = []
     for section in MENU:
-        items = tuple(i for i in section.items if user.is_admin or not i.admin_only)
+        items = tuple(i for i in section.items if (not i.admin_only and not i.customer_only)
+                      or (i.admin_only if user.is_admin else i.customer_only))
         if items:
             sections.append(MenuSection(section.label, items))
     return sections

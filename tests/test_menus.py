@@ -10,20 +10,20 @@ from app.menus import MENU, blueprint_name
 ADMIN_PAGES = ["/dashboard", "/cluster/nodes", "/cluster/sync", "/system/firewall", "/accounts/users"]
 
 
-def test_admin_sees_every_menu(client, auth):
+def test_admin_sees_every_menu_but_the_customers_own(client, auth):
     auth.login("root", admin=True)
     page = client.get("/cluster/nodes").text
     for section in MENU:
         assert re.search(rf'<div class="menu-title"[^>]*>{re.escape(section.label)}</div>', page), section.label
         for item in section.items:
-            assert f">{item.label}</a>" in page
+            assert (f">{item.label}</a>" in page) != item.customer_only, item.label
 
 
 def test_user_sees_only_user_menus(client, auth):
     auth.login("bob", admin=False)
     page = client.get("/operations/").text
-    assert ">Web domains</a>" in page and ">Mailboxes</a>" in page
-    for hidden in (">Nodes</a>", ">Firewall</a>", ">Users</a>", ">Whitelist</a>"):
+    assert ">Web domains</a>" in page and ">Mailboxes</a>" in page and ">Home</a>" in page
+    for hidden in (">Dashboard</a>", ">Nodes</a>", ">Firewall</a>", ">Users</a>", ">Whitelist</a>"):
         assert hidden not in page
 
 
@@ -33,7 +33,7 @@ def test_admin_pages_refuse_users(client, auth, path):
     assert client.get(path).status_code in (403, 404)
 
 
-@pytest.mark.parametrize("path", ADMIN_PAGES + ["/operations/", "/account/tokens", "/"])
+@pytest.mark.parametrize("path", ADMIN_PAGES + ["/operations/", "/account/tokens", "/account", "/home", "/"])
 def test_pages_need_login(client, path):
     response = client.get(path)
     assert response.status_code == 302 and "/login" in response.headers["Location"]
@@ -56,7 +56,7 @@ def test_pages_are_for_admins(client, auth):
 
 ROOT = Path(__file__).resolve().parent.parent
 # Menus whose pages post no form of their own (buttons with a CSRF token only).
-NO_FORMS = {"sync", "operations", "dashboard"}
+NO_FORMS = {"sync", "operations", "dashboard", "home"}
 
 
 @pytest.mark.parametrize("item", [i for s in MENU for i in s.items], ids=lambda i: i.slug)

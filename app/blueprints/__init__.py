@@ -10,6 +10,7 @@ from app.blueprints.auth.views import bp as auth_bp
 from app.blueprints.dashboard.views import bp as dashboard_bp
 from app.blueprints.domains.views import bp as domains_bp
 from app.blueprints.firewall.views import bp as firewall_bp
+from app.blueprints.home.views import bp as home_bp
 from app.blueprints.mail_blacklist.views import bp as mail_blacklist_bp
 from app.blueprints.mail_whitelist.views import bp as mail_whitelist_bp
 from app.blueprints.mailboxes.views import bp as mailboxes_bp
@@ -25,7 +26,7 @@ from app.blueprints.users.views import bp as users_bp
 from app.blueprints.webdomains.views import bp as webdomains_bp
 from app.ispmgr.views import bp as ispmgr_bp
 
-PAGE_BLUEPRINTS = (auth_bp, main_bp, account_bp, dashboard_bp,
+PAGE_BLUEPRINTS = (auth_bp, main_bp, dashboard_bp, home_bp, account_bp,
                    users_bp, plans_bp, webdomains_bp, domains_bp, maildomains_bp, mailboxes_bp,
                    mail_whitelist_bp, mail_blacklist_bp, firewall_bp, scheduler_bp, nodes_bp, policies_bp, sync_bp,
                    operations_bp)

@@ -13,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
+from agent import validation as v
 from app.extensions import db
 from app.models import ApiToken, User, UserLevel
 from app.models.base import utcnow
@@ -64,6 +65,28 @@ def set_password(user: User, password: str) -> None:
     """Change a password and end every session of the account."""
     user.password_hash = hash_password(password)
     end_sessions(user)
+
+
+def change_own_password(user: User, current: str, new: str) -> None:
+    """The user changes their own password: refused (ValidationError naming the field, nothing written)
+    unless `current` is their password and `new` a valid one; every other session of the account ends."""
+    if not verify_password(user.password_hash, current):
+        raise v.ValidationError("current_password", "is not your current password")
+    new = v.password(new, "new_password")
+    if new == current:
+        raise v.ValidationError("new_password", "is the same as the current one: choose another")
+    set_password(user, new)
+
+
+def update_profile(user: User, fullname: object, comment: object) -> None:
+    """Set the account's full name and comment (one line of printable text each, checked before anything
+    is written)."""
+    clean = {"fullname": v.text("" if fullname is None else fullname, "fullname",
+                                max_length=User.fullname.type.length).strip(),
+             "comment": v.text("" if comment is None else comment, "comment",
+                               max_length=User.comment.type.length).strip()}
+    user.fullname, user.comment = clean["fullname"], clean["comment"]
+    db.session.commit()
 
 
 def end_sessions(user: User) -> None:

@@ -20,6 +20,7 @@ from app.models.base import MAX_ID, iso_utc
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 from app.services import accounts, placement, plans
 from app.services.uids import DEFAULT_UID_RANGE, uid_range
+from app.services.userdata.checks import count_of
 from app.services.userdata.errors import UserDataError, invalid, object_body, validated
 from app.services.userdata.kinds import KINDS
 from app.services.userdata.owners import (
@@ -70,6 +71,7 @@ __all__ = [
     "set_active",
     "uid_range",
     "update_user",
+    "usage",
     "usage_reports",
     "user_to_dict",
     "users_to_dicts",
@@ -351,6 +353,35 @@ def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None =
         used = disk_used(user)
         shown["disk_used_mb"] = None if used is None else round(used / MIB, 1)
     return shown
+
+
+# What each limit counts, as a customer reads it: (limit key, what is counted, its singular).
+USAGE_WORDS = (("disk_mb", "MB of disk", "MB of disk"), ("webdomains", "web domains", "web domain"),
+               ("domains", "domain names", "domain name"), ("maildomains", "mail domains", "mail domain"),
+               ("mailboxes", "mailboxes", "mailbox"))
+
+
+def usage(user: User) -> list[dict]:
+    """Per limit: what the user uses of it and the limit (None: no limit), with the numbers the API shows
+    (user_to_dict's effective_limits and disk_used_mb) and the counts the limit checks make; `used` is None
+    for disk until a node has measured it."""
+    shown = user_to_dict(user)
+    limits = shown["effective_limits"]
+    rows = []
+    for key, plural, singular in USAGE_WORDS:
+        used = shown["disk_used_mb"] if key == "disk_mb" else count_of(user, key)
+        limit = limits.get(key)
+        if used is None:
+            words = f"not measured yet{'' if limit is None else f' (limit {limit} {plural})'}"
+        elif limit is None:
+            words = f"{used:g} {singular if used == 1 and key != 'disk_mb' else plural}, no limit"
+        else:
+            words = f"{used:g} of {limit} {singular if limit == 1 and key != 'disk_mb' else plural}"
+        percent = None
+        if used is not None and limit is not None:
+            percent = 100 if limit == 0 else min(100, round(100 * used / limit))
+        rows.append({"key": key, "used": used, "limit": limit, "words": words, "percent": percent})
+    return rows
 
 
 def delete_user(user: User) -> dict:

@@ -80,6 +80,12 @@ OTHER_PAGES = [
     ("logout", "POST", "/logout", None),
     ("user", "GET", "/", None),
     ("admin", "GET", "/dashboard", None),
+    ("user", "GET", "/home", None),
+    ("user", "GET", "/account", None),
+    ("user", "POST", "/account", _form(fullname="Matrix", comment="")),
+    # A wrong current password: refused (400) for everyone logged in, so no session of the matrix ends.
+    ("user", "POST", "/account/password", _form(current_password="not the password", new_password="another long one",
+                                                confirm_password="another long one")),
     ("user", "GET", "/account/tokens", None),
     ("user", "POST", "/account/tokens", _form(name="matrix token")),
     ("self", "POST", "/account/tokens/{token}/delete", None),

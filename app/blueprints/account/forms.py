@@ -1,8 +1,8 @@
-"""Forms of the user's own account."""
+"""Forms of the user's own account: profile, password, API tokens."""
 
 from flask_wtf import FlaskForm
-from wtforms import StringField
-from wtforms.validators import DataRequired, Length, Regexp
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
 
 class TokenForm(FlaskForm):
@@ -16,3 +16,21 @@ class TokenForm(FlaskForm):
             Regexp(r"^[\w .@:+-]+$", message="Letters, digits, spaces and . _ @ : + - only."),
         ],
     )
+
+
+class ProfileForm(FlaskForm):
+    """The name and note shown with the account (one line each; checked by the service's validators)."""
+
+    fullname = StringField("Full name", description="How you are named to your administrator.")
+    comment = StringField("Comment", description="A note about the account, e.g. a phone number to reach you.")
+
+
+class PasswordForm(FlaskForm):
+    """Change the password: the current one first."""
+
+    current_password = PasswordField("Current password", validators=[DataRequired("Type your current password.")])
+    new_password = PasswordField("New password", description="At least 8 characters.",
+                                 validators=[DataRequired("Type the new password.")])
+    confirm_password = PasswordField("New password again", validators=[
+        DataRequired("Type the new password once more."),
+        EqualTo("new_password", message="Does not match the new password: type the same one twice.")])

@@ -1,14 +1,67 @@
-"""The user's own account: API tokens."""
+"""The user's own account: full name and comment, password, API tokens."""
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, login_user
 
-from app.blueprints.account.forms import TokenForm
+from agent.validation import ValidationError
+from app import ratelimit
+from app.blueprints.account.forms import PasswordForm, ProfileForm, TokenForm
+from app.errors import show_errors
 from app.extensions import db
 from app.models import ApiToken
 from app.services import accounts
 
 bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+def account_page(profile: ProfileForm | None = None, password: PasswordForm | None = None):
+    """The account page with its two forms (a form given is the one just posted, with its errors)."""
+    profile = profile or ProfileForm(formdata=None, data={"fullname": current_user.fullname,
+                                                          "comment": current_user.comment})
+    password = password or PasswordForm(formdata=None)
+    status = 400 if any(f.errors or f.form_errors for f in (profile, password)) else 200
+    return render_template("account/index.html", profile=profile, password=password), status
+
+
+@bp.route("", methods=["GET", "POST"])
+@login_required
+def index():
+    """The account: name, level, full name and comment (saved here), the password form, the tokens link."""
+    form = ProfileForm()
+    if not form.is_submitted():
+        return account_page()
+    if form.validate():
+        try:
+            accounts.update_profile(current_user, form.fullname.data, form.comment.data)
+            flash("Your full name and comment are saved.")
+            return redirect(url_for("account.index"))
+        except ValidationError as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+    return account_page(profile=form)
+
+
+@bp.route("/password", methods=["POST"])
+@login_required
+def password():
+    """Change the password, given the current one; every other session of the account ends, this one
+    goes on. Wrong current passwords count against the login limits (app/ratelimit.py)."""
+    form = PasswordForm()
+    if form.validate():
+        attempt = ratelimit.attempt(current_user.name)
+        attempt.allow()
+        try:
+            accounts.change_own_password(current_user, form.current_password.data, form.new_password.data)
+        except ValidationError as exc:
+            if exc.field == "current_password":
+                attempt.failed()
+            show_errors(form, exc)
+        else:
+            attempt.succeeded()
+            login_user(current_user._get_current_object())  # this session, in the account's new epoch
+            flash("Your password is changed; your other sessions are logged out.")
+            return redirect(url_for("account.index"))
+    return account_page(password=form)
 
 
 @bp.route("/tokens", methods=["GET", "POST"])

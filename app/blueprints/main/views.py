@@ -9,7 +9,7 @@ bp = Blueprint("main", __name__)
 @bp.route("/")
 @login_required
 def index():
-    """Administrators start at the cluster; users at their sites."""
+    """Administrators start at the dashboard; users at their home page."""
     if current_user.is_admin:
         return redirect(url_for("dashboard.index"))
-    return redirect(url_for("webdomains.index"))
+    return redirect(url_for("home.index"))

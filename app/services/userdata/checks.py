@@ -38,6 +38,12 @@ def resolve_owner(actor: User, data: dict) -> User:
     return owner
 
 
+def count_of(owner: User, kind_name: str) -> int:
+    """How many of a kind the owner holds against its limit (creates in flight included)."""
+    kind = KINDS[kind_name]
+    return db.session.scalar(select(func.count()).select_from(kind.model).where(kind.model.owner_id == owner.id))
+
+
 def check_limit(owner: User, kind_name: str, name: str | None = None, claimed: bool = False) -> None:
     """Refuse when the owner already has as many of this kind as their limit allows; a name that exists
     already is refused as the duplicate it is, not as over the limit. With claimed, the new row is already
@@ -47,7 +53,7 @@ def check_limit(owner: User, kind_name: str, name: str | None = None, claimed: b
     if limit is None:
         return
     kind = KINDS[kind_name]
-    count = db.session.scalar(select(func.count()).select_from(kind.model).where(kind.model.owner_id == owner.id))
+    count = count_of(owner, kind_name)
     if claimed:
         count -= 1
     if count >= limit:
