@@ -167,7 +167,10 @@ def test_changes_to_one_list_take_the_lock_in_the_order_they_were_made(cluster, 
             time.sleep(0.02)
     second = spawn_worker(app, log=log)
     assert [w.wait(60) for w in (first, second)] == [0, 0], (tmp_path / "workers.log").read_text()
-    assert [r["ports"] for r in cluster.master("firewall")["rows"]] == ["7001", "7002"]
+    with app.app_context():
+        outcome = [(op.id, op.status, op.message) for op in (db.session.get(Operation, i) for i in ids)]
+    assert [r["ports"] for r in cluster.master("firewall")["rows"]] == ["7001", "7002"], (
+        outcome, (tmp_path / "workers.log").read_text()[-3000:])
     with app.app_context():
         assert [db.session.get(ListChange, i).base_version for i in ids] == [0, 1]
         assert "waiting for the firewall list's lock" in db.session.get(Operation, ids[1]).log
