@@ -13,8 +13,9 @@ PASSWORD = "a browser password"
 
 
 def test_user_adds_a_web_domain(page, panel):  # noqa: F811
-    """The admin makes a user through the API; the user adds a site in the UI and the list shows it (the form's
-    DNS box, ticked as the page offers it, makes the site's zone first: the user holds no zone yet)."""
+    """The admin makes a user through the API; the user lands on their home page, follows its link, adds a site
+    in the UI and the list shows it (the form's DNS box, ticked as the page offers it, makes the site's zone
+    first: the user holds no zone yet)."""
     seed_account_files(panel.data / "local-node" / "root")
     made = requests.post(panel.url + "/api/v1/users", auth=("admin", panel.password), timeout=30,
                          json={"name": "webuser", "password": PASSWORD, "roles": ["web", "dns"]})
@@ -23,6 +24,8 @@ def test_user_adds_a_web_domain(page, panel):  # noqa: F811
     page.fill("input[name=username]", "webuser")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
+    page.wait_for_url(panel.url + "/home")
+    page.click("text=add a web domain")
     page.wait_for_url(panel.url + "/domains/web")
     assert "No web domains yet." in page.locator("#webdomains-table").inner_text()
     page.fill("#new-webdomain input[name=name]", "browser.example.com")
