@@ -60,6 +60,9 @@ class Lease:
         self.alive_key = alive_key
         self.locks: dict[str, object] = {}
         self.lost = False
+        # Held while a lock is given back and while the renewal runs: a renewal must never pick a
+        # lock the holder is giving back (it would find it gone and call the lease lost).
+        self._mutex = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -87,26 +90,29 @@ class Lease:
         lock = self.redis.lock(lock_key(name), timeout=self.ttl, sleep=0.05, thread_local=False)
         got = lock.acquire(blocking=wait is not None, blocking_timeout=wait)
         if got:
-            self.locks[name] = lock
+            with self._mutex:
+                self.locks[name] = lock
         return got
 
     def release(self, name: str) -> None:
         """Give a list's lock back before the lease ends."""
-        try:
-            self.locks.pop(name).release()
-        except LockError:
-            pass
+        with self._mutex:
+            try:
+                self.locks.pop(name).release()
+            except LockError:
+                pass
 
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 3):
-            try:
-                if self.alive_key:
-                    self.redis.set(self.alive_key, "1", px=int(self.ttl * 1000))
-                for lock in list(self.locks.values()):
-                    lock.reacquire()
-            except (LockError, RedisError):
-                # Redis restarted or the lease lapsed: someone else may hold the list now.
-                self.lost = True
+            with self._mutex:
+                try:
+                    if self.alive_key:
+                        self.redis.set(self.alive_key, "1", px=int(self.ttl * 1000))
+                    for lock in self.locks.values():
+                        lock.reacquire()
+                except (LockError, RedisError):
+                    # Redis restarted or the lease lapsed: someone else may hold the list now.
+                    self.lost = True
 
 
 def counted_desyncs(state: str, names: list[str], busy: dict[str, bool] | None = None,

@@ -131,6 +131,39 @@ def test_a_lease_whose_redis_went_away_is_lost(app, redis_url):
             wait_until(lambda: lease.lost, 5, what="the lease to be reported lost")
 
 
+def test_a_lock_given_back_while_the_renewal_runs_is_not_a_lost_lease(app, monkeypatch):
+    """A change waiting its turn takes and gives back the list's lock many times a second; a renewal
+    that finds a lock just given back must not mark the lease lost (the change would then fail with
+    "the list's lock was lost" although nobody else ever held it). A loaded machine is slow between
+    a renewal picking a lock and Redis renewing it: the renewal here waits 20 ms there."""
+    import time
+
+    from redis.lock import Lock
+
+    from app.queues import redis_connection
+    from app.services.distributed import Lease
+
+    real_reacquire = Lock.reacquire
+
+    def slow_reacquire(self):
+        time.sleep(0.02)
+        return real_reacquire(self)
+
+    monkeypatch.setattr(Lock, "reacquire", slow_reacquire)
+    with app.app_context():
+        with Lease(redis_connection(), 0.06) as lease:
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline and not lease.lost:
+                assert lease.acquire("firewall", 1)
+                time.sleep(0.01)
+                lease.release("firewall")
+                time.sleep(0.005)
+            assert not lease.lost
+            assert lease.acquire("firewall", 1)
+            time.sleep(0.2)
+            assert not lease.lost
+
+
 def test_a_request_that_lost_its_lease_does_not_commit(cluster, app, monkeypatch):
     """The lock vanishes (Redis restart) while the nodes apply: master unchanged, nodes synced back."""
     import time
