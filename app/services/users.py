@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from agent import validation as v
@@ -95,6 +95,12 @@ def _validate_fields(data: object, creating: bool) -> dict:
             raise invalid("name", f"{name} is a system account name on the nodes")
         if db.session.scalar(select(User.id).where(User.name == name)) is not None:
             raise UserDataError(409, f"user {name} exists", {"name": f"{name} exists"})
+        clash = _prefix_clash(name)
+        if clash is not None:
+            shorter = min(clash, name, key=len)
+            message = (f"{name} and {clash} would share database names: {shorter}_… names belong to one user "
+                       "only (choose a name that is not another user's name plus _)")
+            raise UserDataError(409, message, {"name": message})
         clean["name"] = name
     if creating or "password" in data:
         clean["password"] = validated(v.password, data.get("password"), "password")
@@ -122,6 +128,17 @@ def _validate_fields(data: object, creating: bool) -> dict:
     if "active" in data:
         clean["active"] = validated(v.boolean, data["active"], "active")
     return clean
+
+
+def _prefix_clash(name: str) -> str | None:
+    """A user whose name is this one's up to a `_`, or this one's plus `_` and more (`bob`, `bob_x`).
+
+    A user's databases and database users are named `<name>_…`: with both users, `bob_x_shop` could be
+    either's, and the first to make it would take a name the other expects to own.
+    """
+    shorter = [name[:i] for i, char in enumerate(name) if char == "_" and i > 0]
+    return db.session.scalar(select(User.name).where(
+        or_(User.name.in_(shorter), User.name.startswith(name + "_", autoescape=True))).order_by(User.name).limit(1))
 
 
 def _validate_nodes(value: object) -> dict[str, Node]:

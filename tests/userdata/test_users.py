@@ -44,6 +44,30 @@ def test_a_deleted_users_uid_comes_back_only_after_the_range_was_given_out(app, 
     assert [make("u5")["uid"], make("u6")["uid"]] == [20000, 20001]
 
 
+def test_a_name_that_is_another_users_plus_underscore_is_refused(app, client, cluster, users):
+    """Databases are named `<user>_…`: with users bob and bob_x, `bob_x_shop` could be either's, so neither
+    name is given while the other exists (whichever came first); `_` in a name is taken literally."""
+    node = cluster.node("a", roles=("web",))
+    users.make("root", admin=True)
+
+    def make(name):
+        return client.post("/api/v1/users", json={"name": name, "password": "a long password", "roles": ["web"]},
+                           headers=basic("root"))
+
+    assert make("bob").status_code == 201
+    refused = make("bob_x")
+    assert refused.status_code == 409 and "bob_" in refused.json["fields"]["name"]
+    assert make("bob_x_y").status_code == 409
+    assert make("al_ice").status_code == 201
+    longer_first = make("al")
+    assert longer_first.status_code == 409 and "al_ice" in longer_first.json["fields"]["name"]
+    assert make("bobx").status_code == 201  # no underscore: its names start bobx_, not bob_
+    assert make("a").status_code == 201  # "al_ice" starts with "a" but not with "a_"
+    names = [u["name"] for u in client.get("/api/v1/users", headers=basic("root")).json["items"]]
+    assert sorted(names) == ["a", "al_ice", "bob", "bobx", "root"]
+    assert "bob_x:" not in (cluster.root(node) / "etc/passwd").read_text()
+
+
 def test_suspended_user_cannot_log_in_or_call_the_api(app, client, cluster, users, auth):
     """Suspend ends the session and refuses Basic auth; resume lets them back."""
     cluster.node("n1")
