@@ -122,7 +122,8 @@ def test_rsa_option_and_the_self_signed_default(node):
     text = vhost_text(config)
     assert "listen 443 ssl http2;" in text and str(key_file) in text and "TLSv1.2 TLSv1.3" in text
     include = (Path(config.root) / web.INCLUDE).read_text()
-    assert "ssl_reject_handshake on;" in include
+    default_443 = include[include.index("listen 443 ssl default_server;"):]
+    assert "ssl_reject_handshake on;" in default_443 and "return 444;" in default_443.split("}")[0]
     web.nginx_test(config)
     assert reloads.calls()[-1] == "nginx"
 
