@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import selectinload
 
 from agent import validation as v
 from app.extensions import db
-from app.models import Node, Placement, Plan, User, UserAccount, UserLevel
+from app.models import Node, Placement, User, UserAccount, UserLevel
 from app.models.base import MAX_ID, iso_utc
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
-from app.services import accounts, placement, plans
+from app.services import accounts, placement, plans, user_usage
 from app.services.uids import DEFAULT_UID_RANGE, uid_range
 from app.services.userdata.checks import count_of
 from app.services.userdata.errors import UserDataError, invalid, object_body, validated
@@ -331,44 +330,29 @@ def location(user: User) -> dict[str, dict | None]:
 
 
 def users_to_dicts(rows: list[User]) -> list[dict]:
-    """Many users as user_to_dict shows them, with their disk use; accounts, placements and the nodes'
-    measurements are read for all of them at once, not per user."""
-    ids = [u.id for u in rows]
-    accounts_by_user = {a.user_id: a
-                        for a in db.session.scalars(select(UserAccount).where(UserAccount.user_id.in_(ids)))}
-    placed = {(p.user_id, p.role): p for p in db.session.scalars(
-        select(Placement).options(selectinload(Placement.node)).where(Placement.user_id.in_(ids)))}
-    reports = usage_reports()
-    held = node_ids_of(ids)
-    loaded_plans = {p.id: p for p in plans.all_plans()}
-    shown = []
-    for u in rows:
-        row = user_to_dict(u, (accounts_by_user.get(u.id), {role: placed.get((u.id, role)) for role in USER_ROLES}),
-                           loaded_plans)
-        used = owned_bytes(u.name, reports, held.get(u.id, set()))
-        row["disk_used_mb"] = None if used is None else round(used / MIB, 1)
-        shown.append(row)
-    return shown
+    """Many users as user_to_dict shows them, with their disk use, in the order given; read set-based
+    (app/services/user_usage.py), not per user."""
+    shown = {row["id"]: row for row in user_usage.user_dicts([u.id for u in rows])}
+    return [shown[u.id] for u in rows]
 
 
-def user_to_dict(user: User, preloaded: tuple[UserAccount | None, dict] | None = None,
-                 loaded_plans: dict[int, Plan] | None = None) -> dict:
-    """A user as the API shows it (the password is never shown), with how much disk their
-    files take (users_to_dicts fills that in for a list, from preloaded rows)."""
-    account, placed = preloaded or (account_of(user), {role: placement_of(user, role) for role in USER_ROLES})
+def user_to_dict(user: User) -> dict:
+    """A user as the API shows it (the password is never shown), with how much disk their files take
+    (a list reads many at once: app/services/user_usage.py user_dicts, the same fields)."""
+    account = account_of(user)
+    placed = {role: placement_of(user, role) for role in USER_ROLES}
     shown = {
         "id": user.id, "name": user.name, "level": user.level, "active": user.active,
         "roles": list(account.roles) if account else [],
         "limits": dict(account.limits or {}) if account else {},
-        "plan": plan.name if (plan := plans.plan_of(account, loaded_plans)) else None,
-        "effective_limits": plans.effective_limits(account, loaded_plans),
+        "plan": plan.name if (plan := plans.plan_of(account)) else None,
+        "effective_limits": plans.effective_limits(account),
         "uid": account.uid if account else None, "gid": account.gid if account else None,
         "location": {role: (placed[role].node.name if placed[role] else None) for role in USER_ROLES},
         **({"nodes": user.suspension_report} if getattr(user, "suspension_report", None) is not None else {}),
     }
-    if preloaded is None:
-        used = disk_used(user)
-        shown["disk_used_mb"] = None if used is None else round(used / MIB, 1)
+    used = disk_used(user)
+    shown["disk_used_mb"] = None if used is None else round(used / MIB, 1)
     return shown
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from tests.conftest import Users, wait_until
 from tests.userdata.conftest import basic
 
 
@@ -239,3 +240,39 @@ def test_deleting_a_user_on_an_agent_without_the_purge_route_deletes_record_by_r
                        "DELETE /v1/domains/fred.example.org", "DELETE /v1/users/fred"]
     assert "fred:" not in (cluster.root(node) / "etc/passwd").read_text()
     assert not (cluster.root(node) / "etc/nginx/hostfleet/fred/fred.example.com.conf").exists()
+
+
+def test_the_user_list_shows_each_user_as_their_own_page_does(app, client, cluster, users, monkeypatch):
+    """GET /api/v1/users (read set-based, for ten thousand users) and GET /api/v1/users/<id> agree on every
+    field for every kind of user: an administrator without a hosting account, a user on a plan with their
+    own limit over it, one placed on two nodes with files measured on one, one with no role at all."""
+    monkeypatch.setenv("HOSTFLEET_AGENT_USAGE_REFRESH_S", "0.5")
+    web, mail = cluster.node("web1", roles=("web", "dns")), cluster.node("mail1", roles=("mail",))
+    users.make("root", admin=True)
+    admin = basic("root")
+    assert client.post("/api/v1/plans", json={"name": "Basic", "limits": {"webdomains": 1, "mailboxes": 4}},
+                       headers=admin).status_code == 201
+    made = [client.post("/api/v1/users", json=body, headers=admin) for body in (
+        {"name": "ann", "password": Users.PASSWORD, "plan": "Basic", "limits": {"webdomains": 3}},
+        {"name": "ben", "password": Users.PASSWORD, "roles": ["web", "dns", "mail"]},
+        {"name": "cat", "password": Users.PASSWORD, "roles": []},
+    )]
+    assert [m.status_code for m in made] == [201, 201, 201], [m.json for m in made]
+    cluster.zones("ben", "ben.example.com")
+    assert client.post("/api/v1/webdomains", json={"name": "ben.example.com"},
+                       headers=basic("ben")).status_code == 201
+    (cluster.root(web) / "home/ben/big.bin").write_bytes(b"x" * (2 * 2**20))
+
+    def ben_measured():
+        cluster.poll()
+        return (client.get("/api/v1/users", headers=admin).json["items"][1]["disk_used_mb"] or 0) >= 2
+
+    wait_until(ben_measured, 30, interval=0.2, what="the agent to measure ben's files")
+    listed = client.get("/api/v1/users", headers=admin).json["items"]
+    assert [u["name"] for u in listed] == ["ann", "ben", "cat", "root"]
+    for item in listed:
+        assert client.get(f"/api/v1/users/{item['id']}", headers=admin).json == item
+    ann, ben = listed[0], listed[1]
+    assert ann["plan"] == "Basic" and ann["effective_limits"] == {"webdomains": 3, "mailboxes": 4}
+    assert ben["location"] == {"web": "web1", "dns": "web1", "mail": "mail1"} and mail
+    assert listed[3]["roles"] == [] and listed[3]["uid"] is None

@@ -5,6 +5,7 @@ from app.blueprints.api import schemas_userdata as s
 from app.blueprints.api.blueprint import Resource, blp, errors
 from app.extensions import db
 from app.models import User
+from app.services import user_usage
 from app.services import users as user_service
 from app.services.errors import NotFoundError
 
@@ -26,8 +27,7 @@ def user_or_404(user_id: int) -> User:
 @admin_required
 def users_list():
     """Every panel user with roles, limits, UID and location."""
-    rows = db.session.scalars(db.select(User).order_by(User.name)).all()
-    return {"items": user_service.users_to_dicts(rows)}
+    return {"items": user_usage.user_dicts()}
 
 
 @resource.route("/users", "users_create", methods=["POST"])
