@@ -356,10 +356,10 @@ def user_to_dict(user: User) -> dict:
     return shown
 
 
-# What each limit counts, as a customer reads it: (limit key, what is counted, its singular).
-USAGE_WORDS = (("disk_mb", "MB of disk", "MB of disk"), ("webdomains", "web domains", "web domain"),
-               ("domains", "domain names", "domain name"), ("maildomains", "mail domains", "mail domain"),
-               ("mailboxes", "mailboxes", "mailbox"))
+# What each limit counts, as a customer reads it: (limit key, what is counted, its singular); one line per
+# kind of user data, in the kinds' order.
+USAGE_WORDS = (("disk_mb", "MB of disk", "MB of disk"),
+               *((kind.name, kind.plural, kind.label) for kind in KINDS.values()))
 
 
 def usage(user: User) -> list[dict]:
