@@ -108,6 +108,24 @@ def score_nodes(role: str, resource: str | None = None) -> list[dict]:
     return candidates
 
 
+def in_words(candidate: dict, resource: str | None, chosen_id: int | None, by_admin: bool = False) -> str:
+    """One node of a placement decision as an administrator reads it: why it was left out, or its figures
+    with their units and its score (users per unit of weight per GiB free; the lowest score wins)."""
+    node = candidate.get("node", "?")
+    if candidate.get("excluded"):
+        return f"{node} was left out: it {candidate['excluded']}"
+    users, weight, score = candidate.get("users", 0), candidate.get("weight"), candidate.get("score")
+    held = f"{users} user{'' if users == 1 else 's'} on weight {weight}"
+    if resource in ("disk", "memory") and isinstance(candidate.get("free"), (int, float)):
+        held += f", {candidate['free']:.1f} GiB of {resource} free"
+    score_words = f"score {score:.3g}" if isinstance(score, (int, float)) else "no score"
+    if candidate.get("node_id") != chosen_id:
+        verdict = "not chosen"
+    else:
+        verdict = "chosen by the administrator" if by_admin else "chosen (the lowest score)"
+    return f"{node}: {held} → {score_words}, {verdict}"
+
+
 def choose(role: str, resource: str | None = None) -> Decision:
     """The node the formula picks for role; PlacementError naming every exclusion otherwise."""
     resource = resource or get_policy().placement_resource

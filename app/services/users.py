@@ -325,6 +325,8 @@ def location(user: User) -> dict[str, dict | None]:
             "resource": decision.resource if decision else None,
             "at": iso_utc(decision.at) if decision else None,
             "candidates": decision.candidates if decision else [],
+            "reasons": [placement.in_words(c, decision.resource, decision.node_id, decision.chosen_by == "admin")
+                        for c in decision.candidates] if decision else [],
         }
     return result
 

@@ -225,3 +225,18 @@ def test_an_administrator_may_still_place_a_user_on_the_panels_own_server(app, c
                                                  "nodes": {"web": "local"}}, headers=basic("root"))
     assert created.status_code == 201, created.json
     assert created.json["location"]["web"] == "local"
+
+
+def test_a_placement_decision_reads_in_words_with_units():
+    """The Location page's reasons: a left-out node says why; a scored one gives users, weight, free GiB of
+    the resource and the score, and which node was chosen and by whom (no bare `0 / 100 / 75.48 → 0.000000`)."""
+    from app.services.placement import LOCAL_NODE_EXCLUDED, in_words
+
+    scored = {"node_id": 2, "node": "web2", "users": 1, "weight": 100, "free": 75.4812, "score": 0.00013249}
+    assert in_words(scored, "disk", 2) == (
+        "web2: 1 user on weight 100, 75.5 GiB of disk free → score 0.000132, chosen (the lowest score)")
+    assert in_words({**scored, "users": 3}, "memory", 1).startswith("web2: 3 users on weight 100, 75.5 GiB of memory")
+    assert in_words(scored, "none", 1) == "web2: 1 user on weight 100 → score 0.000132, not chosen"
+    assert in_words(scored, "disk", 2, by_admin=True).endswith("chosen by the administrator")
+    left_out = {"node_id": 1, "node": "local", "excluded": LOCAL_NODE_EXCLUDED}
+    assert in_words(left_out, "disk", 2) == "local was left out: it " + LOCAL_NODE_EXCLUDED

@@ -19,7 +19,7 @@ def test_admin_users_page_creates_and_locates(client, cluster, auth):
     detail = client.get(made.headers["Location"])
     assert "erin" in detail.text and 'id="location-web"' in detail.text and "n1" in detail.text
     location = client.get(made.headers["Location"] + "/location")
-    assert "0 / 100 /" in location.text
+    assert "n1: 0 users on weight 100" in location.text and "chosen (the lowest score)" in location.text
     fragment = client.get(made.headers["Location"] + "/location", headers={"HX-Request": "true"})
     assert fragment.text.lstrip().startswith('<div id="location">')
     listing = client.get("/accounts/users", headers={"HX-Request": "true"})
