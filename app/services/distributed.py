@@ -38,6 +38,7 @@ from app.models import (
 from app.models.base import as_utc, utcnow
 from app.queues import redis_connection
 from app.services import lists, operations
+from app.services.errors import ConflictError
 from app.services.list_locks import (
     ALIVE_PREFIX,
     LOCK_PREFIX,
@@ -75,6 +76,7 @@ __all__ = [
     "push_timeout",
     "recover_interrupted",
     "request_change",
+    "retry_change",
 ]
 
 
@@ -186,7 +188,8 @@ def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) 
         db.session.rollback()
         _finish(operation, OperationStatus.REFUSED,
                 f"Refused: {len(ready)} of {len(targets)} target nodes are ready ({percent}%); the policy "
-                f"requires at least {minimum}%. Nothing was changed anywhere.")
+                f"requires at least {minimum}%. Not ready: {_not_ready([n for n in targets if n not in ready])}. "
+                "Nothing was changed anywhere; retry once they are back.")
         return OperationStatus.REFUSED
 
     new_version, new_hash = base_version + 1, liststate.list_hash(new_rows)
@@ -292,6 +295,14 @@ def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) 
     return OperationStatus.FAILED
 
 
+def _not_ready(nodes: list[Node], shown: int = 5) -> str:
+    """The nodes a request could not be sent to, each with why ("n2 (unavailable), n3 (in maintenance)")."""
+    words = [f"{n.name} ({'in maintenance' if n.maintenance else n.state})" for n in nodes[:shown]]
+    if len(nodes) > shown:
+        words.append(f"{len(nodes) - shown} more")
+    return ", ".join(words)
+
+
 def _commit_master(change: ListChange, applied: list[int]) -> bool:
     """One transaction: the master's new list (only if still at the base version), the change
     marked committed, and the desyncs of the nodes that confirmed it cleared. False if fenced."""
@@ -363,6 +374,20 @@ def recover_interrupted(operation: Operation) -> None:
                    f"unchanged (v{version}) and every node is synchronized to it.")
     operations.append_log(operation, "recovered after the worker stopped: " + message)
     operations.finish(operation, status, message)
+
+
+def retry_change(operation: Operation, user_id: int | None) -> Operation:
+    """A change that failed or was refused (nothing was changed), asked again as it was asked: the same
+    row, against the list as it is now; ValidationError or RowNotFound when it no longer fits."""
+    if operation.kind != "list_change" or operation.status not in (OperationStatus.FAILED.value,
+                                                                    OperationStatus.REFUSED.value):
+        raise ConflictError(f"Operation #{operation.id} is {operation.status}: only a change to a system-wide "
+                            "list that failed or was refused can be retried.")
+    params = operation.params
+    new = request_change(params["list"], params["action"], params.get("row"), row_id=params.get("row_id"),
+                         user_id=user_id)
+    operations.append_log(operation, f"retried as operation #{new.id}")
+    return new
 
 
 def request_change(name: str, action: str, data: object = None, *, row_id: int | None = None,

@@ -83,3 +83,67 @@ def test_a_list_counts_outcomes_and_names_only_the_nodes_that_did_not_apply(app,
     assert [op["nodes_complete"] for op in items.values() if op["id"] != big_id] == [True]
     assert len(client.get(f"/api/v1/operations/{big_id}", headers=headers).json["nodes"]) == 20
     assert client.get(f"/operations/{big_id}").text.count("outcome-applied") == 18
+
+
+def test_a_refused_change_names_the_node_and_is_retried_from_its_page(app, client, auth, local_node):
+    """The only node in maintenance: adding a firewall rule is refused naming it; out of maintenance, Retry
+    on the operation's page asks for the same rule again and it is applied. A change that succeeded, or a
+    retry by a customer, is refused; a retried delete of a row gone since says so and starts nothing."""
+    import base64
+
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import Node, NodeState, Operation
+    from app.services.nodes import change_state
+
+    with app.app_context():
+        change_state(db.session.get(Node, local_node.node_id), NodeState.READY, "set up as at first start")
+        db.session.commit()
+    auth.login("root", admin=True)
+    api = client.application.test_client()
+    admin = {"Authorization": "Basic " + base64.b64encode(b"root:correct horse battery").decode()}
+    node_url = f"/api/v1/nodes/{local_node.node_id}"
+    assert api.patch(node_url, json={"maintenance": True}, headers=admin).status_code == 200
+    rule = {"action": "accept", "protocol": "tcp", "ports": "8443", "source": "", "comment": "retried"}
+    started = api.post("/api/v1/firewall", json=rule, headers=admin)
+    assert started.status_code == 202, started.json
+    run_worker_burst(app)
+    op_url = f"/operations/{started.json['operation']['id']}"
+    detail = client.get(op_url).text
+    assert "refused" in detail and "Not ready: local (in maintenance)" in detail and "Retry this change" in detail
+
+    assert api.patch(node_url, json={"maintenance": False}, headers=admin).status_code == 200
+    retried = client.post(op_url + "/retry", data={"csrf_token": csrf_from(detail)})
+    assert retried.status_code == 303
+    new_url = retried.headers["Location"]
+    assert new_url != op_url and "retried as operation #" in client.get(op_url).text
+    run_worker_burst(app)
+    assert "succeeded" in client.get(new_url).text
+    assert [r["ports"] for r in api.get("/api/v1/firewall", headers=admin).json["items"]] == ["8443"]
+
+    assert "Retry this change" not in client.get(new_url).text
+    again = client.post(new_url + "/retry", data={"csrf_token": csrf_from(detail)})
+    assert again.status_code == 303 and again.headers["Location"].endswith(new_url)
+    assert "only a change to a system-wide list that failed or was refused" in client.get(new_url).text
+
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(Operation))
+    row_id = api.get("/api/v1/firewall", headers=admin).json["items"][0]["id"]
+    assert api.patch(node_url, json={"maintenance": True}, headers=admin).status_code == 200
+    gone = api.delete(f"/api/v1/firewall/{row_id}", headers=admin).json["operation"]["id"]
+    run_worker_burst(app)
+    assert api.patch(node_url, json={"maintenance": False}, headers=admin).status_code == 200
+    assert api.delete(f"/api/v1/firewall/{row_id}", headers=admin).status_code == 202
+    run_worker_burst(app)
+    page = client.get(f"/operations/{gone}").text
+    refused = client.post(f"/operations/{gone}/retry", data={"csrf_token": csrf_from(page)})
+    assert refused.status_code == 303
+    assert "Not retried: Firewall has no rule with id" in client.get(f"/operations/{gone}").text
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Operation)) == before + 2
+
+    client.post("/logout", data={"csrf_token": csrf_from(page)})
+    auth.login("bob", admin=False)
+    customer = client.post(f"/operations/{gone}/retry", data={"csrf_token": csrf_from(client.get("/account").text)})
+    assert customer.status_code in (403, 404)

@@ -51,6 +51,7 @@ def test_all_targets_down_is_refused_with_both_numbers(cluster):
     operation = cluster.change("firewall", body=RULE)
     assert operation["status"] == "refused"
     assert "0 of 2 target nodes are ready (0%)" in operation["message"]
+    assert "Not ready: n1 (unavailable), n2 (unavailable)" in operation["message"]
     assert "at least 50%" in operation["message"]
     assert cluster.master("firewall")["version"] == 0
     assert cluster.desyncs() == set()

@@ -1,13 +1,18 @@
 """Operations: every background job, live while it runs."""
 
-from flask import Blueprint, abort
+from flask import Blueprint, abort, flash, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from agent.validation import ValidationError
+from app.auth_hooks import admin_required
+from app.errors import refused
 from app.extensions import db
-from app.htmx import render
+from app.htmx import redirect_to, render
 from app.models import Operation
+from app.services import distributed, lists
+from app.services.errors import ServiceError
 from app.services.operations import LIST_NODES_NAMED, outcome_summaries, visible_to
 
 bp = Blueprint("operations", __name__, url_prefix="/operations")
@@ -34,4 +39,29 @@ def show(operation_id: int):
     operation = db.session.scalar(visible_to(select(Operation), current_user).where(Operation.id == operation_id))
     if operation is None:
         abort(404)
-    return render("operations/show.html", "operations/_detail.html", operation=operation)
+    retryable = (current_user.is_admin and operation.kind == "list_change"
+                 and operation.status in ("failed", "refused"))
+    return render("operations/show.html", "operations/_detail.html", operation=operation, retryable=retryable)
+
+
+@bp.route("/<int:operation_id>/retry", methods=["POST"])
+@login_required
+@admin_required
+def retry(operation_id: int):
+    """A failed or refused change to a system-wide list, asked again as it was asked; the browser follows
+    the new operation (or stays here with why it could not be asked again)."""
+    operation = db.session.get(Operation, operation_id)
+    if operation is None:
+        abort(404)
+    back = url_for("operations.show", operation_id=operation_id)
+    try:
+        new = distributed.retry_change(operation, current_user.id)
+    except (ValidationError, lists.RowNotFound) as exc:
+        db.session.rollback()
+        flash(f"Not retried: {exc}. Change it on its list's page instead.")
+        return redirect_to(back, code=303)
+    except ServiceError as exc:
+        db.session.rollback()
+        return refused(exc, back=back)
+    flash(f"Retried as operation #{new.id}.")
+    return redirect_to(url_for("operations.show", operation_id=new.id), code=303)
