@@ -1,0 +1,34 @@
+"""A hostile customer against their own account: changing the password without knowing the current one,
+other customers' profiles and pages, redirects after login, and what the admin reads of their profile."""
+
+from __future__ import annotations
+
+from tests.conftest import Users
+from tests.ispmgr.conftest import Billing
+from tests.userdata.conftest import basic
+
+NEW = "a password the thief chose"
+
+
+def password_works(client, name: str, password: str) -> bool:
+    return client.get("/api/v1/operations", headers=basic(name, password)).status_code == 200
+
+
+def test_ispmgr_password_change_needs_the_password_not_a_session_or_token(app, client, cluster, actors):
+    """usrparam changes the password only for a caller who gave the password in the call (authinfo): a
+    session id or an API token in authinfo (a thief's, or a script's) cannot turn itself into the account."""
+    alice = Billing(client, "alice")
+    sid = alice.json("auth", username="alice", password=Users.PASSWORD, authinfo="")["auth"]["$id"]
+    by_session = alice.json("usrparam", sok="ok", passwd=NEW, confirm=NEW, authinfo="", auth=sid)
+    assert by_session["error"]["$type"] == "access" and by_session["error"]["$object"] == "passwd", by_session
+    by_token = Billing(client, "alice", actors.tokens["owner"]).json("usrparam", sok="ok", passwd=NEW)
+    assert by_token["error"]["$type"] == "access" and by_token["error"]["$object"] == "passwd", by_token
+    assert password_works(client, "alice", Users.PASSWORD) and not password_works(client, "alice", NEW)
+    # The session and the token still read her own settings; the password itself still changes it.
+    assert alice.json("usrparam", authinfo="", auth=sid)["name"]["$"] == "alice"
+    assert "ok" in alice.json("usrparam", sok="ok", passwd=NEW)
+    assert password_works(client, "alice", NEW)
+    # An administrator acting for a customer (a billing system's reset) still sets it.
+    root = Billing(client, "root")
+    assert "ok" in root.json("usrparam", su="bob", sok="ok", passwd=NEW)
+    assert password_works(client, "bob", NEW)
