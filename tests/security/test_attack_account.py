@@ -3,7 +3,8 @@ other customers' profiles and pages, redirects after login, and what the admin r
 
 from __future__ import annotations
 
-from tests.conftest import Users
+from tests.account.test_pages import logged_in
+from tests.conftest import Users, csrf_from
 from tests.ispmgr.conftest import Billing
 from tests.userdata.conftest import basic
 
@@ -38,13 +39,11 @@ def test_pages_with_a_customers_data_are_not_stored_by_caches(app, client, actor
     """The page that shows a new API token once, the account and home pages, and the API's answers say
     `Cache-Control: no-store`: the browser's disk cache or a proxy does not keep the token or the data for
     whoever uses the machine next. Static files keep their own caching."""
-    from tests.account.test_pages import logged_in
-    from tests.conftest import csrf_from
-
     alice = logged_in(app, "alice")
-    made = alice.post("/account/tokens", data={"name": "deploy", "csrf_token": csrf_from(alice.get("/account/tokens").text)})
+    token = csrf_from(alice.get("/account/tokens").text)
+    made = alice.post("/account/tokens", data={"name": "deploy", "csrf_token": token})
     assert made.status_code == 200 and "hf_" in made.text
     for answer in (made, alice.get("/account"), alice.get("/home"), alice.get("/home", headers={"HX-Request": "true"}),
-                   client.get("/api/v1/users/%d" % actors.ids["owner"], headers=actors.bearer("owner"))):
+                   client.get(f"/api/v1/users/{actors.ids['owner']}", headers=actors.bearer("owner"))):
         assert answer.status_code == 200 and "no-store" in answer.headers.get("Cache-Control", ""), answer.request.path
     assert "no-store" not in client.get("/static/hostfleet.js").headers.get("Cache-Control", "")
