@@ -47,3 +47,30 @@ def test_pages_with_a_customers_data_are_not_stored_by_caches(app, client, actor
                    client.get(f"/api/v1/users/{actors.ids['owner']}", headers=actors.bearer("owner"))):
         assert answer.status_code == 200 and "no-store" in answer.headers.get("Cache-Control", ""), answer.request.path
     assert "no-store" not in client.get("/static/hostfleet.js").headers.get("Cache-Control", "")
+
+
+def test_a_password_change_on_my_account_ends_ispmgr_sessions_too(app, client, cluster, actors):
+    """alice's /ispmgr session (a billing system's, or a thief's) ends when she changes her password on
+    My account, as her other browsers' sessions do."""
+    alice = Billing(client, "alice")
+    sid = alice.json("auth", username="alice", password=Users.PASSWORD, authinfo="")["auth"]["$id"]
+    assert alice.json("whoami", authinfo="", auth=sid)["user"]["$name"] == "alice"
+    browser = logged_in(app, "alice")
+    changed = browser.post("/account/password", data={"current_password": Users.PASSWORD, "new_password": NEW,
+                                                       "confirm_password": NEW,
+                                                       "csrf_token": csrf_from(browser.get("/account").text)})
+    assert changed.status_code == 302
+    assert alice.json("whoami", authinfo="", auth=sid)["error"]["$object"] == "session"
+
+
+def test_login_next_never_leaves_the_panel(app, actors):
+    """Whatever `next=` says, the browser is sent to a path of this panel (or the start page)."""
+    for target in ("//evil.example", "/\\evil.example", "https://evil.example/", "\t//evil.example",
+                   "/\t/evil.example", "/\r\nLocation: https://evil.example", "http:evil.example",
+                   "///evil.example", "javascript:alert(1)", " //evil.example"):
+        browser = app.test_client()
+        page = browser.get("/login")
+        answer = browser.post("/login", query_string={"next": target},
+                              data={"username": "bob", "password": Users.PASSWORD, "csrf_token": csrf_from(page.text)})
+        location = answer.headers["Location"]
+        assert answer.status_code == 302 and location == "/", (target, location)
