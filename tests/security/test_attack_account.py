@@ -74,3 +74,22 @@ def test_login_next_never_leaves_the_panel(app, actors):
                               data={"username": "bob", "password": Users.PASSWORD, "csrf_token": csrf_from(page.text)})
         location = answer.headers["Location"]
         assert answer.status_code == 302 and location == "/", (target, location)
+
+
+def test_guessing_elsewhere_does_not_stop_the_owner_changing_her_password(app, actors):
+    """Someone guessing alice's password from many addresses puts her name over the account-wide limit;
+    her logged-in session (which proves an earlier login, as a device cookie does) still changes her
+    password, while guesses of the current password from a session still count per client."""
+    app.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "3 per minute"
+    alice = logged_in(app, "alice")
+    for number in range(4):
+        thief = app.test_client()
+        thief.environ_base["REMOTE_ADDR"] = f"192.0.2.{number + 10}"
+        page = thief.get("/login")
+        thief.post("/login", data={"username": "alice", "password": f"guess {number}",
+                                   "csrf_token": csrf_from(page.text)})
+    assert app.test_client().get("/api/v1/operations", headers=basic("alice")).status_code == 429
+    changed = alice.post("/account/password", data={"current_password": Users.PASSWORD, "new_password": NEW,
+                                                     "confirm_password": NEW,
+                                                     "csrf_token": csrf_from(alice.get("/account").text)})
+    assert changed.status_code == 302, changed.text
