@@ -11,7 +11,8 @@ by the login form and the API's HTTP Basic (one account, one count whichever doo
   addresses do not buy many guesses. Over it, the name is refused to every client except a browser
   holding a device cookie for it, which a client gets only by logging in to that account with its
   password. An attacker can keep an account closed to new browsers and to HTTP Basic, never to the
-  browsers its owner already uses (and Bearer tokens are never affected).
+  browsers its owner already uses, nor to a session already logged in to it (and Bearer tokens are never
+  affected).
 
 A correct login clears both counters. Counters are only read where a password is checked: no other
 request pays for them. The client address is the peer's unless the peer is a trusted proxy
@@ -96,6 +97,15 @@ def attempt(name: str) -> Attempt:
     if device is not None:
         return Attempt(name, ("login-device", device), trusted_device=True)
     return Attempt(name, ("login-address", request.remote_addr or "", name), trusted_device=False)
+
+
+def session_attempt(name: str) -> Attempt:
+    """A logged-in session checking its own account's password (My account's password change): the session
+    proves an earlier login with the password, as a device cookie does, so the name's count from anywhere
+    does not refuse it (guessing elsewhere cannot stop the owner changing her password); its address's
+    count for the name does, and its wrong passwords count against both."""
+    name = name[:64]
+    return Attempt(name, ("login-address", request.remote_addr or "", name), trusted_device=True)
 
 
 def _serializer() -> URLSafeTimedSerializer:

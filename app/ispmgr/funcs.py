@@ -14,7 +14,7 @@ from app.ispmgr import session as ispmgr_session
 from app.ispmgr.doc import Element, IspError, new_doc
 from app.models import Node, Placement, User, UserLevel, WebDomainIndex
 from app.models.userdata import LIMIT_KEYS
-from app.services import user_usage, userdata, users
+from app.services import accounts, user_usage, userdata, users
 from app.services.userdata import UserDataError
 
 LEVELS = {UserLevel.ADMIN.value: "29", UserLevel.USER.value: "16"}
@@ -124,6 +124,15 @@ def license_info(call: Call) -> Element:
     return doc
 
 
+def proved_password(call: Call) -> bool:
+    """The caller gave their password in this call (authinfo), not a session id or an API token: only that
+    may set a new one for themselves, as My account asks for the current password (docs/security.md)."""
+    authinfo = call.get("authinfo")
+    if not authinfo:
+        return False
+    return not authinfo.partition(":")[2].startswith(accounts.TOKEN_PREFIX)
+
+
 def usrparam(call: Call) -> Element:
     """The acting account's own settings: view, or change its password with sok."""
     doc = new_doc(call.func)
@@ -132,6 +141,9 @@ def usrparam(call: Call) -> Element:
         return doc
     password = password_from(call)
     if password is not None:
+        if call.actor.id == call.caller.id and not proved_password(call):
+            raise IspError("access", "passwd", "Changing your own password needs authinfo=login:password "
+                                               "(your current password), not a session id or an API token")
         users.update_user(call.actor, {"password": password})
     doc.add("ok")
     return doc

@@ -48,7 +48,7 @@ def password():
     goes on. Wrong current passwords count against the login limits (app/ratelimit.py)."""
     form = PasswordForm()
     if form.validate():
-        attempt = ratelimit.attempt(current_user.name)
+        attempt = ratelimit.session_attempt(current_user.name)
         attempt.allow()
         try:
             accounts.change_own_password(current_user, form.current_password.data, form.new_password.data)
