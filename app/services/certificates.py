@@ -246,7 +246,14 @@ def switch(actor: User, webdomain_id: int, data: object) -> dict:
     for field in SWITCH_FIELDS:
         if field in data and not isinstance(data[field], bool):
             raise _bad(field, "must be true or false")
-    call_agent(row.node, "PUT", _domain_path(row), data, what=_what(row))
+    try:
+        call_agent(row.node, "PUT", _domain_path(row), data, what=_what(row))
+    except UserDataError as exc:
+        if exc.status != 404:
+            raise
+        field = next(iter(data))
+        raise ServiceError(f"{row.name} has no certificate yet: request or upload one first.", status=409,
+                           fields={field: "no certificate yet"}) from None
     cert = record_of(row)
     for field in SWITCH_FIELDS:
         if field in data:

@@ -61,8 +61,14 @@ class Site:
     def cert_file(self) -> Path:
         return self.cluster.state(self.node_id) / "tls" / f"{DOMAIN}.crt"
 
+    def served(self) -> bytes | None:
+        """The chain the node serves for the domain (None before any key was made)."""
+        path = self.cert_file()
+        return path.read_bytes() if path.exists() else None
+
     def keys(self) -> list[Path]:
-        return sorted((self.cluster.state(self.node_id) / "tls").glob("*.key"))
+        folder = self.cluster.state(self.node_id) / "tls"
+        return sorted(folder.glob("*.key")) if folder.exists() else []
 
     def request(self, who: str = "alice", body=None) -> dict:
         """Request a certificate and run the queued job to its end; the operation."""
@@ -81,7 +87,7 @@ def site(app, cluster, ca):
 
 
 def served_chain(site: Site) -> list[x509.Certificate]:
-    return x509.load_pem_x509_certificates(site.cert_file().read_bytes())
+    return x509.load_pem_x509_certificates(site.served())
 
 
 def test_request_issues_installs_and_records(site):
@@ -149,8 +155,9 @@ def key_der(key) -> bytes:
 
 def test_domain_resolving_elsewhere_fails_naming_step_domain_and_address(site):
     """pebble sees the domain at another address: the operation fails at `challenge` naming the domain,
-    the address and the CA's problem; the site keeps its certificate; the list shows the error."""
-    before = site.cert_file().read_bytes()
+    the address and the CA's problem; the site keeps the certificate it had; the list shows the error."""
+    upload_own(site)
+    before = site.served()
     site.ca.set_a(DOMAIN, "127.0.0.2")
     try:
         operation = site.request()
@@ -160,14 +167,16 @@ def test_domain_resolving_elsewhere_fails_naming_step_domain_and_address(site):
     message = operation["message"]
     assert "step challenge failed" in message and DOMAIN in message and "127.0.0.2" in message, message
     assert "urn:ietf:params:acme:error" in message
-    assert site.cert_file().read_bytes() == before
+    assert site.served() == before
     record = site.api("alice", "GET", "/api/v1/certificates").json["items"][0]
     assert record["state"] == "failed" and "127.0.0.2" in record["last_error"]
 
 
 def test_ca_down_fails_at_account_and_keeps_the_site(site):
-    """No CA at the directory URL: the operation fails at `account` after its retries; nothing changed."""
-    before = site.cert_file().read_bytes()
+    """No CA at the directory URL: the operation fails at `account` after its retries; the site keeps the
+    certificate it had."""
+    upload_own(site)
+    before = site.served()
     site.app.config["ACME_DIRECTORY_URL"] = f"https://127.0.0.1:{pebble.free_port()}/dir"
     from app.services import acme
     acme_attempts, acme.ATTEMPTS = acme.ATTEMPTS, 2
@@ -176,7 +185,15 @@ def test_ca_down_fails_at_account_and_keeps_the_site(site):
     finally:
         acme.ATTEMPTS = acme_attempts
     assert operation["status"] == "failed" and "step account failed" in operation["message"], operation
-    assert site.cert_file().read_bytes() == before
+    assert site.served() == before
+
+
+def upload_own(site: Site) -> None:
+    """Serve a certificate of the customer's own (so a failed request has something to keep)."""
+    key_pem, cert_pem = own_pair([DOMAIN, ALIAS])
+    answer = site.api("alice", "PUT", f"/api/v1/certificates/{site.id}/uploaded",
+                      {"certificate": cert_pem, "key": key_pem})
+    assert answer.status_code == 200, answer.json
 
 
 def own_pair(names: list[str], *, days: int = 90) -> tuple[str, str]:
@@ -242,10 +259,10 @@ def test_upload_refusals_name_the_field_and_change_nothing(site, case):
         "huge": ({"certificate": cert_pem, "key": key_pem + "A" * 70000}, "key"),
     }
     body, field = bodies[case]
-    before = (site.cert_file().read_bytes(), site.keys())
+    before = (site.served(), site.keys())
     answer = site.api("alice", "PUT", f"/api/v1/certificates/{site.id}/uploaded", body)
     assert 400 <= answer.status_code < 500 and field in answer.json["fields"], answer.json
-    assert (site.cert_file().read_bytes(), site.keys()) == before
+    assert (site.served(), site.keys()) == before
     assert site.api("alice", "GET", f"/api/v1/certificates/{site.id}").json["kind"] == "self-signed"
 
 
@@ -270,19 +287,22 @@ def test_names_must_be_the_sites(site):
 def test_access_matrix(site, method, path, body):
     """Another customer gets 404 (the site is not revealed), no credentials 401, an administrator may."""
     url = path.format(id=site.id)
-    before = site.cert_file().read_bytes()
+    before = site.served()
     assert site.api("bob", method, url, body).status_code == 404
     assert site.app.test_client().open(url, method=method, json=body).status_code == 401
-    assert site.cert_file().read_bytes() == before
+    assert site.served() == before
     assert site.api("bob", "GET", "/api/v1/certificates").json["items"] == []
-    site.cluster.user("root", admin=True)
-    admin = site.api("root", method, url, body)
-    assert admin.status_code in (200, 202, 204, 400), admin.json
-    assert site.api("root", "GET", "/api/v1/certificates").json["total"] == 1
+    site.cluster.user("chief", admin=True)
+    admin = site.api("chief", method, url, body)
+    assert admin.status_code in (200, 202, 204, 400, 409), admin.json
+    assert site.api("chief", "GET", "/api/v1/certificates").json["total"] == 1
 
 
 def test_switches_reach_the_node(site):
-    """Redirect and HSTS are stored on the node and in the record; a non-boolean is 400 naming it."""
+    """Redirect and HSTS are stored on the node and in the record; a non-boolean is 400 naming it; with
+    no certificate yet, 409."""
+    early = site.api("alice", "PUT", f"/api/v1/certificates/{site.id}/switches", {"redirect": True})
+    assert early.status_code == 409 and "redirect" in early.json["fields"], early.json
     assert site.request()["status"] == "succeeded"
     answer = site.api("alice", "PUT", f"/api/v1/certificates/{site.id}/switches", {"redirect": True, "hsts": True})
     assert answer.status_code == 200 and answer.json["redirect"] and answer.json["hsts"]
