@@ -140,3 +140,5 @@ class TestConfig(Config):
         self.NAME_PROOF_RESOLVERS = [("127.0.0.1", 9)]
         self.NAME_PROOF_TIMEOUT_S = 0.3
         self.PANEL_HOST_NAMES = ["panel.hostfleet.test"]
+        # No test asks a public CA: tests that issue point this at their own pebble.
+        self.ACME_DIRECTORY_URL = "https://127.0.0.1:9/directory"
