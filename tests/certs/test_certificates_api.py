@@ -333,3 +333,33 @@ def test_renewal_job_renews_what_expires_soon(site):
     renewed = served_chain(site)[0]
     assert renewed.serial_number != first.serial_number
     assert len(site.keys()) == 1
+
+
+@pytest.mark.parametrize("field", ["names", "certificate", "chain", "key", "redirect", "hsts"])
+def test_hostile_values_name_their_field(site, field):
+    """Every value of the shared hostile corpus in each field of the resource: a 4xx naming the field,
+    nothing on the node changed, no operation started."""
+    from tests.certs.test_agent_certs import HOSTILE
+
+    upload_own(site)
+    key_pem, cert_pem = own_pair([DOMAIN, ALIAS])
+    before = (site.served(), site.keys())
+    for value in HOSTILE:
+        if field == "names":
+            if value is None:
+                continue  # null is "the default names"
+            method, path, body = "POST", "acme", {"names": value}
+        elif field in ("redirect", "hsts"):
+            if isinstance(value, bool):
+                continue
+            method, path, body = "PUT", "switches", {field: value}
+        else:
+            if field == "chain" and value in (None, ""):
+                continue
+            method, path, body = "PUT", "uploaded", {"certificate": cert_pem, "key": key_pem, field: value}
+        answer = site.api("alice", method, f"/api/v1/certificates/{site.id}/{path}", body)
+        assert 400 <= answer.status_code < 500, (field, value, answer.status_code)
+        fields = answer.json["fields"]
+        assert field in fields or (field == "chain" and "certificate" in fields), (field, value, answer.json)
+        assert (site.served(), site.keys()) == before, (field, value)
+    assert site.api("alice", "GET", "/api/v1/operations").json["items"] == []
