@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from flask import current_app
 from sqlalchemy import select
@@ -205,8 +206,10 @@ def upload(actor: User, webdomain_id: int, data: object) -> dict:
     key = _pem_field(data, "key", True)
     try:
         facts = _facts(certificate)
-    except (ValueError, UnicodeEncodeError, IndexError):
-        raise _bad("certificate", "is not a PEM certificate (-----BEGIN CERTIFICATE-----)") from None
+    except (ValueError, TypeError, UnicodeEncodeError, IndexError, UnsupportedAlgorithm, x509.DuplicateExtension,
+            x509.UnsupportedGeneralNameType):
+        raise _bad("certificate", "is not a PEM certificate this panel can read (-----BEGIN CERTIFICATE-----)") \
+            from None
     body = {"certificate": certificate, "key": key, **({"chain": chain} if chain else {})}
     call_agent(row.node, "PUT", _domain_path(row) + "/uploaded", body, what=_what(row))
     cert = record_of(row)
