@@ -108,6 +108,12 @@ class Config:
         # The panel's own host names, refused to customers with their parents and children (empty: this
         # host's fully qualified name); the nodes' names and addresses are refused as well.
         self.PANEL_HOST_NAMES = [n.strip() for n in os.environ.get("PANEL_HOST_NAMES", "").split(",") if n.strip()]
+        # The ACME CA certificates are requested from (its directory URL), the account's e-mail, and the
+        # CA bundle its HTTPS is checked with (empty: the system's).
+        self.ACME_DIRECTORY_URL = os.environ.get("ACME_DIRECTORY_URL",
+                                                 "https://acme-v02.api.letsencrypt.org/directory")
+        self.ACME_EMAIL = os.environ.get("ACME_EMAIL", "")
+        self.ACME_CA_BUNDLE = os.environ.get("ACME_CA_BUNDLE", "")
         self.API_TITLE = "Hostfleet API"
         self.API_VERSION = "v1"
         self.OPENAPI_VERSION = "3.0.3"
@@ -134,3 +140,5 @@ class TestConfig(Config):
         self.NAME_PROOF_RESOLVERS = [("127.0.0.1", 9)]
         self.NAME_PROOF_TIMEOUT_S = 0.3
         self.PANEL_HOST_NAMES = ["panel.hostfleet.test"]
+        # No test asks a public CA: tests that issue point this at their own pebble.
+        self.ACME_DIRECTORY_URL = "https://127.0.0.1:9/directory"

@@ -42,6 +42,7 @@ MENU = (
     )),
     MenuSection("Domains", (
         MenuItem("Web domains", "webdomains", endpoint="webdomains.index"),
+        MenuItem("SSL certificates", "certificates", endpoint="certificates.index"),
         MenuItem("Domain names", "domains", endpoint="domains.index"),
     )),
     MenuSection("Mail", (

@@ -163,6 +163,7 @@ JOBS: dict[str, str] = {
     "sync_node": "app.jobs.system.sync_node",
     "sync_round": "app.jobs.system.sync_round",
     "tick": "app.jobs.periodic.tick",
+    "issue_certificate": "app.jobs.certificates.issue_certificate",
 }
 
 

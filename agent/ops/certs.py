@@ -38,6 +38,8 @@ _PEM_TEXT = re.compile(r"[\x20-\x7e\r\n\t]+")
 KEY_FIELDS = ("key_type", "wildcard")
 INSTALL_FIELDS = ("certificate", "chain")
 SETTINGS_FIELDS = ("redirect", "hsts")
+UPLOAD_FIELDS = ("certificate", "chain", "key")
+_PEM_KEY = re.compile(r"-----BEGIN (?:EC |RSA )?PRIVATE KEY-----")
 
 
 def key_dir(config) -> Path:
@@ -268,6 +270,85 @@ def _install_pair(config, record: dict, key_id: str, certs: list[x509.Certificat
     _save_record(config, new)
     for old in old_keys:
         fsutil.remove(_key_path(config, name, old))
+
+
+def _parse_key(value: object):
+    """A customer's private key (PEM, unencrypted, ECDSA or RSA); refused naming `key`, never echoed."""
+    if not isinstance(value, str) or not value:
+        raise v.ValidationError("key", "must be a PEM private key (-----BEGIN PRIVATE KEY-----)")
+    if len(value) > MAX_PEM:
+        raise v.ValidationError("key", f"longer than {MAX_PEM} characters")
+    if not _PEM_TEXT.fullmatch(value) or not _PEM_KEY.search(value):
+        raise v.ValidationError("key", "must be a PEM private key (-----BEGIN PRIVATE KEY-----)")
+    try:
+        key = serialization.load_pem_private_key(value.encode("ascii"), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise v.ValidationError("key", "is not an unencrypted PEM private key this node can read") from None
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        raise v.ValidationError("key", "must be an ECDSA or RSA key")
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < RSA_BITS:
+        raise v.ValidationError("key", f"an RSA key needs at least {RSA_BITS} bits")
+    return key
+
+
+def upload(config, name: str, data: object) -> dict:
+    """Install a certificate, its chain and its private key the customer brought: the key is checked
+    against the certificate here and kept here like a key this node made (0600)."""
+    data = v.object_fields(data, "body", UPLOAD_FIELDS)
+    certs = _parse_pem_list(data.get("certificate"), "certificate", required=True)
+    certs += _parse_pem_list(data.get("chain"), "chain", required=False)
+    key = _parse_key(data.get("key"))
+    key_id = _key_id(key.public_key())
+    if key_id != _key_id(certs[0].public_key()):
+        raise v.ValidationError("key", "does not match the certificate's public key")
+    with apply.OP_LOCK:
+        domain = web.get(config, name)
+        record = _record(config, name) or {"name": name, "redirect": False, "hsts": False}
+        held = key_id in (record.get("key_id"), record.get("pending"))
+        if not held:
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+            _ensure_key_dir(config)
+            fsutil.atomic_write(_key_path(config, name, key_id), pem, 0o600)
+        key_type = "ecdsa" if isinstance(key, ec.EllipticCurvePrivateKey) else "rsa"
+        dropped = record.get("pending") if record.get("pending") not in (None, key_id, record.get("key_id")) else None
+        # The uploaded key takes the pending place for the checks; a key this node had pending is dropped.
+        staged = {**record, "pending": key_id, "pending_type": key_type}
+        try:
+            check_chain(config, staged, [domain["name"], *domain["aliases"]], certs)
+            _install_pair(config, {**staged, "key_type": key_type}, key_id, certs, self_signed=False)
+        except BaseException:
+            if not held:
+                fsutil.remove(_key_path(config, name, key_id))
+            raise
+        if dropped:
+            fsutil.remove(_key_path(config, name, dropped))
+    return get(config, name)
+
+
+def revert_to_self_signed(config, name: str) -> dict:
+    """Replace a domain's certificate by a self-signed one for a new key made here (the site keeps
+    answering on 443); the old key is removed once the new pair is served."""
+    with apply.OP_LOCK:
+        domain = web.get(config, name)
+        names = [domain["name"], *domain["aliases"]]
+        record = _record(config, name) or {"name": name, "redirect": False, "hsts": False}
+        key = ec.generate_private_key(ec.SECP256R1())
+        key_id = _key_id(key.public_key())
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        _ensure_key_dir(config)
+        fsutil.atomic_write(_key_path(config, name, key_id), pem, 0o600)
+        old_pending = record.get("pending")
+        try:
+            _install_pair(config, {**record, "pending": None, "key_type": "ecdsa"}, key_id, [_self_signed(key, names)],
+                          self_signed=True)
+        except BaseException:
+            fsutil.remove(_key_path(config, name, key_id))
+            raise
+        if old_pending and old_pending != key_id:
+            fsutil.remove(_key_path(config, name, old_pending))
+    return get(config, name)
 
 
 def update_settings(config, name: str, data: object) -> dict:

@@ -139,6 +139,19 @@ def tls_install(name: str):
     return jsonify(certs.install(config(), name, json_body()))
 
 
+@bp.put("/webdomains/<name>/tls/uploaded")
+def tls_upload(name: str):
+    """Install a certificate with its own key: {"certificate": PEM, "chain": PEM, "key": PEM}; the key is
+    checked against the certificate and kept here."""
+    return jsonify(certs.upload(config(), name, json_body()))
+
+
+@bp.delete("/webdomains/<name>/tls/certificate")
+def tls_revert(name: str):
+    """Serve a self-signed certificate for a new key instead of the current one."""
+    return jsonify(certs.revert_to_self_signed(config(), name))
+
+
 @bp.put("/acme-challenges/<token>")
 def acme_challenge_publish(token: str):
     """Serve an HTTP-01 token on port 80: {"key_authorization": "<token>.<thumbprint>"}."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from app.jobs import job
 from app.queues import redis_connection
+from app.services.certificates import RENEWAL_INTERVAL_S, renew_due
 from app.services.collector import collect_stats
 from app.services.policies import get_policy
 from app.services.sync import SYNC_INTERVAL_S, run_sync
@@ -25,6 +26,7 @@ class PeriodicTask:
 PERIODIC_TASKS = (
     PeriodicTask("collect_stats", collect_stats, lambda: get_policy().poll_interval_s),
     PeriodicTask("sync", run_sync, lambda: SYNC_INTERVAL_S),
+    PeriodicTask("renew_certificates", renew_due, lambda: RENEWAL_INTERVAL_S),
 )
 
 

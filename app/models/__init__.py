@@ -1,6 +1,7 @@
 """Database models, one module per menu area."""
 
 from app.models.accounts import ApiToken, User, UserLevel
+from app.models.certificates import Certificate, CertificateKind, CertificateState
 from app.models.cluster import Desync, Node, NodeState, NodeStateChange, Policy
 from app.models.operations import NodeOutcome, Operation, OperationNode, OperationStatus
 from app.models.plans import Plan
@@ -21,6 +22,9 @@ from app.models.userdata import (
 
 __all__ = [
     "ApiToken",
+    "Certificate",
+    "CertificateKind",
+    "CertificateState",
     "Counter",
     "Desync",
     "ListChange",

@@ -159,7 +159,8 @@ def issue(csr_pem: bytes | str, *, directory_url: str, email: str | None, publis
             return acme.new_account(registration)
         except errors.ConflictError as exc:
             # The key has an account already: use it (the CA answers with its URL).
-            return acme.query_registration(messages.RegistrationResource(uri=exc.location))
+            return acme.query_registration(messages.RegistrationResource(uri=exc.location,
+                                                                         body=messages.Registration()))
 
     account = retrying("account", register, sleep)
     step("account", uri=account.uri)

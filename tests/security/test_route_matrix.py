@@ -71,6 +71,13 @@ OTHER_API_CALLS = [
     ("admin", "GET", "/api/v1/plans/{plan}", None),
     ("admin", "PUT", "/api/v1/plans/{plan}", _form(limits={"webdomains": 3})),
     ("admin", "DELETE", "/api/v1/plans/{plan}", None),
+    ("list", "GET", "/api/v1/certificates", None),
+    ("own", "GET", "/api/v1/certificates/{web}", None),
+    # A name not the site's: refused before any operation starts (no CA is asked in the matrix).
+    ("own", "POST", "/api/v1/certificates/{web}/acme", _form(names=["not-the-site.example.org"])),
+    ("own", "PUT", "/api/v1/certificates/{web}/uploaded", _form(certificate="not PEM", key="not PEM")),
+    ("own", "PUT", "/api/v1/certificates/{web}/switches", _form(redirect="not a boolean")),
+    ("own", "DELETE", "/api/v1/certificates/{web}", None),
 ]
 
 OTHER_PAGES = [
@@ -103,6 +110,12 @@ OTHER_PAGES = [
     ("admin", "GET", "/accounts/plans/{plan}", None),
     ("admin", "POST", "/accounts/plans/{plan}", _form(name="matrix", role_web="y", limit_webdomains="4")),
     ("admin", "POST", "/accounts/plans/{plan}/delete", None),
+    ("list", "GET", "/domains/certificates/", None),
+    ("own", "GET", "/domains/certificates/{web}", None),
+    ("own", "POST", "/domains/certificates/{web}", _form(certificate="not PEM", key="not PEM")),
+    ("own", "POST", "/domains/certificates/{web}/request", _form(names="not-the-site.example.org")),
+    ("own", "POST", "/domains/certificates/{web}/switches", _form(redirect="y")),
+    ("own", "POST", "/domains/certificates/{web}/delete", None),
     ("admin", "GET", "/cluster/nodes", None),
     ("admin", "GET", "/cluster/nodes/{node}", None),
     ("admin", "POST", "/cluster/nodes/{node}/check", None),

@@ -10,7 +10,7 @@ from app.blueprints.userdata_pages import dns_note, listing
 from app.blueprints.webdomains.forms import WebDomainEditForm, WebDomainForm
 from app.errors import refused, show_errors
 from app.htmx import render
-from app.services import userdata
+from app.services import certificates, userdata
 from app.services.errors import ServiceError
 
 bp = Blueprint("webdomains", __name__, url_prefix="/domains")
@@ -51,7 +51,8 @@ def show(item_id: int):
         except ServiceError as exc:
             show_errors(form, exc)
     status = 400 if form.errors or form.form_errors else 200
-    return render("webdomains/webdomain.html", "webdomains/_webdomain.html", domain=domain, form=form), status
+    return render("webdomains/webdomain.html", "webdomains/_webdomain.html", domain=domain, form=form,
+                  certificate=certificates.show(current_user, item_id)), status
 
 
 @bp.route("/web/<int:item_id>/delete", methods=["POST"])
