@@ -98,6 +98,7 @@ OTHER_PAGES = [
     ("self", "POST", "/account/tokens/{token}/delete", None),
     ("user", "GET", "/operations/", None),
     ("own", "GET", "/operations/{operation}", None),
+    ("admin", "POST", "/operations/{operation}/retry", None),
     ("user", "POST", "/domains/web", lambda ids: {"name": f"{unique()}.example.com"}),
     ("user", "POST", "/domains/names", lambda ids: {"name": f"{unique()}.example.org", "ip": "192.0.2.7"}),
     ("user", "POST", "/mail/domains", lambda ids: {"name": f"{unique()}.example.net"}),
