@@ -7,6 +7,8 @@ from app.models.plans import Plan
 from app.models.system import ListChange, SystemList
 from app.models.userdata import (
     Counter,
+    DatabaseIndex,
+    DbUserIndex,
     DomainIndex,
     MailboxIndex,
     MailDomainIndex,
@@ -22,6 +24,8 @@ from app.models.userdata import (
 __all__ = [
     "ApiToken",
     "Counter",
+    "DatabaseIndex",
+    "DbUserIndex",
     "Desync",
     "ListChange",
     "DomainIndex",
