@@ -17,6 +17,9 @@ from app.models.base import utcnow
 from app.models.cluster import Node
 
 USER_ROLES = ("web", "dns", "mail", "db")
+# The roles a new user or plan gets unless others are given: `db` is asked for (a cluster may have no db node,
+# and a user's roles are placed when the user is made).
+DEFAULT_ROLES = ("web", "dns", "mail")
 LIMIT_KEYS = ("webdomains", "domains", "maildomains", "mailboxes", "databases", "dbusers", "disk_mb")
 
 

@@ -21,7 +21,7 @@ class PlanForm(FlaskForm):
     role_web = BooleanField("web", default=True)
     role_dns = BooleanField("dns", default=True)
     role_mail = BooleanField("mail", default=True)
-    role_db = BooleanField("db", default=True)
+    role_db = BooleanField("db", default=False)
 
     def field_for(self, name: str):
         """The form field showing the service's error for an API field (limits.webdomains → limit_webdomains)."""

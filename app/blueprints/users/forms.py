@@ -24,7 +24,7 @@ class UserForm(FlaskForm):
     role_web = BooleanField("web", default=True)
     role_dns = BooleanField("dns", default=True)
     role_mail = BooleanField("mail", default=True)
-    role_db = BooleanField("db", default=True)
+    role_db = BooleanField("db", default=False)
     limit_webdomains = IntegerField(LIMIT_LABELS["webdomains"], validators=[Optional()])
     limit_domains = IntegerField(LIMIT_LABELS["domains"], validators=[Optional()])
     limit_maildomains = IntegerField(LIMIT_LABELS["maildomains"], validators=[Optional()])
