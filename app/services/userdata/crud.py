@@ -324,7 +324,7 @@ def _shape(kind_name: str, result: object, row) -> dict:
         record["records"] = [public_record(r) for r in record["records"]]
     state = "ready" if row.claimed_at is None else "creating"
     if kind_name == "databases":
-        record["connection"] = dbs.connection(row.node, key_of(row))
+        record["connection"] = dbs.connection(row.node, record.get("name") or key_of(row))
     return {**record, "id": row.id, "owner": row.owner.name, "node": row.node.name, "state": state}
 
 
