@@ -35,7 +35,7 @@ def mariadb(mariadb_server, monkeypatch):
 class DbCluster:
     """A web node and a db node; alice and bob (db role placed on the db node), API helpers."""
 
-    def __init__(self, app, client, cluster, server):
+    def __init__(self, app, client, cluster, server):  # noqa: F811
         self.app, self.client, self.cluster, self.server = app, client, cluster, server
         self.web = cluster.node("web1", roles=WEB_ROLES, poll=False)
         self.db = cluster.node("db1", roles=("db",))
