@@ -55,7 +55,8 @@ class MariaDBServer:
                 return self
             except subprocess.CalledProcessError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"MariaDB did not start: {(self.base / 'error.log').read_text()[-2000:]}") from None
+                    log = (self.base / "error.log").read_text()[-2000:]
+                    raise RuntimeError(f"MariaDB did not start: {log}") from None
                 time.sleep(0.2)
 
     def env(self, password: str | None = None) -> dict:
