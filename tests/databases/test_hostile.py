@@ -56,9 +56,10 @@ def test_every_field_refuses_the_hostile_corpus_and_nothing_is_made(dbc):
                 body["owner"] = "alice"
             answer = dbc.api(method, path.format(user=user["id"]), actor, body=body)
             payload = answer.get_json() or {}
-            fields = set((payload.get("fields") or {}))
+            fields = set(payload.get("fields") or {})
             # A body that is no JSON object is refused by the API's schema, as on every resource.
-            named = (field == "body" and fields == {"_schema"}) or any(f == field or f.startswith(f"{field}[") or f.startswith(f"{field}.") for f in fields)
+            named = (field == "body" and fields == {"_schema"}) or any(
+                f == field or f.startswith(f"{field}[") or f.startswith(f"{field}.") for f in fields)
             if not (400 <= answer.status_code < 500 and named):
                 wrong.append((method, path, field, repr(value)[:60], answer.status_code, payload))
     assert not wrong, "\n".join(map(str, wrong))
