@@ -12,10 +12,10 @@ from app.extensions import db
 from app.models import Desync, Node, NodeOutcome, NodeState, NodeStateChange, Operation, OperationStatus
 from app.services import nodes as node_service
 from app.services import operations
+from app.services.dbserver import resync_db_servers
 from app.services.desyncs import applies_to, clear_desync, pending, register_desync
 from app.services.setup import SetupError, copy_templates_over_ssh
 from app.services.synchronizers import SYNCHRONIZERS, SyncError
-from app.services.userdata.databases import resync_db_servers
 
 log = logging.getLogger(__name__)
 

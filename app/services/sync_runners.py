@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from app.models import Node, NodeOutcome
 from app.services import list_push, lists, roles
+from app.services.dbserver import sync_db_server
 from app.services.nodes import agent_client
 from app.services.os_accounts import sync_os_accounts
 from app.services.synchronizers import SyncError, SyncRunner
-from app.services.userdata.databases import sync_db_server
 
 
 def list_runner(name: str) -> SyncRunner:

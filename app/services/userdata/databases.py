@@ -16,8 +16,7 @@ from agent import validation as v
 from agent.ops import db as db_ops
 from app.extensions import db, kept_on_commit
 from app.models import DatabaseIndex, Node, User
-from app.services import nodes as node_service
-from app.services.synchronizers import SyncError
+from app.services.dbserver import web_node_addresses
 from app.services.userdata.errors import UserDataError, invalid, object_body, validated
 from app.services.userdata.index import end_write, get_row
 from app.services.userdata.kinds import KINDS, UPDATE_FIELDS
@@ -116,18 +115,6 @@ def connection(node: Node, database: str) -> dict:
     return {"host": node.address, "port": db_ops.PORT, "database": database}
 
 
-def web_node_addresses() -> list[str]:
-    """The IP addresses of the cluster's web nodes: a database user may connect from each of them."""
-    addresses = set()
-    for node in db.session.scalars(select(Node).order_by(Node.id)):
-        if "web" in (node.roles or []):
-            try:
-                addresses.add(v.ip_address(node.address, "address"))
-            except v.ValidationError:
-                continue
-    return sorted(addresses)[: db_ops.MAX_HOSTS]
-
-
 @kept_on_commit()
 def grant(actor: User, row_id: int, data: object) -> dict:
     """Grant a database user all privileges on one more of its owner's databases."""
@@ -160,31 +147,3 @@ def shaped_user(result: object, row, notices: list[str]) -> dict:
     if notices:
         shaped["notices"] = notices
     return shaped
-
-
-def sync_db_server(node: Node) -> bool:
-    """The `dbserver` synchronizer: the node's MariaDB listens on its cluster address and accepts 3306 from
-    the cluster's web nodes only (PUT /v1/dbserver; the agent writes nothing when nothing changed)."""
-    try:
-        bind_address = v.ip_address(node.address, "address")
-    except v.ValidationError:
-        raise SyncError(f"{node.name}'s address {node.address} is not an IP address: MariaDB needs one to listen "
-                        "on; change the node's address") from None
-    body = {"bind_address": bind_address, "cluster": web_node_addresses()}
-    from agent.client import AgentError
-
-    try:
-        node_service.agent_client(node, 120).put("/v1/dbserver", body)
-    except AgentError as exc:
-        payload = exc.payload if isinstance(exc.payload, dict) else {}
-        raise SyncError(f"the db server setup failed on {node.name}: {payload.get('error') or exc}") from None
-    return True
-
-
-def resync_db_servers() -> None:
-    """The cluster's web nodes changed: every db node is told again which addresses may connect."""
-    from app.services.desyncs import register_desync
-
-    for node in db.session.scalars(select(Node)):
-        if "db" in (node.roles or []):
-            register_desync(node, "dbserver")
