@@ -249,7 +249,8 @@ def show(kind_name: str, actor: User, row_id: int) -> dict:
 
 @kept_on_commit()
 def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
-    """Change a web domain (aliases, PHP, docroot) or a mailbox (password, quota, forwarding)."""
+    """Change a web domain (aliases, PHP, docroot), a mailbox (password, quota, forwarding) or a database user
+    (password, databases granted)."""
     kind = KINDS[kind_name]
     row = get_row(kind_name, actor, row_id)
     if not isinstance(data, dict):
