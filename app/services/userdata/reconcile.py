@@ -117,6 +117,9 @@ def read_listings(node: Node) -> dict[str, list[dict]]:
     limit = current_app.config["AGENT_MAX_LISTING_BYTES"]
     listings = {}
     for name, kind in KINDS.items():
+        if name in DB_OBJECT and "db" not in (node.roles or []):
+            listings[name] = []  # only a db node holds databases
+            continue
         payload = client.get(kind.path, limit=limit)[1]
         try:
             listings[name] = check_listing(payload, kind.key, with_owner=name != "mailboxes",
