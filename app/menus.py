@@ -51,6 +51,10 @@ MENU = (
         MenuItem("Whitelist", "mail-whitelist", endpoint="mail_whitelist.index", admin_only=True),
         MenuItem("Blacklist", "mail-blacklist", endpoint="mail_blacklist.index", admin_only=True),
     )),
+    MenuSection("Databases", (
+        MenuItem("Databases", "databases", endpoint="databases.index"),
+        MenuItem("Database users", "dbusers", endpoint="dbusers.index"),
+    )),
     MenuSection("System", (
         MenuItem("Firewall", "firewall", endpoint="firewall.index", admin_only=True),
         MenuItem("Scheduler", "scheduler", endpoint="scheduler.index", admin_only=True),

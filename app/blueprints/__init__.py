@@ -9,6 +9,8 @@ from app.blueprints.api import register_api
 from app.blueprints.auth.views import bp as auth_bp
 from app.blueprints.certificates.views import bp as certificates_bp
 from app.blueprints.dashboard.views import bp as dashboard_bp
+from app.blueprints.databases.views import bp as databases_bp
+from app.blueprints.dbusers.views import bp as dbusers_bp
 from app.blueprints.domains.views import bp as domains_bp
 from app.blueprints.firewall.views import bp as firewall_bp
 from app.blueprints.home.views import bp as home_bp
@@ -29,6 +31,7 @@ from app.ispmgr.views import bp as ispmgr_bp
 
 PAGE_BLUEPRINTS = (auth_bp, main_bp, dashboard_bp, home_bp, account_bp,
                    users_bp, plans_bp, webdomains_bp, certificates_bp, domains_bp, maildomains_bp, mailboxes_bp,
+                   databases_bp, dbusers_bp,
                    mail_whitelist_bp, mail_blacklist_bp, firewall_bp, scheduler_bp, nodes_bp, policies_bp, sync_bp,
                    operations_bp)
 

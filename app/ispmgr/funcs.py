@@ -21,7 +21,7 @@ LEVELS = {UserLevel.ADMIN.value: "29", UserLevel.USER.value: "16"}
 # Hostfleet's limit names and ISPmanager's (limit_quota is MiB, as disk_mb is).
 LIMIT_PARAMS = {"disk_mb": "limit_quota", "webdomains": "limit_webdomains", "domains": "limit_domains",
                 "maildomains": "limit_emaildomains", "mailboxes": "limit_emails", "databases": "limit_db",
-                "db_users": "limit_db_users", "ftp_users": "limit_ftp_users"}
+                "dbusers": "limit_db_users", "ftp_users": "limit_ftp_users"}
 PARAM_LIMITS = {param: key for key, param in LIMIT_PARAMS.items()}
 # A service's field names as ISPmanager's parameters, for the `object` of an error.
 FIELD_PARAMS = {"name": "name", "password": "passwd", "plan": "preset", "owner": "name", "body": "func",

@@ -8,6 +8,8 @@ from app.models.plans import Plan
 from app.models.system import ListChange, SystemList
 from app.models.userdata import (
     Counter,
+    DatabaseIndex,
+    DbUserIndex,
     DomainIndex,
     MailboxIndex,
     MailDomainIndex,
@@ -26,6 +28,8 @@ __all__ = [
     "CertificateKind",
     "CertificateState",
     "Counter",
+    "DatabaseIndex",
+    "DbUserIndex",
     "Desync",
     "ListChange",
     "DomainIndex",

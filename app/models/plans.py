@@ -13,7 +13,7 @@ from app.models.userdata import LIMIT_KEYS
 
 # A plan limits what Hostfleet enforces today (LIMIT_KEYS) and the kinds still to come, whose values a
 # plan keeps so billing systems can set them now.
-PLAN_LIMIT_KEYS = (*LIMIT_KEYS, "databases", "db_users", "ftp_users")
+PLAN_LIMIT_KEYS = (*LIMIT_KEYS, "ftp_users")
 
 
 class Plan(db.Model):

@@ -16,8 +16,11 @@ from app.models.accounts import User
 from app.models.base import utcnow
 from app.models.cluster import Node
 
-USER_ROLES = ("web", "dns", "mail")
-LIMIT_KEYS = ("webdomains", "domains", "maildomains", "mailboxes", "disk_mb")
+USER_ROLES = ("web", "dns", "mail", "db")
+# The roles a new user or plan gets unless others are given: `db` is asked for (a cluster may have no db node,
+# and a user's roles are placed when the user is made).
+DEFAULT_ROLES = ("web", "dns", "mail")
+LIMIT_KEYS = ("webdomains", "domains", "maildomains", "mailboxes", "databases", "dbusers", "disk_mb")
 
 
 class UserAccount(db.Model):
@@ -202,6 +205,34 @@ class MailboxIndex(Claimable, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     address: Mapped[str] = mapped_column(String(320), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
+
+    owner: Mapped[User] = relationship()
+    node: Mapped[Node] = relationship()
+
+
+class DatabaseIndex(Claimable, db.Model):
+    """Index row of a customer's database held by a db node's agent (`<owner>_<name>`)."""
+
+    __tablename__ = "database_index"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
+
+    owner: Mapped[User] = relationship()
+    node: Mapped[Node] = relationship()
+
+
+class DbUserIndex(Claimable, db.Model):
+    """Index row of a database user held by a db node's agent (never its password)."""
+
+    __tablename__ = "dbuser_index"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
 

@@ -175,15 +175,23 @@ def _owner(value: object, field: str) -> str:
     return name
 
 
-def check_listing(payload: object, kind_key: str, with_owner: bool) -> list[dict]:
+def check_listing(payload: object, kind_key: str, with_owner: bool, db_object: str | None = None) -> list[dict]:
     """A listing's items ({"items": [...]}), each an object whose key (its name, or a mailbox's address)
     is in the form the agent's own validator writes and, for kinds that carry one, whose owner is an
-    account name; raises ShapeError naming the first item at fault."""
+    account name; raises ShapeError naming the first item at fault. db_object ("database", "user"): the
+    key is a database or database user name under its owner's prefix instead of a domain name."""
     items = _object(payload, "the listing").get("items")
     if not isinstance(items, list):
         raise ShapeError("items", "must be a list")
     for i, item in enumerate(items):
         item = _object(item, f"items[{i}]")
+        if db_object is not None:
+            owner = _owner(item.get("owner"), f"items[{i}].owner")
+            try:
+                v.db_object_name(item.get(kind_key), owner, f"items[{i}].{kind_key}", kind=db_object)
+            except v.ValidationError as exc:
+                raise ShapeError(exc.field, exc.message) from None
+            continue
         _key(kind_key, item.get(kind_key), f"items[{i}].{kind_key}")
         if with_owner:
             _owner(item.get("owner"), f"items[{i}].owner")

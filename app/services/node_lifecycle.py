@@ -11,6 +11,7 @@ from app.extensions import db
 from app.models import Node, NodeOutcome, Operation, OperationStatus
 from app.services import operations, setup
 from app.services.collector import record_poll_success
+from app.services.dbserver import resync_db_servers
 from app.services.errors import ConflictError
 from app.services.roles import retry_roles, start_roles
 from app.services.userdata import users_holding
@@ -82,6 +83,10 @@ def remove_node(node: Node) -> str:
         raise RemovalRefused(f"{node.name} still holds user data of: {', '.join(owners)}; move or delete it first")
     _, outcome = setup.decommission(node)
     log.info("node %s removed; %s", node.name, outcome)
+    was_web = "web" in (node.roles or [])
     db.session.delete(node)
+    if was_web:
+        db.session.flush()
+        resync_db_servers()  # the db nodes no longer let it in
     db.session.commit()
     return outcome

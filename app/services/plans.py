@@ -15,7 +15,7 @@ from app.extensions import db
 from app.models import Plan, User, UserAccount
 from app.models.base import MAX_ID
 from app.models.plans import PLAN_LIMIT_KEYS
-from app.models.userdata import USER_ROLES
+from app.models.userdata import DEFAULT_ROLES, USER_ROLES
 from app.services.userdata.errors import UserDataError, invalid, object_body, validated
 
 PLAN_FIELDS = ("name", "limits", "roles")
@@ -58,7 +58,7 @@ def _validate(data: object, plan: Plan | None) -> dict:
     if plan is None or "limits" in data:
         clean["limits"] = validate_limits(data.get("limits") or {})
     if plan is None or "roles" in data:
-        roles = data.get("roles", list(USER_ROLES))
+        roles = data.get("roles", list(DEFAULT_ROLES))
         if not isinstance(roles, list):
             raise invalid("roles", "must be a list of roles")
         clean["roles"] = sorted({validated(v.choice, r, "roles", USER_ROLES) for r in roles})

@@ -12,6 +12,7 @@ from app.extensions import db
 from app.models import Desync, Node, NodeOutcome, NodeState, NodeStateChange, Operation, OperationStatus
 from app.services import nodes as node_service
 from app.services import operations
+from app.services.dbserver import resync_db_servers
 from app.services.desyncs import applies_to, clear_desync, pending, register_desync
 from app.services.setup import SetupError, copy_templates_over_ssh
 from app.services.synchronizers import SYNCHRONIZERS, SyncError
@@ -156,6 +157,8 @@ def change_roles(node: Node, roles: list[str], *, user_id: int | None) -> Operat
             clear_desync(node.id, name)
     register_desync(node, "roles")
     register_desync(node, "software")
+    if ("web" in before) != ("web" in roles):
+        resync_db_servers()  # the db nodes let the cluster's web nodes in, and no others
     _note(node, f"roles changed from {', '.join(before) or 'none'} to {', '.join(roles) or 'none'}")
     if node.state in (NodeState.READY.value, NodeState.SYNCING.value):
         # Pending roles/software imply `installing`; say so now rather than at the next poll.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.models import Node, NodeOutcome
 from app.services import list_push, lists, roles
+from app.services.dbserver import sync_db_server
 from app.services.nodes import agent_client
 from app.services.os_accounts import sync_os_accounts
 from app.services.synchronizers import SyncError, SyncRunner
@@ -30,6 +31,7 @@ RUNNERS: dict[str, SyncRunner] = {
     "software": roles.sync_software,
     "templates": roles.sync_templates,
     "users": sync_os_accounts,
+    "dbserver": sync_db_server,
     **{name: list_runner(name) for name in lists.LISTS},
 }
 

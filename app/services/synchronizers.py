@@ -26,6 +26,7 @@ SYNCHRONIZERS: dict[str, Synchronizer] = {
         Synchronizer("roles", 10, NodeState.INSTALLING),
         Synchronizer("software", 20, NodeState.INSTALLING),
         Synchronizer("templates", 30, NodeState.SYNCING),
+        Synchronizer("dbserver", 35, NodeState.SYNCING, roles=frozenset({"db"})),
         Synchronizer("users", 40, NodeState.SYNCING),
         Synchronizer("firewall", 50, NodeState.SYNCING),
         Synchronizer("scheduler", 60, NodeState.SYNCING),

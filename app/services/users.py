@@ -16,7 +16,7 @@ from agent import validation as v
 from app.extensions import db
 from app.models import Node, Placement, User, UserAccount, UserLevel
 from app.models.base import MAX_ID, iso_utc
-from app.models.userdata import LIMIT_KEYS, USER_ROLES
+from app.models.userdata import DEFAULT_ROLES, LIMIT_KEYS, USER_ROLES
 from app.services import accounts, placement, plans, user_usage
 from app.services.uids import DEFAULT_UID_RANGE, uid_range
 from app.services.userdata.checks import count_of
@@ -106,7 +106,7 @@ def _validate_fields(data: object, creating: bool) -> dict:
     if "level" in data or creating:
         clean["level"] = validated(v.choice, data.get("level", "user"), "level", ("user", "admin"))
     if "roles" in data or creating:
-        roles = data.get("roles", list(USER_ROLES))
+        roles = data.get("roles", list(DEFAULT_ROLES))
         if not isinstance(roles, list):
             raise invalid("roles", "must be a list of roles")
         clean["roles"] = sorted({validated(v.choice, r, "roles", USER_ROLES) for r in roles})
@@ -402,6 +402,6 @@ def delete_user(user: User) -> dict:
     return {"deleted": deleted, "nodes": report}
 
 
-def make_user(name: str, password: str, roles=USER_ROLES, level: UserLevel = UserLevel.USER, **extra) -> User:
+def make_user(name: str, password: str, roles=DEFAULT_ROLES, level: UserLevel = UserLevel.USER, **extra) -> User:
     """Create a user from Python (tests, CLI) through the same path as the API."""
     return create_user({"name": name, "password": password, "roles": list(roles), "level": level.value, **extra})

@@ -150,7 +150,8 @@ def test_removing_a_role_with_data_is_refused(app, client, cluster, users):
     refused = client.put(f"/api/v1/users/{rita}", json={"roles": ["mail"]}, headers=basic("root"))
     assert refused.status_code == 409 and "roles" in refused.json["fields"]
     dropped = client.put(f"/api/v1/users/{rita}", json={"roles": ["web"]}, headers=basic("root"))
-    assert dropped.status_code == 200 and dropped.json["location"] == {"web": "a", "dns": None, "mail": None}
+    assert dropped.status_code == 200
+    assert dropped.json["location"] == {"web": "a", "dns": None, "mail": None, "db": None}
     assert "rita:" not in (cluster.root(b) / "etc/passwd").read_text()
     assert "rita:" in (cluster.root(a) / "etc/passwd").read_text()
     with app.app_context():

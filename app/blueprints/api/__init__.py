@@ -12,6 +12,8 @@ from flask_smorest import Api
 # Importing a resource module adds its routes to the blueprint.
 from app.blueprints.api import (  # noqa: F401
     certificates,
+    databases,
+    dbusers,
     domains,
     firewall,
     mail,

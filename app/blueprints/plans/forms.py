@@ -11,7 +11,7 @@ from app.models.userdata import USER_ROLES
 
 PLAN_LIMIT_LABELS = {"webdomains": "Web domains", "domains": "Domain names", "maildomains": "Mail domains",
                      "mailboxes": "Mailboxes", "disk_mb": "Disk quota (MiB)", "databases": "Databases",
-                     "db_users": "Database users", "ftp_users": "FTP users"}
+                     "dbusers": "Database users", "ftp_users": "FTP users"}
 
 
 class PlanForm(FlaskForm):
@@ -21,6 +21,7 @@ class PlanForm(FlaskForm):
     role_web = BooleanField("web", default=True)
     role_dns = BooleanField("dns", default=True)
     role_mail = BooleanField("mail", default=True)
+    role_db = BooleanField("db", default=False)
 
     def field_for(self, name: str):
         """The form field showing the service's error for an API field (limits.webdomains → limit_webdomains)."""

@@ -10,7 +10,8 @@ from wtforms.validators import Optional
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 
 LIMIT_LABELS = {"webdomains": "Web domains", "domains": "Domain names", "maildomains": "Mail domains",
-                "mailboxes": "Mailboxes", "disk_mb": "Disk quota (MB)"}
+                "mailboxes": "Mailboxes", "databases": "Databases", "dbusers": "Database users",
+                "disk_mb": "Disk quota (MB)"}
 
 
 class UserForm(FlaskForm):
@@ -23,14 +24,18 @@ class UserForm(FlaskForm):
     role_web = BooleanField("web", default=True)
     role_dns = BooleanField("dns", default=True)
     role_mail = BooleanField("mail", default=True)
+    role_db = BooleanField("db", default=False)
     limit_webdomains = IntegerField(LIMIT_LABELS["webdomains"], validators=[Optional()])
     limit_domains = IntegerField(LIMIT_LABELS["domains"], validators=[Optional()])
     limit_maildomains = IntegerField(LIMIT_LABELS["maildomains"], validators=[Optional()])
     limit_mailboxes = IntegerField(LIMIT_LABELS["mailboxes"], validators=[Optional()])
+    limit_databases = IntegerField(LIMIT_LABELS["databases"], validators=[Optional()])
+    limit_dbusers = IntegerField(LIMIT_LABELS["dbusers"], validators=[Optional()])
     limit_disk_mb = IntegerField(LIMIT_LABELS["disk_mb"], validators=[Optional()])
     node_web = SelectField("Node for web", validate_choice=False)
     node_dns = SelectField("Node for dns", validate_choice=False)
     node_mail = SelectField("Node for mail", validate_choice=False)
+    node_db = SelectField("Node for db", validate_choice=False)
 
     def set_plans(self, names: list[str]) -> None:
         """Offer "no plan" and every plan."""

@@ -52,7 +52,7 @@ def show(user_id: int):
     subject = db.get_or_404(User, user_id)
     shown = users.user_to_dict(subject)
     defaults = {"level": subject.level, "plan": shown["plan"] or "",
-                **{f"role_{r}": r in shown["roles"] for r in ("web", "dns", "mail")},
+                **{f"role_{r}": r in shown["roles"] for r in ("web", "dns", "mail", "db")},
                 **{f"limit_{k}": v for k, v in shown["limits"].items()}}
     form = user_form(data=defaults)
     if form.validate_on_submit():

@@ -17,6 +17,7 @@ from app.models import Node, NodeOutcome, NodeState, Operation, OperationStatus
 from app.queues import redis_connection
 from app.services import nodes as node_service
 from app.services import operations
+from app.services.dbserver import resync_db_servers
 from app.services.desyncs import register_all
 from app.services.policies import get_policy
 from app.services.setup.errors import InputErrors, SetupError
@@ -241,6 +242,8 @@ def _run_steps(operation: Operation, node: Node) -> None:
 
         def register() -> str:
             names = register_all(node)
+            if "web" in (node.roles or []):
+                resync_db_servers()  # the db nodes let this web node in
             node.setup_pending = False
             node.setup_step = None
             db.session.commit()

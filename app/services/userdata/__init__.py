@@ -61,6 +61,7 @@ from app.services.userdata.index import (
 )
 from app.services.userdata.kinds import (
     CREATE_FIELDS,
+    DB_KINDS,
     DISK_KINDS,
     KINDS,
     RECORD_FIELDS,
@@ -99,6 +100,7 @@ __all__ = [
     "CLAIM_MARGIN_S",
     "CREATE_FIELDS",
     "ClaimStatements",
+    "DB_KINDS",
     "DISK_KINDS",
     "FULL_RECONCILE_S",
     "KINDS",

@@ -101,7 +101,7 @@ def check_names(actor: User, owner: User, kind_name: str, body: dict, override: 
     """The name registry's rules for a new record's name and aliases (or a web domain's new aliases):
     refused as a UserDataError naming the field; what an administrator's override set aside, as
     (kind, name, refusal) to be recorded once the change is made."""
-    if kind_name == "mailboxes":
+    if kind_name in ("mailboxes", "databases", "dbusers"):
         return []
     checks = [] if web_domain_id is not None else [(kind_name, "name", body["name"])]
     checks += [("aliases", "aliases", alias) for alias in body.get("aliases") or []]
@@ -123,7 +123,7 @@ def recheck_names(owner: User, kind_name: str, body: dict, overridden: list[tupl
     """After the claim (or the aliases' indexing) is committed, the one-owner rule once more for each new
     name an override did not set aside: another owner's related name may have been claimed between
     check_names and this claim (names.recheck). 409 naming the field."""
-    if kind_name == "mailboxes":
+    if kind_name in ("mailboxes", "databases", "dbusers"):
         return
     set_aside = {(kind, name) for kind, name, _ in overridden}
     checks = [(kind_name, "name", body["name"])] if "name" in body else []

@@ -19,6 +19,7 @@ from app.models import DomainIndex, MailDomainIndex, Node, NodeState, User
 from app.services import names
 from app.services import nodes as node_service
 from app.services.agent_answers import ShapeError, check_listing
+from app.services.userdata import databases as dbs
 from app.services.userdata.checks import (
     check_disk_quota,
     check_limit,
@@ -42,7 +43,7 @@ from app.services.userdata.index import (
     release_claim,
     visible,
 )
-from app.services.userdata.kinds import CREATE_FIELDS, DISK_KINDS, KINDS, UPDATE_FIELDS, key_of
+from app.services.userdata.kinds import CREATE_FIELDS, DB_KINDS, DISK_KINDS, KINDS, UPDATE_FIELDS, key_of
 from app.services.userdata.owners import account_of, held_account, holding_node
 from app.services.userdata.proxy import call_agent, require_ready, send_change
 from app.services.userdata.records import add_record, public_record
@@ -56,6 +57,8 @@ def create(kind_name: str, actor: User, data: object) -> dict:
     """Validate, send to the holding node, then index; returns the agent's record with the index id."""
     kind = KINDS[kind_name]
     data = object_body(data, CREATE_FIELDS[kind_name])
+    if kind_name in DB_KINDS:
+        return _create_db(kind_name, actor, data)
     with_dns = validated(v.boolean, data.pop("dns", False), "dns")
     override = override_asked(actor, data)
     if kind_name == "mailboxes":
@@ -101,6 +104,37 @@ def create(kind_name: str, actor: User, data: object) -> dict:
         shaped["dns"] = dns_report
     elif with_dns:
         shaped["dns"] = zone_records_for(owner, name, node, mail=kind_name == "maildomains")
+    return shaped
+
+
+def _create_db(kind_name: str, actor: User, data: dict) -> dict:
+    """A database or database user: checked here, claimed, made on the owner's db node, then indexed."""
+    kind = KINDS[kind_name]
+    owner = resolve_owner(actor, data)
+    body, notices = dbs.new_body(kind_name, owner, data)
+    dbs.require_db_role(owner)
+    check_limit(owner, kind_name, body["name"])
+    node = holding_node(owner, kind.role)
+    name = body["name"]
+    what = f"{owner.name}'s {kind.label} {name}"
+    require_ready(node, what)
+    row_id = claim(kind, owner, node, name)
+    try:
+        check_limit(owner, kind_name, claimed=True)
+    except UserDataError:
+        release_claim(kind, row_id)
+        raise
+    try:
+        result = call_agent(node, "POST", kind.path, body, what=what)
+    except UserDataError as exc:
+        if not exc.maybe_applied:
+            release_claim(kind, row_id)
+        raise
+    confirm_claim(kind, row_id, what)
+    log.info("created %s %s for %s on node %s", kind.label, name, owner.name, node.name)
+    shaped = _shape(kind_name, result, NewRow(row_id, owner, node))
+    if notices:
+        shaped["notices"] = notices
     return shaped
 
 
@@ -208,13 +242,15 @@ def show(kind_name: str, actor: User, row_id: int) -> dict:
     kind = KINDS[kind_name]
     row = get_row(kind_name, actor, row_id)
     what = f"{row.owner.name}'s {kind.label} {key_of(row)}"
-    result = call_agent(row.node, "GET", f"{kind.path}/{quote(key_of(row), safe='@')}", what=what)
+    path = dbs.owner_path(kind_name, row) if kind_name in DB_KINDS else f"{kind.path}/{quote(key_of(row), safe='@')}"
+    result = call_agent(row.node, "GET", path, what=what)
     return _shape(kind_name, result, row)
 
 
 @kept_on_commit()
 def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
-    """Change a web domain (aliases, PHP, docroot) or a mailbox (password, quota, forwarding)."""
+    """Change a web domain (aliases, PHP, docroot), a mailbox (password, quota, forwarding) or a database user
+    (password, databases granted)."""
     kind = KINDS[kind_name]
     row = get_row(kind_name, actor, row_id)
     if not isinstance(data, dict):
@@ -223,8 +259,10 @@ def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
         if fixed in data and data[fixed] != (key_of(row) if fixed == kind.key else row.owner.name):
             raise invalid(fixed, "cannot change; delete and create it again")
     data = object_body({k: val for k, val in data.items() if k not in (kind.key, "owner")}, UPDATE_FIELDS[kind_name])
-    aliases_before, overridden = None, []
-    if kind_name == "webdomains":
+    aliases_before, overridden, notices = None, [], []
+    if kind_name == "dbusers":
+        body, notices = dbs.change_body(row, data)
+    elif kind_name == "webdomains":
         override = override_asked(actor, data)
         checked = validated(web.validate, {"name": row.name, "owner": row.owner.name, **data}, {row.owner.name})
         body = {k: checked[k] for k in data}
@@ -249,7 +287,7 @@ def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
         if "forward" in data:
             body["forward"] = validated(mail.validate_forward, data["forward"], key_of(row))
     what = f"{row.owner.name}'s {kind.label} {key_of(row)}"
-    path = f"{kind.path}/{quote(key_of(row), safe='@')}"
+    path = dbs.owner_path(kind_name, row) if kind_name in DB_KINDS else f"{kind.path}/{quote(key_of(row), safe='@')}"
     try:
         result, mark_id = send_change(row.node, kind_name, key_of(row), "PUT", path, body, what)
     except UserDataError as exc:
@@ -259,7 +297,10 @@ def update(kind_name: str, actor: User, row_id: int, data: object) -> dict:
         raise
     end_write(mark_id)
     record_overrides(actor, row.owner, overridden)
-    return _shape(kind_name, result, row)
+    shaped = _shape(kind_name, result, row)
+    if notices:
+        shaped["notices"] = notices
+    return shaped
 
 
 @kept_on_commit()
@@ -268,7 +309,7 @@ def delete(kind_name: str, actor: User, row_id: int) -> None:
     kind = KINDS[kind_name]
     row = get_row(kind_name, actor, row_id)
     what = f"{row.owner.name}'s {kind.label} {key_of(row)}"
-    path = f"{kind.path}/{quote(key_of(row), safe='@')}"
+    path = dbs.owner_path(kind_name, row) if kind_name in DB_KINDS else f"{kind.path}/{quote(key_of(row), safe='@')}"
     _, mark_id = send_change(row.node, kind_name, key_of(row), "DELETE", path, None, what)
     db.session.delete(row)
     end_write(mark_id)
@@ -283,6 +324,8 @@ def _shape(kind_name: str, result: object, row) -> dict:
     if kind_name == "domains" and isinstance(record.get("records"), list):
         record["records"] = [public_record(r) for r in record["records"]]
     state = "ready" if row.claimed_at is None else "creating"
+    if kind_name == "databases":
+        record["connection"] = dbs.connection(row.node, record.get("name") or key_of(row))
     return {**record, "id": row.id, "owner": row.owner.name, "node": row.node.name, "state": state}
 
 
@@ -314,7 +357,8 @@ def list_full(kind_name: str, actor: User, page: int = 1, per_page: int = 100) -
     def fetch(node_id):
         try:
             payload = clients[node_id].get(paths[node_id], limit=limit)[1]
-            items = check_listing(payload, kind.key, with_owner=kind_name != "mailboxes")
+            items = check_listing(payload, kind.key, with_owner=kind_name != "mailboxes",
+                                  db_object=dbs.DB_OBJECT.get(kind_name))
         except AgentError:
             return None
         except ShapeError as exc:

@@ -1,10 +1,11 @@
-"""The four kinds of user data (web domains, domain names, mail domains, mailboxes) and their fields."""
+"""The kinds of user data (web domains, domain names, mail domains, mailboxes, databases, database users)
+and their fields."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.models import DomainIndex, MailboxIndex, MailDomainIndex, WebDomainIndex
+from app.models import DatabaseIndex, DbUserIndex, DomainIndex, MailboxIndex, MailDomainIndex, WebDomainIndex
 
 
 @dataclass(frozen=True)
@@ -28,18 +29,24 @@ KINDS = {
     "domains": Kind("domains", "domain name", DomainIndex, "dns", "/v1/domains", "name"),
     "maildomains": Kind("maildomains", "mail domain", MailDomainIndex, "mail", "/v1/maildomains", "name"),
     "mailboxes": Kind("mailboxes", "mailbox", MailboxIndex, "mail", "/v1/mailboxes", "address"),
+    "databases": Kind("databases", "database", DatabaseIndex, "db", "/v1/databases", "name"),
+    "dbusers": Kind("dbusers", "database user", DbUserIndex, "db", "/v1/dbusers", "name"),
 }
 CREATE_FIELDS = {
     "webdomains": ("name", "aliases", "owner", "php", "docroot", "dns", "override"),
     "domains": ("name", "owner", "ip", "nameservers", "records", "override"),
     "maildomains": ("name", "owner", "dns", "override"),
     "mailboxes": ("address", "password", "quota_mb", "forward"),
+    "databases": ("name", "owner", "engine", "charset", "collation"),
+    "dbusers": ("name", "owner", "password", "databases"),
 }
 UPDATE_FIELDS = {"webdomains": ("aliases", "php", "docroot", "override"),
-                 "mailboxes": ("password", "quota_mb", "forward")}
+                 "mailboxes": ("password", "quota_mb", "forward"), "dbusers": ("password", "databases")}
 RECORD_FIELDS = ("name", "type", "value", "ttl", "priority")
 # What a disk quota that is used up refuses: the kinds whose data takes disk space on the node.
 DISK_KINDS = ("webdomains", "maildomains", "mailboxes")
+# The kinds on a `db` node, named `<owner>_...` rather than by the name registry (docs/agent-ops.md, "Databases").
+DB_KINDS = ("databases", "dbusers")
 
 
 def key_of(row) -> str:

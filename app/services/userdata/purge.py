@@ -46,8 +46,9 @@ def purge_node(user: User, node: Node) -> dict:
     return entry
 
 
-# Mailboxes go before their mail domains (a node refuses a mail domain that still has mailboxes).
-PURGE_ORDER = ("mailboxes", "maildomains", "webdomains", "domains")
+# Mailboxes go before their mail domains (a node refuses a mail domain that still has mailboxes), database
+# users before the databases they are granted.
+PURGE_ORDER = ("mailboxes", "maildomains", "webdomains", "domains", "dbusers", "databases")
 
 
 def _purge_one_by_one(user: User, node: Node, what: str) -> dict[str, list[str]]:
@@ -65,6 +66,6 @@ def _purge_one_by_one(user: User, node: Node, what: str) -> dict[str, list[str]]
         items = call_agent(node, "GET", KINDS[kind_name].path + mine, what=what)["items"]
         removed[kind_name] = [i["name"] for i in items if i.get("owner") == user.name]
     for kind_name in PURGE_ORDER:
-        for key in removed[kind_name]:
+        for key in removed.get(kind_name, []):
             call_agent(node, "DELETE", f"{KINDS[kind_name].path}/{key}", what=what)
     return removed

@@ -19,6 +19,7 @@ from app.queues import redis_connection
 from app.services import names
 from app.services import nodes as node_service
 from app.services.agent_answers import ShapeError, check_listing, refused
+from app.services.userdata.databases import DB_OBJECT
 from app.services.userdata.index import claim_abandoned, claim_statements, settle_seconds
 from app.services.userdata.kinds import KINDS, Kind, key_of
 
@@ -116,9 +117,13 @@ def read_listings(node: Node) -> dict[str, list[dict]]:
     limit = current_app.config["AGENT_MAX_LISTING_BYTES"]
     listings = {}
     for name, kind in KINDS.items():
+        if name in DB_OBJECT and "db" not in (node.roles or []):
+            listings[name] = []  # only a db node holds databases
+            continue
         payload = client.get(kind.path, limit=limit)[1]
         try:
-            listings[name] = check_listing(payload, kind.key, with_owner=name != "mailboxes")
+            listings[name] = check_listing(payload, kind.key, with_owner=name != "mailboxes",
+                                           db_object=DB_OBJECT.get(name))
         except ShapeError as exc:
             raise refused(client.base_url + kind.path, f"listing of {kind.plural}", exc) from None
     return listings
@@ -137,6 +142,8 @@ def owner_refusal(kind: Kind, owner: User, placed: set[tuple[int, str]], key: st
         return f"{owner.name} is an administrator, and a node does not give names to one"
     if (owner.id, kind.role) not in placed:
         return f"{owner.name}'s {kind.role} role is not placed on this node"
+    if kind.name in DB_OBJECT:
+        return None  # named under the owner's prefix, which the node's listing was checked for
     return names.why_not(owner, kind.name, key)
 
 

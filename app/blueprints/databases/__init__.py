@@ -1,0 +1,1 @@
+"""Databases → Databases (proxied to the node holding the owner's db role)."""

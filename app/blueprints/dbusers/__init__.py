@@ -1,0 +1,1 @@
+"""Databases → Database users (proxied to the node holding the owner's db role)."""
