@@ -77,9 +77,10 @@ class ListState:
 
     @classmethod
     def from_request(cls, columns: Sequence[Column], default_sort: str, default_desc: bool = False,
-                     filters: Iterable[str] = ()) -> ListState:
+                     filters: Iterable[str] = (), endpoint: str | None = None) -> ListState:
         """The list's state from request.args; what is not understood falls back to the default (an
-        unknown column, a page that is not a number), so a hand-edited address never fails."""
+        unknown column, a page that is not a number), so a hand-edited address never fails. The list's
+        links go to `endpoint` (with no view arguments) when given, else to the page asked for."""
         args = request.args
         keys = {c.key for c in columns}
         sort = args.get("sort", "")
@@ -96,8 +97,8 @@ class ListState:
         chosen = {name: args.get(name, "").strip()[:MAX_QUERY] for name in filters}
         return cls(q=args.get("q", "").strip()[:MAX_QUERY], sort=sort, desc=desc, page=page, per_page=per_page,
                    filters={k: v for k, v in chosen.items() if v}, default_sort=default_sort,
-                   default_desc=default_desc, endpoint=request.endpoint or "",
-                   view_args=dict(request.view_args or {}))
+                   default_desc=default_desc, endpoint=endpoint or request.endpoint or "",
+                   view_args={} if endpoint else dict(request.view_args or {}))
 
     def args(self, **changes) -> dict:
         """The query arguments of this state with `changes` applied, defaults left out."""
