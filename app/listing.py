@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from flask import request, url_for
@@ -29,22 +30,31 @@ MAX_PER_PAGE = 500
 MAX_PAGE = 1_000_000
 MAX_QUERY = 200
 
-_DIGITS = re.compile(r"(\d+)")
+_DIGITS = re.compile(r"\d+")
+
+
+def _padded(match: re.Match) -> str:
+    digits = match[0].lstrip("0") or "0"
+    return f"{len(digits):03d}{digits}"
 
 
 def natural_key(value: Any) -> tuple:
     """A sort key that orders the numbers inside text by value, case-insensitively: site2 < site10 <
-    Site11; None sorts first, and equal keys fall back to the text itself so the order is total."""
+    Site11; None sorts first, and equal keys fall back to the text itself so the order is total.
+
+    Each run of digits becomes its length and itself (2 → "0012", 10 → "00210"), so one string
+    comparison orders the numbers by value: cheap enough to sort ten thousand names per request."""
     if value is None:
-        return (0, (), "")
-    if isinstance(value, bool):
-        value = int(value)
-    if isinstance(value, int | float):
-        return (1, ((value,),), "")
-    text = str(value)
-    parts = _DIGITS.split(text.casefold())
-    # split() alternates text and digits, starting with text: position i is a number exactly when i is odd.
-    return (2, tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), text)
+        return (0, "", "")
+    if isinstance(value, bool | int | float):
+        return (1, float(value), "")
+    return _text_key(str(value))
+
+
+@lru_cache(maxsize=50_000)
+def _text_key(text: str) -> tuple:
+    # Cached: a list asked for again (its next page, a poll) sorts the same names again.
+    return (2, _DIGITS.sub(_padded, text.casefold()), text)
 
 
 @dataclass(frozen=True)
@@ -91,8 +101,8 @@ class ListState:
             desc = direction == "desc"
         else:
             desc = default_desc and sort == default_sort
-        per_page = args.get("per_page", PER_PAGE, type=int) or PER_PAGE
-        per_page = min(max(per_page, 1), MAX_PER_PAGE)
+        per_page = args.get("per_page", PER_PAGE, type=int)
+        per_page = min(per_page, MAX_PER_PAGE) if per_page and per_page > 0 else PER_PAGE
         page = min(max(args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
         chosen = {name: args.get(name, "").strip()[:MAX_QUERY] for name in filters}
         return cls(q=args.get("q", "").strip()[:MAX_QUERY], sort=sort, desc=desc, page=page, per_page=per_page,
@@ -173,9 +183,15 @@ class Page:
         """"showing 51–100 of 1,234" (or what is shown when nothing matched)."""
         if not self.total:
             return "nothing matches" if self.state.searching else "none yet"
-        if self.first == 0:
-            return f"no rows on page {self.state.page:,} of {self.total:,}"
         return f"showing {self.first:,}–{self.last:,} of {self.total:,}"
+
+
+def _last_page_at_most(state: ListState, total: int) -> int:
+    """Bring a page past the end back to the last one (an address kept while rows were deleted); the
+    offset of the page's first row."""
+    last = max((total + state.per_page - 1) // state.per_page, 1)
+    state.page = min(state.page, last)
+    return (state.page - 1) * state.per_page
 
 
 def search_terms(text: str) -> list[str]:
@@ -211,20 +227,21 @@ def page_of_select(query: Select, state: ListState, columns: Sequence[Column], i
     if state.q and search:
         query = search_select(query, state.q, search)
     column = next(c for c in columns if c.key == state.sort)
-    offset = (state.page - 1) * state.per_page
     if column.natural:
         pairs = db.session.execute(query.with_only_columns(id_column, column.expr).order_by(None)).all()
         pairs.sort(key=lambda p: (natural_key(p[1]), p[0]), reverse=state.desc)
+        offset = _last_page_at_most(state, len(pairs))
         ids = [p[0] for p in pairs[offset:offset + state.per_page]]
         loaded = db.session.scalars(query.where(id_column.in_(ids))).unique() if ids else []
         found = {r.id: r for r in loaded}
         return Page([found[i] for i in ids if i in found], len(pairs), state)
     total = db.session.scalar(select(func.count()).select_from(
-        query.with_only_columns(id_column).order_by(None).subquery()))
+        query.with_only_columns(id_column).order_by(None).subquery())) or 0
+    offset = _last_page_at_most(state, total)
     order = column.expr.desc() if state.desc else column.expr.asc()
     tie = id_column.desc() if state.desc else id_column.asc()
     rows = db.session.scalars(query.order_by(order, tie).limit(state.per_page).offset(offset)).unique().all()
-    return Page(list(rows), total or 0, state)
+    return Page(list(rows), total, state)
 
 
 def page_of_rows(rows: Iterable[Any], state: ListState, columns: Sequence[Column],
@@ -241,5 +258,5 @@ def page_of_rows(rows: Iterable[Any], state: ListState, columns: Sequence[Column
         chosen = [r for r in chosen if matches(r)]
     column = next(c for c in columns if c.key == state.sort)
     chosen.sort(key=lambda r: natural_key(column.get(r)), reverse=state.desc)
-    offset = (state.page - 1) * state.per_page
+    offset = _last_page_at_most(state, len(chosen))
     return Page(chosen[offset:offset + state.per_page], len(chosen), state)
