@@ -63,13 +63,18 @@ def listing(kind: str) -> dict:
         columns.append(Column("owner", "Owner", owner.name))
         filters = ("owner", "node")
     state = ListState.from_request(columns, "name", filters=filters)
-    query = (userdata.visible(spec, current_user, claims=True)
-             .join(owner, model.owner_id == owner.id).join(node, model.node_id == node.id))
-    if "owner" in state.filters:
-        query = query.where(func.lower(owner.name) == state.filters["owner"].lower())
-    if "node" in state.filters:
-        query = query.where(func.lower(node.name) == state.filters["node"].lower())
-    search = [key, owner.name] if current_user.is_admin else [key]
+    query = userdata.visible(spec, current_user, claims=True)
+    search = [key]
+    # Owner and node are joined (by name) only when the search, a filter or the order needs them.
+    if current_user.is_admin and (state.q or state.sort == "owner" or "owner" in state.filters):
+        query = query.join(owner, model.owner_id == owner.id)
+        search.append(owner.name)
+        if "owner" in state.filters:
+            query = query.where(func.lower(owner.name) == state.filters["owner"].lower())
+    if state.sort == "node" or "node" in state.filters:
+        query = query.join(node, model.node_id == node.id)
+        if "node" in state.filters:
+            query = query.where(func.lower(node.name) == state.filters["node"].lower())
     page = page_of_select(query, state, columns, model.id, search=search)
     return {"listing": page, "rows": page.rows}
 
