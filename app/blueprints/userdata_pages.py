@@ -20,8 +20,6 @@ from app.services.errors import ServiceError
 
 # At most this many rows are deleted by one bulk request (one request to a node per row).
 MAX_BULK = 200
-# The API's highest ?page= too: beyond it the offset would overflow the database's integers (a 500).
-MAX_PAGE = 1_000_000
 
 
 def words(text: str | None) -> list[str]:
@@ -42,11 +40,6 @@ class OwnerMixin:
             if self.override.data:
                 data["override"] = True
         return data
-
-
-def page_number() -> int:
-    """The ?page= of a list (1 when absent or not a number; at most MAX_PAGE)."""
-    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
 
 
 def listing(kind: str) -> dict:
