@@ -62,7 +62,7 @@ def test_polling_stops_when_nothing_is_in_progress(client, scene, app):
         db.session.get(Node, scene["node"]).state = "ready"
         db.session.commit()
     settled = client.get("/cluster/nodes", headers={"HX-Request": "true"}).text
-    assert "hx-trigger" not in settled and 'data-polling="no"' in settled
+    assert 'hx-trigger="load' not in settled and 'data-polling="no"' in settled
 
 
 def test_operation_row_polls_while_queued(client, app, scene):

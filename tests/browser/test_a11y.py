@@ -236,3 +236,46 @@ def test_deleting_a_zone_without_javascript_says_what_depends_on_it(context_for,
     assert row.locator(".confirm-box button[type=submit]").inner_text() == f"Delete domain name {ZONE}"
     page.goto(panel.url + "/domains/names")
     assert page.locator("#zones-table tr", has_text=ZONE).count() == 1
+
+
+def test_a_list_is_paged_sorted_and_searched_in_place_and_without_javascript(context_for, panel, nodes):  # noqa: F811
+    """A customer's zones: natural order (a11y-2 before a11y-10), a pager that is a named nav with the
+    count, HTMX swapping the list and pushing its address (no page load), labelled controls axe accepts;
+    with JavaScript off the same search is a plain GET form."""
+    customer = (CUSTOMER, PASSWORD)
+    for name in ("a11y-10.example", "a11y-2.example"):
+        made = requests.post(panel.url + "/api/v1/domains", auth=customer, json={"name": name, "ip": "192.0.2.10"},
+                             timeout=60)
+        assert made.status_code in (201, 409), made.text
+    page = context_for("desktop")
+    log_in(page, panel, CUSTOMER, PASSWORD)
+    page.goto(panel.url + "/domains/names?per_page=2")
+    names = page.locator("#zones-table tbody tr td:nth-child(2)")
+    assert names.all_inner_texts() == ["a11y-2.example", "a11y-10.example"]
+    pager = page.get_by_role("navigation", name="Pages of domain names")
+    assert pager.locator(".count").inner_text() == "Showing 1–2 of 3 (page 1 of 2)"
+    page.evaluate("window.stayed = true")
+    pager.get_by_role("link", name="next ›").click()
+    page.wait_for_url("**/domains/names?*page=2*")
+    assert names.all_inner_texts() == [ZONE] and page.evaluate("window.stayed === true"), "swapped, not loaded"
+    page.get_by_role("searchbox", name="Search domain names").fill("a11y-1")
+    page.wait_for_url("**q=a11y-1*")
+    page.wait_for_function("() => document.querySelectorAll('#zones-table tbody tr').length === 1")
+    assert names.all_inner_texts() == ["a11y-10.example"]
+    assert page.evaluate("document.activeElement.name") == "q", "typing keeps the focus in the search box"
+    page.get_by_role("link", name="Name, sort descending").click()
+    page.wait_for_url("**dir=desc*")
+    if AXE_SCRIPT.is_file():
+        assert axe_problems(page) == []
+    page.go_back()
+    page.wait_for_function("() => !location.search.includes('dir=desc')")
+    assert page.js_errors == []
+
+    plain = context_for("phone", javascript=False)
+    log_in(plain, panel, CUSTOMER, PASSWORD)
+    plain.goto(panel.url + "/domains/names")
+    plain.get_by_role("searchbox", name="Search domain names").fill("shop")
+    plain.get_by_role("button", name="Search").click()
+    plain.wait_for_url("**/domains/names?q=shop*")
+    assert plain.locator("#zones-table tbody tr td:nth-child(2)").all_inner_texts() == [ZONE]
+    assert overflow(plain) <= 0, sticking_out(plain)

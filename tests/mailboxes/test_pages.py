@@ -24,3 +24,16 @@ def test_mail_pages(client, cluster, alice):
 def test_a_create_in_flight_is_marked(app, client, cluster, alice):
     check_marks_create_in_flight(app, client, alice,
                                  "/mail/mailboxes", "MailboxIndex", "address", "mailbox", "/mail/mailboxes/{id}")
+
+
+def test_a_refused_create_keeps_what_was_typed_except_the_password(client, cluster, alice):
+    """The form comes back with the address and quota typed and the refusal under its field; the
+    password is never sent back."""
+    page = client.get("/mail/mailboxes")
+    refused = client.post("/mail/mailboxes", data={"address": "box@no-such-domain.example", "quota_mb": "75",
+                                                    "password": "sekret password 2",
+                                                    "csrf_token": csrf_from(page.text)})
+    assert refused.status_code in (400, 404, 409, 422), refused.status_code
+    assert 'value="box@no-such-domain.example"' in refused.text and 'value="75"' in refused.text
+    assert "sekret password 2" not in refused.text
+    assert 'class="error"' in refused.text

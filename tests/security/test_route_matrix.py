@@ -100,6 +100,11 @@ OTHER_PAGES = [
     ("own", "GET", "/operations/{operation}", None),
     ("admin", "POST", "/operations/{operation}/retry", None),
     ("user", "POST", "/domains/web", lambda ids: {"name": f"{unique()}.example.com"}),
+    # Bulk delete's question: any user may ask, and another user's question names none of alice's names.
+    ("list", "POST", "/domains/web/delete-selected", lambda ids: {"ids": ids["web"], "step": "ask"}),
+    ("list", "POST", "/domains/names/delete-selected", lambda ids: {"ids": ids["zone"], "step": "ask"}),
+    ("list", "POST", "/mail/domains/delete-selected", lambda ids: {"ids": ids["empty"], "step": "ask"}),
+    ("list", "POST", "/mail/mailboxes/delete-selected", lambda ids: {"ids": ids["mailbox"], "step": "ask"}),
     ("user", "POST", "/domains/names", lambda ids: {"name": f"{unique()}.example.org", "ip": "192.0.2.7"}),
     ("user", "POST", "/mail/domains", lambda ids: {"name": f"{unique()}.example.net"}),
     ("own", "POST", "/mail/mailboxes", lambda ids: {"address": f"{unique()}@{NAMES[2]}",

@@ -65,3 +65,27 @@ def test_internationalised_names_are_shown_as_their_owner_types_them(client, clu
 def test_a_create_in_flight_is_marked(app, client, cluster, alice):
     check_marks_create_in_flight(app, client, alice,
                                  "/domains/web", "WebDomainIndex", "name", "webdomain", "/domains/web/{id}")
+
+
+def test_bulk_delete_of_another_users_rows_deletes_nothing_and_names_nothing(app, client, cluster, alice, auth):
+    """bob sends alice's web domain's id to bulk delete: the question and the report show only its number,
+    each row is refused as the single delete refuses it, and alice's site stays."""
+    cluster.zones("alice", "alice-bulk.example")
+    page = client.get("/domains/web")
+    assert client.post("/domains/web", data={"name": "alice-bulk.example", "csrf_token": csrf_from(page.text)}
+                       ).status_code == 302
+    item_id = re.search(r'name="ids" value="(\d+)"', client.get("/domains/web").text).group(1)
+    cluster.user("bob")
+    client.post("/logout", data={"csrf_token": csrf_from(client.get("/domains/web").text)})
+    auth.login("bob", create=False)
+    token = csrf_from(client.get("/domains/web").text)
+    asked = client.post("/domains/web/delete-selected", data={"ids": item_id, "step": "ask", "csrf_token": token})
+    assert asked.status_code == 200 and f"#{item_id}" in asked.text and "alice-bulk" not in asked.text
+    done = client.post("/domains/web/delete-selected", data={"ids": item_id, "step": "delete", "csrf_token": token})
+    assert "0 of 1 web domains deleted" in done.text and "alice-bulk" not in done.text
+    assert f'<tr id="outcome-{item_id}" data-deleted="no">' in done.text
+    from app.extensions import db
+    from app.models import WebDomainIndex
+
+    with app.app_context():
+        assert db.session.get(WebDomainIndex, int(item_id)) is not None

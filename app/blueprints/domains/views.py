@@ -110,3 +110,10 @@ def delete_record(item_id: int, record_id: int):
 def delete(item_id: int):
     """Remove a zone from its node, then from the index."""
     return userdata_pages.delete("domains", item_id, "Domain name deleted.", url_for("domains.index"))
+
+
+@bp.route("/names/delete-selected", methods=["POST"])
+@login_required
+def bulk_delete():
+    """Delete the ticked domain names: ask first naming them, then delete each and say what happened to each."""
+    return userdata_pages.bulk_delete("domains", "domain name", "domain names", url_for("domains.index"))

@@ -55,3 +55,10 @@ def show(item_id: int):
 def delete(item_id: int):
     """Remove a mailbox and its mail on the node."""
     return userdata_pages.delete("mailboxes", item_id, "Mailbox deleted.", url_for("mailboxes.index"))
+
+
+@bp.route("/mailboxes/delete-selected", methods=["POST"])
+@login_required
+def bulk_delete():
+    """Delete the ticked mailboxes: ask first naming them, then delete each and say what happened to each."""
+    return userdata_pages.bulk_delete("mailboxes", "mailbox", "mailboxes", url_for("mailboxes.index"))

@@ -38,3 +38,10 @@ def index():
 def delete(item_id: int):
     """Remove a mail domain (refused by the node while it has mailboxes)."""
     return userdata_pages.delete("maildomains", item_id, "Mail domain deleted.", url_for("maildomains.index"))
+
+
+@bp.route("/domains/delete-selected", methods=["POST"])
+@login_required
+def bulk_delete():
+    """Delete the ticked mail domains: ask first naming them, then delete each and say what happened to each."""
+    return userdata_pages.bulk_delete("maildomains", "mail domain", "mail domains", url_for("maildomains.index"))

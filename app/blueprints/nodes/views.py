@@ -14,7 +14,8 @@ from app.blueprints.nodes.forms import AddNodeForm, ConfirmNodeForm, RolesForm
 from app.errors import refused, show_errors
 from app.extensions import db
 from app.htmx import redirect_to, render
-from app.models import Node, Operation
+from app.listing import Column, ListState, page_of_select
+from app.models import Node, NodeState, Operation
 from app.services import node_lifecycle, operations
 from app.services import roles as role_service
 from app.services import setup as setup_service
@@ -27,10 +28,30 @@ bp = Blueprint("nodes", __name__, url_prefix="/cluster/nodes")
 @login_required
 @admin_required
 def index():
-    """The node list; the table polls itself while any node is changing state."""
-    rows = db.session.scalars(select(Node).order_by(Node.id)).all()
-    polling = any(n.node_state.in_progress for n in rows)
-    return render("nodes/nodes.html", "nodes/_nodes_table.html", nodes=rows, polling=polling)
+    """The node list (?q= searches name and address, ?state= filters by the state shown, ?sort=); the
+    table polls itself while a node on the page is changing state."""
+    state = ListState.from_request(NODE_COLUMNS, "name", filters=("state",))
+    query = select(Node)
+    wanted = state.filters.get("state", "")
+    ready = Node.state == NodeState.READY.value
+    if wanted == "maintenance":
+        query = query.where(ready, Node.maintenance.is_(True))
+    elif wanted == "users-locked":
+        query = query.where(ready, Node.maintenance.is_(False), Node.users_locked.is_(True))
+    elif wanted == NodeState.READY.value:
+        query = query.where(ready, Node.maintenance.is_(False), Node.users_locked.is_(False))
+    elif wanted in {s.value for s in NodeState}:
+        query = query.where(Node.state == wanted)
+    listing = page_of_select(query, state, NODE_COLUMNS, Node.id, search=(Node.name, Node.address))
+    polling = any(n.node_state.in_progress for n in listing.rows)
+    return render("nodes/nodes.html", "nodes/_nodes_table.html", nodes=listing.rows, polling=polling,
+                  listing=listing, filters=[NODE_STATE_FILTER])
+
+
+NODE_COLUMNS = (Column("name", "Name", Node.name), Column("state", "State", Node.state, natural=False),
+                Column("address", "Address", Node.address), Column("id", "Added", Node.id, natural=False))
+NODE_STATE_FILTER = {"name": "state", "label": "State", "options": [
+    (s, s) for s in (*(v.value for v in NodeState), "maintenance", "users-locked")]}
 
 
 @bp.route("/<int:node_id>")

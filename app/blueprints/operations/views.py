@@ -1,4 +1,4 @@
-"""Operations: every background job, live while it runs."""
+"""Operations: every background job, live while it runs; searched, filtered by status, sorted and paged."""
 
 from flask import Blueprint, abort, flash, url_for
 from flask_login import current_user, login_required
@@ -7,41 +7,55 @@ from sqlalchemy.orm import joinedload
 
 from agent.validation import ValidationError
 from app.auth_hooks import admin_required
+from app.blueprints.system_lists import retry_url
 from app.errors import refused
 from app.extensions import db
 from app.htmx import redirect_to, render
-from app.models import Operation
+from app.listing import Column, ListState, page_of_select
+from app.models import Operation, OperationStatus
 from app.services import distributed, lists
 from app.services.errors import ServiceError
 from app.services.operations import LIST_NODES_NAMED, outcome_summaries, visible_to
 
 bp = Blueprint("operations", __name__, url_prefix="/operations")
-PAGE_SIZE = 100
+# The table is large and grows: every column is ordered by the database (none naturally).
+COLUMNS = (Column("id", "#", Operation.id, natural=False), Column("title", "What", Operation.title, natural=False),
+           Column("created", "When", Operation.created_at, natural=False),
+           Column("status", "Status", Operation.status, natural=False))
+STATUS_FILTER = {"name": "status", "label": "Status", "options": [(s.value, s.value) for s in OperationStatus]}
 
 
 @bp.route("/")
 @login_required
 def index():
-    """The latest operations; the table polls itself while one is queued or running."""
+    """The operations the caller may see, latest first (?q= searches title and message, ?status=
+    filters); the table polls itself while one on the page is queued or running."""
+    state = ListState.from_request(COLUMNS, "id", default_desc=True, filters=("status",))
     # Each row shows its starter (loaded with the page) and its outcomes: counts, and the nodes worth
     # naming (a change to 100 nodes would otherwise be 100 badges per row).
     query = visible_to(select(Operation), current_user).options(joinedload(Operation.created_by))
-    rows = db.session.scalars(query.order_by(Operation.id.desc()).limit(PAGE_SIZE)).all()
+    if state.filters.get("status") in {s.value for s in OperationStatus}:
+        query = query.where(Operation.status == state.filters["status"])
+    listing = page_of_select(query, state, COLUMNS, Operation.id, search=(Operation.title, Operation.message))
+    rows = listing.rows
     polling = any(not op.op_status.finished for op in rows)
     return render("operations/index.html", "operations/_table.html", operations=rows, polling=polling,
-                  summaries=outcome_summaries([op.id for op in rows]), named=LIST_NODES_NAMED)
+                  summaries=outcome_summaries([op.id for op in rows]), named=LIST_NODES_NAMED, listing=listing,
+                  filters=[STATUS_FILTER])
 
 
 @bp.route("/<int:operation_id>")
 @login_required
 def show(operation_id: int):
-    """One operation: status, per-node outcome and its log."""
+    """One operation: status, per-node outcome and its log; a failed change of a list offers Retry, its
+    form filled in with what was sent."""
     operation = db.session.scalar(visible_to(select(Operation), current_user).where(Operation.id == operation_id))
     if operation is None:
         abort(404)
     retryable = (current_user.is_admin and operation.kind == "list_change"
                  and operation.status in ("failed", "refused"))
-    return render("operations/show.html", "operations/_detail.html", operation=operation, retryable=retryable)
+    return render("operations/show.html", "operations/_detail.html", operation=operation, retryable=retryable,
+                  retry=retry_url(operation) if current_user.is_admin else None)
 
 
 @bp.route("/<int:operation_id>/retry", methods=["POST"])

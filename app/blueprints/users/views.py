@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import login_required
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 
 from app.auth_hooks import admin_required
 from app.blueprints.users.forms import UserForm
 from app.errors import show_errors
 from app.extensions import db
 from app.htmx import render
-from app.models import Node, Plan, User
+from app.listing import Column, ListState, page_of_select
+from app.models import Node, Plan, User, UserAccount
 from app.services import users
 from app.services.errors import ServiceError
 
@@ -39,9 +40,37 @@ def index():
             return redirect(url_for("users.show", user_id=user.id))
         except ServiceError as exc:
             show_errors(form, exc)
-    rows = users.users_to_dicts(db.session.scalars(select(User).order_by(User.name)).all())
+    listing = user_listing()
     status = 400 if form.errors or form.form_errors else 200
-    return render("users/users.html", "users/_users.html", form=form, rows=rows), status
+    return render("users/users.html", "users/_users.html", form=form, listing=listing, filters=USER_FILTERS,
+                  rows=users.users_to_dicts(listing.rows)), status
+
+
+USER_COLUMNS = (Column("name", "Name", User.name), Column("level", "Level", User.level, natural=False),
+                Column("status", "Status", User.active, natural=False),
+                Column("uid", "UID", UserAccount.uid, natural=False),
+                Column("created", "Created", User.created_at, natural=False))
+LEVELS = (("admin", "administrators"), ("user", "customers"))
+ROLES = (("web", "web"), ("dns", "dns"), ("mail", "mail"))
+STATUSES = (("active", "active"), ("suspended", "suspended"))
+USER_FILTERS = ({"name": "level", "label": "Level", "options": LEVELS},
+                {"name": "role", "label": "Role", "options": ROLES},
+                {"name": "status", "label": "Status", "options": STATUSES})
+
+
+def user_listing():
+    """One page of users as the query string asks: ?q= searches name, full name and comment; ?level=,
+    ?role= (a role the user holds) and ?status= filter; ?sort= is one of USER_COLUMNS."""
+    state = ListState.from_request(USER_COLUMNS, "name", filters=("level", "role", "status"))
+    query = select(User).outerjoin(UserAccount, UserAccount.user_id == User.id)
+    if (level := state.filters.get("level")) in dict(LEVELS):
+        query = query.where(User.level == level)
+    if (role := state.filters.get("role")) in dict(ROLES):
+        # The roles are a JSON list of plain words: its text holds the word in quotes on every database.
+        query = query.where(cast(UserAccount.roles, String).contains(f'"{role}"'))
+    if (active := state.filters.get("status")) in dict(STATUSES):
+        query = query.where(User.active.is_(active == "active"))
+    return page_of_select(query, state, USER_COLUMNS, User.id, search=(User.name, User.fullname, User.comment))
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])

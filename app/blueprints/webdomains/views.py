@@ -60,3 +60,10 @@ def show(item_id: int):
 def delete(item_id: int):
     """Remove a web domain from its node, then from the index."""
     return userdata_pages.delete("webdomains", item_id, "Web domain deleted.", url_for("webdomains.index"))
+
+
+@bp.route("/web/delete-selected", methods=["POST"])
+@login_required
+def bulk_delete():
+    """Delete the ticked web domains: ask first naming them, then delete each and say what happened to each."""
+    return userdata_pages.bulk_delete("webdomains", "web domain", "web domains", url_for("webdomains.index"))
