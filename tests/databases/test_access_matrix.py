@@ -75,6 +75,16 @@ PAGES = [
     ("GET", "/databases/users/", {"owner": 200, "other": 200, "admin": 200, "anonymous": 302}),
     ("GET", "/databases/users/{user}", {"owner": 200, "other": 404, "admin": 200, "anonymous": 302}),
     ("POST", "/databases/users/{user}/delete", {"owner": 302, "other": 404, "admin": 302, "anonymous": 302}),
+    # An empty create form: refused naming its fields, for anyone logged in; the login page for anonymous.
+    ("POST", "/databases/", {"owner": 400, "other": 400, "admin": 400, "anonymous": 302}),
+    ("POST", "/databases/users/", {"owner": 400, "other": 400, "admin": 400, "anonymous": 302}),
+    # The edit form says which databases it may use (empty: none) and keeps the password when empty.
+    ("POST", "/databases/users/{user}", {"owner": 302, "other": 404, "admin": 302, "anonymous": 302}),
+    # Bulk delete, first step (the question) of alice's row: another user is told of nothing of hers.
+    ("POST", "/databases/delete-selected", {"owner": 200, "other": 200, "admin": 200, "anonymous": 302},
+     {"ids": "{db}", "step": "ask"}),
+    ("POST", "/databases/users/delete-selected", {"owner": 200, "other": 200, "admin": 200, "anonymous": 302},
+     {"ids": "{user}", "step": "ask"}),
 ]
 
 
@@ -82,7 +92,7 @@ def test_page_access_matrix(dbc, app):
     names = {"owner": "alice", "other": "bob", "admin": "root"}
     rows = []
     for actor in ACTORS:
-        for method, path, expected in PAGES:
+        for method, path, expected, *body in PAGES:
             ids = ensure(dbc)
             client = app.test_client()
             form = client.get("/login").get_data(as_text=True)
@@ -91,7 +101,8 @@ def test_page_access_matrix(dbc, app):
                                                    "csrf_token": csrf_from(form)})
                 assert page.status_code == 302, page.status_code
                 form = client.get("/account/tokens").get_data(as_text=True)
-            data = {"csrf_token": csrf_from(form)} if method == "POST" else None
+            fields = {key: value.format(**ids) for key, value in (body[0] if body else {}).items()}
+            data = {"csrf_token": csrf_from(form), **fields} if method == "POST" else None
             answer = client.open(path.format(**ids), method=method, data=data)
             rows.append((method, path, actor, answer.status_code, expected[actor]))
             if actor == "other":

@@ -52,3 +52,10 @@ def show(item_id: int):
 def delete(item_id: int):
     """Drop a database and every grant on it."""
     return userdata_pages.delete("databases", item_id, "Database deleted.", url_for("databases.index"))
+
+
+@bp.route("/delete-selected", methods=["POST"])
+@login_required
+def bulk_delete():
+    """Delete the ticked databases: ask first naming them, then delete each and say what happened to each."""
+    return userdata_pages.bulk_delete("databases", "database", "databases", url_for("databases.index"))

@@ -55,3 +55,10 @@ def show(item_id: int):
 def delete(item_id: int):
     """Drop a database user on the node."""
     return userdata_pages.delete("dbusers", item_id, "Database user deleted.", url_for("dbusers.index"))
+
+
+@bp.route("/delete-selected", methods=["POST"])
+@login_required
+def bulk_delete():
+    """Delete the ticked database users: ask first naming them, then delete each and say what happened to each."""
+    return userdata_pages.bulk_delete("dbusers", "database user", "database users", url_for("dbusers.index"))
