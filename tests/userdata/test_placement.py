@@ -146,10 +146,10 @@ def test_admin_picks_the_node_and_location_shows_it(app, client, cluster, auth):
                                                  "roles": ["web", "dns", "mail"], "nodes": {"web": "b"}},
                           headers=basic("root"))
     assert created.status_code == 201, created.json
-    assert created.json["location"] == {"web": "b", "dns": "a", "mail": "b"}
+    assert created.json["location"] == {"web": "b", "dns": "a", "mail": "b", "db": None}
     assert created.json["uid"] == created.json["gid"] == 10000
     where = client.get(f"/api/v1/users/{created.json['id']}/location", headers=basic("root")).json
-    assert where == {"web": "b", "dns": "a", "mail": "b"}
+    assert where == {"web": "b", "dns": "a", "mail": "b", "db": None}
     passwd_a = (cluster.root(b).parent.parent / "a/root/etc/passwd").read_text()
     passwd_b = (cluster.root(b) / "etc/passwd").read_text()
     assert "dave:x:10000:10000:" in passwd_a and "dave:x:10000:10000:" in passwd_b

@@ -275,5 +275,5 @@ def test_the_user_list_shows_each_user_as_their_own_page_does(app, client, clust
         assert client.get(f"/api/v1/users/{item['id']}", headers=admin).json == item
     ann, ben = listed[0], listed[1]
     assert ann["plan"] == "Basic" and ann["effective_limits"] == {"webdomains": 3, "mailboxes": 4}
-    assert ben["location"] == {"web": "web1", "dns": "web1", "mail": "mail1"} and mail
+    assert ben["location"] == {"web": "web1", "dns": "web1", "mail": "mail1", "db": None} and mail
     assert listed[3]["roles"] == [] and listed[3]["uid"] is None
