@@ -131,20 +131,19 @@ def plans_to_dicts(rows: list[Plan]) -> list[dict]:
     return [plan_to_dict(p, counts.get(p.id, 0)) for p in rows]
 
 
-def plan_of(account: UserAccount | None, loaded: dict[int, Plan] | None = None) -> Plan | None:
-    """The account's plan, from plans already loaded when given (a list reads them all at once)."""
+def plan_of(account: UserAccount | None) -> Plan | None:
+    """The account's plan (a long list reads every plan at once instead: app/services/user_usage.py)."""
     if account is None or account.plan_id is None:
         return None
-    if loaded is not None and account.plan_id in loaded:
-        return loaded[account.plan_id]
     return db.session.get(Plan, account.plan_id)
 
 
-def effective_limits(account: UserAccount | None, loaded: dict[int, Plan] | None = None) -> dict[str, int]:
-    """The account's own limits over its plan's (docs/ispmgr.md, "Plans")."""
+def effective_limits(account: UserAccount | None) -> dict[str, int]:
+    """The account's own limits over its plan's (docs/ispmgr.md, "Plans"); user_usage applies the same rule
+    set-based for long lists, held to this one by tests/userdata/test_users.py."""
     if account is None:
         return {}
-    plan = plan_of(account, loaded)
+    plan = plan_of(account)
     merged = {k: val for k, val in ((plan.limits or {}) if plan else {}).items() if isinstance(val, int)}
     merged.update({k: val for k, val in (account.limits or {}).items() if isinstance(val, int)})
     return merged
