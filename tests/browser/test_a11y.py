@@ -4,6 +4,7 @@ firewall row or a zone asks first and says what goes with it, with JavaScript an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -84,6 +85,16 @@ def sticking_out(page) -> list[str]:
                          (typeof e.className === 'string' && e.className ? '.' + e.className.split(' ').join('.') : '')
                          +
                          ' ' + Math.round(e.getBoundingClientRect().right)); }""")
+
+
+@contextlib.contextmanager
+def settled(page):
+    """Waits, after the block, until HTMX has swapped and settled the response of what the block did: HTMX
+    pushes the new address before it swaps, so the address alone says nothing about the page's content."""
+    page.evaluate("""() => { window.hxSettled = false;
+        document.body.addEventListener('htmx:afterSettle', () => { window.hxSettled = true; }, {once: true}); }""")
+    yield
+    page.wait_for_function("() => window.hxSettled === true", timeout=15_000)
 
 
 def axe_problems(page) -> list[str]:
@@ -255,7 +266,8 @@ def test_a_list_is_paged_sorted_and_searched_in_place_and_without_javascript(con
     pager = page.get_by_role("navigation", name="Pages of domain names")
     assert pager.locator(".count").inner_text() == "Showing 1–2 of 3 (page 1 of 2)"
     page.evaluate("window.stayed = true")
-    pager.get_by_role("link", name="next ›").click()
+    with settled(page):
+        pager.get_by_role("link", name="next ›").click()
     page.wait_for_url("**/domains/names?*page=2*")
     assert names.all_inner_texts() == [ZONE] and page.evaluate("window.stayed === true"), "swapped, not loaded"
     page.get_by_role("searchbox", name="Search domain names").fill("a11y-1")
@@ -263,7 +275,8 @@ def test_a_list_is_paged_sorted_and_searched_in_place_and_without_javascript(con
     page.wait_for_function("() => document.querySelectorAll('#zones-table tbody tr').length === 1")
     assert names.all_inner_texts() == ["a11y-10.example"]
     assert page.evaluate("document.activeElement.name") == "q", "typing keeps the focus in the search box"
-    page.get_by_role("link", name="Name, sort descending").click()
+    with settled(page):
+        page.get_by_role("link", name="Name, sort descending").click()
     page.wait_for_url("**dir=desc*")
     if AXE_SCRIPT.is_file():
         assert axe_problems(page) == []
