@@ -30,7 +30,17 @@ POOL_DIR = "etc/php/8.2/fpm/pool.d"
 POOL_PREFIX = "hostfleet-"
 LOG_DIR = "var/log/nginx"
 PHP_FPM = "php-fpm8.2"
-FIELDS = ("name", "aliases", "owner", "php", "docroot")
+FIELDS = ("name", "aliases", "owner", "php", "docroot", "php_settings")
+# The php.ini settings a customer sets per site (docs/agent-ops.md, "PHP settings"): sizes in MB within these
+# bounds, seconds, a switch. A site with any of them gets a pool of its own holding them as admin values, so
+# no script can raise them with ini_set() and no other site of the owner runs with them.
+PHP_SIZES_MB = {"memory_limit": (16, 4096), "upload_max_filesize": (1, 2048), "post_max_size": (1, 2048)}
+PHP_SECONDS = {"max_execution_time": (1, 3600)}
+PHP_FLAGS = ("display_errors",)
+PHP_SETTINGS = (*PHP_SIZES_MB, *PHP_SECONDS, *PHP_FLAGS)
+# Debian's php.ini: what a site gets for a size it leaves unset.
+PHP_DEFAULT_MB = {"memory_limit": 128, "upload_max_filesize": 2, "post_max_size": 8}
+_SIZE = re.compile(r"\s*(\d{1,7})\s*([mg]?)b?\s*", re.IGNORECASE)
 # TLS (agent/ops/certs.py): the records of each domain's key and certificate, the private folder holding
 # them, and the root-owned folder nginx serves HTTP-01 tokens from.
 TLS_KIND = "certificates"
@@ -58,7 +68,58 @@ def validate(data: object, users: set[str]) -> dict:
         "owner": owner,
         "php": v.boolean(data.get("php", False), "php"),
         "docroot": docroot,
+        "php_settings": php_settings(data.get("php_settings") or {}),
     }
+
+
+def php_size_mb(value: object, field: str, low: int, high: int) -> int:
+    """A php.ini size as whole megabytes: 256, "256M", "1G" (case and a trailing B ignored)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise v.ValidationError(field, "must be a size such as 256M or 1G")
+    if isinstance(value, int):
+        mb = value
+    else:
+        match = _SIZE.fullmatch(value)
+        if not match:
+            raise v.ValidationError(field, f"must be a size such as 256M or 1G, not {value[:40]!r}")
+        mb = int(match[1]) * (1024 if match[2].lower() == "g" else 1)
+    if not low <= mb <= high:
+        raise v.ValidationError(field, f"must be from {low}M to {high}M" if high < 1024
+                                else f"must be from {low}M to {high // 1024}G")
+    return mb
+
+
+def php_settings(value: object) -> dict:
+    """A site's own php.ini settings, normalized (sizes "<n>M", seconds, "on"/"off"); only those given."""
+    value = v.object_fields(value, "php_settings", PHP_SETTINGS)
+    settings: dict[str, object] = {}
+    for key, (low, high) in PHP_SIZES_MB.items():
+        if value.get(key) not in (None, ""):
+            settings[key] = php_size_mb(value[key], f"php_settings.{key}", low, high)
+    for key, (low, high) in PHP_SECONDS.items():
+        if value.get(key) not in (None, ""):
+            settings[key] = v.integer(value[key], f"php_settings.{key}", low, high)
+    for key in PHP_FLAGS:
+        if value.get(key) in ("on", "off"):  # as kept
+            settings[key] = value[key]
+        elif value.get(key) is not None:
+            settings[key] = "on" if v.boolean(value[key], f"php_settings.{key}") else "off"
+    upload = settings.get("upload_max_filesize", PHP_DEFAULT_MB["upload_max_filesize"])
+    post = settings.get("post_max_size", PHP_DEFAULT_MB["post_max_size"])
+    if upload > post:
+        field = "upload_max_filesize" if "post_max_size" not in settings else "post_max_size"
+        raise v.ValidationError(f"php_settings.{field}", f"post_max_size ({post}M) must be at least "
+                                f"upload_max_filesize ({upload}M): a form carrying the file would be refused; "
+                                "raise post_max_size too")
+    return {k: f"{val}M" if k in PHP_SIZES_MB else val for k, val in settings.items()}
+
+
+def pool_name(owner: str, site: str | None = None) -> str:
+    """The PHP-FPM pool of an owner, or of one of their sites that has its own settings (`<owner>.<digest of
+    the site>`: a dot is in no account name, and the digest keeps the socket's path short)."""
+    if site is None:
+        return owner
+    return f"{owner}.{hashlib.sha256(site.encode()).hexdigest()[:10]}"
 
 
 def _check_unique_names(domains: list[dict]) -> None:
@@ -106,9 +167,9 @@ def hash_settings(config) -> dict[str, int]:
     return {k: size for k, size in wanted.items() if k not in taken}
 
 
-def php_socket(config, owner: str) -> Path:
-    """The PHP-FPM socket of an owner's pool."""
-    return apply.under_root(config, f"run/php/{POOL_PREFIX}{owner}.sock")
+def php_socket(config, pool: str) -> Path:
+    """The PHP-FPM socket of a pool (pool_name: an owner's, or one site's)."""
+    return apply.under_root(config, f"run/php/{POOL_PREFIX}{pool}.sock")
 
 
 def tls_dir(config) -> Path:
@@ -173,8 +234,11 @@ def render_files(config, domains: list[dict], suspended: set[str] | None = None,
                                                         tls_default=bool(served & set(tls)))
     }
     php_owners = set()
+    site_pools: dict[str, tuple[str, dict]] = {}
     for domain in domains:
         owner = domain["owner"]
+        settings = domain.get("php_settings") or {}
+        pool = pool_name(owner, domain["name"] if settings else None)
         files[vhost_dir / owner / f"{file_stem(domain['name'])}.conf"] = apply.render(
             "vhost.conf.j2",
             name=domain["name"],
@@ -184,35 +248,45 @@ def render_files(config, domains: list[dict], suspended: set[str] | None = None,
             docroot=root / "home" / owner / domain["docroot"],
             log_dir=log_dir,
             php=domain["php"],
-            php_socket=php_socket(config, owner),
+            php_socket=php_socket(config, pool),
             suspended=owner in suspended,
             challenge_dir=apply.under_root(config, CHALLENGE_DIR),
             tls=tls.get(domain["name"]),
         )
         if domain["php"] and owner not in suspended:
-            php_owners.add(owner)
+            if settings:
+                site_pools[pool] = (owner, settings)
+            else:
+                php_owners.add(owner)
     php_owners |= kept_pools(config)
-    for owner in sorted(php_owners - suspended - dropped):
-        files[apply.under_root(config, f"{POOL_DIR}/{POOL_PREFIX}{owner}.conf")] = apply.render(
-            "php-pool.conf.j2", owner=owner, socket=php_socket(config, owner), home=root / "home" / owner,
-            tmp=root / "home" / owner / homefs.TMP_DIR,
+    pools = {owner: (owner, {}) for owner in php_owners}
+    pools.update(site_pools)
+    for pool, (owner, settings) in sorted(pools.items()):
+        if owner in suspended or owner in dropped:
+            continue
+        files[apply.under_root(config, f"{POOL_DIR}/{POOL_PREFIX}{pool}.conf")] = apply.render(
+            "php-pool.conf.j2", pool=pool, owner=owner, socket=php_socket(config, pool), home=root / "home" / owner,
+            tmp=root / "home" / owner / homefs.TMP_DIR, settings=settings,
         )
     return files
 
 
 def pool_owners(config, files: dict[Path, bytes]) -> list[str]:
-    """The owners whose PHP pool is among these files."""
+    """The owners one of whose PHP pools (their own or a site's) is among these files."""
     pools = apply.under_root(config, POOL_DIR)
-    return sorted(p.name[len(POOL_PREFIX):-len(".conf")] for p in files
-                  if p.parent == pools and p.name.startswith(POOL_PREFIX))
+    return sorted({p.name[len(POOL_PREFIX):-len(".conf")].split(".")[0] for p in files
+                   if p.parent == pools and p.name.startswith(POOL_PREFIX)})
 
 
 def kept_pools(config) -> set[str]:
-    """The owners whose pool exists and who are still hosting accounts here."""
+    """The owners whose own pool exists and who are still hosting accounts here (a site's pool lives only as
+    long as the site has settings of its own)."""
     pools = apply.under_root(config, POOL_DIR)
     owners = set()
     for path in pools.glob(f"{POOL_PREFIX}*.conf") if pools.is_dir() else ():
         owner = path.name[len(POOL_PREFIX):-len(".conf")]
+        if "." in owner:
+            continue
         try:
             owners.add(homefs.account(config, v.username(owner, "owner")).name)
         except v.ValidationError:
@@ -385,13 +459,13 @@ def replace_all(config, rows: list) -> apply.Result:
 
 
 def list_domains(config) -> list[dict]:
-    """Every web domain on this node."""
-    return apply.load_records(config, KIND)
+    """Every web domain on this node (one kept before sites had PHP settings has none)."""
+    return [{"php_settings": {}, **record} for record in apply.load_records(config, KIND)]
 
 
 def get(config, name: str) -> dict:
     """One web domain by name."""
-    return apply.find_record(config, KIND, name, "web domain")
+    return {"php_settings": {}, **apply.find_record(config, KIND, name, "web domain")}
 
 
 def create(config, data: object) -> dict:
@@ -419,7 +493,8 @@ def _commit_with_docroot(config, domain: dict, before: list[dict], after: list[d
 
 
 def update(config, name: str, data: object) -> dict:
-    """Change a web domain's aliases, PHP switch or document root (not its name or owner)."""
+    """Change a web domain's aliases, PHP switch and settings (the whole set) or document root (not its name
+    or owner)."""
     if not isinstance(data, dict):
         raise v.ValidationError("body", "must be a JSON object")
     with apply.OP_LOCK:

@@ -201,3 +201,86 @@ def test_alias_served_twice_is_a_conflict(agent):
     web.create(config, CASES["aliases"])
     with pytest.raises(apply.Conflict):
         web.create(config, {"name": "www.example.org", "owner": "bob"})
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    ({}, {}),
+    ({"memory_limit": "256m", "upload_max_filesize": 64, "post_max_size": "1G"},
+     {"memory_limit": "256M", "upload_max_filesize": "64M", "post_max_size": "1024M"}),
+    ({"max_execution_time": 120, "display_errors": False, "memory_limit": ""},
+     {"max_execution_time": 120, "display_errors": "off"}),
+    ({"upload_max_filesize": "8MB"}, {"upload_max_filesize": "8M"}),
+    ({"memory_limit": "1024M", "max_execution_time": 60, "display_errors": "on"},
+     {"memory_limit": "1024M", "max_execution_time": 60, "display_errors": "on"}),
+])
+def test_php_settings_are_kept_normalized(given, kept):
+    """Sizes become "<n>M" whatever unit they were typed in, the switch "on"/"off"; empty means unset; what is
+    kept passes again unchanged (the master checks first, the node once more)."""
+    assert web.php_settings(given) == kept
+
+
+@pytest.mark.parametrize(("given", "field"), [
+    ({"memory_limit": "-1"}, "php_settings.memory_limit"),
+    ({"memory_limit": "8M"}, "php_settings.memory_limit"),
+    ({"memory_limit": "5G"}, "php_settings.memory_limit"),
+    ({"memory_limit": "256M\nphp_admin_value[open_basedir] = /"}, "php_settings.memory_limit"),
+    ({"memory_limit": True}, "php_settings.memory_limit"),
+    ({"post_max_size": "64K"}, "php_settings.post_max_size"),
+    ({"max_execution_time": 0}, "php_settings.max_execution_time"),
+    ({"max_execution_time": "30; x"}, "php_settings.max_execution_time"),
+    ({"display_errors": "yes"}, "php_settings.display_errors"),
+    ({"open_basedir": "/"}, "php_settings.open_basedir"),
+    ({"upload_max_filesize": "64M"}, "php_settings.upload_max_filesize"),
+    ({"upload_max_filesize": "64M", "post_max_size": "32M"}, "php_settings.post_max_size"),
+    ("memory_limit=1G", "php_settings"),
+])
+def test_bad_php_settings_name_the_setting(given, field):
+    """Out of range, another unit, a line break that would add a directive, an unknown setting (open_basedir
+    is the panel's), an upload larger than the form that carries it: refused naming the setting."""
+    with pytest.raises(ValidationError) as refused:
+        web.php_settings(given)
+    assert refused.value.field == field
+
+
+def test_site_pool(agent):
+    """A site with PHP settings runs in a pool of its own (a short name: the socket's path, under the test's
+    folder, must stay within 108 bytes). The site's vhost passes PHP to its own pool, which holds the
+    settings as admin values next to the owner's confinement; the owner's other PHP site stays in the
+    owner's pool; clearing the settings removes the site's pool and php-fpm is reloaded for each change."""
+    config, reloads = agent
+    web.create(config, {"name": "plain.example", "owner": "alice", "php": True})
+    tuned = web.create(config, {"name": "shop.example", "owner": "alice", "php": True,
+                                "php_settings": {"memory_limit": "256M", "display_errors": True}})
+    assert tuned["php_settings"] == {"memory_limit": "256M", "display_errors": "on"}
+    pool = web.pool_name("alice", "shop.example")
+    pool_file = config.root / web.POOL_DIR / f"{web.POOL_PREFIX}{pool}.conf"
+    text = pool_file.read_text()
+    assert f"[hostfleet-{pool}]" in text and "user = alice" in text
+    assert "php_admin_value[memory_limit] = 256M" in text and "php_admin_flag[display_errors] = on" in text
+    assert f"php_admin_value[open_basedir] = {config.root}/home/alice/" in text
+    assert str(web.php_socket(config, pool)) in vhost(config, "alice", "shop.example").read_text()
+    assert str(web.php_socket(config, "alice")) in vhost(config, "alice", "plain.example").read_text()
+    assert (config.root / web.POOL_DIR / "hostfleet-alice.conf").exists()
+    web.nginx_test(config)
+    reloads_before = reloads.calls().count("php-fpm")
+    assert web.update(config, "shop.example", {"php_settings": {}})["php_settings"] == {}
+    assert not pool_file.exists() and reloads.calls().count("php-fpm") == reloads_before + 1
+    assert str(web.php_socket(config, "alice")) in vhost(config, "alice", "shop.example").read_text()
+    assert web.kept_pools(config) == {"alice"}
+
+
+def test_the_pool_with_settings_passes_php_fpm_t(tmp_path):
+    """php-fpm's own check accepts a site's pool with every setting (rendered for an account the host has)."""
+    require_binary("php-fpm8.2")
+    settings = web.php_settings({"memory_limit": "1G", "upload_max_filesize": "100M", "post_max_size": "101M",
+                                 "max_execution_time": 300, "display_errors": False})
+    pool = apply.render("php-pool.conf.j2", pool=web.pool_name("www-data", "a.example"), owner="www-data",
+                        socket=tmp_path / "php.sock", home=tmp_path, tmp=tmp_path / "tmp", settings=settings)
+    (tmp_path / "pool.conf").write_bytes(pool)
+    (tmp_path / "fpm.conf").write_text(f"[global]\npid = {tmp_path}/fpm.pid\nerror_log = {tmp_path}/fpm.log\n"
+                                       f"include = {tmp_path}/pool.conf\n")
+    apply.run_checker("php-fpm", ["php-fpm8.2", "-t", "-y", str(tmp_path / "fpm.conf")])
+    (tmp_path / "pool.conf").write_bytes(pool.replace(b"php_admin_flag[display_errors] = off",
+                                                      b"php_admin_flag[display_errors = off"))
+    with pytest.raises(apply.CheckFailed):
+        apply.run_checker("php-fpm", ["php-fpm8.2", "-t", "-y", str(tmp_path / "fpm.conf")])

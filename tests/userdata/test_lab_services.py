@@ -244,6 +244,43 @@ def test_web_domain_and_php(env):
     record("curl .php with PHP on", f"200, sum=42 user={USER}", f"{status}, {body.strip()}")
 
 
+
+INI_SCRIPT = """<?php
+foreach (['memory_limit', 'upload_max_filesize', 'post_max_size', 'max_execution_time', 'display_errors'] as $k) {
+    echo $k . '=' . ini_get($k) . "\n";
+}
+echo 'raised=' . var_export(ini_set('memory_limit', '1G'), true) . ' now=' . ini_get('memory_limit') . "\n";
+"""
+
+
+def test_a_sites_php_settings_reach_php_and_its_scripts_cannot_raise_them(env):
+    """PHP settings on one site: php-fpm runs that site in a pool of its own with them as admin values (a
+    script's ini_set is refused); the owner's other PHP site keeps the server's defaults; going back to {}
+    gives the site the defaults again."""
+    made = env.change("POST", "/api/v1/webdomains", {"name": "ini.hf-lab.test", "php": True, "php_settings": {
+        "memory_limit": "200M", "upload_max_filesize": "48M", "post_max_size": "50M",
+        "max_execution_time": 90, "display_errors": True}})
+    assert made.status_code == 201, made.text
+    assert made.json()["php_settings"] == {"memory_limit": "200M", "upload_max_filesize": "48M",
+                                          "post_max_size": "50M", "max_execution_time": 90, "display_errors": "on"}
+    for site in ("ini.hf-lab.test", "php.hf-lab.test"):
+        env.node.exec(f"cat > /home/{USER}/www/{site}/ini.php", input=INI_SCRIPT)
+    _, own = served(env, "ini.hf-lab.test", "/ini.php", lambda st, b: st == 200 and "memory_limit=" in b)
+    assert ("memory_limit=200M\nupload_max_filesize=48M\npost_max_size=50M\nmax_execution_time=90\n"
+            "display_errors=1\n") in own, own
+    assert "now=200M" in own, own
+    _, other = served(env, "php.hf-lab.test", "/ini.php", lambda st, b: st == 200 and "memory_limit=" in b)
+    assert "memory_limit=128M" in other and "upload_max_filesize=2M" in other, other
+    record("a site's PHP settings", "200M/48M/50M/90/on, ini_set refused, other site 128M",
+           f"{own.splitlines()[0]}, {own.splitlines()[-1]}, other {other.splitlines()[0]}")
+    site_id = made.json()["id"]
+    back = env.change("PUT", f"/api/v1/webdomains/{site_id}", {"php_settings": {}})
+    assert back.status_code == 200 and back.json()["php_settings"] == {}, back.text
+    served(env, "ini.hf-lab.test", "/ini.php", lambda st, b: st == 200 and "memory_limit=128M" in b)
+    refused = env.change("PUT", f"/api/v1/webdomains/{site_id}", {"php_settings": {"upload_max_filesize": "64M"}})
+    assert refused.status_code in (400, 422) and "php_settings.upload_max_filesize" in refused.text, refused.text
+
+
 SECRET = "alice-db-secret-7f3a"
 ALICE_SECRET_FILE = f"/home/{USER}/www/php.hf-lab.test/wp-config.php"
 OTHER = "bob"

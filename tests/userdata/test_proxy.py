@@ -248,3 +248,33 @@ def test_a_create_reads_the_owners_account_once_and_writes_the_index_twice(app, 
             # The registry's statement twice: its check, and again once the name is claimed (a create of a
             # related name of another owner's may have claimed it in between: names.recheck).
             assert len(reads) == 2 and all("reversed_name" in r and "FROM domain_index" in r for r in reads), seen
+
+
+def test_php_settings(client, cluster, one_node):
+    """(A short name: the test's folder is in the path of the site pool's socket, at most 107 bytes.) PHP
+    settings given with a create reach the node as the site's own pool; a change replaces the set;
+    a bad value is a 400 naming the setting with the node's files and the site's record unchanged."""
+    headers = basic("alice")
+    cluster.zones("alice", "php.example")
+    created = client.post("/api/v1/webdomains", json={"name": "php.example", "php": True, "php_settings": {
+        "memory_limit": "1G", "max_execution_time": 60}}, headers=headers)
+    assert created.status_code == 201, created.json
+    assert created.json["php_settings"] == {"memory_limit": "1024M", "max_execution_time": 60}
+    site_id = created.json["id"]
+    pools = cluster.root(one_node) / "etc/php/8.2/fpm/pool.d"
+    [pool] = [p for p in pools.glob("hostfleet-alice.*.conf")]
+    assert "php_admin_value[memory_limit] = 1024M" in pool.read_text()
+    assert "php_admin_value[max_execution_time] = 60" in pool.read_text()
+    before = cluster.tree(one_node)
+    for body, field in (({"memory_limit": "100G"}, "php_settings.memory_limit"),
+                        ({"upload_max_filesize": "20M"}, "php_settings.upload_max_filesize"),
+                        ({"error_log": "/etc/passwd"}, "php_settings")):
+        refused = client.put(f"/api/v1/webdomains/{site_id}", json={"php_settings": body}, headers=headers)
+        assert refused.status_code in (400, 422) and field in str(refused.json), (body, refused.json)
+    assert cluster.tree(one_node) == before
+    assert client.get(f"/api/v1/webdomains/{site_id}", headers=headers).json["php_settings"] == {
+        "memory_limit": "1024M", "max_execution_time": 60}
+    changed = client.put(f"/api/v1/webdomains/{site_id}", json={"php_settings": {"display_errors": True}},
+                         headers=headers)
+    assert changed.status_code == 200 and changed.json["php_settings"] == {"display_errors": "on"}, changed.json
+    assert "memory_limit" not in pool.read_text() and "php_admin_flag[display_errors] = on" in pool.read_text()

@@ -89,3 +89,27 @@ def test_bulk_delete_of_another_users_rows_deletes_nothing_and_names_nothing(app
 
     with app.app_context():
         assert db.session.get(WebDomainIndex, int(item_id)) is not None
+
+
+def test_php_page(client, cluster, alice):
+    """(A short name: the test's folder is in the path of the site pool's socket.) The site's page takes PHP
+    settings (empty fields are the server's defaults), shows them once saved,
+    and puts a bad size under its own field with nothing changed on the node."""
+    cluster.zones("alice", "ini.example")
+    page = client.get("/domains/web")
+    made = client.post("/domains/web", data={"name": "ini.example", "php": "y", "csrf_token": csrf_from(page.text)})
+    assert made.status_code == 302, made.text
+    site = re.search(r'<a href="(/domains/web/\d+)">', client.get("/domains/web").text).group(1)
+    shown = client.get(site)
+    assert "PHP settings of this site" in shown.text
+    saved = client.post(site, data={"php": "y", "memory_limit": "512M", "upload_max_filesize": "",
+                                    "post_max_size": "", "max_execution_time": "120", "display_errors": "off",
+                                    "csrf_token": csrf_from(shown.text)}, follow_redirects=True)
+    assert saved.status_code == 200, re.findall(r"(?:error|form-errors)[^<]*<[^<]*", saved.text)
+    assert "memory_limit 512M" in saved.text and "max_execution_time 120" in saved.text
+    assert 'value="512M"' in saved.text
+    before = cluster.tree(alice)
+    refused = client.post(site, data={"php": "y", "memory_limit": "lots", "csrf_token": csrf_from(saved.text)})
+    assert refused.status_code == 400 and 'data-field="memory_limit"' in refused.text
+    assert "must be a size such as 256M or 1G" in refused.text
+    assert cluster.tree(alice) == before

@@ -113,6 +113,18 @@ class IndexedSchema(Schema):
                                                "or error / skipped"})
 
 
+class PhpSettingsSchema(Schema):
+    """A site's own php.ini settings; each one left out is the server's default (Debian's php.ini)."""
+
+    memory_limit = fields.Raw(metadata={"description": "a size: 256M, 1G or a number of MB; 16M to 4G (default "
+                                                       "128M)", "example": "256M"})
+    upload_max_filesize = fields.Raw(metadata={"description": "a size, 1M to 2G (default 2M); at most "
+                                                              "post_max_size", "example": "64M"})
+    post_max_size = fields.Raw(metadata={"description": "a size, 1M to 2G (default 8M)", "example": "64M"})
+    max_execution_time = _int(metadata={"description": "seconds, 1 to 3600 (default 30)"})
+    display_errors = _bool(metadata={"description": "show PHP's errors in the page (default false)"})
+
+
 class WebDomainInSchema(Schema):
     """A web domain to create or change."""
 
@@ -121,6 +133,9 @@ class WebDomainInSchema(Schema):
     owner = fields.String(metadata={"description": "the owner's user name; administrators only"})
     php = _bool()
     docroot = fields.String(metadata={"description": "relative to the owner's home; default www/<name>"})
+    php_settings = fields.Nested(PhpSettingsSchema, metadata={"description": (
+        "the site's own php.ini settings, as admin values of a PHP-FPM pool of its own; a change replaces the "
+        "whole set, {} goes back to the server's defaults")})
     dns = _bool(load_only=True, metadata={"description": "also create DNS records in the owner's zone "
                                                          "(or a new zone) pointing at the web node"})
     override = _override()
@@ -133,6 +148,8 @@ class WebDomainSchema(IndexedSchema):
     aliases = fields.List(fields.String())
     php = fields.Boolean()
     docroot = fields.String()
+    php_settings = fields.Dict(metadata={"description": "the site's own php.ini settings, normalized: sizes as "
+                                                        "\"<n>M\", seconds, display_errors \"on\"/\"off\""})
 
 
 class RecordInSchema(Schema):

@@ -41,8 +41,7 @@ def show(item_id: int):
         domain = userdata.show("webdomains", current_user, item_id)
     except ServiceError as exc:
         return refused(exc, back=url_for("webdomains.index"))
-    form = WebDomainEditForm(data={"aliases": " ".join(domain.get("aliases", [])), "php": domain.get("php"),
-                                   "docroot": domain.get("docroot")})
+    form = WebDomainEditForm.of(domain)
     if form.validate_on_submit():
         try:
             userdata.update("webdomains", current_user, item_id, form.payload())

@@ -33,14 +33,14 @@ KINDS = {
     "dbusers": Kind("dbusers", "database user", DbUserIndex, "db", "/v1/dbusers", "name"),
 }
 CREATE_FIELDS = {
-    "webdomains": ("name", "aliases", "owner", "php", "docroot", "dns", "override"),
+    "webdomains": ("name", "aliases", "owner", "php", "docroot", "php_settings", "dns", "override"),
     "domains": ("name", "owner", "ip", "nameservers", "records", "override"),
     "maildomains": ("name", "owner", "dns", "override"),
     "mailboxes": ("address", "password", "quota_mb", "forward"),
     "databases": ("name", "owner", "engine", "charset", "collation"),
     "dbusers": ("name", "owner", "password", "databases"),
 }
-UPDATE_FIELDS = {"webdomains": ("aliases", "php", "docroot", "override"),
+UPDATE_FIELDS = {"webdomains": ("aliases", "php", "docroot", "php_settings", "override"),
                  "mailboxes": ("password", "quota_mb", "forward"), "dbusers": ("password", "databases")}
 RECORD_FIELDS = ("name", "type", "value", "ttl", "priority")
 # What a disk quota that is used up refuses: the kinds whose data takes disk space on the node.
