@@ -317,16 +317,17 @@ def run_issue(operation_id: int) -> None:
     if row is None:
         operations.finish(operation, OperationStatus.FAILED, "the web domain was deleted")
         return
-    node, name = row.node, row.name
+    # Read once: the web domain may be deleted while the job runs (its row then no longer loads).
+    node, name, site_id, what, path = row.node, row.name, row.id, _what(row), _domain_path(row)
     cert = record_of(row)
     settings = acme_settings()
 
     def say(line: str) -> None:
         operations.append_log(operation, line)
 
-    def agent(step: str, method: str, path: str, body=None):
+    def agent(step: str, method: str, url: str, body=None):
         try:
-            return call_agent(node, method, path, body, what=_what(row))
+            return call_agent(node, method, url, body, what=what)
         except UserDataError as exc:
             raise StepFailed(step, exc.message) from None
 
@@ -342,12 +343,12 @@ def run_issue(operation_id: int) -> None:
     installed: dict = {}
 
     def install(fullchain: str) -> None:
-        agent("installed", "PUT", _domain_path(row) + "/certificate", {"certificate": fullchain})
+        agent("installed", "PUT", path + "/certificate", {"certificate": fullchain})
         installed["facts"] = _facts(fullchain)
 
     try:
         say(f"asking {node.name} for a key and a CSR for {name}")
-        made = agent("key", "POST", _domain_path(row) + "/key", {})
+        made = agent("key", "POST", path + "/key", {})
         csr = made.get("csr") if isinstance(made, dict) else None
         if not isinstance(csr, str) or "BEGIN CERTIFICATE REQUEST" not in csr:
             raise StepFailed("key", f"{node.name} answered no CSR")
@@ -363,11 +364,13 @@ def run_issue(operation_id: int) -> None:
         message = f"{name}: step {step} failed: {detail}"
         if problem and problem.get("type"):
             message += f" (CA problem {problem['type']})"
-        _failed(operation, cert, node.id, message)
+        _failed(operation, cert, node.id, message, site_id, name)
         return
     except Exception as exc:
-        _failed(operation, cert, node.id, f"{name}: {type(exc).__name__}: {exc}")
+        _failed(operation, cert, node.id, f"{name}: {type(exc).__name__}: {exc}", site_id, name)
         raise
+    if _deleted(operation, site_id, name):
+        return
     _record_installed(cert, installed["facts"], CertificateKind.ACME)
     db.session.commit()
     say(f"installed on {node.name}: valid until {iso_utc(cert.not_after)}")
@@ -375,9 +378,12 @@ def run_issue(operation_id: int) -> None:
     operations.finish(operation, OperationStatus.SUCCEEDED, f"{name}: certificate issued and installed")
 
 
-def _failed(operation: Operation, cert: Certificate, node_id: int, message: str) -> None:
+def _failed(operation: Operation, cert: Certificate, node_id: int, message: str, webdomain_id: int,
+            name: str) -> None:
     """Record a failed request: the site keeps serving what it served, the record says why."""
     db.session.rollback()
+    if _deleted(operation, webdomain_id, name):
+        return
     cert = db.session.merge(cert)
     cert.state = CertificateState.FAILED.value
     cert.last_error = message[:4000]
@@ -387,6 +393,20 @@ def _failed(operation: Operation, cert: Certificate, node_id: int, message: str)
     operations.append_log(operation, message)
     operations.set_node_outcome(operation, node_id, NodeOutcome.FAILED, message[:1000])
     operations.finish(operation, OperationStatus.FAILED, message[:4000])
+
+
+def _deleted(operation: Operation, webdomain_id: int, name: str) -> bool:
+    """True (and the operation failed, saying so) when the web domain was deleted while its certificate
+    was being issued: the node dropped its keys with it, and its record went with the index row."""
+    if db.session.scalar(select(WebDomainIndex.id).where(WebDomainIndex.id == webdomain_id)) is not None:
+        return False
+    message = f"{name}: the web domain was deleted while its certificate was being issued; nothing is left to do"
+    operations.append_log(operation, message)
+    for target in operation.nodes:
+        if target.outcome == NodeOutcome.PENDING.value:
+            target.outcome, target.error = NodeOutcome.FAILED.value, "the web domain was deleted"
+    operations.finish(operation, OperationStatus.FAILED, message)
+    return True
 
 
 def renew_due(now: datetime | None = None) -> list[int]:

@@ -363,3 +363,45 @@ def test_hostile_values_name_their_field(site, field):
         assert field in fields or (field == "chain" and "certificate" in fields), (field, value, answer.json)
         assert (site.served(), site.keys()) == before, (field, value)
     assert site.api("alice", "GET", "/api/v1/operations").json["items"] == []
+
+
+def test_a_request_for_a_site_deleted_before_its_job_ran_does_nothing(site):
+    """alice asks, then deletes her site; bob's new site may get its id back (SQLite reuses the highest
+    id): the queued job touches neither, and alice's operation fails saying her site was deleted."""
+    started = site.api("alice", "POST", f"/api/v1/certificates/{site.id}/acme", {})
+    assert started.status_code == 202
+    assert site.api("alice", "DELETE", f"/api/v1/webdomains/{site.id}").status_code == 204
+    other = "bob-certs.example.net"
+    site.cluster.zones("bob", other)
+    made = site.api("bob", "POST", "/api/v1/webdomains", {"name": other})
+    assert made.status_code == 201, made.json
+    run_worker_burst(site.app, queues=("default",))
+    operation = site.api("alice", "GET", started.json["operation"]["url"]).json
+    assert operation["status"] == "failed" and "deleted" in operation["message"], operation
+    from app.extensions import db
+    from app.models import Operation
+    with site.app.app_context():
+        log = db.session.get(Operation, operation["id"]).log or ""
+    assert other not in log and other not in operation["message"], (log, operation["message"])
+    assert not (site.cluster.state(site.node_id) / "tls" / f"{other}.crt").exists()
+    assert site.api("bob", "GET", f"/api/v1/certificates/{made.json['id']}").json["state"] == "valid"
+
+
+def test_a_site_deleted_while_its_certificate_is_issued_ends_the_operation(site, monkeypatch):
+    """The site is deleted after the order was placed: the operation ends failed saying the site was
+    deleted (it is not left running), and no record of the certificate is left behind."""
+    from app.services import acme, certificates
+
+    real_issue = acme.issue
+
+    def issue_then_delete(*args, **kwargs):
+        assert site.api("alice", "DELETE", f"/api/v1/webdomains/{site.id}").status_code == 204
+        return real_issue(*args, **kwargs)
+
+    monkeypatch.setattr(certificates.acme, "issue", issue_then_delete)
+    operation = site.request()
+    assert operation["status"] == "failed" and "deleted" in operation["message"], operation
+    from app.extensions import db
+    from app.models import Certificate
+    with site.app.app_context():
+        assert db.session.query(Certificate).count() == 0
