@@ -405,3 +405,67 @@ def test_a_site_deleted_while_its_certificate_is_issued_ends_the_operation(site,
     from app.models import Certificate
     with site.app.app_context():
         assert db.session.query(Certificate).count() == 0
+
+
+def test_a_worker_killed_after_the_order_leaves_nothing_issuing(site, client, auth, monkeypatch):
+    """The worker is SIGKILLed once the CA has the order: recovery (run by the sync job) sees its alive
+    key lapse and fails the operation and the record, naming the step and saying to request again; the
+    page shows it, and a new request is accepted and succeeds."""
+    from app.extensions import db
+    from app.models import Operation
+    from app.services.sync import recover_interrupted_operations
+    from tests.conftest import wait_until
+    from tests.system.conftest import spawn_worker
+
+    for name, value in (("ACME_DIRECTORY_URL", site.ca.directory_url), ("ACME_EMAIL", "admin@example.com"),
+                        ("ACME_CA_BUNDLE", str(site.ca.listener_ca))):
+        monkeypatch.setenv(name, value)
+    started = site.api("alice", "POST", f"/api/v1/certificates/{site.id}/acme", {})
+    assert started.status_code == 202
+    operation_id = started.json["operation"]["id"]
+    worker = spawn_worker(site.app, "default", failpoints="cert.after_order=kill")
+    assert worker.wait(60) == -9, "the failpoint kills the worker"
+    record = site.api("alice", "GET", f"/api/v1/certificates/{site.id}").json
+    assert record["state"] == "issuing"
+
+    def recovered():
+        with site.app.app_context():
+            done = recover_interrupted_operations()
+            db.session.rollback()
+            return operation_id in done
+
+    wait_until(recovered, 20, interval=0.5, what="recovery to see the dead worker")
+    operation = site.api("alice", "GET", f"/api/v1/operations/{operation_id}").json
+    assert operation["status"] == "failed", operation
+    assert "worker stopped after step order" in operation["message"], operation["message"]
+    record = site.api("alice", "GET", f"/api/v1/certificates/{site.id}").json
+    assert record["state"] == "failed" and "request the certificate again" in record["last_error"], record
+    with site.app.app_context():
+        assert "recovered after the worker stopped" in db.session.get(Operation, operation_id).log
+    auth.login("alice", create=False)
+    page = client.get(f"/domains/certificates/{site.id}").text
+    assert "worker stopped after step order" in page and "state-failed" in page
+    assert site.request()["status"] == "succeeded"
+
+
+def test_a_record_left_issuing_with_no_operation_running_is_released(site):
+    """A record still issuing after its operation ended (or with none) is failed by recovery, saying to
+    request again; one marked a moment ago (its operation about to be recorded) is left alone."""
+    from app.extensions import db
+    from app.models import Certificate, WebDomainIndex
+    from app.models.base import utcnow
+    from app.services.certificates import STUCK_GRACE, record_of
+    from app.services.sync import recover_interrupted_operations
+
+    with site.app.app_context():
+        cert = record_of(db.session.get(WebDomainIndex, site.id))
+        cert.state = "issuing"
+        db.session.commit()
+        recover_interrupted_operations()
+        assert db.session.query(Certificate).one().state == "issuing"
+        cert = db.session.query(Certificate).one()
+        cert.updated_at = utcnow() - STUCK_GRACE - dt.timedelta(seconds=1)
+        db.session.commit()
+        recover_interrupted_operations()
+    record = site.api("alice", "GET", f"/api/v1/certificates/{site.id}").json
+    assert record["state"] == "failed" and "request the certificate again" in record["last_error"], record
