@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.failpoints import failpoint
@@ -59,6 +59,9 @@ ISSUE_KIND = "certificate"
 ISSUE_JOB = "issue_certificate"
 # The steps an issuing operation logs, in order (docs/certificates.md).
 ISSUE_STEPS = ("key", "account", "order", "authorization", "challenge", "finalize", "installed")
+# Requests a customer may start per hour (renewals aside): every customer's orders go through the panel's
+# one ACME account, and the CA limits an account's new orders (Let's Encrypt: 300 per 3 hours).
+REQUESTS_PER_HOUR = 10
 # A record issuing longer than this with no operation queued or running was left behind.
 STUCK_GRACE = timedelta(minutes=2)
 
@@ -175,6 +178,8 @@ def request_acme(actor: User, webdomain_id: int, data: object, *, renewal: bool 
     row = get_row("webdomains", actor, webdomain_id)
     data = _object(data if data is not None else {}, REQUEST_FIELDS)
     requested = _requested_names(row, data)
+    if not renewal and actor is not None and not actor.is_admin:
+        _within_hourly_requests(actor)
     cert = record_of(row)
     if cert.state == CertificateState.ISSUING.value and cert.operation_id:
         running = db.session.get(Operation, cert.operation_id)
@@ -191,6 +196,17 @@ def request_acme(actor: User, webdomain_id: int, data: object, *, renewal: bool 
     cert.operation_id = operation.id
     db.session.commit()
     return operation
+
+
+def _within_hourly_requests(actor: User) -> None:
+    """Refuse (429) a customer's request past REQUESTS_PER_HOUR in the last hour."""
+    recent = db.session.scalar(select(func.count(Operation.id)).where(
+        Operation.kind == ISSUE_KIND, Operation.created_by_id == actor.id,
+        Operation.created_at > utcnow() - timedelta(hours=1)))
+    if recent >= REQUESTS_PER_HOUR:
+        raise ServiceError(f"At most {REQUESTS_PER_HOUR} certificate requests per hour: the CA limits the panel's "
+                           "orders, which every customer shares. Try again later.", status=429,
+                           fields={"id": "too many requests this hour"})
 
 
 def _pem_field(data: dict, field: str, required: bool) -> str | None:

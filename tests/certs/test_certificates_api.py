@@ -469,3 +469,27 @@ def test_a_record_left_issuing_with_no_operation_running_is_released(site):
         recover_interrupted_operations()
     record = site.api("alice", "GET", f"/api/v1/certificates/{site.id}").json
     assert record["state"] == "failed" and "request the certificate again" in record["last_error"], record
+
+
+def test_requests_per_customer_are_limited_so_one_cannot_spend_the_panels_acme_account(site):
+    """Every customer's requests go through the panel's one ACME account, whose orders the CA limits:
+    past REQUESTS_PER_HOUR requests in the last hour a customer's next one is 429 naming `id` and starts
+    nothing; an administrator is not held back."""
+    from app.extensions import db
+    from app.models import Operation, User
+    from app.services.certificates import ISSUE_KIND, REQUESTS_PER_HOUR
+
+    with site.app.app_context():
+        alice = db.session.query(User).filter_by(name="alice").one()
+        for _ in range(REQUESTS_PER_HOUR):
+            db.session.add(Operation(kind=ISSUE_KIND, title="Issue", status="failed", created_by_id=alice.id,
+                                     params={"webdomain_id": site.id}))
+        db.session.commit()
+        before = db.session.query(Operation).count()
+    answer = site.api("alice", "POST", f"/api/v1/certificates/{site.id}/acme", {})
+    assert answer.status_code == 429 and "id" in answer.json["fields"], answer.json
+    assert "per hour" in str(answer.json), answer.json
+    with site.app.app_context():
+        assert db.session.query(Operation).count() == before
+    site.cluster.user("chief", admin=True)
+    assert site.api("chief", "POST", f"/api/v1/certificates/{site.id}/acme", {}).status_code == 202
