@@ -25,6 +25,7 @@ POINTS = {
     "dr.after_commit": "the master holds the new list and cleared the confirmed desyncs; "
     "the operation's final status is not written yet",
     "sync.after_push": "the sync job pushed a list and the node confirmed; the desync is not cleared yet",
+    "cert.after_order": "a certificate's order is placed at the CA (the node made its key); nothing is validated",
 }
 
 hits: dict[str, int] = {}

@@ -40,6 +40,8 @@ INSTALL_FIELDS = ("certificate", "chain")
 SETTINGS_FIELDS = ("redirect", "hsts")
 UPLOAD_FIELDS = ("certificate", "chain", "key")
 _PEM_KEY = re.compile(r"-----BEGIN (?:EC |RSA )?PRIVATE KEY-----")
+# PKCS#8's encrypted form, and OpenSSL's own (a Proc-Type header inside an RSA or EC key).
+_PEM_ENCRYPTED = re.compile(r"-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4, *ENCRYPTED")
 
 
 def key_dir(config) -> Path:
@@ -278,6 +280,9 @@ def _parse_key(value: object):
         raise v.ValidationError("key", "must be a PEM private key (-----BEGIN PRIVATE KEY-----)")
     if len(value) > MAX_PEM:
         raise v.ValidationError("key", f"longer than {MAX_PEM} characters")
+    if _PEM_ENCRYPTED.search(value):
+        raise v.ValidationError("key", "is protected by a passphrase: send it without one "
+                                       "(openssl pkey -in key.pem -out plain.pem)")
     if not _PEM_TEXT.fullmatch(value) or not _PEM_KEY.search(value):
         raise v.ValidationError("key", "must be a PEM private key (-----BEGIN PRIVATE KEY-----)")
     try:

@@ -19,9 +19,10 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
+from app.failpoints import failpoint
 from app.models import (
     Certificate,
     CertificateKind,
@@ -33,8 +34,10 @@ from app.models import (
     WebDomainIndex,
 )
 from app.models.base import as_utc, iso_utc, utcnow
+from app.queues import redis_connection
 from app.services import acme, names, operations
 from app.services.errors import ServiceError
+from app.services.list_locks import ALIVE_PREFIX, Lease, lease_seconds
 from app.services.userdata.errors import UserDataError
 from app.services.userdata.index import get_row, list_index
 from app.services.userdata.proxy import call_agent
@@ -53,6 +56,14 @@ REQUEST_FIELDS = ("names",)
 UPLOAD_FIELDS = ("certificate", "chain", "key")
 SWITCH_FIELDS = ("redirect", "hsts")
 ISSUE_KIND = "certificate"
+ISSUE_JOB = "issue_certificate"
+# The steps an issuing operation logs, in order (docs/certificates.md).
+ISSUE_STEPS = ("key", "account", "order", "authorization", "challenge", "finalize", "installed")
+# Requests a customer may start per hour (renewals aside): every customer's orders go through the panel's
+# one ACME account, and the CA limits an account's new orders (Let's Encrypt: 300 per 3 hours).
+REQUESTS_PER_HOUR = 10
+# A record issuing longer than this with no operation queued or running was left behind.
+STUCK_GRACE = timedelta(minutes=2)
 
 
 def _bad(field: str, message: str) -> ServiceError:
@@ -167,6 +178,8 @@ def request_acme(actor: User, webdomain_id: int, data: object, *, renewal: bool 
     row = get_row("webdomains", actor, webdomain_id)
     data = _object(data if data is not None else {}, REQUEST_FIELDS)
     requested = _requested_names(row, data)
+    if not renewal and actor is not None and not actor.is_admin:
+        _within_hourly_requests(actor)
     cert = record_of(row)
     if cert.state == CertificateState.ISSUING.value and cert.operation_id:
         running = db.session.get(Operation, cert.operation_id)
@@ -177,12 +190,23 @@ def request_acme(actor: User, webdomain_id: int, data: object, *, renewal: bool 
     db.session.commit()
     verb = "Renew" if renewal else "Issue"
     operation = operations.start_operation(
-        ISSUE_KIND, f"{verb} the certificate of {row.name}", "issue_certificate",
+        ISSUE_KIND, f"{verb} the certificate of {row.name}", ISSUE_JOB,
         user_id=actor.id if actor is not None else row.owner_id, targets=[row.node],
         params={"webdomain_id": row.id, "names": requested, "renewal": renewal})
     cert.operation_id = operation.id
     db.session.commit()
     return operation
+
+
+def _within_hourly_requests(actor: User) -> None:
+    """Refuse (429) a customer's request past REQUESTS_PER_HOUR in the last hour."""
+    recent = db.session.scalar(select(func.count(Operation.id)).where(
+        Operation.kind == ISSUE_KIND, Operation.created_by_id == actor.id,
+        Operation.created_at > utcnow() - timedelta(hours=1)))
+    if recent >= REQUESTS_PER_HOUR:
+        raise ServiceError(f"At most {REQUESTS_PER_HOUR} certificate requests per hour: the CA limits the panel's "
+                           "orders, which every customer shares. Try again later.", status=429,
+                           fields={"id": "too many requests this hour"})
 
 
 def _pem_field(data: dict, field: str, required: bool) -> str | None:
@@ -310,29 +334,43 @@ class StepFailed(Exception):
 
 def run_issue(operation_id: int) -> None:
     """The issuing job: the node makes a key and CSR, the CA is asked (HTTP-01 tokens published through
-    the node's agent), the node installs the chain, the record gets its dates; a line per step."""
+    the node's agent), the node installs the chain, the record gets its dates; a line per step.
+
+    The operation's alive key is renewed while the job runs: a worker that dies leaves the operation
+    running and the record issuing until recovery (`recover_interrupted`) sees the key lapse."""
     operation = db.session.get(Operation, operation_id)
-    operations.mark_running(operation)
+    if operation.status != OperationStatus.QUEUED.value:
+        # A second copy of the job (queued again by recovery while the first was only slow).
+        return
+    with Lease(redis_connection(), lease_seconds(), alive_key=ALIVE_PREFIX + str(operation_id)):
+        operations.mark_running(operation)
+        _issue(operation)
+
+
+def _issue(operation: Operation) -> None:
     row = db.session.get(WebDomainIndex, operation.params.get("webdomain_id"))
     if row is None:
         operations.finish(operation, OperationStatus.FAILED, "the web domain was deleted")
         return
-    node, name = row.node, row.name
+    # Read once: the web domain may be deleted while the job runs (its row then no longer loads).
+    node, name, site_id, what, path = row.node, row.name, row.id, _what(row), _domain_path(row)
     cert = record_of(row)
     settings = acme_settings()
 
     def say(line: str) -> None:
         operations.append_log(operation, line)
 
-    def agent(step: str, method: str, path: str, body=None):
+    def agent(step: str, method: str, url: str, body=None):
         try:
-            return call_agent(node, method, path, body, what=_what(row))
+            return call_agent(node, method, url, body, what=what)
         except UserDataError as exc:
             raise StepFailed(step, exc.message) from None
 
     def progress(step: str, detail: dict) -> None:
         shown = ", ".join(f"{k} {v}" for k, v in detail.items() if k in ("identifier", "type", "status"))
         say(f"{step}{': ' + shown if shown else ''}")
+        if step == "order":
+            failpoint("cert.after_order")
 
     publishers = acme.Publishers(
         http_publish=lambda token, keyauth: agent("challenge", "PUT", f"/v1/acme-challenges/{token}",
@@ -342,12 +380,12 @@ def run_issue(operation_id: int) -> None:
     installed: dict = {}
 
     def install(fullchain: str) -> None:
-        agent("installed", "PUT", _domain_path(row) + "/certificate", {"certificate": fullchain})
+        agent("installed", "PUT", path + "/certificate", {"certificate": fullchain})
         installed["facts"] = _facts(fullchain)
 
     try:
         say(f"asking {node.name} for a key and a CSR for {name}")
-        made = agent("key", "POST", _domain_path(row) + "/key", {})
+        made = agent("key", "POST", path + "/key", {})
         csr = made.get("csr") if isinstance(made, dict) else None
         if not isinstance(csr, str) or "BEGIN CERTIFICATE REQUEST" not in csr:
             raise StepFailed("key", f"{node.name} answered no CSR")
@@ -363,11 +401,13 @@ def run_issue(operation_id: int) -> None:
         message = f"{name}: step {step} failed: {detail}"
         if problem and problem.get("type"):
             message += f" (CA problem {problem['type']})"
-        _failed(operation, cert, node.id, message)
+        _failed(operation, cert, node.id, message, site_id, name)
         return
     except Exception as exc:
-        _failed(operation, cert, node.id, f"{name}: {type(exc).__name__}: {exc}")
+        _failed(operation, cert, node.id, f"{name}: {type(exc).__name__}: {exc}", site_id, name)
         raise
+    if _deleted(operation, site_id, name):
+        return
     _record_installed(cert, installed["facts"], CertificateKind.ACME)
     db.session.commit()
     say(f"installed on {node.name}: valid until {iso_utc(cert.not_after)}")
@@ -375,18 +415,79 @@ def run_issue(operation_id: int) -> None:
     operations.finish(operation, OperationStatus.SUCCEEDED, f"{name}: certificate issued and installed")
 
 
-def _failed(operation: Operation, cert: Certificate, node_id: int, message: str) -> None:
+def _failed(operation: Operation, cert: Certificate, node_id: int, message: str, webdomain_id: int,
+            name: str) -> None:
     """Record a failed request: the site keeps serving what it served, the record says why."""
     db.session.rollback()
-    cert = db.session.merge(cert)
-    cert.state = CertificateState.FAILED.value
-    cert.last_error = message[:4000]
-    cert.failures = (cert.failures or 0) + 1
-    cert.retry_after = utcnow() + min(RETRY_FIRST * 2 ** (cert.failures - 1), RETRY_MAX)
+    if _deleted(operation, webdomain_id, name):
+        return
+    _mark_failed(db.session.merge(cert), message)
     db.session.commit()
     operations.append_log(operation, message)
     operations.set_node_outcome(operation, node_id, NodeOutcome.FAILED, message[:1000])
     operations.finish(operation, OperationStatus.FAILED, message[:4000])
+
+
+def _mark_failed(cert: Certificate, message: str) -> None:
+    cert.state = CertificateState.FAILED.value
+    cert.last_error = message[:4000]
+    cert.failures = (cert.failures or 0) + 1
+    cert.retry_after = utcnow() + min(RETRY_FIRST * 2 ** (cert.failures - 1), RETRY_MAX)
+
+
+def _deleted(operation: Operation, webdomain_id: int, name: str) -> bool:
+    """True (and the operation failed, saying so) when the web domain was deleted while its certificate
+    was being issued: the node dropped its keys with it, and its record went with the index row."""
+    if db.session.scalar(select(WebDomainIndex.id).where(WebDomainIndex.id == webdomain_id)) is not None:
+        return False
+    message = f"{name}: the web domain was deleted while its certificate was being issued; nothing is left to do"
+    operations.append_log(operation, message)
+    for target in operation.nodes:
+        if target.outcome == NodeOutcome.PENDING.value:
+            target.outcome, target.error = NodeOutcome.FAILED.value, "the web domain was deleted"
+    operations.finish(operation, OperationStatus.FAILED, message)
+    return True
+
+
+def recover_interrupted(operation: Operation) -> None:
+    """Finish an issuing operation whose worker died (its alive key lapsed): failed, the record failed
+    with what to do; a renewal is tried again after the usual back-off (renew_due)."""
+    row = db.session.get(WebDomainIndex, operation.params.get("webdomain_id"))
+    name = row.name if row is not None else "the web domain"
+    lines = [line.split("] ", 1)[-1] for line in (operation.log or "").splitlines()]
+    reached = next((line.split(":", 1)[0] for line in reversed(lines)
+                    if line.split(":", 1)[0] in ISSUE_STEPS), None)
+    when = f"after step {reached}" if reached else "before its first step"
+    again = ("the renewal is tried again by itself after a pause (an hour, doubling up to a day)"
+             if operation.params.get("renewal") else "request the certificate again")
+    message = f"{name}: the worker stopped {when}; the site keeps serving the certificate it had; {again}"
+    operations.append_log(operation, "recovered after the worker stopped: " + message)
+    for target in operation.nodes:
+        if target.outcome == NodeOutcome.PENDING.value:
+            target.outcome, target.error = NodeOutcome.FAILED.value, "the worker stopped"
+    cert = db.session.scalar(select(Certificate).where(Certificate.webdomain_id == row.id)) if row else None
+    if cert is not None and cert.operation_id == operation.id and cert.state == CertificateState.ISSUING.value:
+        _mark_failed(cert, message)
+    operations.finish(operation, OperationStatus.FAILED, message)
+
+
+def release_stuck(now: datetime | None = None) -> list[int]:
+    """Records left issuing with no operation queued or running (their operation ended without saying so,
+    or was never recorded): failed, asking for a new request; the web domains' ids."""
+    now = now or utcnow()
+    stuck = db.session.scalars(select(Certificate).where(
+        Certificate.state == CertificateState.ISSUING.value,
+        Certificate.updated_at < now - STUCK_GRACE)).all()
+    released = []
+    for cert in stuck:
+        running = db.session.get(Operation, cert.operation_id) if cert.operation_id else None
+        if running is not None and running.status in (OperationStatus.QUEUED.value, OperationStatus.RUNNING.value):
+            continue
+        _mark_failed(cert, f"{cert.webdomain.name}: the request ended without a result; request the certificate "
+                           "again")
+        released.append(cert.webdomain_id)
+    db.session.commit()
+    return released
 
 
 def renew_due(now: datetime | None = None) -> list[int]:

@@ -16,7 +16,7 @@ from app.failpoints import failpoint
 from app.models import Desync, Node, NodeOutcome, NodeState, Operation, OperationStatus
 from app.models.base import as_utc, utcnow
 from app.queues import enqueue, redis_connection
-from app.services import distributed, list_locks, list_push, lists, operations
+from app.services import certificates, distributed, list_locks, list_push, lists, operations
 from app.services.desyncs import applies_to, register_desync
 from app.services.sync_runners import get_runner
 from app.services.synchronizers import SYNCHRONIZERS, SyncError
@@ -191,10 +191,18 @@ def sync_node_operation(operation_id: int) -> OperationStatus:
     return OperationStatus.SUCCEEDED
 
 
+# The operations whose worker's death recovery looks for: their job, and what gives them their final status.
+RECOVERABLE = {
+    "list_change": ("distribute_list_change", distributed.recover_interrupted),
+    certificates.ISSUE_KIND: (certificates.ISSUE_JOB, certificates.recover_interrupted),
+}
+
+
 def recover_interrupted_operations() -> list[int]:
-    """Finish distributed requests whose worker died (SIGKILL, power cut) with an honest status."""
+    """Finish distributed requests and certificate requests whose worker died (SIGKILL, power cut) with an
+    honest status; then release certificate records left issuing with no operation running."""
     stuck = db.session.scalars(select(Operation).where(
-        Operation.kind == "list_change",
+        Operation.kind.in_(RECOVERABLE),
         Operation.status.in_((OperationStatus.QUEUED.value, OperationStatus.RUNNING.value)),
     )).all()
     recovered = []
@@ -215,8 +223,9 @@ def recover_interrupted_operations() -> list[int]:
                                                  "what stops them)")
             dead = state in ("dead", "abandoned", "lost")
         if dead and _still_unfinished(operation):
-            distributed.recover_interrupted(operation)
+            RECOVERABLE[operation.kind][1](operation)
             recovered.append(operation.id)
+    certificates.release_stuck()
     return recovered
 
 
@@ -238,7 +247,7 @@ def _requeue(operation: Operation, state: str) -> None:
     """Queue a request again that never reached its first step: its worker died first (RQ itself
     would only mark the job failed, minutes later) or Redis lost the job. Nothing of it ran, and
     the user was told it was accepted; the operation row holds the whole change."""
-    job = enqueue("distribute_list_change", operation.id, job_timeout=600)
+    job = enqueue(RECOVERABLE[operation.kind][0], operation.id, job_timeout=600)
     operation.rq_job_id = job.id
     operation.requeues += 1
     operations.append_log(operation, f"{_REQUEUED_BECAUSE[state]}; queued again")

@@ -43,6 +43,9 @@ def test_upload_through_the_page_then_delete(client, cluster, alice):
     bad = client.post(f"/domains/certificates/{site}", data={"certificate": cert_pem, "key": other_key,
                                                             "csrf_token": csrf_from(page.text)})
     assert bad.status_code == 400 and 'data-field="key"' in bad.text, bad.text
+    # The refused key is not sent back in the page (its form field comes back empty).
+    assert "".join(other_key.splitlines()[1:-1])[:64] not in "".join(bad.text.split())
+    assert cert_pem.splitlines()[1] in bad.text
     assert not (cluster.state(alice) / "tls" / f"{SITE}.crt").exists()
     good = client.post(f"/domains/certificates/{site}", data={"certificate": cert_pem, "key": key_pem,
                                                              "csrf_token": csrf_from(page.text)})

@@ -89,6 +89,18 @@ def test_upload_refusals_write_nothing(node, case, field):
     assert tls_files(node) == before
 
 
+@pytest.mark.parametrize("private_format", ["PKCS8", "TraditionalOpenSSL"])
+def test_an_encrypted_key_is_refused_saying_to_remove_its_passphrase(node, private_format):
+    """A key with a passphrase (PKCS#8 or OpenSSL's own form) is refused naming `key` and saying what to do."""
+    key_pem, cert_pem = own_pair([DOMAIN, ALIAS])
+    locked = serialization.load_pem_private_key(key_pem.encode(), None).private_bytes(
+        serialization.Encoding.PEM, getattr(serialization.PrivateFormat, private_format),
+        serialization.BestAvailableEncryption(b"secret")).decode()
+    with pytest.raises(ValidationError) as refused:
+        certs.upload(node, DOMAIN, {"certificate": cert_pem, "key": locked})
+    assert refused.value.field == "key" and "passphrase" in str(refused.value), refused.value
+
+
 def test_revert_serves_a_self_signed_pair_for_a_new_key(node):
     """After an upload, revert makes a new key here and serves a self-signed certificate for it; the
     customer's key is removed; the switches are kept but not rendered."""

@@ -363,3 +363,133 @@ def test_hostile_values_name_their_field(site, field):
         assert field in fields or (field == "chain" and "certificate" in fields), (field, value, answer.json)
         assert (site.served(), site.keys()) == before, (field, value)
     assert site.api("alice", "GET", "/api/v1/operations").json["items"] == []
+
+
+def test_a_request_for_a_site_deleted_before_its_job_ran_does_nothing(site):
+    """alice asks, then deletes her site; bob's new site may get its id back (SQLite reuses the highest
+    id): the queued job touches neither, and alice's operation fails saying her site was deleted."""
+    started = site.api("alice", "POST", f"/api/v1/certificates/{site.id}/acme", {})
+    assert started.status_code == 202
+    assert site.api("alice", "DELETE", f"/api/v1/webdomains/{site.id}").status_code == 204
+    other = "bob-certs.example.net"
+    site.cluster.zones("bob", other)
+    made = site.api("bob", "POST", "/api/v1/webdomains", {"name": other})
+    assert made.status_code == 201, made.json
+    run_worker_burst(site.app, queues=("default",))
+    operation = site.api("alice", "GET", started.json["operation"]["url"]).json
+    assert operation["status"] == "failed" and "deleted" in operation["message"], operation
+    from app.extensions import db
+    from app.models import Operation
+    with site.app.app_context():
+        log = db.session.get(Operation, operation["id"]).log or ""
+    assert other not in log and other not in operation["message"], (log, operation["message"])
+    assert not (site.cluster.state(site.node_id) / "tls" / f"{other}.crt").exists()
+    assert site.api("bob", "GET", f"/api/v1/certificates/{made.json['id']}").json["state"] == "valid"
+
+
+def test_a_site_deleted_while_its_certificate_is_issued_ends_the_operation(site, monkeypatch):
+    """The site is deleted after the order was placed: the operation ends failed saying the site was
+    deleted (it is not left running), and no record of the certificate is left behind."""
+    from app.services import acme, certificates
+
+    real_issue = acme.issue
+
+    def issue_then_delete(*args, **kwargs):
+        assert site.api("alice", "DELETE", f"/api/v1/webdomains/{site.id}").status_code == 204
+        return real_issue(*args, **kwargs)
+
+    monkeypatch.setattr(certificates.acme, "issue", issue_then_delete)
+    operation = site.request()
+    assert operation["status"] == "failed" and "deleted" in operation["message"], operation
+    from app.extensions import db
+    from app.models import Certificate
+    with site.app.app_context():
+        assert db.session.query(Certificate).count() == 0
+
+
+def test_a_worker_killed_after_the_order_leaves_nothing_issuing(site, client, auth, monkeypatch):
+    """The worker is SIGKILLed once the CA has the order: recovery (run by the sync job) sees its alive
+    key lapse and fails the operation and the record, naming the step and saying to request again; the
+    page shows it, and a new request is accepted and succeeds."""
+    from app.extensions import db
+    from app.models import Operation
+    from app.services.sync import recover_interrupted_operations
+    from tests.conftest import wait_until
+    from tests.system.conftest import spawn_worker
+
+    for name, value in (("ACME_DIRECTORY_URL", site.ca.directory_url), ("ACME_EMAIL", "admin@example.com"),
+                        ("ACME_CA_BUNDLE", str(site.ca.listener_ca))):
+        monkeypatch.setenv(name, value)
+    started = site.api("alice", "POST", f"/api/v1/certificates/{site.id}/acme", {})
+    assert started.status_code == 202
+    operation_id = started.json["operation"]["id"]
+    worker = spawn_worker(site.app, "default", failpoints="cert.after_order=kill")
+    assert worker.wait(60) == -9, "the failpoint kills the worker"
+    record = site.api("alice", "GET", f"/api/v1/certificates/{site.id}").json
+    assert record["state"] == "issuing"
+
+    def recovered():
+        with site.app.app_context():
+            done = recover_interrupted_operations()
+            db.session.rollback()
+            return operation_id in done
+
+    wait_until(recovered, 20, interval=0.5, what="recovery to see the dead worker")
+    operation = site.api("alice", "GET", f"/api/v1/operations/{operation_id}").json
+    assert operation["status"] == "failed", operation
+    assert "worker stopped after step order" in operation["message"], operation["message"]
+    record = site.api("alice", "GET", f"/api/v1/certificates/{site.id}").json
+    assert record["state"] == "failed" and "request the certificate again" in record["last_error"], record
+    with site.app.app_context():
+        assert "recovered after the worker stopped" in db.session.get(Operation, operation_id).log
+    auth.login("alice", create=False)
+    page = client.get(f"/domains/certificates/{site.id}").text
+    assert "worker stopped after step order" in page and "state-failed" in page
+    assert site.request()["status"] == "succeeded"
+
+
+def test_a_record_left_issuing_with_no_operation_running_is_released(site):
+    """A record still issuing after its operation ended (or with none) is failed by recovery, saying to
+    request again; one marked a moment ago (its operation about to be recorded) is left alone."""
+    from app.extensions import db
+    from app.models import Certificate, WebDomainIndex
+    from app.models.base import utcnow
+    from app.services.certificates import STUCK_GRACE, record_of
+    from app.services.sync import recover_interrupted_operations
+
+    with site.app.app_context():
+        cert = record_of(db.session.get(WebDomainIndex, site.id))
+        cert.state = "issuing"
+        db.session.commit()
+        recover_interrupted_operations()
+        assert db.session.query(Certificate).one().state == "issuing"
+        cert = db.session.query(Certificate).one()
+        cert.updated_at = utcnow() - STUCK_GRACE - dt.timedelta(seconds=1)
+        db.session.commit()
+        recover_interrupted_operations()
+    record = site.api("alice", "GET", f"/api/v1/certificates/{site.id}").json
+    assert record["state"] == "failed" and "request the certificate again" in record["last_error"], record
+
+
+def test_requests_per_customer_are_limited_so_one_cannot_spend_the_panels_acme_account(site):
+    """Every customer's requests go through the panel's one ACME account, whose orders the CA limits:
+    past REQUESTS_PER_HOUR requests in the last hour a customer's next one is 429 naming `id` and starts
+    nothing; an administrator is not held back."""
+    from app.extensions import db
+    from app.models import Operation, User
+    from app.services.certificates import ISSUE_KIND, REQUESTS_PER_HOUR
+
+    with site.app.app_context():
+        alice = db.session.query(User).filter_by(name="alice").one()
+        for _ in range(REQUESTS_PER_HOUR):
+            db.session.add(Operation(kind=ISSUE_KIND, title="Issue", status="failed", created_by_id=alice.id,
+                                     params={"webdomain_id": site.id}))
+        db.session.commit()
+        before = db.session.query(Operation).count()
+    answer = site.api("alice", "POST", f"/api/v1/certificates/{site.id}/acme", {})
+    assert answer.status_code == 429 and "id" in answer.json["fields"], answer.json
+    assert "per hour" in str(answer.json), answer.json
+    with site.app.app_context():
+        assert db.session.query(Operation).count() == before
+    site.cluster.user("chief", admin=True)
+    assert site.api("chief", "POST", f"/api/v1/certificates/{site.id}/acme", {}).status_code == 202

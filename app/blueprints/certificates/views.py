@@ -41,6 +41,8 @@ def show(item_id: int):
             return redirect(url_for("certificates.show", item_id=item_id))
         except ServiceError as exc:
             show_errors(form, exc)
+        # A private key is never sent back, not even to whoever just typed it.
+        form.key.data = ""
     status = 400 if form.errors or form.form_errors else 200
     return render("certificates/show.html", "certificates/_show.html", cert=cert, form=form,
                   request_form=RequestForm(), switches=SwitchesForm(data=cert)), status
