@@ -185,7 +185,8 @@ def test_delete_leaves_nothing_on_the_node(life):
     gone = life.ispmgr("user.edit", "json", elid=LOGIN)["error"]
     assert gone["$type"] == "value" and gone["$object"] == "elid"
 
-    assert life.node.exec(f"getent passwd {LOGIN}", check=False).returncode != 0
+    for database in ("passwd", "group", "shadow"):
+        assert life.node.exec(f"getent {database} {LOGIN}", check=False).returncode != 0, database
     left = life.on_node(f"ls -d /home/{LOGIN} /etc/nginx/hostfleet/{LOGIN}* "
                         f"/etc/php/8.2/fpm/pool.d/hostfleet-{LOGIN}.conf /var/mail/hostfleet/{DOMAIN} 2>/dev/null")
     assert left == "", left
