@@ -27,6 +27,9 @@ LOGIN = "billcust"
 PASSWORD = "first billing pass 1"
 NEW_PASSWORD = "second billing pass 2"
 DOMAIN = "billing-lab.test"
+# What a customer with a site and a mail domain has on the node, and where their names are written.
+THEIRS = (f"/home/{LOGIN}", f"/etc/nginx/hostfleet/{LOGIN}", f"/etc/php/8.2/fpm/pool.d/hostfleet-{LOGIN}.conf")
+CONFIG_DIRS = "/etc/nginx /etc/php /etc/exim4 /etc/dovecot /etc/bind /var/lib/bind /var/cache/bind"
 PLANS = {"Start": {"webdomains": 2, "maildomains": 2, "mailboxes": 5, "disk_mb": 500},
          "Pro": {"webdomains": 9, "maildomains": 8, "mailboxes": 50, "disk_mb": 4000}}
 
@@ -126,6 +129,9 @@ def test_create_with_preset_and_first_domains(life):
     assert status == 200 and f"<h1>{DOMAIN}</h1>" in body, (status, body)
     assert life.on_node(f"getent passwd {LOGIN}").startswith(f"{LOGIN}:")
     assert DOMAIN in life.on_node("cat /etc/exim4/hostfleet/domains").split()
+    assert sorted(life.on_node(f"ls -d {' '.join(THEIRS)} 2>/dev/null").split()) == sorted(THEIRS)
+    mentions = life.on_node(f"grep -rl -e {DOMAIN} -e {LOGIN} {CONFIG_DIRS} 2>/dev/null").split()
+    assert {"/etc/exim4/hostfleet/domains", f"/etc/bind/hostfleet/{DOMAIN}.zone"} <= set(mentions), mentions
 
 
 def test_suspend_shows_the_suspended_page_and_resume_brings_the_site_back(life):
@@ -187,11 +193,10 @@ def test_delete_leaves_nothing_on_the_node(life):
 
     for database in ("passwd", "group", "shadow"):
         assert life.node.exec(f"getent {database} {LOGIN}", check=False).returncode != 0, database
-    left = life.on_node(f"ls -d /home/{LOGIN} /etc/nginx/hostfleet/{LOGIN}* "
-                        f"/etc/php/8.2/fpm/pool.d/hostfleet-{LOGIN}.conf /var/mail/hostfleet/{DOMAIN} 2>/dev/null")
+    left = life.on_node(f"ls -d {' '.join(THEIRS)} /etc/nginx/hostfleet/{LOGIN}* /var/mail/hostfleet/{DOMAIN} "
+                        "2>/dev/null")
     assert left == "", left
-    mentions = life.on_node(f"grep -rl -e {DOMAIN} -e {LOGIN} /etc/nginx /etc/php /etc/exim4 /etc/dovecot "
-                            "/etc/bind /var/lib/bind /var/cache/bind 2>/dev/null")
+    mentions = life.on_node(f"grep -rl -e {DOMAIN} -e {LOGIN} {CONFIG_DIRS} 2>/dev/null")
     assert mentions == "", mentions
     status, body = curl(life.node.address, DOMAIN)
     assert status in (0, 444) or (status == 404 and DOMAIN not in body), (status, body)
