@@ -108,8 +108,8 @@ def life(lab_nodes, tmp_path_factory):
 
 
 def test_create_with_preset_and_first_domains(life):
-    """user.add.finish (WHMCS's create) makes the customer on the preset, the site answers on the node and
-    the mail domain exists there."""
+    """user.add.finish (WHMCS's create) makes the customer on the preset, the site answers on the node (with
+    PHP, its pool there) and the mail domain exists there."""
     life.ok("user.add.finish", "json", sok="ok", name=LOGIN, passwd=PASSWORD, preset="Start",
             fullname="Doe Jane", webdomain_name=DOMAIN, emaildomain_name=DOMAIN, ftp_user_name=LOGIN,
             ipsrc="do_not_assign", limit_cpu="100")
@@ -120,6 +120,8 @@ def test_create_with_preset_and_first_domains(life):
 
     shown = life.customer()
     assert shown["plan"] == "Start" and shown["effective_limits"]["webdomains"] == 2
+    # PHP on (as G6's site.edit asks): the customer's PHP-FPM pool on the node is theirs to lose too.
+    life.ok("webdomain.edit", "xml", su=LOGIN, elid=DOMAIN, sok="ok", php="on")
     sites = life.ispmgr("webdomain", "json", su=LOGIN)["elem"]
     assert [(e["name"]["$"], e["owner"]["$"]) for e in sites] == [(DOMAIN, LOGIN)]
     mail = life.ispmgr("emaildomain", "xml", su=LOGIN)
