@@ -47,7 +47,7 @@ def refused(exc: UserDataError, family: Family) -> IspError:
     return IspError("sys", param, exc.message)
 
 
-def _row(family: Family, call: Call, key: str):
+def visible_row(family: Family, call: Call, key: str):
     """The index row the actor may see with this name (address); value(elid) otherwise."""
     kind = KINDS[family.kind]
     row = None if "\x00" in key else db.session.scalar(
@@ -57,7 +57,7 @@ def _row(family: Family, call: Call, key: str):
     return row
 
 
-def _rows(family: Family, call: Call) -> list:
+def listed_rows(family: Family, call: Call) -> list:
     """Every row the actor may see, by name."""
     rows, page = [], 1
     while True:
@@ -71,7 +71,7 @@ def _rows(family: Family, call: Call) -> list:
 def listing(family: Family, call: Call) -> Element:
     """elem per record: name, owner, and for mailboxes the mail domain."""
     doc = new_doc(call.func)
-    for row in _rows(family, call):
+    for row in listed_rows(family, call):
         elem = doc.add("elem")
         key = userdata.key_of(row)
         elem.add("name", key)
@@ -124,7 +124,7 @@ def _body(family: Family, call: Call, creating: bool) -> dict:
 
 def edit(family: Family, call: Call) -> Element:
     """View (elid), create (sok) or change (sok and elid: web domains and mailboxes)."""
-    row = _row(family, call, call.get("elid")) if call.get("elid") else None
+    row = visible_row(family, call, call.get("elid")) if call.get("elid") else None
     doc = new_doc(call.func)
     try:
         if not call.saving:
@@ -155,7 +155,7 @@ def edit(family: Family, call: Call) -> Element:
 
 def delete(family: Family, call: Call) -> Element:
     """Delete the records named by elid; every key is checked first."""
-    rows = [_row(family, call, key) for key in elids(call)]
+    rows = [visible_row(family, call, key) for key in elids(call)]
     try:
         for row in rows:
             userdata.delete(family.kind, call.actor, row.id)
@@ -177,7 +177,7 @@ def _zone(call: Call):
     if not call.get("plid"):
         raise IspError("value", "plid", "plid is required: the domain name whose records these are")
     try:
-        return _row(RECORD, call, call.get("plid"))
+        return visible_row(RECORD, call, call.get("plid"))
     except IspError as exc:
         raise IspError("value", "plid", exc.message, exc.value) from None
 

@@ -14,7 +14,7 @@ from flask import Blueprint, redirect, request, session, url_for
 from flask_login import login_user
 
 from app.extensions import csrf, db
-from app.ispmgr import preset_funcs, userdata_funcs
+from app.ispmgr import db_funcs, preset_funcs, userdata_funcs
 from app.ispmgr import session as ispmgr_session
 from app.ispmgr.doc import Element, IspError, new_doc, render
 from app.ispmgr.funcs import FUNCS, LEVELS, Call, translated
@@ -25,6 +25,7 @@ bp = Blueprint("ispmgr", __name__)
 csrf.exempt(bp)
 FUNCS.update(userdata_funcs.handlers())
 FUNCS.update(preset_funcs.handlers())
+FUNCS.update(db_funcs.handlers())
 
 
 # Funcs whose answer can hold every customer or record: the cyclic garbage collector is held off while
