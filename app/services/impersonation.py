@@ -32,7 +32,7 @@ def record(kind: str, admin: User, subject: User, address: str | None, how: str 
     if kind == STARTED:
         title = f"{admin.name} logged in as {subject.name} from {address}"
     else:
-        title = f"{admin.name} stopped being {subject.name} ({how}) from {address}"
+        title = f"{admin.name} left the session as {subject.name} ({how}) from {address}"
     now = utcnow()
     operation = Operation(kind=kind, title=title[:255], created_by_id=admin.id, started_at=now, finished_at=now,
                           status=OperationStatus.SUCCEEDED.value, message=title,

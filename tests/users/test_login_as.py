@@ -75,7 +75,7 @@ def test_admin_becomes_the_customer_and_returns_to_their_page(app, people):
     page = root.get(back.headers["Location"])
     assert page.status_code == 200 and "You are logged in as" not in page.text
     assert "root logged in as alice from 127.0.0.1" in page.text
-    assert "root stopped being alice (returned) from 127.0.0.1" in page.text
+    assert "root left the session as alice (returned to their account) from 127.0.0.1" in page.text
     kinds = [(kind, starter, params["user_id"], params["address"]) for kind, _, starter, params in records(app)]
     assert kinds == [("login_as", people["root"], people["alice"], "127.0.0.1"),
                      ("login_as_end", people["root"], people["alice"], "127.0.0.1")]
@@ -169,7 +169,7 @@ def test_logout_while_impersonating_ends_both(app, people):
     assert "/login" in root_elsewhere.get("/").headers["Location"]
     assert alice.get("/account").status_code == 200
     assert [(kind, title.split(" from ")[0]) for kind, title, *_ in records(app)] == [
-        ("login_as", "root logged in as alice"), ("login_as_end", "root stopped being alice (logged out)")]
+        ("login_as", "root logged in as alice"), ("login_as_end", "root left the session as alice (logged out)")]
 
 
 def test_session_ends_when_either_side_changes(app, people):

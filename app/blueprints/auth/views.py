@@ -60,7 +60,7 @@ def return_to_admin():
         flash("You are not logged in as another user.")
         return redirect(url_for("main.index" if current_user.is_authenticated else "auth.login"))
     subject_id = current_user.id
-    impersonation.record(impersonation.ENDED, admin, current_user, request.remote_addr, how="returned")
+    impersonation.record(impersonation.ENDED, admin, current_user, request.remote_addr, how="returned to their account")
     session.pop(IMPERSONATOR, None)
     login_user(admin)
     flash(f"You are back in your own account, {admin.name}.")
