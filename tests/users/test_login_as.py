@@ -206,7 +206,8 @@ def test_session_ends_when_either_side_changes(app, people):
 def test_api_takes_no_session(app, people):
     """The API answers credentials, never the impersonated session's cookie."""
     root = browser_of(app, "root")
-    post(root, f"/accounts/users/{people['alice']}/login-as")
+    assert post(root, f"/accounts/users/{people['alice']}/login-as").status_code == 302
+    assert BANNER in root.get("/", follow_redirects=True).text
     assert root.get("/api/v1/operations").status_code == 401
     assert root.get("/api/v1/users", headers=basic("root")).status_code == 200
     assert root.get("/api/v1/users", headers=basic("alice")).status_code == 403
