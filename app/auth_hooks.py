@@ -119,9 +119,9 @@ def authenticate_api_request():
 def init_app(app: Flask) -> None:
     """Wire Flask-Login to the accounts service."""
     login.login_view = "auth.login"
+    login.login_message = "Log in to see this page."
     # Every page draws the banner of an administrator logged in as a customer (templates/base.html).
     app.context_processor(lambda: {"impersonator": impersonator})
-    login.login_message = "Log in to see this page."
 
     @login.user_loader
     def _load(identity: str):
