@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, g, jsonify, redirect, request, url_for
+from flask import Flask, abort, g, jsonify, redirect, request, session, url_for
 from flask_login import current_user
 
 from app import ratelimit
@@ -39,6 +39,46 @@ def admin_required(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+IMPERSONATOR = "impersonator"
+
+
+def impersonator():
+    """The administrator behind this session when they logged in as the customer it shows, else None."""
+    if not current_user.is_authenticated:  # loads the session's user, which sets g.impersonator
+        return None
+    return g.get("impersonator")
+
+
+def not_impersonated(view):
+    """Changes an administrator logged in as a customer may not make: the customer's password and API
+    tokens (403 to any method but GET; the pages themselves show what the customer sees)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if request.method not in ("GET", "HEAD") and impersonator() is not None:
+            abort(403, f"An administrator logged in as {current_user.name} cannot change their password or "
+                       "API tokens.")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def load_session_user(identity: str):
+    """The session's user; when an administrator logged in as a customer, both must still be what they were
+    (the administrator's session valid and an administrator's, the customer's valid, active and not an
+    administrator), or the whole session ends."""
+    user = accounts.load_session_user(identity)
+    admin_identity = session.get(IMPERSONATOR)
+    if admin_identity is None:
+        return user
+    admin = accounts.load_session_user(admin_identity) if isinstance(admin_identity, str) else None
+    if user is None or admin is None or not admin.is_admin or not admin.active or user.is_admin or not user.active:
+        session.clear()
+        return None
+    g.impersonator = admin
+    return user
 
 
 def api_user():
@@ -80,10 +120,12 @@ def init_app(app: Flask) -> None:
     """Wire Flask-Login to the accounts service."""
     login.login_view = "auth.login"
     login.login_message = "Log in to see this page."
+    # Every page draws the banner of an administrator logged in as a customer (templates/base.html).
+    app.context_processor(lambda: {"impersonator": impersonator})
 
     @login.user_loader
     def _load(identity: str):
-        return accounts.load_session_user(identity)
+        return load_session_user(identity)
 
     @login.unauthorized_handler
     def _unauthorized():

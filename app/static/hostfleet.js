@@ -125,3 +125,84 @@ function focusableScrollers() {
 document.addEventListener("DOMContentLoaded", focusableScrollers);
 document.addEventListener("htmx:afterSettle", focusableScrollers);
 window.addEventListener("resize", focusableScrollers);
+
+// Generate, after every field for a new password (data-generate, from app/blueprints/passwords.py): fills it
+// (and its confirmation field, data-generate-confirm) with a strong password and shows that password once,
+// with a Copy button. 20 characters from 64, none that read alike (0/O, 1/l/I), drawn with
+// crypto.getRandomValues without bias, with a lowercase and an uppercase letter, a digit and a sign.
+const PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789-_.!@#%+=";
+const PASSWORD_LENGTH = 20;
+
+function generatePassword() {
+  const n = PASSWORD_ALPHABET.length;
+  const limit = Math.floor(0x100000000 / n) * n;
+  for (;;) {
+    let password = "";
+    while (password.length < PASSWORD_LENGTH) {
+      const values = crypto.getRandomValues(new Uint32Array(PASSWORD_LENGTH));
+      for (const value of values) {
+        if (value < limit && password.length < PASSWORD_LENGTH) password += PASSWORD_ALPHABET[value % n];
+      }
+    }
+    if (/[a-z]/.test(password) && /[A-Z]/.test(password) && /[2-9]/.test(password) && /[^A-Za-z2-9]/.test(password)) {
+      return password;
+    }
+  }
+}
+
+function addPasswordGenerators(root) {
+  root.querySelectorAll("input[data-generate]:not([data-generator])").forEach((input) => {
+    input.dataset.generator = "yes";
+    const box = document.createElement("div");
+    box.className = "password-generator";
+    const generate = document.createElement("button");
+    generate.type = "button";
+    generate.className = "generate-password";
+    generate.textContent = "Generate";
+    const label = input.labels && input.labels[0] ? input.labels[0].querySelector("span") : null;
+    generate.setAttribute("aria-label", `Generate a password for ${label ? label.textContent : "this field"}`);
+    const shown = document.createElement("span");
+    shown.className = "generated-password";
+    shown.hidden = true;
+    const value = document.createElement("code");
+    value.id = `${input.id}-generated`;
+    const copy = document.createElement("button");
+    copy.type = "button";
+    copy.className = "copy-password";
+    copy.textContent = "Copy";
+    copy.setAttribute("aria-label", "Copy the generated password");
+    shown.append("Generated, shown only now: ", value, " ", copy);
+    box.append(generate, " ", shown);
+    (input.closest("label") || input).after(box);
+
+    generate.addEventListener("click", () => {
+      const password = generatePassword();
+      input.value = password;
+      const confirm = input.dataset.generateConfirm ? document.getElementById(input.dataset.generateConfirm) : null;
+      if (confirm) confirm.value = password;
+      value.textContent = password;
+      shown.hidden = false;
+      copy.textContent = "Copy";
+      const live = document.getElementById("live-status");
+      if (live) live.textContent = "A password was generated and filled in; it is shown next to the Generate button.";
+    });
+    copy.addEventListener("click", () => {
+      const done = () => { copy.textContent = "Copied"; };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(value.textContent).then(done, () => { copy.textContent = "Select and copy it"; });
+      } else {
+        const range = document.createRange();
+        range.selectNodeContents(value);
+        const selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        copy.textContent = document.execCommand("copy") ? "Copied" : "Select and copy it";
+      }
+    });
+    // Shown once: gone when the form is sent or the field is typed into.
+    input.addEventListener("input", () => { shown.hidden = true; value.textContent = ""; });
+    if (input.form) input.form.addEventListener("submit", () => { shown.hidden = true; value.textContent = ""; });
+  });
+}
+addPasswordGenerators(document);
+document.addEventListener("htmx:load", (event) => addPasswordGenerators(event.detail.elt));

@@ -3,7 +3,8 @@
 The routes come from the app's url_map: a route this file does not classify fails the test. User-data routes
 (and alice's data behind them) are the user-data access matrix's own tables, reused here with two more columns.
 Kinds: public (anyone), user (any logged-in user), list (any user; the other user must not see alice's names),
-own (alice's thing: owner and admin), self (the owner only, not even an admin), admin, logout.
+own (alice's thing: owner and admin), self (the owner only, not even an admin), admin, logout, become (an
+administrator logs in as alice: admin only, and the session is alice's afterwards).
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ OTHER_PAGES = [
     ("user", "POST", "/mail/domains", lambda ids: {"name": f"{unique()}.example.net"}),
     ("own", "POST", "/mail/mailboxes", lambda ids: {"address": f"{unique()}@{NAMES[2]}",
                                                     "password": "a long password"}),
+    ("become", "POST", "/accounts/users/{user}/login-as", None),
+    # Not logged in as anyone: the panel says so and sends the user home.
+    ("user", "POST", "/login-as/return", None),
     ("admin", "POST", "/accounts/users", lambda ids: {"name": unique(), "password": "a long password",
                                                       "level": "user", "role_web": "y"}),
     ("admin", "GET", "/accounts/plans/", None),
@@ -262,7 +266,7 @@ def expected(kind: str, column: str, method: str, api: bool) -> set[str]:
     if kind == "logout" or column in ("anonymous", "expired"):
         return {"login"}
     allowed = {"user": ACTORS, "list": ACTORS, "own": ("admin", "owner"), "self": ("owner",),
-               "admin": ("admin",)}[kind]
+               "admin": ("admin",), "become": ("admin",)}[kind]
     return {"ok", "refused"} if column in allowed else {"denied", "refused"}
 
 
@@ -317,7 +321,7 @@ def call(app, browsers: Browsers, column: str, kind: str, method: str, url: str,
         return client.open(url, method=method, json=ids_json if api else None,
                            data=None if api else {**(body or {}), "csrf_token": ""})
     if column == "wrong CSRF":
-        actor = "admin" if kind in ("admin", "public", "logout") else "owner"
+        actor = "admin" if kind in ("admin", "public", "logout", "become") else "owner"
         client, _ = browsers.get(actor, browsers.ids)
         headers = {"X-CSRFToken": "forged", "HX-Request": "true"}
         if api:
@@ -329,7 +333,7 @@ def call(app, browsers: Browsers, column: str, kind: str, method: str, url: str,
     client, token = browsers.get(column, browsers.ids)
     data = {**(body or {}), "csrf_token": token} if method != "GET" else None
     response = client.open(url, method=method, data=data)
-    if kind == "logout":
+    if kind in ("logout", "become"):
         browsers.forget(column)
     return response
 

@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
+from app.blueprints.passwords import NEW_PASSWORD
+
 
 class TokenForm(FlaskForm):
     """Name a new API token."""
@@ -30,6 +32,7 @@ class PasswordForm(FlaskForm):
 
     current_password = PasswordField("Current password", validators=[DataRequired("Type your current password.")])
     new_password = PasswordField("New password", description="At least 8 characters.",
+                                 render_kw={**NEW_PASSWORD, "data-generate-confirm": "confirm_password"},
                                  validators=[DataRequired("Type the new password.")])
     confirm_password = PasswordField("New password again", validators=[
         DataRequired("Type the new password once more."),

@@ -5,6 +5,7 @@ from flask_login import current_user, login_required, login_user
 
 from agent.validation import ValidationError
 from app import ratelimit
+from app.auth_hooks import not_impersonated
 from app.blueprints.account.forms import PasswordForm, ProfileForm, TokenForm
 from app.errors import show_errors
 from app.extensions import db
@@ -43,6 +44,7 @@ def index():
 
 @bp.route("/password", methods=["POST"])
 @login_required
+@not_impersonated
 def password():
     """Change the password, given the current one; every other session of the account ends, this one
     goes on. Wrong current passwords count against the login limits (app/ratelimit.py)."""
@@ -66,6 +68,7 @@ def password():
 
 @bp.route("/tokens", methods=["GET", "POST"])
 @login_required
+@not_impersonated
 def tokens():
     """List the user's API tokens and create a new one (its value is shown once)."""
     form = TokenForm()
@@ -79,6 +82,7 @@ def tokens():
 
 @bp.route("/tokens/<int:token_id>/delete", methods=["POST"])
 @login_required
+@not_impersonated
 def delete_token(token_id: int):
     """Revoke one of the user's tokens."""
     token = db.session.get(ApiToken, token_id)

@@ -4,9 +4,9 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user, login_user, logout_user
 
 from app import ratelimit
-from app.auth_hooks import safe_next
+from app.auth_hooks import IMPERSONATOR, impersonator, safe_next
 from app.blueprints.auth.forms import LoginForm
-from app.services import accounts
+from app.services import accounts, impersonation
 
 bp = Blueprint("auth", __name__)
 
@@ -38,10 +38,30 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    """Log out: every session of the account ends, copies of this cookie included."""
-    if current_user.is_authenticated:
+    """Log out: every session of the account ends, copies of this cookie included. An administrator logged
+    in as a customer logs themselves out (the customer's own sessions go on)."""
+    admin = impersonator()
+    if admin is not None:
+        impersonation.record(impersonation.ENDED, admin, current_user, request.remote_addr, how="logged out")
+        accounts.end_sessions(admin)
+    elif current_user.is_authenticated:
         accounts.end_sessions(current_user)
     logout_user()
     session.clear()
     flash("You are logged out.")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/login-as/return", methods=["POST"])
+def return_to_admin():
+    """End logging in as a customer: the administrator's own session again, on the customer's page."""
+    admin = impersonator()
+    if admin is None:
+        flash("You are not logged in as another user.")
+        return redirect(url_for("main.index" if current_user.is_authenticated else "auth.login"))
+    subject_id = current_user.id
+    impersonation.record(impersonation.ENDED, admin, current_user, request.remote_addr, how="returned to their account")
+    session.pop(IMPERSONATOR, None)
+    login_user(admin)
+    flash(f"You are back in your own account, {admin.name}.")
+    return redirect(url_for("users.show", user_id=subject_id))

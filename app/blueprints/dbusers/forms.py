@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 
+from app.blueprints.passwords import NEW_PASSWORD
 from app.blueprints.userdata_pages import OwnerMixin, words
 
 
@@ -12,7 +13,8 @@ class DbUserForm(OwnerMixin, FlaskForm):
     """A new database user, granted on some of the owner's databases."""
 
     name = StringField("Name (the owner's prefix is added when missing)")
-    password = PasswordField("Password (kept only as MariaDB's hash on the db node)")
+    password = PasswordField("Password (kept only as MariaDB's hash on the db node)",
+                             render_kw=NEW_PASSWORD)
     databases = StringField("Databases it may use (names, comma separated)")
 
     def payload(self, admin: bool) -> dict:
@@ -27,7 +29,7 @@ class DbUserForm(OwnerMixin, FlaskForm):
 class DbUserEditForm(FlaskForm):
     """A new password and/or the databases the user is granted."""
 
-    password = PasswordField("New password (empty: keep)")
+    password = PasswordField("New password (empty: keep)", render_kw=NEW_PASSWORD)
     databases = StringField("Databases it may use (names, comma separated; empty: none)")
 
     def payload(self) -> dict:

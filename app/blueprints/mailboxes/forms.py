@@ -7,12 +7,14 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, StringField
 from wtforms.validators import Optional
 
+from app.blueprints.passwords import NEW_PASSWORD
+
 
 class MailboxForm(FlaskForm):
     """A new mailbox in one of the caller's mail domains."""
 
     address = StringField("Address")
-    password = PasswordField("Password (hashed on the node)")
+    password = PasswordField("Password (hashed on the node)", render_kw=NEW_PASSWORD)
     quota_mb = IntegerField("Quota (MB, 0 = none)", default=0, validators=[Optional()])
 
     def payload(self) -> dict:
@@ -24,7 +26,7 @@ class MailboxForm(FlaskForm):
 class MailboxEditForm(FlaskForm):
     """A new password, quota and/or forwarding."""
 
-    password = PasswordField("New password (empty: keep)")
+    password = PasswordField("New password (empty: keep)", render_kw=NEW_PASSWORD)
     quota_mb = IntegerField("Quota (MB, 0 = none)", validators=[Optional()])
     forward = StringField("Forward a copy to (addresses, comma separated; empty: none)")
 

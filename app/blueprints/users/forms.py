@@ -7,6 +7,7 @@ from wtforms import BooleanField, IntegerField, PasswordField, SelectField, Stri
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
+from app.blueprints.passwords import NEW_PASSWORD
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 
 LIMIT_LABELS = {"webdomains": "Web domains", "domains": "Domain names", "maildomains": "Mail domains",
@@ -18,7 +19,7 @@ class UserForm(FlaskForm):
     """A user: name (new users only), password, level, roles, limits and the node per role."""
 
     name = StringField("User name (the OS account on the nodes)")
-    password = PasswordField("Password")
+    password = PasswordField("Password", render_kw=NEW_PASSWORD)
     plan = SelectField("Plan (its limits apply where the user has none of their own)", validate_choice=False)
     level = SelectField("Level", choices=[SelectChoice("user"), SelectChoice("admin")], validate_choice=False)
     role_web = BooleanField("web", default=True)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
-from flask_login import login_required
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user
 from sqlalchemy import String, cast, select
 
-from app.auth_hooks import admin_required
+from app.auth_hooks import IMPERSONATOR, admin_required
 from app.blueprints.users.forms import UserForm
-from app.errors import show_errors
+from app.errors import refused, show_errors
 from app.extensions import db
 from app.htmx import render
 from app.listing import Column, ListState, page_of_select
 from app.models import Node, Plan, User, UserAccount
-from app.services import users
+from app.services import impersonation, users
 from app.services.errors import ServiceError
 
 bp = Blueprint("users", __name__, url_prefix="/accounts")
@@ -93,7 +93,26 @@ def show(user_id: int):
             show_errors(form, exc)
     status = 400 if form.errors or form.form_errors else 200
     return render("users/user.html", "users/_user.html", subject=subject, shown=shown, form=form,
-                  location=users.location(subject)), status
+                  location=users.location(subject), logins_as=impersonation.history(subject)), status
+
+
+@bp.route("/users/<int:user_id>/login-as", methods=["POST"])
+@login_required
+@admin_required
+def login_as(user_id: int):
+    """Become the customer in this browser (recorded), with a banner and a way back on every page."""
+    subject = db.get_or_404(User, user_id)
+    admin = current_user._get_current_object()
+    try:
+        impersonation.check_may_log_in_as(admin, subject)
+    except ServiceError as exc:
+        return refused(exc, back=url_for("users.show", user_id=user_id))
+    impersonation.record(impersonation.STARTED, admin, subject, request.remote_addr)
+    admin_identity = admin.get_id()
+    login_user(subject)
+    session[IMPERSONATOR] = admin_identity
+    flash(f"You are logged in as {subject.name}: you see what they see.")
+    return redirect(url_for("main.index"))
 
 
 @bp.route("/users/<int:user_id>/location")
