@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 from app.blueprints import userdata_pages
 from app.blueprints.userdata_pages import dns_note, listing
 from app.blueprints.webdomains.forms import WebDomainEditForm, WebDomainForm
+from app.display import unicode_name
 from app.errors import refused, show_errors
 from app.htmx import render
 from app.services import certificates, userdata
@@ -41,8 +42,8 @@ def show(item_id: int):
         domain = userdata.show("webdomains", current_user, item_id)
     except ServiceError as exc:
         return refused(exc, back=url_for("webdomains.index"))
-    form = WebDomainEditForm(data={"aliases": " ".join(domain.get("aliases", [])), "php": domain.get("php"),
-                                   "docroot": domain.get("docroot")})
+    form = WebDomainEditForm(data={"aliases": " ".join(map(unicode_name, domain.get("aliases", []))),
+                                   "php": domain.get("php"), "docroot": domain.get("docroot")})
     if form.validate_on_submit():
         try:
             userdata.update("webdomains", current_user, item_id, form.payload())
