@@ -156,7 +156,7 @@ def _name_mistake(value: str) -> str | None:
     if "/" in value:
         return "a domain name has no path: leave out the / and what follows it"
     if any(char.isspace() for char in value):
-        return "must not contain spaces"
+        return "must not contain spaces: type one name, with hyphens between words, like my-shop.example.com"
     for char in value:
         if not (char.isalnum() or char in ".-") or char == "_":
             shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}"
