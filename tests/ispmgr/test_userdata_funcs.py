@@ -56,7 +56,7 @@ def test_a_plans_limit_is_an_error_naming_the_parameter(app, billing, cluster):
     assert "ok" in carol.json("domain.edit", sok="ok", name="carol.test", ip="192.0.2.7")
     error = carol.json("domain.edit", sok="ok", name="carol2.test", ip="192.0.2.7")["error"]
     assert error["$type"] == "limit" and error["$object"] == "name"
-    assert "plan allows 1 zone, and 1 is in use" in error["detail"]["$"]
+    assert "plan allows 1 domain name, and 1 is in use" in error["detail"]["$"]
     assert names(carol.json("domain")) == ["carol.test"]
     bad = carol.json("email.edit", sok="ok", name="x", domainname="nowhere.test", passwd="a long password")
     assert bad["error"]["$object"] == "name"
