@@ -44,6 +44,9 @@ RECORD_EXAMPLES = {
 CRON_NICKNAMES = frozenset(
     {"@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 )
+# What a field that takes a number says when something else is typed (the API's and the pages' parsers
+# say it too, so the same mistake reads the same everywhere).
+WHOLE_NUMBER = "must be a whole number, like 10"
 SHELLS = ("/bin/bash", "/bin/sh", "/usr/bin/bash", "/usr/sbin/nologin", "/bin/false")
 # POSIX portable user names as Debian's adduser accepts them by default.
 _USERNAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
@@ -102,7 +105,7 @@ def comment(value: object, field: str = "comment") -> str:
 def integer(value: object, field: str, low: int, high: int) -> int:
     """An integer (not a bool, not a string) within [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(field, "must be a whole number")
+        raise ValidationError(field, WHOLE_NUMBER)
     if not low <= value <= high:
         raise ValidationError(field, f"must be between {low} and {high}")
     return value
@@ -153,7 +156,7 @@ def _name_mistake(value: str) -> str | None:
     if "/" in value:
         return "a domain name has no path: leave out the / and what follows it"
     if any(char.isspace() for char in value):
-        return "must not contain spaces"
+        return "must not contain spaces: type one name, with hyphens between words, like my-shop.example.com"
     for char in value:
         if not (char.isalnum() or char in ".-") or char == "_":
             shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}"
@@ -164,11 +167,21 @@ def _name_mistake(value: str) -> str | None:
     for label in value.split("."):
         if label.startswith("-") or label.endswith("-"):
             return f"{label!r}: a part of the name must not begin or end with a hyphen"
+        if label.isascii() and len(label) > MAX_LABEL_LENGTH:
+            return _long_label(label)
     return None
+
+
+def _long_label(label: str) -> str:
+    shown = label if len(label) <= 20 else label[:16] + "…"
+    return (f"the part {shown!r} is {len(label)} characters long: each part between dots may have at most "
+            f"{MAX_LABEL_LENGTH}")
 
 
 def domain_name(value: object, field: str = "name") -> str:
     """A host or domain name (Unicode or punycode) as its lower-case ASCII (A-label) form."""
+    if isinstance(value, str) and not value.strip():
+        raise ValidationError(field, "is empty: type a domain name, like example.com")
     value = text(value, field, max_length=1024, empty=False)
     if value.endswith("."):
         value = value[:-1]
@@ -189,7 +202,7 @@ def domain_name(value: object, field: str = "name") -> str:
         raise ValidationError(field, "must have at least two parts, like example.com")
     for label in labels:
         if len(label) > MAX_LABEL_LENGTH:
-            raise ValidationError(field, f"a part of the name is longer than {MAX_LABEL_LENGTH} characters")
+            raise ValidationError(field, _long_label(label))
     if labels[-1].isdigit():
         raise ValidationError(field, "the last part must not be a number (an address is not a domain name)")
     for label in unicode_name.split("."):
@@ -199,15 +212,28 @@ def domain_name(value: object, field: str = "name") -> str:
 
 def record_name(value: object, field: str = "name") -> str:
     """A record owner name relative to its zone: '@', '*', or labels such as www, _dmarc."""
+    if isinstance(value, str) and not value.strip():
+        raise ValidationError(field, "is empty: type @ for the zone itself, or a name like www or mail")
     value = text(value, field, max_length=MAX_NAME_LENGTH, empty=False).strip()
     if value == "@":
         return value
+    if any(char.isspace() for char in value):
+        raise ValidationError(field, "must not contain spaces: type a name like www or mail (@ for the zone itself)")
     labels = value.lower().split(".")
     for index, label in enumerate(labels):
         if label == "*" and index == 0:
             continue
+        if not label.isascii():
+            try:
+                label = labels[index] = idna.encode(label, uts46=True).decode("ascii")
+            except (idna.IDNAError, UnicodeError):
+                raise ValidationError(field, f"{label!r} is not allowed in a record name: use letters (any "
+                                             "language), digits and hyphens, like www or почта") from None
+        if len(label) > MAX_LABEL_LENGTH:
+            raise ValidationError(field, _long_label(label))
         if not _RECORD_LABEL.fullmatch(label):
-            raise ValidationError(field, f"label {label!r} is not a valid DNS label")
+            raise ValidationError(field, f"{label!r} is not allowed in a record name: use letters, digits and "
+                                         "hyphens, like www or _dmarc (@ for the zone itself)")
         if label.startswith("xn--"):
             domain_name(f"{label}.example", field)
     return ".".join(labels)

@@ -5,25 +5,43 @@ write them (`пример.рф`), with the A-label beside it in a tooltip for DN
 
 from __future__ import annotations
 
+import re
+
 import idna
 from markupsafe import Markup, escape
 
 from app.models.base import as_utc, utcnow
 
+# A name (or mail address) with at least one A-label in it, inside any text: a message, an operation's title.
+_A_LABEL_NAME = re.compile(r"(?<![\w.-])(?:[\w-]+\.)*xn--[\w-]+(?:\.[\w-]+)*\.?(?![\w-])", re.ASCII | re.IGNORECASE)
 
-def unicode_name(value: object) -> str:
-    """A domain name or mail address with its A-labels decoded; anything else (or a label IDNA refuses
-    to decode) as it is."""
-    if not isinstance(value, str) or "xn--" not in value.lower():
-        return "" if value is None else str(value)
-    local, at, domain = value.rpartition("@")
+
+def _decoded(name: str) -> str:
+    """One name with its A-labels decoded; a label IDNA refuses to decode stays as it is."""
     labels = []
-    for label in domain.split("."):
+    for label in name.split("."):
         try:
             labels.append(idna.decode(label) if label.lower().startswith("xn--") else label)
         except (idna.IDNAError, UnicodeError):
             labels.append(label)
-    return f"{local}{at}{'.'.join(labels)}"
+    return ".".join(labels)
+
+
+def unicode_name(value: object) -> str:
+    """A domain name, a mail address, or any text naming them, with every A-label decoded
+    (`Mailbox info@xn--e1afmkfd.xn--p1ai created.` → `Mailbox info@пример.рф created.`); anything else as
+    it is."""
+    if value is None:
+        return ""
+    text = str(value)
+    if "xn--" not in text.lower():
+        return text
+    return _A_LABEL_NAME.sub(lambda m: _decoded(m[0]), text)
+
+
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """A number with its noun in the right number: "1 node", "2 nodes", "0 entries" (plural given)."""
+    return f"{number} {noun if number in (1, -1) else plural or noun + 's'}"
 
 
 def idn(value: object) -> Markup:
@@ -50,5 +68,6 @@ def ago(moment) -> str:
 
 def init_app(app) -> None:
     app.add_template_filter(ago, "ago")
+    app.add_template_filter(counted, "counted")
     app.add_template_filter(idn, "idn")
     app.add_template_filter(unicode_name, "unicode_name")

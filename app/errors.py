@@ -7,7 +7,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from agent.validation import ValidationError
+from agent.validation import WHOLE_NUMBER, ValidationError
 from app.extensions import db
 from app.htmx import redirect_to
 from app.services.errors import ServiceError
@@ -132,14 +132,35 @@ def init_app(app: Flask) -> None:
         return render_template("errors/error.html", code=error.code, message=error.description), error.code, headers
 
 
+# marshmallow's messages for a value of the wrong type, in the words the services use for the same mistake.
+PARSER_WORDS = {
+    "Not a valid integer.": WHOLE_NUMBER,
+    "Not a valid number.": "must be a number, like 10",
+    "Not a valid string.": "must be text (in quotes)",
+    "Not a valid boolean.": "must be true or false",
+    "Not a valid list.": "must be a list, like [\"a\", \"b\"]",
+    "Not a valid mapping type.": "must be an object, like {\"key\": \"value\"}",
+    "Field may not be null.": "must have a value (not null)",
+    "Unknown field.": "unknown field",
+    "Missing data for required field.": "required",
+}
+
+
+def _in_words(message: str) -> str:
+    """A parser's message as the services word the same mistake (unknown messages as they are)."""
+    return PARSER_WORDS.get(message, message)
+
+
 def _flatten_fields(messages: dict) -> dict[str, str]:
-    """webargs' {location: {field: [msgs]}} → {field: "msg; msg"}."""
+    """webargs' {location: {field: [msgs]}} → {field: "msg; msg"}, in the services' words."""
     fields: dict[str, str] = {}
     for location_errors in messages.values():
         if not isinstance(location_errors, dict):
             continue
         for field, errors in location_errors.items():
             if isinstance(errors, dict):
-                errors = [f"{k}: {v}" for k, v in errors.items()]
-            fields[str(field)] = "; ".join(str(e) for e in errors) if isinstance(errors, list) else str(errors)
+                errors = [f"{k}: {_in_words(v[0]) if isinstance(v, list) and len(v) == 1 else v}"
+                          for k, v in errors.items()]
+            fields[str(field)] = "; ".join(_in_words(str(e)) for e in errors) if isinstance(errors, list) \
+                else _in_words(str(errors))
     return fields

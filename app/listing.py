@@ -200,16 +200,18 @@ def _last_page_at_most(state: ListState, total: int) -> int:
 
 def search_terms(text: str) -> list[str]:
     """The words searched for; a word in another script is searched as typed and as its IDNA form, so
-    "пример" finds the zone stored as xn--e1afmkfd."""
+    "пример" finds the zone stored as xn--e1afmkfd and "info@пример.рф" the mailbox info@xn--e1afmkfd.xn--p1ai."""
     terms = []
     for word in text.split():
         terms.append(word)
         if not word.isascii():
+            local, at, domain = word.casefold().rpartition("@")
             try:
-                terms.append(".".join("xn--" + label.encode("punycode").decode("ascii") if not label.isascii()
-                                      else label for label in word.casefold().split(".")))
+                labels = ["xn--" + label.encode("punycode").decode("ascii") if not label.isascii() else label
+                          for label in domain.split(".")]
             except UnicodeError:
-                pass
+                continue
+            terms.append(f"{local}{at}{'.'.join(labels)}")
     return terms
 
 

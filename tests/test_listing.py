@@ -19,6 +19,7 @@ def test_natural_order_puts_numbers_in_value_order_ignoring_case():
 def test_a_word_in_another_script_is_also_searched_as_its_idna_form():
     assert search_terms("пример.рф") == ["пример.рф", "xn--e1afmkfd.xn--p1ai"]
     assert search_terms("shop Пример") == ["shop", "Пример", "xn--e1afmkfd"]
+    assert search_terms("Info@Пример.рф") == ["Info@Пример.рф", "info@xn--e1afmkfd.xn--p1ai"]
 
 
 COLUMNS = [Column("name", "Name", get=lambda r: r["name"]), Column("size", "Size", get=lambda r: r["size"])]

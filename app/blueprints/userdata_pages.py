@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlalchemy.orm import aliased
 from wtforms import BooleanField, StringField
 
-from app.display import unicode_name
+from app.display import counted, unicode_name
 from app.errors import refused
 from app.extensions import db
 from app.listing import Column, ListState, page_of_select
@@ -80,7 +80,7 @@ def dns_note(created: dict) -> str:
     if "error" in dns or "skipped" in dns:
         return f" DNS records were not made: {dns.get('error') or dns.get('skipped')}"
     where = f"new zone {dns['zone']}" if dns["created_zone"] else f"zone {dns['zone']}"
-    return f" DNS: {dns['records']} records in {where}."
+    return f" DNS: {counted(dns['records'], 'record')} in {where}."
 
 
 def delete(kind: str, item_id: int, done: str, back: str):

@@ -13,6 +13,7 @@ from app.ispmgr.doc import Element, IspError, new_doc
 from app.ispmgr.funcs import Call, elids, password_from, whole_number
 from app.services import userdata
 from app.services.userdata import KINDS, UserDataError
+from app.services.userdata.checks import ASK_FOR_MORE
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def refused(exc: UserDataError, family: Family) -> IspError:
     """A service refusal, its object the ISPmanager parameter at fault."""
     field = next(iter(exc.fields), "")
     param = {service: isp for isp, service in family.params.items()}.get(field, field or "elid")
-    if exc.status == 409 and any("limit of" in m or "quota" in m for m in exc.fields.values()):
+    if exc.status == 409 and any(ASK_FOR_MORE in m or "quota" in m for m in exc.fields.values()):
         return IspError("limit", param, exc.message)
     if exc.status == 409 and ("exists" in exc.message or "taken" in exc.message or "held" in exc.message):
         return IspError("exists", param, exc.message)

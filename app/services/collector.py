@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from agent.client import AgentError
+from app.display import counted
 from app.extensions import db
 from app.models import Node, NodeState, Policy
 from app.models.base import utcnow
@@ -136,5 +137,5 @@ def record_poll_failure(node: Node, error: str, policy: Policy) -> None:
         node_service.change_state(
             node,
             NodeState.UNAVAILABLE,
-            f"missed {node.missed_polls} polls in a row: {error}",
+            f"missed {counted(node.missed_polls, 'poll')} in a row: {error}",
         )

@@ -23,6 +23,7 @@ from sqlalchemy import delete, select, update
 
 from agent import liststate
 from agent.validation import ValidationError
+from app.display import counted
 from app.extensions import conflict_insert, db, kept_on_commit
 from app.failpoints import failpoint
 from app.models import (
@@ -187,7 +188,8 @@ def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) 
         percent = len(ready) * 100 // len(targets)
         db.session.rollback()
         _finish(operation, OperationStatus.REFUSED,
-                f"Refused: {len(ready)} of {len(targets)} target nodes are ready ({percent}%); the policy "
+                f"Refused: {len(ready)} of {counted(len(targets), 'target node')} {'is' if len(ready) == 1 else 'are'} "
+                f"ready ({percent}%); the policy "
                 f"requires at least {minimum}%. Not ready: {_not_ready([n for n in targets if n not in ready])}. "
                 "Nothing was changed anywhere; retry once they are back.")
         return OperationStatus.REFUSED
@@ -239,8 +241,8 @@ def _distribute_locked(operation: Operation, defn: lists.ListDef, lease: Lease) 
             rows_by_node[node.id].outcome = NodeOutcome.UNAVAILABLE.value
             rows_by_node[node.id].error = f"not sent: the node is {why}; it keeps a desync and will be synchronized"
             kinds[node.id] = "not_sent"
-    operations.append_log(operation, f"sending {defn.title.lower()} v{new_version} ({len(new_rows)} rows) "
-                                     f"to {len(ready)} of {len(targets)} nodes")
+    operations.append_log(operation, f"sending {defn.title.lower()} v{new_version} ({counted(len(new_rows), 'row')}) "
+                                     f"to {len(ready)} of {counted(len(targets), 'node')}")
     body = {"version": new_version, "hash": new_hash, "rows": new_rows}
     encoded = json.dumps(body, separators=(",", ":")).encode("utf-8")
     timeout = push_timeout()
@@ -334,7 +336,8 @@ def _result_message(defn: lists.ListDef, version: int, targets: list[Node],
     for node in targets:
         by_outcome.setdefault(rows[node.id].outcome, []).append(node.name)
     applied = by_outcome.pop(NodeOutcome.APPLIED.value, [])
-    message = f"{defn.title} v{version}: applied on {len(applied)} of {len(targets)} nodes ({', '.join(applied)})"
+    message = (f"{defn.title} v{version}: applied on {len(applied)} of {counted(len(targets), 'node')} "
+               f"({', '.join(applied)})")
     if not by_outcome:
         return OperationStatus.SUCCEEDED, message + "."
     later = "; ".join(f"{outcome} on {', '.join(names)}" for outcome, names in sorted(by_outcome.items()))
@@ -356,7 +359,8 @@ def recover_interrupted(operation: Operation) -> None:
         others = [r.node_name for r in operation.nodes if r.outcome != NodeOutcome.APPLIED.value]
         status = OperationStatus.PARTIAL if others else OperationStatus.SUCCEEDED
         message = (f"{title} v{change.new_version}: the master committed it, then the worker stopped. "
-                   f"Applied on {len(applied)} of {len(operation.nodes)} nodes ({', '.join(applied) or 'none'})")
+                   f"Applied on {len(applied)} of {counted(len(operation.nodes), 'node')} "
+                   f"({', '.join(applied) or 'none'})")
         if others:
             message += f"; {', '.join(others)} keep a desync and will be synchronized later."
     else:

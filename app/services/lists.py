@@ -74,6 +74,13 @@ class ListDef:
     clean_row: Callable[[dict], dict]
 
     @property
+    def plural(self) -> str:
+        """The noun for more than one: rules, entries, senders."""
+        if self.noun.endswith("y") and self.noun[-2:-1] not in "aeiou":
+            return self.noun[:-1] + "ies"
+        return self.noun + "s"
+
+    @property
     def roles(self) -> frozenset[str] | None:
         """The roles a node needs for this list (None: every node), from its synchronizer."""
         return SYNCHRONIZERS[self.name].roles

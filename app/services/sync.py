@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from agent.client import AgentError
+from app.display import counted
 from app.extensions import db
 from app.failpoints import failpoint
 from app.models import Desync, Node, NodeOutcome, NodeState, Operation, OperationStatus
@@ -218,9 +219,9 @@ def recover_interrupted_operations() -> list[int]:
                 if operation.requeues < MAX_REQUEUES:
                     _requeue(operation, state)
                     continue
-                operations.append_log(operation, f"{_REQUEUED_BECAUSE[state]}, after {operation.requeues} times "
-                                                 "queued again: not queued again (see the job workers' logs for "
-                                                 "what stops them)")
+                operations.append_log(operation, f"{_REQUEUED_BECAUSE[state]}, after "
+                                                 f"{counted(operation.requeues, 'time')} queued again: not queued "
+                                                 "again (see the job workers' logs for what stops them)")
             dead = state in ("dead", "abandoned", "lost")
         if dead and _still_unfinished(operation):
             RECOVERABLE[operation.kind][1](operation)

@@ -55,7 +55,8 @@ def test_a_plans_limit_is_an_error_naming_the_parameter(app, billing, cluster):
     carol = Billing(billing.client, "carol", "a long password")
     assert "ok" in carol.json("domain.edit", sok="ok", name="carol.test", ip="192.0.2.7")
     error = carol.json("domain.edit", sok="ok", name="carol2.test", ip="192.0.2.7")["error"]
-    assert error["$type"] == "limit" and error["$object"] == "name" and "1 of 1 allowed" in error["detail"]["$"]
+    assert error["$type"] == "limit" and error["$object"] == "name"
+    assert "plan allows 1 domain name, and 1 is in use" in error["detail"]["$"]
     assert names(carol.json("domain")) == ["carol.test"]
     bad = carol.json("email.edit", sok="ok", name="x", domainname="nowhere.test", passwd="a long password")
     assert bad["error"]["$object"] == "name"

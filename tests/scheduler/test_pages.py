@@ -61,3 +61,9 @@ def test_a_succeeded_or_other_operation_offers_no_retry(admin, app):
         db.session.get(Operation, op_id).status = "succeeded"
         db.session.commit()
     assert 'id="retry-link"' not in admin.get(f"/operations/{op_id}").text
+
+
+def test_the_empty_list_and_its_search_name_entries_in_the_plural(admin):
+    page = admin.get("/system/scheduler").text
+    assert "No entries yet." in page and "entrys" not in page
+    assert "No entries match." in admin.get("/system/scheduler?q=nothing-like-it").text

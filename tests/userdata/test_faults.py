@@ -247,8 +247,9 @@ def test_limits_are_enforced_from_the_index(app, client, cluster, users):
     assert client.post("/api/v1/webdomains", json={"name": "one.example.com"}, headers=basic("lim")).status_code == 201
     before = cluster.tree(node_id)
     second = client.post("/api/v1/webdomains", json={"name": "two.example.com"}, headers=basic("lim"))
-    assert second.status_code == 409 and "limit of 1 web domain reached" in second.json["fields"]["name"]
-    assert "delete one or ask the administrator for a higher limit" in second.json["error"]
+    assert second.status_code == 409 and second.json["fields"]["name"] == \
+        "your plan allows 1 web domain; delete one or ask your provider for a larger plan"
+    assert "lim's plan allows 1 web domain, and 1 is in use" in second.json["error"]
     assert cluster.tree(node_id) == before
     again = client.post("/api/v1/webdomains", json={"name": "one.example.com"}, headers=basic("lim"))
     assert again.status_code == 409 and again.json["fields"] == {"name": "one.example.com exists"}, \
@@ -256,7 +257,7 @@ def test_limits_are_enforced_from_the_index(app, client, cluster, users):
 
 
 def test_a_limit_is_named_in_its_plural(app, client, cluster):
-    """Two mailboxes allowed: the third is refused as "limit of 2 mailboxes", not "mailboxs"."""
+    """Two mailboxes allowed: the third is refused as "2 mailboxes", not "mailboxs", with what to do next."""
     cluster.node("n1")
     cluster.user("lim", limits={"mailboxes": 2})
     cluster.zones("lim", "example.com")
@@ -265,7 +266,8 @@ def test_a_limit_is_named_in_its_plural(app, client, cluster):
         made = client.post("/api/v1/mailboxes", json={"address": f"{local}@example.com", "password": "a long secret"},
                            headers=basic("lim"))
     assert made.status_code == 409, made.json
-    assert made.json["fields"] == {"address": "limit of 2 mailboxes reached"}
+    assert made.json["fields"] == {
+        "address": "your plan allows 2 mailboxes; delete one or ask your provider for a larger plan"}
 
 
 def test_two_creates_of_one_name_on_two_nodes_at_once_reach_only_one_node(app, cluster, monkeypatch):

@@ -60,7 +60,7 @@ def test_plan_limits_are_enforced_and_the_users_own_limit_wins(app, client, clus
 
     assert site("a.alice.test").status_code == 201
     second = site("b.alice.test")
-    assert second.status_code == 409 and "limit of 1" in second.json["fields"]["name"]
+    assert second.status_code == 409 and "your plan allows 1 web domain;" in second.json["fields"]["name"]
     raised = client.put(f"/api/v1/users/{alice}", json={"limits": {"webdomains": 2}}, headers=basic("root"))
     assert raised.json["effective_limits"] == {"webdomains": 2}
     assert site("b.alice.test").status_code == 201

@@ -136,8 +136,8 @@ def test_mailbox_password_hashed_on_the_node_only(app, client, cluster, one_node
         box = client.post("/api/v1/mailboxes", json={"address": "Info@example.net", "password": secret,
                                                      "quota_mb": 100}, headers=headers)
     assert box.status_code == 201, box.json
-    assert box.json == {"id": box.json["id"], "address": "info@example.net", "quota_mb": 100, "owner": "alice",
-                        "node": "n1", "forward": [], "state": "ready"}
+    assert box.json == {"id": box.json["id"], "address": "info@example.net", "address_unicode": "info@example.net",
+                        "quota_mb": 100, "owner": "alice", "node": "n1", "forward": [], "state": "ready"}
     passwd = (cluster.root(one_node) / "etc/dovecot/hostfleet/passwd").read_text()
     assert "info@example.net:{SHA512-CRYPT}$6$" in passwd and secret not in passwd
     assert secret not in caplog.text

@@ -141,10 +141,17 @@ class WebDomainInSchema(Schema):
     override = _override()
 
 
+def _unicode_form(of: str):
+    """The Unicode form of a name kept as A-labels (`пример.рф` for `xn--e1afmkfd.xn--p1ai`)."""
+    return fields.String(dump_only=True, metadata={"description": (
+        f"`{of}` as people write it: its A-labels (xn--…) decoded; the same as `{of}` for an ASCII name")})
+
+
 class WebDomainSchema(IndexedSchema):
     """A web domain as its node holds it."""
 
     name = fields.String(required=True)
+    name_unicode = _unicode_form("name")
     aliases = fields.List(fields.String())
     php = fields.Boolean()
     docroot = fields.String()
@@ -195,6 +202,7 @@ class DomainSchema(IndexedSchema):
     """A domain name as its node holds it."""
 
     name = fields.String(required=True)
+    name_unicode = _unicode_form("name")
     serial = fields.Integer()
     records = fields.List(fields.Nested(RecordSchema))
 
@@ -212,6 +220,7 @@ class MailDomainSchema(IndexedSchema):
     """A mail domain."""
 
     name = fields.String(required=True)
+    name_unicode = _unicode_form("name")
 
 
 class MailboxInSchema(Schema):
@@ -227,6 +236,7 @@ class MailboxSchema(IndexedSchema):
     """A mailbox (never its password or hash)."""
 
     address = fields.String(required=True)
+    address_unicode = _unicode_form("address")
     quota_mb = fields.Integer()
     forward = fields.List(fields.String())
 

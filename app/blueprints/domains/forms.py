@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, StringField
+from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
 from app.blueprints.userdata_pages import OwnerMixin, words
+from app.forms import WholeNumberField
 
 RECORD_TYPES = ["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS"]
 
@@ -33,8 +34,8 @@ class RecordForm(FlaskForm):
     name = StringField("Name (@ for the zone itself)", default="@")
     type = SelectField("Type", choices=[SelectChoice(t) for t in RECORD_TYPES], validate_choice=False)
     value = StringField("Value")
-    ttl = IntegerField("TTL (s)", default=3600, validators=[Optional()])
-    priority = IntegerField("Priority (MX, SRV)", validators=[Optional()])
+    ttl = WholeNumberField("TTL (s)", default=3600, validators=[Optional()])
+    priority = WholeNumberField("Priority (MX, SRV)", validators=[Optional()])
 
     def payload(self) -> dict:
         """The API body this form stands for."""

@@ -4,10 +4,11 @@ never kept on the master."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, PasswordField, StringField
+from wtforms import PasswordField, StringField
 from wtforms.validators import Optional
 
 from app.blueprints.passwords import NEW_PASSWORD
+from app.forms import WholeNumberField
 
 
 class MailboxForm(FlaskForm):
@@ -15,7 +16,7 @@ class MailboxForm(FlaskForm):
 
     address = StringField("Address")
     password = PasswordField("Password (hashed on the node)", render_kw=NEW_PASSWORD)
-    quota_mb = IntegerField("Quota (MB, 0 = none)", default=0, validators=[Optional()])
+    quota_mb = WholeNumberField("Quota (MB, 0 = none)", default=0, validators=[Optional()])
 
     def payload(self) -> dict:
         """The API body this form stands for."""
@@ -27,7 +28,7 @@ class MailboxEditForm(FlaskForm):
     """A new password, quota and/or forwarding."""
 
     password = PasswordField("New password (empty: keep)", render_kw=NEW_PASSWORD)
-    quota_mb = IntegerField("Quota (MB, 0 = none)", validators=[Optional()])
+    quota_mb = WholeNumberField("Quota (MB, 0 = none)", validators=[Optional()])
     forward = StringField("Forward a copy to (addresses, comma separated; empty: none)")
 
     def payload(self) -> dict:

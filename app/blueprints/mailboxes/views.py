@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 from app.blueprints import userdata_pages
 from app.blueprints.mailboxes.forms import MailboxEditForm, MailboxForm
 from app.blueprints.userdata_pages import listing
+from app.display import unicode_name
 from app.errors import show_errors
 from app.htmx import render
 from app.services import userdata
@@ -38,7 +39,8 @@ def index():
 def show(item_id: int):
     """One mailbox as its node holds it; the form changes its password, quota or forwarding."""
     box = userdata.show("mailboxes", current_user, item_id)
-    form = MailboxEditForm(data={"quota_mb": box.get("quota_mb"), "forward": ", ".join(box.get("forward") or [])})
+    form = MailboxEditForm(data={"quota_mb": box.get("quota_mb"),
+                                 "forward": ", ".join(map(unicode_name, box.get("forward") or []))})
     if form.validate_on_submit():
         try:
             userdata.update("mailboxes", current_user, item_id, form.payload())

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, StringField
+from wtforms import BooleanField, StringField
 from wtforms.validators import Optional
 
+from app.forms import WholeNumberField
 from app.models.plans import PLAN_LIMIT_KEYS
 from app.models.userdata import USER_ROLES
 
@@ -34,7 +35,7 @@ class PlanForm(FlaskForm):
 
 
 for _key in PLAN_LIMIT_KEYS:
-    setattr(PlanForm, f"limit_{_key}", IntegerField(PLAN_LIMIT_LABELS[_key], validators=[Optional()]))
+    setattr(PlanForm, f"limit_{_key}", WholeNumberField(PLAN_LIMIT_LABELS[_key], validators=[Optional()]))
 
 
 def limit_fields(form: PlanForm) -> list:

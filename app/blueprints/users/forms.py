@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
 from app.blueprints.passwords import NEW_PASSWORD
+from app.forms import WholeNumberField
 from app.models.userdata import LIMIT_KEYS, USER_ROLES
 
 LIMIT_LABELS = {"webdomains": "Web domains", "domains": "Domain names", "maildomains": "Mail domains",
@@ -26,13 +27,13 @@ class UserForm(FlaskForm):
     role_dns = BooleanField("dns", default=True)
     role_mail = BooleanField("mail", default=True)
     role_db = BooleanField("db", default=False)
-    limit_webdomains = IntegerField(LIMIT_LABELS["webdomains"], validators=[Optional()])
-    limit_domains = IntegerField(LIMIT_LABELS["domains"], validators=[Optional()])
-    limit_maildomains = IntegerField(LIMIT_LABELS["maildomains"], validators=[Optional()])
-    limit_mailboxes = IntegerField(LIMIT_LABELS["mailboxes"], validators=[Optional()])
-    limit_databases = IntegerField(LIMIT_LABELS["databases"], validators=[Optional()])
-    limit_dbusers = IntegerField(LIMIT_LABELS["dbusers"], validators=[Optional()])
-    limit_disk_mb = IntegerField(LIMIT_LABELS["disk_mb"], validators=[Optional()])
+    limit_webdomains = WholeNumberField(LIMIT_LABELS["webdomains"], validators=[Optional()])
+    limit_domains = WholeNumberField(LIMIT_LABELS["domains"], validators=[Optional()])
+    limit_maildomains = WholeNumberField(LIMIT_LABELS["maildomains"], validators=[Optional()])
+    limit_mailboxes = WholeNumberField(LIMIT_LABELS["mailboxes"], validators=[Optional()])
+    limit_databases = WholeNumberField(LIMIT_LABELS["databases"], validators=[Optional()])
+    limit_dbusers = WholeNumberField(LIMIT_LABELS["dbusers"], validators=[Optional()])
+    limit_disk_mb = WholeNumberField(LIMIT_LABELS["disk_mb"], validators=[Optional()])
     node_web = SelectField("Node for web", validate_choice=False)
     node_dns = SelectField("Node for dns", validate_choice=False)
     node_mail = SelectField("Node for mail", validate_choice=False)

@@ -7,6 +7,7 @@ from wtforms import BooleanField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 
 from app.blueprints.userdata_pages import OwnerMixin, words
+from app.display import unicode_name
 
 
 class WebDomainForm(OwnerMixin, FlaskForm):
@@ -48,7 +49,7 @@ class WebDomainEditForm(FlaskForm):
     def of(cls, domain: dict) -> WebDomainEditForm:
         """The form filled with a web domain as its node holds it."""
         settings = domain.get("php_settings") or {}
-        return cls(data={"aliases": " ".join(domain.get("aliases", [])), "php": domain.get("php"),
+        return cls(data={"aliases": " ".join(map(unicode_name, domain.get("aliases", []))), "php": domain.get("php"),
                          "docroot": domain.get("docroot"),
                          **{key: str(settings.get(key, "")) for key in PHP_SETTING_FIELDS}})
 

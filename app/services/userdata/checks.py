@@ -59,9 +59,20 @@ def check_limit(owner: User, kind_name: str, name: str | None = None, claimed: b
     if count >= limit:
         if name is not None and not claimed:
             check_new_name(kind_name, name)
-        raise UserDataError(409, f"{owner.name} already has {count} of {limit} allowed {kind.plural}: delete one "
-                                 "or ask the administrator for a higher limit. Nothing was created.",
-                            {kind.key: f"limit of {limit} {kind.plural if limit != 1 else kind.label} reached"})
+        step = f"delete one or {ASK_FOR_MORE}" if limit else ASK_FOR_MORE
+        used = f", and {count} {'is' if count == 1 else 'are'} in use" if count else ""
+        raise UserDataError(409, f"{owner.name}'s plan allows {limit_words(limit, kind)}{used}: {step}. "
+                                 "Nothing was created.",
+                            {kind.key: f"your plan allows {limit_words(limit, kind)}; {step}"})
+
+
+# A customer's way past a limit; the ISPmanager API tells a limit from other refusals by it.
+ASK_FOR_MORE = "ask your provider for a larger plan"
+
+
+def limit_words(limit: int, kind: Kind) -> str:
+    """A limit with its noun: "1 mailbox", "2 mailboxes", "no mailboxes"."""
+    return f"no {kind.plural}" if limit == 0 else f"{limit} {kind.label if limit == 1 else kind.plural}"
 
 
 def check_disk_quota(owner: User, field: str) -> None:

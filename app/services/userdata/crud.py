@@ -14,6 +14,7 @@ from sqlalchemy.orm import joinedload
 from agent import validation as v
 from agent.client import AgentError
 from agent.ops import dns, mail, web
+from app.display import unicode_name
 from app.extensions import db, kept_on_commit
 from app.models import DomainIndex, MailDomainIndex, Node, NodeState, User
 from app.services import names
@@ -316,6 +317,11 @@ def delete(kind_name: str, actor: User, row_id: int) -> None:
     log.info("deleted %s", what)
 
 
+# The Unicode form an answer adds beside a name kept as A-labels (docs/user-data.md, "Internationalised names").
+UNICODE_FORMS = {"domains": "name_unicode", "webdomains": "name_unicode", "maildomains": "name_unicode",
+                 "mailboxes": "address_unicode"}
+
+
 def _shape(kind_name: str, result: object, row) -> dict:
     """The agent's record with the index's id, owner name and node name."""
     record = dict(result) if isinstance(result, dict) else {}
@@ -326,6 +332,9 @@ def _shape(kind_name: str, result: object, row) -> dict:
     state = "ready" if row.claimed_at is None else "creating"
     if kind_name == "databases":
         record["connection"] = dbs.connection(row.node, record.get("name") or key_of(row))
+    if kind_name in UNICODE_FORMS:
+        key = KINDS[kind_name].key
+        record[UNICODE_FORMS[kind_name]] = unicode_name(record.get(key) or key_of(row))
     return {**record, "id": row.id, "owner": row.owner.name, "node": row.node.name, "state": state}
 
 
