@@ -110,6 +110,12 @@ def drop_user_sql(name: str, hosts: list[str]) -> str:
     return "".join(f"DROP USER IF EXISTS {account(name, host)};\n" for host in hosts)
 
 
+def end_sessions_sql(name: str) -> str:
+    """End every open connection of the user: MariaDB lets a session go on with the rights it opened with
+    after DROP USER, a new password or a REVOKE on its current database."""
+    return f"KILL HARD CONNECTION USER {quote_string(name)};\n"
+
+
 # --- validation -------------------------------------------------------------------------------------------
 
 def validate_owner(value: object, field: str = "owner") -> str:
@@ -350,7 +356,8 @@ def _undo_user(name: str, hosts: list[str]) -> None:
 
 def update_user(config, name: str, body: dict, owner: str | None = None) -> dict:
     """Change a user's password, hosts (accounts added with the same hash, removed ones dropped) or the
-    set of databases it is granted; each field only when given. An owner (`?owner=`, or "owner" in the
+    set of databases it is granted; each field only when given. A change that takes a right away ends the
+    user's open connections. An owner (`?owner=`, or "owner" in the
     body) scopes the change to that owner's user."""
     body = v.object_fields(body, "body", ("password", "hosts", "databases", "owner"))
     with apply.OP_LOCK:
@@ -377,9 +384,12 @@ def update_user(config, name: str, body: dict, owner: str | None = None) -> dict
             sql += "".join(grant_sql(name, added, d) for d in databases)
         sql += drop_user_sql(name, removed)
         sql += "".join(grant_sql(name, kept, d) for d in databases if d not in record["databases"])
-        for database in (d for d in record["databases"] if d not in databases):
+        revoked = [d for d in record["databases"] if d not in databases]
+        for database in revoked:
             granted = granted_accounts(database)
             sql += revoke_sql(name, [h for h in kept if (name, h) in granted], database)
+        if new_hash or removed or revoked:
+            sql += end_sessions_sql(name)
         if sql:
             run_sql(sql)
         record.update(hosts=hosts, databases=databases)
@@ -417,14 +427,14 @@ def revoke(config, name: str, database: str, owner: str | None = None) -> dict:
 
 
 def delete_user(config, name: str, owner: str | None = None) -> None:
-    """DROP USER on each of its hosts (only a user this agent made)."""
+    """DROP USER on each of its hosts and end its open connections (only a user this agent made)."""
     with apply.OP_LOCK:
         records = apply.load_records(config, DBUSERS)
         record = next((r for r in records if r["name"] == name), None)
         if record is None:
             raise apply.NotFound("database user", name)
         _check_owner(record, owner, "database user")
-        run_sql(drop_user_sql(name, record["hosts"]))
+        run_sql(drop_user_sql(name, record["hosts"]) + end_sessions_sql(name))
         apply.save_records(config, DBUSERS, [r for r in records if r["name"] != name])
 
 

@@ -3,6 +3,8 @@ with nothing changed on the master, the db node or MariaDB."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tests.conftest import wait_until
@@ -43,3 +45,52 @@ def test_a_databases_bytes_count_against_the_disk_quota(fast_usage, dbc):
     assert snapshot(dbc) == before
     bob = dbc.api("GET", f"/users/{user_id(dbc, 'bob')}", "root", status=200).get_json()
     assert not bob["disk_used_mb"], "another owner's figure is not charged with alice's database"
+
+
+class Session:
+    """A connection the database user holds open (as a site's persistent connection does), one statement at
+    a time."""
+
+    def __init__(self, dbc, user: str, password: str, database: str):
+        self.proc = subprocess.Popen(["mariadb", "--unbuffered", "--batch", "--skip-column-names", "--skip-reconnect",
+                                      "-u", user, database], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=dbc.server.env(password))
+
+    def row(self, statement: str) -> str:
+        self.proc.stdin.write(statement + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def close(self, statement: str) -> tuple[int, str]:
+        """The last statement; the client's exit status and errors."""
+        _out, err = self.proc.communicate(statement + "\n", timeout=30)
+        return self.proc.returncode, err
+
+
+def rows(dbc) -> int:
+    return int(dbc.server.sql("SELECT COUNT(*) FROM alice_shop.t;")[0][0])
+
+
+@pytest.mark.parametrize("change", ["password", "revoke", "delete"])
+def test_a_session_opened_with_the_old_rights_ends_with_them(dbc, change):
+    """A connection opened before the password changed, the grant was taken back or the user was deleted
+    (MariaDB keeps it, with the rights it had) is ended: whoever held the leaked password loses the data."""
+    dbc.api("POST", "/databases", body={"name": "shop"}, status=201)
+    user = dbc.api("POST", "/dbusers", body={"name": "app", "password": "a long password", "databases": ["shop"]},
+                   status=201).get_json()
+    dbc.server.sql("CREATE TABLE alice_shop.t (v INT); INSERT INTO alice_shop.t VALUES (1);")
+    session = Session(dbc, "alice_app", "a long password", "alice_shop")
+    try:
+        assert session.row("SELECT COUNT(*) FROM t;") == "1"
+        if change == "password":
+            dbc.api("PUT", f"/dbusers/{user['id']}", body={"password": "a new long password"}, status=200)
+        elif change == "revoke":
+            dbc.api("DELETE", f"/dbusers/{user['id']}/grants/alice_shop", status=200)
+        else:
+            dbc.api("DELETE", f"/dbusers/{user['id']}", status=204)
+        status, err = session.close("INSERT INTO t VALUES (2);")
+    finally:
+        if session.proc.poll() is None:
+            session.proc.kill()
+    assert status != 0 and "ERROR" in err, err
+    assert rows(dbc) == 1
