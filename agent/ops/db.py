@@ -38,6 +38,9 @@ CHARSETS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_CHARSET = "utf8mb4"
 MAX_HOSTS = 64
+# Connections one database user may hold per host: one customer's script cannot take all of the server's
+# max_connections (151 by default) and lock the other customers' sites out.
+MAX_USER_CONNECTIONS = 20
 DATABASE_FIELDS = ("name", "owner", "engine", "charset", "collation")
 USER_FIELDS = ("name", "owner", "engine", "password", "hosts", "databases")
 SERVER_CNF = "etc/mysql/mariadb.conf.d/60-hostfleet.cnf"
@@ -87,8 +90,8 @@ def create_database_sql(name: str, charset: str, collation: str) -> str:
 
 
 def create_user_sql(name: str, hosts: list[str], password_hash: str) -> str:
-    return "".join(f"CREATE USER {account(name, host)} IDENTIFIED BY PASSWORD {quote_string(password_hash)};\n"
-                   for host in hosts)
+    return "".join(f"CREATE USER {account(name, host)} IDENTIFIED BY PASSWORD {quote_string(password_hash)} "
+                   f"WITH MAX_USER_CONNECTIONS {MAX_USER_CONNECTIONS};\n" for host in hosts)
 
 
 def grant_sql(name: str, hosts: list[str], database: str) -> str:

@@ -99,7 +99,8 @@ def test_the_password_reaches_mariadb_only_as_its_hash():
     assert db.native_hash("password") == "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
     sql = db.create_user_sql("alice_u", ["localhost"], db.native_hash(password))
     assert password not in sql and "DROP" not in sql
-    assert sql == f"CREATE USER 'alice_u'@'localhost' IDENTIFIED BY PASSWORD '{expected}';\n"
+    assert sql == (f"CREATE USER 'alice_u'@'localhost' IDENTIFIED BY PASSWORD '{expected}' "
+                   f"WITH MAX_USER_CONNECTIONS {db.MAX_USER_CONNECTIONS};\n")
 
 
 def test_hosts_are_addresses_and_always_include_localhost():

@@ -57,13 +57,21 @@ class Session:
                                      stderr=subprocess.PIPE, text=True, env=dbc.server.env(password))
 
     def row(self, statement: str) -> str:
-        self.proc.stdin.write(statement + "\n")
-        self.proc.stdin.flush()
+        """The statement's one-line answer ("" when the connection was refused)."""
+        try:
+            self.proc.stdin.write(statement + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            return ""
         return self.proc.stdout.readline().strip()
 
     def close(self, statement: str) -> tuple[int, str]:
         """The last statement; the client's exit status and errors."""
-        _out, err = self.proc.communicate(statement + "\n", timeout=30)
+        try:
+            _out, err = self.proc.communicate(statement + "\n", timeout=30)
+        except BrokenPipeError:  # the connection was refused: the client has exited
+            self.proc.wait(30)
+            err = self.proc.stderr.read()
         return self.proc.returncode, err
 
 
@@ -94,3 +102,24 @@ def test_a_session_opened_with_the_old_rights_ends_with_them(dbc, change):
             session.proc.kill()
     assert status != 0 and "ERROR" in err, err
     assert rows(dbc) == 1
+
+
+def test_one_customers_user_cannot_take_every_connection_of_the_server(dbc):
+    """A database user holds at most MAX_USER_CONNECTIONS connections per host, so one customer's script
+    cannot use up the server's max_connections and lock every other customer's site out."""
+    from agent.ops.db import MAX_USER_CONNECTIONS
+
+    dbc.api("POST", "/databases", body={"name": "shop"}, status=201)
+    dbc.api("POST", "/dbusers", body={"name": "app", "password": "a long password", "databases": ["shop"]},
+            status=201)
+    sessions = [Session(dbc, "alice_app", "a long password", "alice_shop") for _ in range(MAX_USER_CONNECTIONS + 1)]
+    try:
+        answers = [session.row("SELECT 1;") for session in sessions]
+        refused = [session.close("SELECT 1;") for session in sessions]
+    finally:
+        for session in sessions:
+            if session.proc.poll() is None:
+                session.proc.kill()
+    assert answers.count("1") == MAX_USER_CONNECTIONS, answers
+    errors = [err for status, err in refused if status != 0]
+    assert len(errors) == 1 and "max_user_connections" in errors[0], errors
