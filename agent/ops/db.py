@@ -141,8 +141,17 @@ def validate_hosts(value: object, field: str = "hosts") -> list[str]:
         raise v.ValidationError(field, "must be a list of IP addresses")
     if len(value) > MAX_HOSTS:
         raise v.ValidationError(field, f"more than {MAX_HOSTS} addresses")
-    hosts = {v.ip_address(item, f"{field}[{i}]") for i, item in enumerate(value)}
+    hosts = {host_address(item, f"{field}[{i}]") for i, item in enumerate(value)}
     return ["localhost", *sorted(hosts, key=lambda h: (ipaddress.ip_address(h).version, ipaddress.ip_address(h)))]
+
+
+def host_address(value: object, field: str) -> str:
+    """One address an account is for. An IPv6 scope (`fe80::1%eth0`) is refused: `%` in an account's host
+    is MariaDB's wildcard, so the account would match more than that address."""
+    address = v.ip_address(value, field)
+    if "%" in address:
+        raise v.ValidationError(field, f"{address} has a scope (%): give the address without it")
+    return address
 
 
 def validate_engine(body: dict) -> str:

@@ -108,7 +108,7 @@ def test_hosts_are_addresses_and_always_include_localhost():
         "localhost", "198.18.0.11", "198.18.0.12"]
     assert db.validate_hosts(None) == ["localhost"]
     for bad, field in (("%", "hosts[0]"), ("198.18.0.%", "hosts[0]"), ("localhost'--", "hosts[0]"),
-                       ("example.com", "hosts[0]")):
+                       ("example.com", "hosts[0]"), ("fe80::1%eth0", "hosts[0]"), ("fe80::1%%", "hosts[0]")):
         with pytest.raises(v.ValidationError) as caught:
             db.validate_hosts([bad])
         assert caught.value.field == field

@@ -123,3 +123,16 @@ def test_one_customers_user_cannot_take_every_connection_of_the_server(dbc):
     assert answers.count("1") == MAX_USER_CONNECTIONS, answers
     errors = [err for status, err in refused if status != 0]
     assert len(errors) == 1 and "max_user_connections" in errors[0], errors
+
+
+def test_a_scoped_web_node_address_is_no_account_host(app):
+    """`%` in an account's host is MariaDB's wildcard: a web node's scoped IPv6 address is not given."""
+    from app.extensions import db
+    from app.services.dbserver import web_node_addresses
+    from app.services.nodes import create_node
+
+    with app.app_context():
+        create_node("w1", "fe80::1%eth0", roles=["web"], reason="test")
+        create_node("w2", "198.18.0.5", roles=["web"], reason="test")
+        db.session.commit()
+        assert web_node_addresses() == ["198.18.0.5"]
