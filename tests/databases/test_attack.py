@@ -136,3 +136,38 @@ def test_a_scoped_web_node_address_is_no_account_host(app):
         create_node("w2", "198.18.0.5", roles=["web"], reason="test")
         db.session.commit()
         assert web_node_addresses() == ["198.18.0.5"]
+
+
+def test_a_password_and_its_hash_are_nowhere_but_in_mariadb(dbc, caplog):
+    """Neither a database user's password nor MariaDB's hash of it is in any answer, page, master row, log or
+    file of any agent; MariaDB holds the hash of the latest one."""
+    from sqlalchemy import select
+
+    from agent.ops.db import native_hash
+    from app.extensions import db
+
+    first, second = "Leak-Me 'q\\\"`1", "Second-Leak %_2"
+    dbc.api("POST", "/databases", body={"name": "shop"}, status=201)
+    user = dbc.api("POST", "/dbusers", body={"name": "app", "password": first, "databases": ["shop"]}, status=201)
+    answers = [user.get_data(as_text=True)]
+    item = user.get_json()["id"]
+    answers.append(dbc.api("PUT", f"/dbusers/{item}", body={"password": second}, status=200).get_data(as_text=True))
+    answers.append(dbc.api("DELETE", f"/dbusers/{item}/grants/alice_shop", status=200).get_data(as_text=True))
+    answers.append(dbc.api("POST", f"/dbusers/{item}/grants", body={"database": "shop"}, status=200)
+                   .get_data(as_text=True))
+    for path in ("/dbusers", f"/dbusers/{item}", "/databases"):
+        answers.append(dbc.api("GET", path, status=200).get_data(as_text=True))
+    secrets = [s for password in (first, second) for s in (password, native_hash(password),
+                                                          native_hash(password)[1:].lower())]
+    assert dbc.server.sql("SELECT authentication_string FROM mysql.user WHERE User = 'alice_app';") == [
+        [native_hash(second)], [native_hash(second)]]
+
+    with dbc.app.app_context():
+        rows = [repr(row) for table in db.metadata.sorted_tables for row in db.session.execute(select(table))]
+    files = [path.read_bytes().decode("utf-8", "replace") for agent in dbc.cluster.agent_nodes.agents.values()
+             for path in agent.root.parent.rglob("*") if path.is_file()]
+    assert any("alice_app" in text for text in files) and any("alice_app" in row for row in rows), "where it would be"
+    places = {"answers": answers, "master rows": rows, "agent files": files, "logs": [caplog.text]}
+    found = [(where, secret) for where, texts in places.items() for secret in secrets
+             if any(secret in text for text in texts)]
+    assert not found, found
