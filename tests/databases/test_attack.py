@@ -171,3 +171,24 @@ def test_a_password_and_its_hash_are_nowhere_but_in_mariadb(dbc, caplog):
     found = [(where, secret) for where, texts in places.items() for secret in secrets
              if any(secret in text for text in texts)]
     assert not found, found
+
+
+@pytest.mark.parametrize("kind", ["databases", "dbusers"])
+def test_bulk_delete_with_another_customers_ids_deletes_and_names_nothing_of_theirs(dbc, app, kind):
+    """bob ticks alice's ids (and one of his own) and confirms: only his own goes, her names are not shown."""
+    from tests.conftest import Users, csrf_from
+
+    body = {"name": "shop"} if kind == "databases" else {"name": "shop", "password": "a long password"}
+    hers = dbc.api("POST", f"/{kind}", body=body, status=201).get_json()["id"]
+    his = dbc.api("POST", f"/{kind}", "bob", body=body, status=201).get_json()["id"]
+    client = app.test_client()
+    client.post("/login", data={"username": "bob", "password": Users.PASSWORD,
+                                "csrf_token": csrf_from(client.get("/login").get_data(as_text=True))})
+    token = csrf_from(client.get("/account/tokens").get_data(as_text=True))
+    page = "/databases/delete-selected" if kind == "databases" else "/databases/users/delete-selected"
+    answer = client.post(page, data={"csrf_token": token, "ids": [str(hers), str(his)], "step": "delete"})
+    assert answer.status_code == 200 and "alice_" not in answer.get_data(as_text=True)
+    model = "DatabaseIndex" if kind == "databases" else "DbUserIndex"
+    assert dbc.index(model) == ["alice_shop"]
+    held = dbc.server.databases() if kind == "databases" else {u for u, _ in dbc.server.accounts()}
+    assert held == {"alice_shop"}
