@@ -296,14 +296,18 @@ def create_database(config, body: dict) -> dict:
 
 
 def delete_database(config, name: str, owner: str | None = None) -> None:
-    """Revoke every grant on the database, then drop it (only a database this agent made)."""
+    """Revoke every grant on the database and end its users' sessions, then drop it (only a database this
+    agent made)."""
     with apply.OP_LOCK:
         record = get_database(config, name)
         _check_owner(record, owner, "database")
         users = apply.load_records(config, DBUSERS)
         granted = granted_accounts(name)
+        holders = [u for u in users if name in u["databases"]]
         sql = "".join(revoke_sql(u["name"], [h for h in u["hosts"] if (u["name"], h) in granted], name)
-                      for u in users if name in u["databases"])
+                      for u in holders)
+        # A session keeps its rights on its current database: it would have them on one made again by this name.
+        sql += "".join(end_sessions_sql(u["name"]) for u in holders)
         run_sql(sql + f"DROP DATABASE IF EXISTS {quote_ident(name)};")
         for user in users:
             user["databases"] = [d for d in user["databases"] if d != name]

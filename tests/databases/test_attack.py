@@ -192,3 +192,33 @@ def test_bulk_delete_with_another_customers_ids_deletes_and_names_nothing_of_the
     assert dbc.index(model) == ["alice_shop"]
     held = dbc.server.databases() if kind == "databases" else {u for u, _ in dbc.server.accounts()}
     assert held == {"alice_shop"}
+
+
+@pytest.mark.parametrize("hosts", [["%"], ["0.0.0.0"], ["198.51.100.7"], "%"])
+def test_a_customer_cannot_choose_where_a_new_user_connects_from(dbc, hosts):
+    """The hosts are the cluster's web nodes, set by the master: a create naming any is refused naming the
+    field (the API's schema knows no such field: 422)."""
+    before = snapshot(dbc)
+    refused = dbc.api("POST", "/dbusers", body={"name": "app", "password": "a long password", "hosts": hosts})
+    assert 400 <= refused.status_code < 500 and "hosts" in (refused.get_json()["fields"] or {}), refused.get_json()
+    assert snapshot(dbc) == before
+
+
+def test_a_session_in_a_dropped_database_has_no_rights_on_the_one_made_again_under_its_name(dbc):
+    """MariaDB keeps a session's rights on its current database: after the database is deleted (its grants
+    taken back) and made again, the old session of a user not granted the new one must not write to it."""
+    dbc.api("POST", "/databases", body={"name": "shop"}, status=201)
+    dbc.api("POST", "/dbusers", body={"name": "app", "password": "a long password", "databases": ["shop"]},
+            status=201)
+    session = Session(dbc, "alice_app", "a long password", "alice_shop")
+    try:
+        assert session.row("SELECT 1;") == "1"
+        shop = next(d["id"] for d in dbc.api("GET", "/databases", status=200).get_json()["items"])
+        dbc.api("DELETE", f"/databases/{shop}", status=204)
+        dbc.api("POST", "/databases", body={"name": "shop"}, status=201)
+        status, err = session.close("CREATE TABLE planted (v INT);")
+    finally:
+        if session.proc.poll() is None:
+            session.proc.kill()
+    assert status != 0 and "ERROR" in err, err
+    assert dbc.server.sql("SHOW TABLES FROM alice_shop;") == []
