@@ -373,8 +373,8 @@ def _undo_user(name: str, hosts: list[str]) -> None:
 def update_user(config, name: str, body: dict, owner: str | None = None) -> dict:
     """Change a user's password, hosts (accounts added with the same hash, removed ones dropped) or the
     set of databases it is granted; each field only when given. A change that takes a right away ends the
-    user's open connections. An owner (`?owner=`, or "owner" in the
-    body) scopes the change to that owner's user."""
+    user's open connections. An owner (`?owner=`, or "owner" in the body) scopes the change to that owner's
+    user."""
     body = v.object_fields(body, "body", ("password", "hosts", "databases", "owner"))
     with apply.OP_LOCK:
         records = apply.load_records(config, DBUSERS)
