@@ -1,4 +1,5 @@
-"""Disk use per hosting user on this node: their home (web sites) and their mail domains' maildirs.
+"""Disk use per hosting user on this node: their home (web sites), their mail domains' maildirs and their
+databases (MariaDB's data and index bytes).
 
 Walking every file takes time on a full node, so /v1/stats never waits for it: it reports the last
 finished measurement and, when that is older than REFRESH_S, starts a new one in a thread. The
@@ -24,7 +25,7 @@ _running: dict[str, threading.Thread] = {}
 
 
 def measure(config) -> dict[str, int]:
-    """Bytes per owner of web or mail data here: home/<owner> plus the maildirs of their mail domains."""
+    """Bytes per owner of their data here: home/<owner>, the maildirs of their mail domains, their databases."""
     from agent.ops import apply, mail, web
 
     owners: dict[str, list[Path]] = {}
@@ -33,8 +34,22 @@ def measure(config) -> dict[str, int]:
     mail_dir = apply.under_root(config, mail.MAIL_DIR)
     for domain in mail.list_domains(config):
         owners.setdefault(domain["owner"], []).append(mail_dir / domain["name"])
-    return {owner: tree_bytes(apply.under_root(config, f"home/{owner}")) + sum(tree_bytes(p) for p in maildirs)
+    used = {owner: tree_bytes(apply.under_root(config, f"home/{owner}")) + sum(tree_bytes(p) for p in maildirs)
             for owner, maildirs in owners.items()}
+    for owner, size in database_bytes(config).items():
+        used[owner] = used.get(owner, 0) + size
+    return used
+
+
+def database_bytes(config) -> dict[str, int]:
+    """Bytes of data and indexes per owner of the databases held here. MariaDB not answering fails the whole
+    measurement, so the last full one stays reported rather than one without the databases."""
+    from agent.ops import db
+
+    used: dict[str, int] = {}
+    for record in db.list_databases(config):
+        used[record["owner"]] = used.get(record["owner"], 0) + record.get("size", 0)
+    return used
 
 
 def _refresh(config, key: str) -> None:

@@ -38,6 +38,9 @@ CHARSETS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_CHARSET = "utf8mb4"
 MAX_HOSTS = 64
+# Connections one database user may hold per host: one customer's script cannot take all of the server's
+# max_connections (151 by default) and lock the other customers' sites out.
+MAX_USER_CONNECTIONS = 20
 DATABASE_FIELDS = ("name", "owner", "engine", "charset", "collation")
 USER_FIELDS = ("name", "owner", "engine", "password", "hosts", "databases")
 SERVER_CNF = "etc/mysql/mariadb.conf.d/60-hostfleet.cnf"
@@ -87,8 +90,8 @@ def create_database_sql(name: str, charset: str, collation: str) -> str:
 
 
 def create_user_sql(name: str, hosts: list[str], password_hash: str) -> str:
-    return "".join(f"CREATE USER {account(name, host)} IDENTIFIED BY PASSWORD {quote_string(password_hash)};\n"
-                   for host in hosts)
+    return "".join(f"CREATE USER {account(name, host)} IDENTIFIED BY PASSWORD {quote_string(password_hash)} "
+                   f"WITH MAX_USER_CONNECTIONS {MAX_USER_CONNECTIONS};\n" for host in hosts)
 
 
 def grant_sql(name: str, hosts: list[str], database: str) -> str:
@@ -108,6 +111,12 @@ def password_sql(name: str, hosts: list[str], password_hash: str) -> str:
 
 def drop_user_sql(name: str, hosts: list[str]) -> str:
     return "".join(f"DROP USER IF EXISTS {account(name, host)};\n" for host in hosts)
+
+
+def end_sessions_sql(name: str) -> str:
+    """End every open connection of the user: MariaDB lets a session go on with the rights it opened with
+    after DROP USER, a new password or a REVOKE on its current database."""
+    return f"KILL HARD CONNECTION USER {quote_string(name)};\n"
 
 
 # --- validation -------------------------------------------------------------------------------------------
@@ -132,8 +141,17 @@ def validate_hosts(value: object, field: str = "hosts") -> list[str]:
         raise v.ValidationError(field, "must be a list of IP addresses")
     if len(value) > MAX_HOSTS:
         raise v.ValidationError(field, f"more than {MAX_HOSTS} addresses")
-    hosts = {v.ip_address(item, f"{field}[{i}]") for i, item in enumerate(value)}
+    hosts = {host_address(item, f"{field}[{i}]") for i, item in enumerate(value)}
     return ["localhost", *sorted(hosts, key=lambda h: (ipaddress.ip_address(h).version, ipaddress.ip_address(h)))]
+
+
+def host_address(value: object, field: str) -> str:
+    """One address an account is for. An IPv6 scope (`fe80::1%eth0`) is refused: `%` in an account's host
+    is MariaDB's wildcard, so the account would match more than that address."""
+    address = v.ip_address(value, field)
+    if "%" in address:
+        raise v.ValidationError(field, f"{address} has a scope (%): give the address without it")
+    return address
 
 
 def validate_engine(body: dict) -> str:
@@ -278,14 +296,18 @@ def create_database(config, body: dict) -> dict:
 
 
 def delete_database(config, name: str, owner: str | None = None) -> None:
-    """Revoke every grant on the database, then drop it (only a database this agent made)."""
+    """Revoke every grant on the database and end its users' sessions, then drop it (only a database this
+    agent made)."""
     with apply.OP_LOCK:
         record = get_database(config, name)
         _check_owner(record, owner, "database")
         users = apply.load_records(config, DBUSERS)
         granted = granted_accounts(name)
+        holders = [u for u in users if name in u["databases"]]
         sql = "".join(revoke_sql(u["name"], [h for h in u["hosts"] if (u["name"], h) in granted], name)
-                      for u in users if name in u["databases"])
+                      for u in holders)
+        # A session keeps its rights on its current database: it would have them on one made again by this name.
+        sql += "".join(end_sessions_sql(u["name"]) for u in holders)
         run_sql(sql + f"DROP DATABASE IF EXISTS {quote_ident(name)};")
         for user in users:
             user["databases"] = [d for d in user["databases"] if d != name]
@@ -350,8 +372,9 @@ def _undo_user(name: str, hosts: list[str]) -> None:
 
 def update_user(config, name: str, body: dict, owner: str | None = None) -> dict:
     """Change a user's password, hosts (accounts added with the same hash, removed ones dropped) or the
-    set of databases it is granted; each field only when given. An owner (`?owner=`, or "owner" in the
-    body) scopes the change to that owner's user."""
+    set of databases it is granted; each field only when given. A change that takes a right away ends the
+    user's open connections. An owner (`?owner=`, or "owner" in the body) scopes the change to that owner's
+    user."""
     body = v.object_fields(body, "body", ("password", "hosts", "databases", "owner"))
     with apply.OP_LOCK:
         records = apply.load_records(config, DBUSERS)
@@ -377,9 +400,12 @@ def update_user(config, name: str, body: dict, owner: str | None = None) -> dict
             sql += "".join(grant_sql(name, added, d) for d in databases)
         sql += drop_user_sql(name, removed)
         sql += "".join(grant_sql(name, kept, d) for d in databases if d not in record["databases"])
-        for database in (d for d in record["databases"] if d not in databases):
+        revoked = [d for d in record["databases"] if d not in databases]
+        for database in revoked:
             granted = granted_accounts(database)
             sql += revoke_sql(name, [h for h in kept if (name, h) in granted], database)
+        if new_hash or removed or revoked:
+            sql += end_sessions_sql(name)
         if sql:
             run_sql(sql)
         record.update(hosts=hosts, databases=databases)
@@ -417,14 +443,14 @@ def revoke(config, name: str, database: str, owner: str | None = None) -> dict:
 
 
 def delete_user(config, name: str, owner: str | None = None) -> None:
-    """DROP USER on each of its hosts (only a user this agent made)."""
+    """DROP USER on each of its hosts and end its open connections (only a user this agent made)."""
     with apply.OP_LOCK:
         records = apply.load_records(config, DBUSERS)
         record = next((r for r in records if r["name"] == name), None)
         if record is None:
             raise apply.NotFound("database user", name)
         _check_owner(record, owner, "database user")
-        run_sql(drop_user_sql(name, record["hosts"]))
+        run_sql(drop_user_sql(name, record["hosts"]) + end_sessions_sql(name))
         apply.save_records(config, DBUSERS, [r for r in records if r["name"] != name])
 
 

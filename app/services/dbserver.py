@@ -21,9 +21,9 @@ def web_node_addresses() -> list[str]:
     for node in db.session.scalars(select(Node).order_by(Node.id)):
         if "web" in (node.roles or []):
             try:
-                addresses.add(v.ip_address(node.address, "address"))
+                addresses.add(db_ops.host_address(node.address, "address"))
             except v.ValidationError:
-                continue
+                continue  # a host name, or a scoped address no other node reaches
     return sorted(addresses)[: db_ops.MAX_HOSTS]
 
 

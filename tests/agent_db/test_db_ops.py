@@ -99,7 +99,8 @@ def test_the_password_reaches_mariadb_only_as_its_hash():
     assert db.native_hash("password") == "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
     sql = db.create_user_sql("alice_u", ["localhost"], db.native_hash(password))
     assert password not in sql and "DROP" not in sql
-    assert sql == f"CREATE USER 'alice_u'@'localhost' IDENTIFIED BY PASSWORD '{expected}';\n"
+    assert sql == (f"CREATE USER 'alice_u'@'localhost' IDENTIFIED BY PASSWORD '{expected}' "
+                   f"WITH MAX_USER_CONNECTIONS {db.MAX_USER_CONNECTIONS};\n")
 
 
 def test_hosts_are_addresses_and_always_include_localhost():
@@ -107,7 +108,7 @@ def test_hosts_are_addresses_and_always_include_localhost():
         "localhost", "198.18.0.11", "198.18.0.12"]
     assert db.validate_hosts(None) == ["localhost"]
     for bad, field in (("%", "hosts[0]"), ("198.18.0.%", "hosts[0]"), ("localhost'--", "hosts[0]"),
-                       ("example.com", "hosts[0]")):
+                       ("example.com", "hosts[0]"), ("fe80::1%eth0", "hosts[0]"), ("fe80::1%%", "hosts[0]")):
         with pytest.raises(v.ValidationError) as caught:
             db.validate_hosts([bad])
         assert caught.value.field == field

@@ -115,6 +115,8 @@ def _create_db(kind_name: str, actor: User, data: dict) -> dict:
     body, notices = dbs.new_body(kind_name, owner, data)
     dbs.require_db_role(owner)
     check_limit(owner, kind_name, body["name"])
+    if kind_name == "databases":
+        check_disk_quota(owner, "name")  # a database's bytes count against the quota (agent/usage.py)
     node = holding_node(owner, kind.role)
     name = body["name"]
     what = f"{owner.name}'s {kind.label} {name}"

@@ -158,7 +158,7 @@ def node_outcome(exc: UserDataError) -> str:
 
 
 def disk_used(user: User) -> int | None:
-    """Bytes the user's files take on the nodes (home and maildirs), as each node's agent last measured them
+    """Bytes the user's files take on the nodes (home, maildirs, databases), as each node's agent last measured them
     (about once a minute); None until a node has reported a measurement."""
     return owned_bytes(user.name, usage_reports(), node_ids_of([user.id]).get(user.id, set()))
 
