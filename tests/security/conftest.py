@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.userdata.conftest import Cluster
-
 
 @dataclass
 class Actors:
@@ -29,12 +27,6 @@ def quick_password_hashes(monkeypatch):
     from app.services import accounts
 
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-
-
-@pytest.fixture
-def cluster(app, agent_nodes):
-    """Factory for loopback-agent nodes and hosting users."""
-    return Cluster(app, agent_nodes)
 
 
 @pytest.fixture
