@@ -30,6 +30,7 @@ from tests.support.panel import (  # noqa: F401
     dialect_app,
     fresh_database,
     make_app,
+    quick_password_hashes,
     redis_url,
     run_worker_burst,
     runner,

@@ -19,16 +19,6 @@ class Actors:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
-@pytest.fixture(autouse=True)
-def quick_password_hashes(monkeypatch):
-    """Cheap argon2 parameters: these tests log in hundreds of times; tests/test_auth.py checks the real ones."""
-    from argon2 import PasswordHasher
-
-    from app.services import accounts
-
-    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-
-
 @pytest.fixture
 def actors(app, cluster, users):
     """Two ready nodes; the administrator `root`, users `alice` (owner) and `bob` (other); an API token each."""

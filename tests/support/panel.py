@@ -82,6 +82,19 @@ def fresh_database(request):
         request.getfixturevalue("postgres_databases").give_back(name)
 
 
+@pytest.fixture(autouse=True)
+def quick_password_hashes(request, monkeypatch):
+    """Cheap argon2 parameters: the tests make accounts and log in thousands of times. The tests marked
+    real_password_hashes (tests/test_auth.py), and every panel started as a process, keep the real ones."""
+    if request.node.get_closest_marker("real_password_hashes"):
+        return
+    from argon2 import PasswordHasher
+
+    from app.services import accounts
+
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
 def make_app(dialect: str, tmp_path: Path, redis_url: str, fresh_database):
     """The panel on a fresh database of the dialect migrated to head, in a private data dir under tmp_path,
     with Redis emptied."""
