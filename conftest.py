@@ -15,11 +15,11 @@ def pytest_addoption(parser):
 
 
 def uses_panel_database(item) -> bool:
-    """True for a test that uses the panel's `app` fixture (tests/conftest.py), directly, through another
+    """True for a test that uses the panel's `app` fixture (tests/support/panel.py), directly, through another
     fixture or through a folder's `app` built on it; the agent's tests have an `app` of their own."""
     info = getattr(item, "_fixtureinfo", None)
     definitions = info.name2fixturedefs.get("app", ()) if info else ()
-    return any(definition.func.__module__ == "tests.conftest" for definition in definitions)
+    return any(definition.func.__module__ == "tests.support.panel" for definition in definitions)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -26,7 +26,7 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import free_port, listening_on, redis_server_binary, wait_until  # noqa: E402
+from tests.support.processes import free_port, listening_on, redis_server_binary, wait_until  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

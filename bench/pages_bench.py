@@ -30,7 +30,8 @@ from pathlib import Path
 from proxy_bench import ROOT, make_app, percentiles, start_redis, timed
 
 from agent.heap import freeze_loaded
-from tests.conftest import csrf_from, free_port
+from tests.support.panel import csrf_from
+from tests.support.processes import free_port
 
 TARGET_MS = 100.0
 PASSWORD = "a bench password"

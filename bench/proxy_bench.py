@@ -44,8 +44,9 @@ sys.path.insert(0, str(ROOT))
 
 
 from agent.heap import freeze_loaded  # noqa: E402
-from tests.conftest import csrf_from, free_port, listening_on, redis_server_binary, wait_until  # noqa: E402
-from tests.userdata.conftest import seed_account_files  # noqa: E402
+from tests.support.agents import seed_account_files  # noqa: E402
+from tests.support.panel import csrf_from  # noqa: E402
+from tests.support.processes import free_port, listening_on, redis_server_binary, wait_until  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from tests.conftest import ROOT, free_port, wait_until
+from tests.support.processes import ROOT, free_port, wait_until
 
 
 @dataclass
@@ -120,7 +120,7 @@ def new_panel(tmp_path: Path) -> Panel:
 def add_loopback_nodes(panel: Panel, base: Path, names, monkeypatch, roles=("web", "dns", "mail")):
     """Real agents on loopback with private roots, added to a running panel's database as ready nodes."""
     from app import create_app
-    from tests.conftest import AgentNodes
+    from tests.support.agents import AgentNodes
 
     monkeypatch.setenv("HOSTFLEET_DATA", str(panel.data))
     monkeypatch.setenv("REDIS_URL", panel.redis_url())

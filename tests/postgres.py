@@ -20,7 +20,7 @@ import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from tests.conftest import free_port
+from tests.support.processes import free_port
 
 # Durability is worth nothing to a cluster that lives for one test run: commits that do not wait for the
 # disk keep the PostgreSQL run close to the SQLite one.

@@ -4,6 +4,8 @@ import pytest
 
 from tests.conftest import Users, csrf_from
 
+pytestmark = pytest.mark.real_password_hashes
+
 
 def post_login(client, username, password, next_url=None, **kwargs):
     page = client.get("/login")

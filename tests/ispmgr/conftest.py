@@ -7,8 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.conftest import Users
-from tests.userdata.conftest import cluster  # noqa: F401  (the fixture, for this folder)
+from tests.support.panel import Users
 
 
 class Billing:
@@ -48,7 +47,7 @@ class Billing:
 
 
 @pytest.fixture
-def billing(app, client, cluster, users):  # noqa: F811
+def billing(app, client, cluster, users):
     """A ready node, the administrator `root` and a billing client logged in as root by authinfo."""
     cluster.node("a")
     users.make("root", admin=True)

@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.userdata.conftest import Cluster
-
 
 @dataclass
 class Actors:
@@ -19,22 +17,6 @@ class Actors:
     def bearer(self, who: str) -> dict:
         """An Authorization header with the actor's API token."""
         return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-
-@pytest.fixture(autouse=True)
-def quick_password_hashes(monkeypatch):
-    """Cheap argon2 parameters: these tests log in hundreds of times; tests/test_auth.py checks the real ones."""
-    from argon2 import PasswordHasher
-
-    from app.services import accounts
-
-    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-
-
-@pytest.fixture
-def cluster(app, agent_nodes):
-    """Factory for loopback-agent nodes and hosting users."""
-    return Cluster(app, agent_nodes)
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_worker_burst, wait_until
+from tests.support.panel import run_worker_burst
+from tests.support.processes import wait_until
 
 
 class Cluster:
@@ -39,7 +40,7 @@ class Cluster:
 
     def start(self, name: str):
         """Start a node's agent again and wait until it listens."""
-        from tests.conftest import listening_on
+        from tests.support.processes import listening_on
 
         agent = self.agent(name).start()
         wait_until(listening_on(agent.port), 15, what=f"agent {name} to listen")
@@ -184,7 +185,7 @@ def spawn_worker(app, *queues: str, failpoints: str = "", burst: bool = True, si
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.support.processes import ROOT
 
     args = [sys.executable, "worker.py", *(queues or ("default",))]
     args += ["--burst"] if burst else []

@@ -1,14 +1,41 @@
-"""Fixtures of the databases tests: a private MariaDB server, and a cluster of a web node and a db node
-whose agents reach it; alice and bob hold the db role."""
+"""Database servers for the session: the PostgreSQL cluster the panel's tests run on with --db=postgresql,
+and the private MariaDB that the agents of db nodes reach; the databases menu's cluster built on it."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.userdata.conftest import alice, basic, cluster  # noqa: F401  (the fixtures, for this folder)
+from tests.support.agents import basic
 
 WEB_ROLES = ("web", "dns", "mail")
 DB_USER_ROLES = ("web", "dns", "mail", "db")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A PostgreSQL cluster for the whole session, from Debian's postgresql (skips when it cannot start)."""
+    from tests.postgres import PostgresCluster, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = PostgresCluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_cluster, tmp_path_factory):
+    """Databases migrated to head for the panel's tests on PostgreSQL, each copied from one template."""
+    from tests.postgres import DatabaseSupply, migrated_template
+    from tests.support.panel import UNUSED_REDIS
+
+    template = migrated_template(postgres_cluster, tmp_path_factory.mktemp("template-data"), UNUSED_REDIS)
+    supply = DatabaseSupply(postgres_cluster, template)
+    yield supply
+    supply.close()
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +62,7 @@ def mariadb(mariadb_server, monkeypatch):
 class DbCluster:
     """A web node and a db node; alice and bob (db role placed on the db node), API helpers."""
 
-    def __init__(self, app, client, cluster, server):  # noqa: F811
+    def __init__(self, app, client, cluster, server):
         self.app, self.client, self.cluster, self.server = app, client, cluster, server
         self.web = cluster.node("web1", roles=WEB_ROLES, poll=False)
         self.db = cluster.node("db1", roles=("db",))
@@ -62,7 +89,7 @@ class DbCluster:
 
 
 @pytest.fixture
-def dbc(app, client, cluster, mariadb, users):  # noqa: F811
+def dbc(app, client, cluster, mariadb, users):
     """The web node, the db node, alice and bob, and root (an administrator)."""
     users.make("root", admin=True)
     return DbCluster(app, client, cluster, mariadb)
