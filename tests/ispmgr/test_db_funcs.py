@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.databases.conftest import dbc, mariadb, mariadb_server  # noqa: F401  (the fixtures)
 from tests.ispmgr.conftest import Billing
 
 
