@@ -96,7 +96,7 @@ def test_plan_limits_count_databases_and_database_users(dbc):
     dbc.api("PUT", f"/users/{alice['id']}", "root", body={"plan": "small"}, status=200)
     dbc.api("POST", "/databases", body={"name": "one"}, status=201)
     over = dbc.api("POST", "/databases", body={"name": "two"}, status=409).get_json()
-    assert set(over["fields"]) == {"name"} and "1 of 1" in over["error"]
+    assert set(over["fields"]) == {"name"} and "plan allows 1 database, and 1 is in use" in over["error"]
     dbc.api("POST", "/dbusers", body={"name": "one", "password": "a long password"}, status=201)
     over = dbc.api("POST", "/dbusers", body={"name": "two", "password": "a long password"}, status=409).get_json()
     assert set(over["fields"]) == {"name"}
