@@ -1,4 +1,4 @@
-"""Suspended owners: their sites answer a "suspended" page and their mailboxes refuse logins."""
+"""Suspended owners: their sites answer a "suspended" page, their mailboxes and SFTP refuse logins."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ def get(config, owner: str) -> dict:
 
 
 def set_suspended(config, owner: str, data: object) -> dict:
-    """Suspend or resume an owner's sites and mailboxes; both services take it or neither does.
+    """Suspend or resume an owner's sites, mailboxes and SFTP login; all take it or none does.
 
     Returns {"name", "suspended", "changed"}; idempotent.
     """
-    from agent.ops import mail, web
+    from agent.ops import mail, users, web
 
     name = v.username(owner, "name")
     data = v.object_fields(data, "body", FIELDS)
@@ -38,9 +38,15 @@ def set_suspended(config, owner: str, data: object) -> dict:
         web_result = web.apply_suspended(config, wanted)
         try:
             mail_result = mail.apply_suspended(config, wanted)
+            try:
+                login_changed = users.set_login(config, name, flag)
+            except BaseException:
+                mail.apply_suspended(config, before)
+                raise
         except BaseException:
-            # The sites already changed: put them back as they were so both services agree.
+            # The sites already changed: put them back as they were so every service agrees.
             web.apply_suspended(config, before)
             raise
         apply.save_records(config, KIND, sorted(wanted))
-    return {"name": name, "suspended": flag, "changed": web_result.changed or mail_result.changed}
+    return {"name": name, "suspended": flag,
+            "changed": web_result.changed or mail_result.changed or login_changed}
