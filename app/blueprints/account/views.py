@@ -9,7 +9,7 @@ from app.blueprints.account.forms import PasswordForm, ProfileForm, TokenForm
 from app.errors import show_errors
 from app.extensions import db
 from app.models import ApiToken
-from app.services import accounts
+from app.services import accounts, users
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -60,6 +60,11 @@ def password():
             attempt.succeeded()
             login_user(current_user._get_current_object())  # this session, in the account's new epoch
             flash("Your password is changed; your other sessions are logged out.")
+            missed = users.send_os_account(current_user)
+            users.log_missed_nodes(current_user, "SFTP password", missed)
+            for entry in missed:
+                if entry["outcome"] != "applied":
+                    flash(f"Your SFTP password on {entry['node']} changes when that node is reachable again.")
             return redirect(url_for("account.index"))
     return account_page(password=form)
 
