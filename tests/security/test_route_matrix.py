@@ -96,6 +96,10 @@ OTHER_PAGES = [
     ("user", "GET", "/account/tokens", None),
     ("user", "POST", "/account/tokens", _form(name="matrix token")),
     ("self", "POST", "/account/tokens/{token}/delete", None),
+    ("user", "GET", "/account/sftp", None),
+    # A key that is not one: refused (400) for everyone logged in; the administrator has no hosting account (409).
+    ("user", "POST", "/account/sftp", _form(key="ssh-ed25519 not-a-key")),
+    ("self", "POST", "/account/sftp/keys/{sshkey}/delete", None),
     ("user", "GET", "/operations/", None),
     ("own", "GET", "/operations/{operation}", None),
     ("admin", "POST", "/operations/{operation}/retry", None),
