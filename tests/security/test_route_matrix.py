@@ -342,7 +342,7 @@ def classified_routes(app) -> set[tuple[str, str]]:
     """(endpoint, method) of every route the table names, resolved through the url_map."""
     adapter = app.url_map.bind("localhost")
     sample = dict.fromkeys(("web", "zone", "record", "maildomain", "mailbox", "empty", "user", "node", "desync",
-                            "operation", "token", "plan", *LIST_ROWS), 1)
+                            "operation", "token", "plan", "sshkey", *LIST_ROWS), 1)
     return {(adapter.match(path.format(**sample), method=method)[0], method) for _, method, path, _, _ in ROUTES}
 
 
