@@ -53,16 +53,16 @@ def sshd_binary() -> str | None:
 
 def check_sshd(config) -> None:
     """`sshd -t` on the node's whole configuration (the drop-in included); CheckFailed with sshd's words."""
-    binary = sshd_binary()
-    if binary is None:
-        raise apply.CheckFailed("sshd", "sshd is not installed: the drop-in cannot be checked")
-    apply.run_checker("sshd", [binary, "-t", "-f", str(apply.under_root(config, SSHD_CONFIG))])
+    apply.run_checker("sshd", [sshd_binary() or "sshd", "-t", "-f", str(apply.under_root(config, SSHD_CONFIG))])
 
 
 def ensure_sshd(config) -> apply.Result:
     """Write the drop-in when it differs, check it with `sshd -t`, reload sshd; a refused check puts the old
-    file back and changes nothing. A node without sshd's configuration gets nothing."""
+    file back and changes nothing. A node without sshd (its configuration or its program) gets nothing."""
     if not sshd_present(config):
+        return apply.Result()
+    if sshd_binary() is None:
+        log.warning("%s exists but sshd is not installed: SFTP for hosting accounts is not configured", SSHD_CONFIG)
         return apply.Result()
     main = fsutil.read_or_none(apply.under_root(config, SSHD_CONFIG)) or b""
     if not _INCLUDES_DROP_INS.search(main.decode("utf-8", "replace")):

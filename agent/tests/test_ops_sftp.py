@@ -116,10 +116,16 @@ def test_delete_removes_the_keys_and_the_membership(agent):
     assert sftp_members(config) == []
 
 
-def test_no_sshd_configuration_no_drop_in(agent):
-    """A node without sshd's configuration (a private root) gets no drop-in, and accounts are made."""
+def test_no_sshd_no_drop_in(agent, monkeypatch):
+    """A node without sshd's configuration (a private root), or without sshd, gets no drop-in, and accounts
+    are made."""
     config, reloads = agent
     users.create(config, CAROL)
+    assert not (config.root / sftp.DROP_IN).exists()
+    (config.root / "etc/ssh").mkdir(parents=True)
+    (config.root / sftp.SSHD_CONFIG).write_text("Include /etc/ssh/sshd_config.d/*.conf\n")
+    monkeypatch.setattr(sftp, "sshd_binary", lambda: None)
+    users.create(config, {**CAROL, "name": "dave", "uid": 2002, "gid": 2002})
     assert not (config.root / sftp.DROP_IN).exists()
     assert "sshd" not in reloads.calls()
 
