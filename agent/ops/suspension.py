@@ -35,18 +35,21 @@ def set_suspended(config, owner: str, data: object) -> dict:
     with apply.OP_LOCK:
         before = owners(config)
         wanted = before | {name} if flag else before - {name}
-        web_result = web.apply_suspended(config, wanted)
+        # Only the services this node holds: a web-only node has no exim to check mail files with.
+        services = [ops for ops, role in ((web, "web"), (mail, "mail"))
+                    if role in config.roles or ops.list_domains(config)]
+        done, changed = [], False
         try:
-            mail_result = mail.apply_suspended(config, wanted)
-            try:
-                login_changed = users.set_login(config, name, flag)
-            except BaseException:
-                mail.apply_suspended(config, before)
-                raise
+            for ops in services:
+                changed = ops.apply_suspended(config, wanted).changed or changed
+                done.append(ops)
+            changed = users.set_login(config, name, flag) or changed
         except BaseException:
-            # The sites already changed: put them back as they were so every service agrees.
-            web.apply_suspended(config, before)
+            # What already changed is put back as it was, so every service agrees.
+            for ops in reversed(done):
+                ops.apply_suspended(config, before)
             raise
+        if flag:
+            users.end_processes(config, name, names=("sshd",))
         apply.save_records(config, KIND, sorted(wanted))
-    return {"name": name, "suspended": flag,
-            "changed": web_result.changed or mail_result.changed or login_changed}
+    return {"name": name, "suspended": flag, "changed": changed}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 from agent import fsutil, homefs
 from agent import validation as v
@@ -204,6 +207,37 @@ def owned_data(config, name: str) -> list[str]:
     return held
 
 
+def end_processes(config, name: str, names: tuple[str, ...] = ()) -> list[int]:
+    """SIGKILL the account's processes (only those whose command is one of `names`, when given: `sshd` is
+    an SFTP session); wait until they are gone. On a real node only (root /): a private root's UIDs are
+    not the host's. Returns the pids."""
+    if str(config.root) != "/":
+        return []
+    uid = str(get(config, name)["uid"])
+    victims = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = dict(line.split(":", 1) for line in Path(entry.path, "status").read_text().splitlines()
+                          if ":" in line)
+        except OSError:
+            continue
+        if uid in status.get("Uid", "").split() and (not names or status.get("Name", "").strip() in names):
+            victims.append(int(entry.name))
+    for pid in victims:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in victims):
+        time.sleep(0.05)
+    if victims:
+        log.info("ended %d processes of %s: %s", len(victims), name, victims)
+    return victims
+
+
 def _remove_home(config, name: str, home: str) -> None:
     """Delete a removed account's home: left behind, a later account given the same UID would own the
     old customer's files, and one given the same name would find a home it cannot write (useradd
@@ -241,6 +275,8 @@ def delete(config, name: str) -> None:
             raise apply.Conflict("name", f"{name} still owns {', '.join(held)}")
         # A PHP pool outlives its owner's sites (web.render_files); php-fpm would refuse one whose user is gone.
         web.purge_owner(config, name)
+        # userdel refuses an account with a process left (an open SFTP session, a pool worker finishing).
+        end_processes(config, name)
         _run(config, ["userdel", name])
         sftp.set_keys(config, name, [])
         _remove_home(config, name, home)

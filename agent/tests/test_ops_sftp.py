@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from agent.ops import apply, sftp, suspension, users
+from agent.ops import apply, mail, sftp, suspension, users, web
 from agent.tests.ops_helpers import config_digest, make_config, require_binary
 from agent.validation import ValidationError, crypt_hash, ssh_public_key, ssh_public_keys
 
@@ -105,6 +105,18 @@ def test_suspension_locks_the_login_and_resuming_unlocks_it(agent):
     suspension.set_suspended(config, "carol", {"suspended": False})
     row = shadow_row(config, "carol")
     assert row[1] == OTHER_HASH and row[7] == ""
+
+
+def test_suspension_on_a_node_without_web_or_mail_renders_neither(agent):
+    """A node holding neither role nor their data (a web-only node has no exim to check mail files with)
+    suspends the login alone: no nginx or exim file is written, no service reloaded."""
+    config, reloads = agent
+    users.create(config, {**CAROL, "password_hash": HASH})
+    result = suspension.set_suspended(config, "carol", {"suspended": True})
+    assert result["changed"] and shadow_row(config, "carol")[1] == "!" + HASH
+    assert not (config.root / mail.EXIM_CONF).exists()
+    assert not (config.root / web.INCLUDE).exists()
+    assert reloads.calls() == []
 
 
 def test_delete_removes_the_keys_and_the_membership(agent):

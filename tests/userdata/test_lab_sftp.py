@@ -121,7 +121,7 @@ def test_password_login_upload_is_served_by_nginx(env):
     while status != 200 and time.monotonic() < deadline:
         time.sleep(0.5)
         status, seen = curl(env.address, SITE, "/sftp.txt")
-    assert (status, seen) == (200, body.rstrip("\n"))
+    assert (status, seen) == (200, body)
 
 
 def test_no_etc_no_other_home_no_command_no_forwarding(env):
@@ -190,14 +190,20 @@ def test_password_change_old_refused_new_works(env):
 
 
 def test_suspended_account_refused_with_password_and_key(env):
-    """Suspended: the password and a key are refused; resumed: both work again."""
+    """Suspended: the password and a key are refused, an open session ends; resumed: both work again."""
     key, public = new_key()
     assert env.as_user("POST", f"/api/v1/users/{env.ids[USER]}/sshkeys", {"key": public}).status_code == 201
-    assert env.panel.request("PUT", f"/api/v1/users/{env.ids[USER]}", {"active": False}).status_code == 200
+    session = connect(env.address, USER, pkey=key)
+    suspended = env.panel.request("PUT", f"/api/v1/users/{env.ids[USER]}", {"active": False})
+    assert suspended.status_code == 200, suspended.text
     try:
+        assert [n["outcome"] for n in suspended.json()["nodes"]] == ["applied"], suspended.text
         assert refused(env.address, USER, PASSWORD)
         assert refused(env.address, USER, pkey=key)
+        with pytest.raises((OSError, EOFError, paramiko.SSHException)):
+            session.open_sftp().listdir(".")
     finally:
+        session.close()
         assert env.panel.request("PUT", f"/api/v1/users/{env.ids[USER]}", {"active": True}).status_code == 200
     connect(env.address, USER, PASSWORD).close()
     connect(env.address, USER, pkey=key).close()
@@ -216,7 +222,12 @@ def test_masters_root_login_still_works(env):
 
 
 def test_deleted_account_is_gone(env):
-    """A deleted user no longer logs in."""
+    """A deleted user no longer logs in, even one whose SFTP session was open (the agent ends it)."""
+    open_session = connect(env.address, OTHER, NEW_PASSWORD)
+    open_session.open_sftp().listdir(".")
     deleted = env.panel.request("DELETE", f"/api/v1/users/{env.ids[OTHER]}")
     assert deleted.status_code == 200, deleted.text
+    with pytest.raises((OSError, EOFError, paramiko.SSHException)):
+        open_session.open_sftp().listdir(".")
+    open_session.close()
     assert refused(env.address, OTHER, NEW_PASSWORD)
