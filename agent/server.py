@@ -159,8 +159,9 @@ def converge(config: AgentConfig) -> None:
     document roots and index pages older agents made get today's private modes (homefs.make_site_private),
     and the web and mail files are rendered again from the stored records, so a node updated to templates
     that confine customers (disable_symlinks, the pool's open_basedir, the default server, the delivery
-    quota) does not keep serving the old ones until its next change, and on a dns node bind's options are
-    made authoritative-only; where loopback is closed to hosting accounts, the firewall table is loaded.
+    quota) does not keep serving the old ones until its next change, on a dns node bind's options are
+    made authoritative-only, and a node holding hosting accounts gets sshd's SFTP drop-in; where loopback
+    is closed to hosting accounts, the firewall table is loaded.
     Nothing is written when nothing differs; a failure is logged and the agent serves anyway (the files stay
     as they were)."""
     from agent.homefs import make_homes_private, make_site_private
@@ -201,6 +202,14 @@ def converge(config: AgentConfig) -> None:
             db.load_firewall(config)
         except Exception as exc:  # noqa: BLE001 - logged; the agent serves (MariaDB's grants still hold)
             log.error("could not load the db node's firewall table (port %s) at start: %s", db.PORT, exc)
+    if apply.hosting_users(config):
+        from agent.ops import sftp
+
+        # The SFTP drop-in of today's template, for the accounts a node held before it had one.
+        try:
+            sftp.ensure_sshd(config)
+        except Exception as exc:  # noqa: BLE001 - logged; the agent serves (sshd keeps its old files)
+            log.error("could not configure SFTP for hosting accounts at start: %s", exc)
     with apply.OP_LOCK:
         for what, records, again in (
             ("web", web.list_domains, lambda: web.apply_domains(config, web.list_domains(config))),

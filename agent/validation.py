@@ -6,6 +6,8 @@ ValidationError(field, message). Nothing here touches the file system.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 import unicodedata
@@ -482,4 +484,90 @@ def db_object_name(value: object, owner: str, field: str = "name", *, engine: st
         shown = repr(bad) if bad.isprintable() else f"U+{ord(bad):04X}"
         raise ValidationError(field, f"{shown} is not allowed: after {prefix} use lower-case letters a-z, "
                                      "digits and _")
+    return value
+
+
+# SSH public keys a hosting account may log in with over SFTP (OpenSSH's authorized_keys types).
+SSH_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa",
+                 "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
+MIN_RSA_BITS = 2048
+MAX_SSH_KEY_BLOB = 2048  # bytes of the decoded key: RSA 16384 bits is about 2 KB
+MAX_SSH_KEY_COMMENT = 100
+MAX_SSH_KEYS = 20
+_SSH_COMMENT = re.compile(r"[A-Za-z0-9 @._+=:,/()-]*")
+# crypt(3) hashes PAM checks: yescrypt ($y$) and sha512-crypt ($6$); no ':' or newline reaches /etc/shadow.
+_CRYPT_HASH = re.compile(r"\$(?:y\$[./A-Za-z0-9]+\$[./A-Za-z0-9]{1,86}|6\$(?:rounds=[0-9]{4,9}\$)?[./A-Za-z0-9]{1,16})"
+                         r"\$[./A-Za-z0-9]{43,86}")
+
+
+def _ssh_strings(blob: bytes, field: str) -> list[bytes]:
+    """The length-prefixed strings of an SSH wire-format public key (RFC 4253 section 6.6)."""
+    parts, offset = [], 0
+    while offset < len(blob):
+        if offset + 4 > len(blob):
+            raise ValidationError(field, "the key data is truncated")
+        length = int.from_bytes(blob[offset:offset + 4], "big")
+        if offset + 4 + length > len(blob):
+            raise ValidationError(field, "the key data is truncated")
+        parts.append(blob[offset + 4:offset + 4 + length])
+        offset += 4 + length
+    return parts
+
+
+def ssh_public_key(value: object, field: str = "key") -> str:
+    """One OpenSSH public key line, `<type> <base64> [comment]`, checked: a known type, base64 whose
+    decoded data names the same type, RSA of 2048 bits or more; no options, no control character. Returns it
+    normalized (single spaces, the comment kept)."""
+    value = text(value, field, max_length=4 * MAX_SSH_KEY_BLOB, empty=False).strip()
+    parts = value.split(None, 2)
+    if parts[0] not in SSH_KEY_TYPES:
+        raise ValidationError(field, f"must start with a key type: {', '.join(SSH_KEY_TYPES)}")
+    if len(parts) < 2:
+        raise ValidationError(field, "has no key data after its type")
+    key_type, data = parts[0], parts[1]
+    comment_text = parts[2].strip() if len(parts) > 2 else ""
+    try:
+        blob = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(field, "the key data is not valid base64") from None
+    if len(blob) > MAX_SSH_KEY_BLOB:
+        raise ValidationError(field, f"the key data is over {MAX_SSH_KEY_BLOB} bytes")
+    strings = _ssh_strings(blob, field)
+    if not strings or strings[0].decode("ascii", "replace") != key_type:
+        raise ValidationError(field, f"the key data is not a {key_type} key")
+    if key_type == "ssh-rsa":
+        if len(strings) != 3:
+            raise ValidationError(field, "the key data is not a whole ssh-rsa key")
+        bits = int.from_bytes(strings[2], "big").bit_length()
+        if bits < MIN_RSA_BITS:
+            raise ValidationError(field, f"an RSA key of {bits} bits is too weak: use {MIN_RSA_BITS} bits or more, "
+                                         "or ssh-ed25519")
+    elif key_type == "ssh-ed25519" and (len(strings) != 2 or len(strings[1]) != 32):
+        raise ValidationError(field, "the key data is not a whole ssh-ed25519 key")
+    if len(comment_text) > MAX_SSH_KEY_COMMENT or not _SSH_COMMENT.fullmatch(comment_text):
+        raise ValidationError(field, f"the comment after the key may hold up to {MAX_SSH_KEY_COMMENT} letters, "
+                                     "digits, spaces and @._+=:,/()-")
+    return " ".join(p for p in (key_type, data, comment_text) if p)
+
+
+def ssh_public_keys(value: object, field: str = "ssh_keys") -> list[str]:
+    """A list of public keys (at most MAX_SSH_KEYS), each checked by ssh_public_key, without repeats."""
+    if not isinstance(value, list):
+        raise ValidationError(field, "must be a list of public keys")
+    if len(value) > MAX_SSH_KEYS:
+        raise ValidationError(field, f"at most {MAX_SSH_KEYS} keys")
+    keys = [ssh_public_key(item, f"{field}[{index}]") for index, item in enumerate(value)]
+    seen = set()
+    for index, key in enumerate(keys):
+        blob = key.split()[1]
+        if blob in seen:
+            raise ValidationError(f"{field}[{index}]", "the same key is listed twice")
+        seen.add(blob)
+    return keys
+
+
+def crypt_hash(value: object, field: str = "password_hash") -> str:
+    """A crypt(3) password hash PAM accepts: yescrypt or sha512-crypt."""
+    if not isinstance(value, str) or not _CRYPT_HASH.fullmatch(value):
+        raise ValidationError(field, "must be a yescrypt ($y$) or sha512-crypt ($6$) hash")
     return value

@@ -52,14 +52,14 @@ def impersonator():
 
 
 def not_impersonated(view):
-    """Changes an administrator logged in as a customer may not make: the customer's password and API
-    tokens (403 to any method but GET; the pages themselves show what the customer sees)."""
+    """Changes an administrator logged in as a customer may not make: the customer's password, API tokens
+    and SSH keys (403 to any method but GET; the pages themselves show what the customer sees)."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         if request.method not in ("GET", "HEAD") and impersonator() is not None:
-            abort(403, f"An administrator logged in as {current_user.name} cannot change their password or "
-                       "API tokens.")
+            abort(403, f"An administrator logged in as {current_user.name} cannot change their password, "
+                       "API tokens or SSH keys.")
         return view(*args, **kwargs)
 
     return wrapper

@@ -96,6 +96,9 @@ class Config:
         self.PERMANENT_SESSION_LIFETIME = timedelta(minutes=int(os.environ.get("SESSION_IDLE_MINUTES", "240")))
         self.WTF_CSRF_TIME_LIMIT = None
         self.AGENT_TIMEOUT_S = float(os.environ.get("AGENT_TIMEOUT_S", "5"))
+        # sha512-crypt rounds of the hash hosting accounts' SFTP logins are checked against on the nodes
+        # (app/services/os_passwords.py); 1,000 to 999,999,999.
+        self.OS_PASSWORD_ROUNDS = int(os.environ.get("OS_PASSWORD_ROUNDS", "100000"))
         # The most an agent's answer may hold (a larger one is refused while it is read): any answer,
         # and a node's whole listing of one kind of user data (what a reconciliation reads).
         self.AGENT_MAX_ANSWER_BYTES = int(os.environ.get("AGENT_MAX_ANSWER_BYTES", str(4 * 2**20)))
@@ -140,5 +143,7 @@ class TestConfig(Config):
         self.NAME_PROOF_RESOLVERS = [("127.0.0.1", 9)]
         self.NAME_PROOF_TIMEOUT_S = 0.3
         self.PANEL_HOST_NAMES = ["panel.hostfleet.test"]
+        # Every test user gets an SFTP hash: the lowest cost keeps hundreds of them quick.
+        self.OS_PASSWORD_ROUNDS = 1000
         # No test asks a public CA: tests that issue point this at their own pebble.
         self.ACME_DIRECTORY_URL = "https://127.0.0.1:9/directory"

@@ -1,4 +1,4 @@
-"""Suspended owners: their sites answer a "suspended" page and their mailboxes refuse logins."""
+"""Suspended owners: their sites answer a "suspended" page, their mailboxes and SFTP refuse logins."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ def get(config, owner: str) -> dict:
 
 
 def set_suspended(config, owner: str, data: object) -> dict:
-    """Suspend or resume an owner's sites and mailboxes; both services take it or neither does.
+    """Suspend or resume an owner's sites, mailboxes and SFTP login; all take it or none does.
 
     Returns {"name", "suspended", "changed"}; idempotent.
     """
-    from agent.ops import mail, web
+    from agent.ops import mail, users, web
 
     name = v.username(owner, "name")
     data = v.object_fields(data, "body", FIELDS)
@@ -35,12 +35,21 @@ def set_suspended(config, owner: str, data: object) -> dict:
     with apply.OP_LOCK:
         before = owners(config)
         wanted = before | {name} if flag else before - {name}
-        web_result = web.apply_suspended(config, wanted)
+        # Only the services this node holds: a web-only node has no exim to check mail files with.
+        services = [ops for ops, role in ((web, "web"), (mail, "mail"))
+                    if role in config.roles or ops.list_domains(config)]
+        done, changed = [], False
         try:
-            mail_result = mail.apply_suspended(config, wanted)
+            for ops in services:
+                changed = ops.apply_suspended(config, wanted).changed or changed
+                done.append(ops)
+            changed = users.set_login(config, name, flag) or changed
         except BaseException:
-            # The sites already changed: put them back as they were so both services agree.
-            web.apply_suspended(config, before)
+            # What already changed is put back as it was, so every service agrees.
+            for ops in reversed(done):
+                ops.apply_suspended(config, before)
             raise
+        if flag:
+            users.end_processes(config, name, names=("sshd",))
         apply.save_records(config, KIND, sorted(wanted))
-    return {"name": name, "suspended": flag, "changed": web_result.changed or mail_result.changed}
+    return {"name": name, "suspended": flag, "changed": changed}

@@ -4,28 +4,38 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 from agent import fsutil, homefs
 from agent import validation as v
-from agent.ops import apply, db, dns, mail, suspension, web
+from agent.ops import apply, db, dns, mail, sftp, suspension, web
 
 log = logging.getLogger("hostfleet.agent.users")
 
-FIELDS = ("name", "uid", "gid", "shell")
+FIELDS = ("name", "uid", "gid", "shell", "password_hash", "ssh_keys")
 ACCOUNT_FILES = ("etc/passwd", "etc/group", "etc/shadow", "etc/gshadow")
 
 
 def validate(data: object) -> dict:
-    """An account: name, uid, gid (defaults to uid), login shell."""
+    """An account: name, uid, gid (defaults to uid), login shell; optionally its SFTP password as a
+    crypt(3) hash (null: none) and its public keys. An absent password_hash or ssh_keys is kept as it is."""
     data = v.object_fields(data, "body", FIELDS)
     uid = v.uid(data.get("uid"), "uid")
-    return {
+    user = {
         "name": v.username(data.get("name"), "name"),
         "uid": uid,
         "gid": v.uid(data.get("gid", uid), "gid"),
         "shell": v.shell(data.get("shell", "/bin/bash"), "shell"),
     }
+    if "password_hash" in data:
+        user["password_hash"] = (None if data["password_hash"] is None
+                                 else v.crypt_hash(data["password_hash"], "password_hash"))
+    if "ssh_keys" in data:
+        user["ssh_keys"] = v.ssh_public_keys(data["ssh_keys"], "ssh_keys")
+    return user
 
 
 def _table(config, relative: str) -> list[list[str]]:
@@ -70,40 +80,103 @@ def _run(config, argv: list[str]) -> None:
         raise apply.CheckFailed("users", (proc.stderr or proc.stdout).strip())
 
 
+def _existing_account(config, user: dict) -> dict | None:
+    """The panel account of this name if the node has it (same UID and GID), else None; a conflict
+    (a system account of the name, the UID or GID another's) raises Conflict."""
+    for row in _table(config, "etc/passwd"):
+        if row[0] == user["name"]:
+            existing = next((u for u in list_users(config) if u["name"] == user["name"]), None)
+            if existing is None:  # a system account (root, ispmaster, a package's): never a panel user's
+                raise apply.Conflict("name", f"{user['name']} is a system account on this node")
+            if (existing["uid"], existing["gid"]) != (user["uid"], user["gid"]):
+                raise apply.Conflict("uid", f"{user['name']} exists with UID {existing['uid']}")
+            return existing
+        if len(row) > 2 and row[2] == str(user["uid"]):
+            raise apply.Conflict("uid", f"UID {user['uid']} belongs to {row[0]}")
+    return None
+
+
 def create(config, data: object) -> tuple[dict, bool]:
-    """Create the account (idempotent: the same account again changes nothing)."""
+    """Create the account with SFTP access (idempotent: the same account again changes nothing)."""
     user = validate(data)
     with apply.OP_LOCK:
-        for row in _table(config, "etc/passwd"):
-            if row[0] == user["name"]:
-                existing = next((u for u in list_users(config) if u["name"] == user["name"]), None)
-                if existing is None:  # a system account (root, ispmaster, a package's): never a panel user's
-                    raise apply.Conflict("name", f"{user['name']} is a system account on this node")
-                if (existing["uid"], existing["gid"]) != (user["uid"], user["gid"]):
-                    raise apply.Conflict("uid", f"{user['name']} exists with UID {existing['uid']}")
-                if existing["shell"] != user["shell"]:
-                    _run(config, ["usermod", "--shell", user["shell"], user["name"]])
-                    return get(config, user["name"]), True
-                return existing, False
-            if len(row) > 2 and row[2] == str(user["uid"]):
-                raise apply.Conflict("uid", f"UID {user['uid']} belongs to {row[0]}")
-        groups = {row[0]: row[2] for row in _table(config, "etc/group") if len(row) > 2}
-        if groups.get(user["name"]) not in (None, str(user["gid"])):
-            raise apply.Conflict("gid", f"group {user['name']} exists with another GID")
-        if user["name"] not in groups and str(user["gid"]) in groups.values():
-            raise apply.Conflict("gid", f"GID {user['gid']} belongs to another group")
-        home = apply.under_root(config, f"home/{user['name']}")
-        if os.path.lexists(home):
-            # useradd would keep it as it is: another account's files, or a link to anywhere.
-            raise apply.Conflict("name", f"/home/{user['name']} exists already (left by an earlier account?); "
-                                         "remove it first")
-        if user["name"] not in groups:
-            _run(config, ["groupadd", "--gid", str(user["gid"]), user["name"]])
-        _run(config, ["useradd", "--uid", str(user["uid"]), "--gid", str(user["gid"]),
-                      "--shell", user["shell"], "--home-dir", f"/home/{user['name']}",
-                      "--create-home", user["name"]])
-        _make_home_private(config, user["name"])
-    return get(config, user["name"]), True
+        # sshd's drop-in first: a configuration sshd refuses stops here, before any account changes.
+        sftp.ensure_sshd(config)
+        existing = _existing_account(config, user)
+        if existing is None:
+            _add_account(config, user)
+            changed = True
+        else:
+            changed = existing["shell"] != user["shell"]
+            if changed:
+                _run(config, ["usermod", "--shell", user["shell"], user["name"]])
+        changed = _grant_sftp(config, user) or changed
+    return get(config, user["name"]), changed
+
+
+def _add_account(config, user: dict) -> None:
+    """groupadd and useradd with the master's UID/GID, then the home made private."""
+    groups = {row[0]: row[2] for row in _table(config, "etc/group") if len(row) > 2}
+    if groups.get(user["name"]) not in (None, str(user["gid"])):
+        raise apply.Conflict("gid", f"group {user['name']} exists with another GID")
+    if user["name"] not in groups and str(user["gid"]) in groups.values():
+        raise apply.Conflict("gid", f"GID {user['gid']} belongs to another group")
+    home = apply.under_root(config, f"home/{user['name']}")
+    if os.path.lexists(home):
+        # useradd would keep it as it is: another account's files, or a link to anywhere.
+        raise apply.Conflict("name", f"/home/{user['name']} exists already (left by an earlier account?); "
+                                     "remove it first")
+    if user["name"] not in groups:
+        _run(config, ["groupadd", "--gid", str(user["gid"]), user["name"]])
+    _run(config, ["useradd", "--uid", str(user["uid"]), "--gid", str(user["gid"]),
+                  "--shell", user["shell"], "--home-dir", f"/home/{user['name']}",
+                  "--create-home", user["name"]])
+    _make_home_private(config, user["name"])
+
+
+def _grant_sftp(config, user: dict) -> bool:
+    """The account in the SFTP group, its password hash and keys as the body gives them, locked while
+    its owner is suspended here. True when something changed."""
+    changed = False
+    row = next((r for r in _table(config, "etc/group") if r[0] == sftp.GROUP), None)
+    if row is None:
+        _run(config, ["groupadd", "--system", sftp.GROUP])
+        members, changed = [], True
+    else:
+        members = row[3].split(",") if len(row) > 3 and row[3] else []
+    if user["name"] not in members:
+        _run(config, ["usermod", "--append", "--groups", sftp.GROUP, user["name"]])
+        changed = True
+    suspended = user["name"] in suspension.owners(config)
+    if "password_hash" in user:
+        changed = set_login(config, user["name"], suspended, user["password_hash"] or sftp.NO_PASSWORD) or changed
+    else:
+        changed = set_login(config, user["name"], suspended) or changed
+    if "ssh_keys" in user:
+        changed = sftp.set_keys(config, user["name"], user["ssh_keys"]) or changed
+    return changed
+
+
+def set_login(config, name: str, locked: bool, password_field: str | None = None) -> bool:
+    """Lock or unlock an account's logins (SFTP with a password or a key): a '!' before the hash, and the
+    account expired (PAM's account check, which sshd runs for key logins too, refuses an expired account).
+    `password_field` replaces the hash. An account the node lacks changes nothing. True when changed."""
+    row = next((r for r in _table(config, "etc/shadow") if r[0] == name), None)
+    if row is None or name not in apply.hosting_users(config):
+        return False
+    row += [""] * (9 - len(row))
+    current, expire = row[1], row[7]
+    base = password_field if password_field is not None else (current.lstrip("!") or sftp.NO_PASSWORD)
+    wanted = sftp.shadow_field(base.lstrip("!") or sftp.NO_PASSWORD, locked)
+    changed = False
+    if current != wanted:
+        sftp.set_shadow_field(config, name, wanted)
+        changed = True
+    wanted_expire = "1" if locked else ""
+    if expire != wanted_expire:
+        _run(config, ["usermod", "--expiredate", wanted_expire, name])
+        changed = True
+    return changed
 
 
 def _make_home_private(config, name: str) -> None:
@@ -132,6 +205,37 @@ def owned_data(config, name: str) -> list[str]:
     held += [f"database {d['name']}" for d in db.list_databases(config, with_size=False) if d["owner"] == name]
     held += [f"database user {u['name']}" for u in db.list_users(config, with_grants=False) if u["owner"] == name]
     return held
+
+
+def end_processes(config, name: str, names: tuple[str, ...] = ()) -> list[int]:
+    """SIGKILL the account's processes (only those whose command is one of `names`, when given: `sshd` is
+    an SFTP session); wait until they are gone. On a real node only (root /): a private root's UIDs are
+    not the host's. Returns the pids."""
+    if str(config.root) != "/":
+        return []
+    uid = str(get(config, name)["uid"])
+    victims = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = dict(line.split(":", 1) for line in Path(entry.path, "status").read_text().splitlines()
+                          if ":" in line)
+        except OSError:
+            continue
+        if uid in status.get("Uid", "").split() and (not names or status.get("Name", "").strip() in names):
+            victims.append(int(entry.name))
+    for pid in victims:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in victims):
+        time.sleep(0.05)
+    if victims:
+        log.info("ended %d processes of %s: %s", len(victims), name, victims)
+    return victims
 
 
 def _remove_home(config, name: str, home: str) -> None:
@@ -171,7 +275,10 @@ def delete(config, name: str) -> None:
             raise apply.Conflict("name", f"{name} still owns {', '.join(held)}")
         # A PHP pool outlives its owner's sites (web.render_files); php-fpm would refuse one whose user is gone.
         web.purge_owner(config, name)
+        # userdel refuses an account with a process left (an open SFTP session, a pool worker finishing).
+        end_processes(config, name)
         _run(config, ["userdel", name])
+        sftp.set_keys(config, name, [])
         _remove_home(config, name, home)
         if any(row[0] == name for row in _table(config, "etc/group")):
             _run(config, ["groupdel", name])

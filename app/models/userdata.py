@@ -37,6 +37,11 @@ class UserAccount(db.Model):
     # The plan (app/models/plans.py) whose limits apply where the account's own do not; a plan in use
     # cannot be deleted.
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"), index=True)
+    # The account's SFTP password as the nodes' PAM checks it: sha512-crypt of the panel password, made
+    # when that is set (app/services/os_passwords.py); None until the password is set with the account there.
+    os_password_hash: Mapped[str | None] = mapped_column(String(255))
+    # OpenSSH public keys (authorized_keys lines, agent/validation.py `ssh_public_key`) for SFTP logins.
+    ssh_keys: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     user: Mapped[User] = relationship()

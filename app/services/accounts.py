@@ -15,8 +15,9 @@ from sqlalchemy.orm import joinedload
 
 from agent import validation as v
 from app.extensions import db
-from app.models import ApiToken, User, UserLevel
+from app.models import ApiToken, User, UserAccount, UserLevel
 from app.models.base import utcnow
+from app.services import os_passwords
 
 _hasher = PasswordHasher()
 # Verifying against this keeps a login for an unknown name as slow as one for a known name.
@@ -62,8 +63,12 @@ def create_user(name: str, password: str, level: UserLevel = UserLevel.USER) -> 
 
 
 def set_password(user: User, password: str) -> None:
-    """Change a password and end every session of the account."""
+    """Change a password and end every session of the account; a hosting account's SFTP hash changes with
+    it (sent to the nodes by the caller, after the commit: users.send_os_account)."""
     user.password_hash = hash_password(password)
+    account = db.session.get(UserAccount, user.id)
+    if account is not None:
+        account.os_password_hash = os_passwords.hash_for_nodes(password)
     end_sessions(user)
 
 

@@ -17,7 +17,7 @@ from app.extensions import db
 from app.models import Node, Placement, User, UserAccount, UserLevel
 from app.models.base import MAX_ID, iso_utc
 from app.models.userdata import DEFAULT_ROLES, LIMIT_KEYS, USER_ROLES
-from app.services import accounts, placement, plans, user_usage
+from app.services import accounts, os_passwords, placement, plans, user_usage
 from app.services.uids import DEFAULT_UID_RANGE, uid_range
 from app.services.userdata.checks import count_of
 from app.services.userdata.errors import UserDataError, invalid, object_body, validated
@@ -39,6 +39,7 @@ from app.services.userdata.owners import (
     owned_bytes,
     placement_of,
     remove_os_account,
+    send_os_account,
     usage_reports,
 )
 from app.services.userdata.proxy import call_agent
@@ -65,6 +66,7 @@ __all__ = [
     "node_outcome",
     "nodes_of",
     "os_account_body",
+    "send_os_account",
     "owned_bytes",
     "placement_of",
     "set_active",
@@ -179,7 +181,8 @@ def create_user(data: object) -> User:
     db.session.flush()
     uid = allocate_uid()
     account = UserAccount(user_id=user.id, uid=uid, gid=uid, roles=clean["roles"], limits=clean["limits"],
-                          plan_id=plan.id if plan is not None else None)
+                          plan_id=plan.id if plan is not None else None,
+                          os_password_hash=os_passwords.hash_for_nodes(clean["password"]), ssh_keys=[])
     db.session.add(account)
     body = os_account_body(user, account)
     made: list[Node] = []
@@ -249,6 +252,8 @@ def update_user(user: User, data: object) -> User:
             _drop_role(user, role)
         account.roles = clean["roles"]
     db.session.commit()
+    if "password" in clean:
+        log_missed_nodes(user, "SFTP password", send_os_account(user))
     for role, node in clean.get("nodes", {}).items():
         if role in (account.roles or []):
             old = placement_of(user, role)
@@ -276,6 +281,14 @@ def _forget_node_if_unused(user: User, node: Node) -> None:
         error = remove_os_account(node, user.name)
         if error:
             log.warning("could not remove %s's OS account from %s: %s", user.name, node.name, error)
+
+
+def log_missed_nodes(user: User, what: str, report: list[dict]) -> None:
+    """Log the nodes a change of the user's OS account did not reach (their next sync sends it)."""
+    for entry in report:
+        if entry["outcome"] != "applied":
+            log.warning("%s's %s not sent to node %s (%s): %s", user.name, what, entry["node"], entry["outcome"],
+                        entry["error"])
 
 
 def set_active(user: User, active: bool) -> list[dict]:

@@ -271,7 +271,9 @@ RESET_NODE = r"""
 systemctl disable --now hostfleet-agent >/dev/null 2>&1
 rm -rf /opt/hostfleet-agent /etc/hostfleet-agent /var/lib/hostfleet-agent /var/log/hostfleet-agent.log \
        /etc/systemd/system/hostfleet-agent.service /etc/apt/sources.list.d/hostfleet.list \
-       /etc/ssh/sshd_config.d/00-hostfleet-test.conf
+       /etc/ssh/sshd_config.d/00-hostfleet-test.conf /etc/ssh/sshd_config.d/hostfleet-sftp.conf \
+       /etc/ssh/hostfleet-keys
+groupdel hostfleet-sftp >/dev/null 2>&1
 systemctl daemon-reload
 sed -i '/^ispmaster:/d' /etc/passwd /etc/shadow
 [ -f /root/.ssh/authorized_keys ] && sed -i '/ hostfleet-master$/d' /root/.ssh/authorized_keys

@@ -97,6 +97,10 @@ OTHER_PAGES = [
     ("user", "GET", "/account/tokens", None),
     ("user", "POST", "/account/tokens", _form(name="matrix token")),
     ("self", "POST", "/account/tokens/{token}/delete", None),
+    ("user", "GET", "/account/sftp", None),
+    # A key that is not one: refused (400) for everyone logged in; the administrator has no hosting account (409).
+    ("user", "POST", "/account/sftp", _form(key="ssh-ed25519 not-a-key")),
+    ("self", "POST", "/account/sftp/keys/{sshkey}/delete", None),
     ("user", "GET", "/operations/", None),
     ("own", "GET", "/operations/{operation}", None),
     ("admin", "POST", "/operations/{operation}/retry", None),
@@ -342,7 +346,7 @@ def classified_routes(app) -> set[tuple[str, str]]:
     """(endpoint, method) of every route the table names, resolved through the url_map."""
     adapter = app.url_map.bind("localhost")
     sample = dict.fromkeys(("web", "zone", "record", "maildomain", "mailbox", "empty", "user", "node", "desync",
-                            "operation", "token", "plan", *LIST_ROWS), 1)
+                            "operation", "token", "plan", "sshkey", *LIST_ROWS), 1)
     return {(adapter.match(path.format(**sample), method=method)[0], method) for _, method, path, _, _ in ROUTES}
 
 

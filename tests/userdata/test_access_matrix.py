@@ -23,6 +23,15 @@ COVERING_ZONES = ("example.com", "example.net")
 _serial = itertools.count(1)
 
 
+def new_ssh_key() -> str:
+    """A fresh ed25519 public key line."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    return ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+
+
 class World:
     """Alice's data, re-created through the API as the admin whenever something removed it."""
 
@@ -33,6 +42,7 @@ class World:
         """Ids of alice, her web domain, zone, record, mail domain and mailbox (made when missing)."""
         from app.extensions import db
         from app.models import DomainIndex, MailboxIndex, MailDomainIndex, User, WebDomainIndex
+        from app.services import ssh_keys
 
         with self.app.app_context():
             alice = db.session.scalar(select(User).where(User.name == "alice"))
@@ -72,7 +82,11 @@ class World:
                 record = self._ok(self.client.post(f"/api/v1/domains/{zone}/records", json={
                     "name": "matrix", "type": "A", "value": "192.0.2.9"}, headers=admin))["id"]
             alice = db.session.scalar(select(User).where(User.name == "alice"))
+            if not ssh_keys.list_keys(alice):  # through the service: an API call here would cost a login each time
+                ssh_keys.add_key(alice, {"key": new_ssh_key()})
+            keys = ssh_keys.list_keys(alice)
             return {
+                "sshkey": keys[0]["id"],
                 "user": alice.id, "session": (alice.id, alice.session_epoch),
                 "web": find(WebDomainIndex, WebDomainIndex.name, NAMES[0]), "zone": zone, "record": record,
                 "maildomain": find(MailDomainIndex, MailDomainIndex.name, NAMES[2]),
@@ -125,6 +139,9 @@ API_CALLS = [
     ("admin", "POST", "/api/v1/users", lambda ids: {"name": unique(), "password": "a long password",
                                                     "roles": ["web"]}),
     ("admin", "PUT", "/api/v1/users/{user}", lambda ids: {"limits": {"webdomains": 50}}),
+    ("own", "GET", "/api/v1/users/{user}/sshkeys", None),
+    ("own", "POST", "/api/v1/users/{user}/sshkeys", lambda ids: {"key": new_ssh_key()}),
+    ("own", "DELETE", "/api/v1/users/{user}/sshkeys/{sshkey}", None),
     ("admin", "DELETE", "/api/v1/users/{user}", None),
 ]
 

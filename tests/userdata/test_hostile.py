@@ -147,6 +147,8 @@ _api("mailboxes.create", "alice", "POST", "/api/v1/mailboxes",
 _api("mailboxes.update", "alice", "PUT", "/api/v1/mailboxes/{mailbox}", lambda i: {"quota_mb": 5},
      ("password", "quota_mb", "forward"), wrapped=("forward",))
 
+_api("sshkeys.add", "alice", "POST", "/api/v1/users/{alice}/sshkeys", lambda i: {}, ("key",))
+
 LEGIT_AS = {"records.create.name": "record.name", "records.update.name": "record.name"}
 
 
@@ -200,6 +202,7 @@ _form("record.add", "alice", "/domains/names/{zone}",
 _form("record.edit", "alice", "/domains/names/{zone}/records/{record}",
       lambda i: {"name": "base", "type": "A", "value": "192.0.2.6", "ttl": "300"},
       ("name", "type", "value", "ttl", "priority"))
+_form("sshkey.add", "alice", "/account/sftp", lambda i: {}, ("key",))
 _form("maildomain.create", "alice", "/mail/domains", lambda i: {"name": f"m{i}.example.net"}, ("name",))
 _form("maildomain.create_as_admin", "root", "/mail/domains", lambda i: {"name": f"o{i}.example.net",
                                                                          "owner": "alice"}, ("owner",))

@@ -135,7 +135,8 @@ def test_customers_and_impersonated_sessions_cannot_log_in_as(app, people):
 
 
 def test_impersonated_session_cannot_touch_password_or_tokens(app, people):
-    """Being alice, root cannot change her password, create or revoke her API tokens; the pages say so."""
+    """Being alice, root cannot change her password, create or revoke her API tokens or SFTP keys; the pages
+    say so."""
     from app.extensions import db
     from app.models import User
     from app.services import accounts
@@ -153,6 +154,8 @@ def test_impersonated_session_cannot_touch_password_or_tokens(app, people):
     assert changed.status_code == 403
     assert post(root, "/account/tokens", name="sneaky").status_code == 403
     assert post(root, f"/account/tokens/{token_id}/delete").status_code == 403
+    assert post(root, "/account/sftp", key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC7Zx root@elsewhere").status_code == 403
+    assert post(root, "/account/sftp/keys/1/delete").status_code == 403
     assert account(app, "alice") == before
 
 

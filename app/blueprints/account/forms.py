@@ -1,7 +1,7 @@
 """Forms of the user's own account: profile, password, API tokens."""
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
 from app.blueprints.passwords import NEW_PASSWORD
@@ -37,3 +37,10 @@ class PasswordForm(FlaskForm):
     confirm_password = PasswordField("New password again", validators=[
         DataRequired("Type the new password once more."),
         EqualTo("new_password", message="Does not match the new password: type the same one twice.")])
+
+
+class SshKeyForm(FlaskForm):
+    """Add an SSH public key for SFTP logins (checked by the service: type, base64, size)."""
+
+    key = TextAreaField("Public key", description="One line as in ~/.ssh/id_ed25519.pub: type, key data, comment.",
+                        validators=[DataRequired("Paste the public key (the .pub file), not the private one.")])

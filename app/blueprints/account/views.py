@@ -1,4 +1,4 @@
-"""The user's own account: full name and comment, password, API tokens."""
+"""The user's own account: full name and comment, password, API tokens, SFTP keys."""
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required, login_user
@@ -6,11 +6,12 @@ from flask_login import current_user, login_required, login_user
 from agent.validation import ValidationError
 from app import ratelimit
 from app.auth_hooks import not_impersonated
-from app.blueprints.account.forms import PasswordForm, ProfileForm, TokenForm
+from app.blueprints.account.forms import PasswordForm, ProfileForm, SshKeyForm, TokenForm
 from app.errors import show_errors
 from app.extensions import db
 from app.models import ApiToken
-from app.services import accounts
+from app.services import accounts, ssh_keys, users
+from app.services.errors import ServiceError
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -62,6 +63,11 @@ def password():
             attempt.succeeded()
             login_user(current_user._get_current_object())  # this session, in the account's new epoch
             flash("Your password is changed; your other sessions are logged out.")
+            missed = users.send_os_account(current_user)
+            users.log_missed_nodes(current_user, "SFTP password", missed)
+            for entry in missed:
+                if entry["outcome"] != "applied":
+                    flash(f"Your SFTP password on {entry['node']} changes when that node is reachable again.")
             return redirect(url_for("account.index"))
     return account_page(password=form)
 
@@ -92,3 +98,55 @@ def delete_token(token_id: int):
     db.session.commit()
     flash(f"Token {token.name} revoked.")
     return redirect(url_for("account.tokens"))
+
+
+def sftp_page(form: SshKeyForm | None = None, status: int = 200):
+    """The SFTP page: where and how to log in, the keys, the form to add one."""
+    form = form or SshKeyForm(formdata=None)
+    account = users.account_of(current_user)
+    nodes = users.nodes_of(current_user) if account is not None else []
+    return render_template("account/sftp.html", form=form, account=account, nodes=nodes,
+                           keys=ssh_keys.list_keys(current_user)), status
+
+
+@bp.route("/sftp", methods=["GET", "POST"])
+@login_required
+@not_impersonated
+def sftp():
+    """SFTP access: the nodes and login, the user's public keys; a posted key is added and sent to the nodes."""
+    form = SshKeyForm()
+    if not form.is_submitted():
+        return sftp_page()
+    if form.validate():
+        try:
+            key, report = ssh_keys.add_key(current_user, {"key": form.key.data})
+        except ServiceError as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+            return sftp_page(form, exc.status)
+        flash(f"Key {key['fingerprint']} added.")
+        _flash_missed(report)
+        return redirect(url_for("account.sftp"))
+    return sftp_page(form, 400)
+
+
+@bp.route("/sftp/keys/<key_id>/delete", methods=["POST"])
+@login_required
+@not_impersonated
+def delete_sshkey(key_id: str):
+    """Delete one of the user's SFTP keys on the master and every node holding the user."""
+    try:
+        report = ssh_keys.delete_key(current_user, key_id)
+    except ServiceError:
+        abort(404)
+    flash("Key deleted.")
+    _flash_missed(report)
+    return redirect(url_for("account.sftp"))
+
+
+def _flash_missed(report: list[dict]) -> None:
+    """Name the nodes a change did not reach yet (each gets it at its next sync)."""
+    users.log_missed_nodes(current_user, "SFTP keys", report)
+    for entry in report:
+        if entry["outcome"] != "applied":
+            flash(f"{entry['node']} gets this change when it is reachable again.")

@@ -94,6 +94,43 @@ class UserDeletedSchema(Schema):
     nodes = fields.List(fields.Nested(NodeOutcomeSchema), required=True)
 
 
+class SshKeyInSchema(Schema):
+    """A public key to add for SFTP logins."""
+
+    key = fields.String(required=True, metadata={"description": "one OpenSSH public key line: type, base64 "
+                                                                "data, optional comment (ssh-ed25519, ecdsa, RSA "
+                                                                "of 2048 bits or more)"})
+
+
+class SshKeySchema(Schema):
+    """One of a user's SFTP public keys."""
+
+    id = fields.String(required=True, metadata={"description": "hex SHA-256 of the key's data"})
+    type = fields.String(required=True)
+    comment = fields.String(required=True)
+    fingerprint = fields.String(required=True, metadata={"description": "as `ssh-keygen -l` shows it"})
+    key = fields.String(required=True)
+
+
+class SshKeyListSchema(Schema):
+    """A user's SFTP public keys."""
+
+    items = fields.List(fields.Nested(SshKeySchema), required=True)
+
+
+class SshKeyAddedSchema(SshKeySchema):
+    """The key added, and whether each node holding the user has it (a node that missed it gets it at its
+    next sync)."""
+
+    nodes = fields.List(fields.Nested(NodeOutcomeSchema), required=True)
+
+
+class SshKeyDeletedSchema(Schema):
+    """Whether each node holding the user dropped the key."""
+
+    nodes = fields.List(fields.Nested(NodeOutcomeSchema), required=True)
+
+
 LocationSchema = Schema.from_dict(
     {role: fields.String(allow_none=True) for role in USER_ROLES}, name="LocationSchema"
 )

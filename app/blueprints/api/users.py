@@ -5,7 +5,7 @@ from app.blueprints.api import schemas_userdata as s
 from app.blueprints.api.blueprint import Resource, blp, errors
 from app.extensions import db
 from app.models import User
-from app.services import user_usage
+from app.services import ssh_keys, user_usage
 from app.services import users as user_service
 from app.services.errors import NotFoundError
 
@@ -78,3 +78,29 @@ def users_location(user_id: int):
     """Per role, the name of the node that holds it (null when not placed)."""
     where = user_service.location(user_or_404(user_id))
     return {role: (entry["node"] if entry else None) for role, entry in where.items()}
+
+
+@resource.route("/users/<int:user_id>/sshkeys", "users_sshkeys_list")
+@blp.response(200, s.SshKeyListSchema)
+@errors(401, 404)
+def users_sshkeys_list(user_id: int):
+    """The user's SSH public keys for SFTP logins (users may read only their own)."""
+    return {"items": ssh_keys.list_keys(user_or_404(user_id))}
+
+
+@resource.route("/users/<int:user_id>/sshkeys", "users_sshkeys_add", methods=["POST"])
+@blp.arguments(s.SshKeyInSchema())
+@blp.response(201, s.SshKeyAddedSchema)
+@errors(400, 401, 404, 409)
+def users_sshkeys_add(data, user_id: int):
+    """Add an SSH public key for SFTP logins; sent to every node holding the user."""
+    key, report = ssh_keys.add_key(user_or_404(user_id), data)
+    return {**key, "nodes": report}
+
+
+@resource.route("/users/<int:user_id>/sshkeys/<key_id>", "users_sshkeys_delete", methods=["DELETE"])
+@blp.response(200, s.SshKeyDeletedSchema)
+@errors(401, 404)
+def users_sshkeys_delete(user_id: int, key_id: str):
+    """Delete one of the user's SSH public keys; every node holding the user drops it."""
+    return {"nodes": ssh_keys.delete_key(user_or_404(user_id), key_id)}

@@ -27,7 +27,8 @@ from app.services.userdata.proxy import call_agent
 log = logging.getLogger(__name__)
 
 
-RESERVED_NAMES = SYSTEM_ACCOUNTS | {ADMIN_USER, "hostfleet", "admin"}
+# hostfleet-sftp: the group agent/ops/sftp.py gives hosting accounts SFTP through.
+RESERVED_NAMES = SYSTEM_ACCOUNTS | {ADMIN_USER, "hostfleet", "admin", "hostfleet-sftp"}
 MIB = 2**20
 
 
@@ -89,8 +90,28 @@ def placement_of(user: User, role: str) -> Placement | None:
 
 
 def os_account_body(user: User, account: UserAccount) -> dict:
-    """The agent's /v1/users body for this user."""
-    return {"name": user.name, "uid": account.uid, "gid": account.gid}
+    """The agent's /v1/users body for this user: the account, its SFTP password hash (null: none) and keys."""
+    return {"name": user.name, "uid": account.uid, "gid": account.gid,
+            "password_hash": account.os_password_hash, "ssh_keys": list(account.ssh_keys or [])}
+
+
+def send_os_account(user: User) -> list[dict]:
+    """Send the user's OS account (its SFTP password hash and keys with it) to every node holding them; the
+    per-node report [{"node_id", "node", "outcome", "error"}], never raising halfway. A node that missed it
+    gets it again from the `users` synchronizer at its next sync."""
+    account = account_of(user)
+    if account is None:
+        return []
+    body = os_account_body(user, account)
+    report = []
+    for node in nodes_of(user):
+        entry = {"node_id": node.id, "node": node.name, "outcome": "applied", "error": None}
+        try:
+            call_agent(node, "POST", "/v1/users", body, what=f"the OS account of {user.name}")
+        except UserDataError as exc:
+            entry["outcome"], entry["error"] = node_outcome(exc), exc.message
+        report.append(entry)
+    return report
 
 
 def ensure_role(user: User, role: str, node: Node | None = None) -> Node:
