@@ -51,7 +51,7 @@ def test_sha512_crypt_is_what_openssl_makes(password, salt, rounds):
     """The master's sha512-crypt equals `openssl passwd -6` (glibc's own algorithm) for the same salt."""
     made = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password,
                           capture_output=True, text=True, check=True).stdout.strip()
-    assert sha512_crypt(password, salt, rounds) == made.replace(f"$6${salt}$", f"$6$rounds=5000${salt}$")
+    assert sha512_crypt(password, salt, rounds) == made
 
 
 def test_a_new_user_gets_the_sftp_group_and_a_hash_of_the_panel_password(app, cluster):
