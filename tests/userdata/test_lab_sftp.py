@@ -52,7 +52,10 @@ def env(lab_nodes, tmp_path_factory):
 
     node = lab_nodes(1)[0]
     reset(node)
-    panel = LabPanel(tmp_path_factory.mktemp("labsftp"), Lab().repo_line).start()
+    # Its own UID range: the node keeps the hosting accounts earlier modules' panels made there (from 10000),
+    # and the agent refuses a UID another account holds.
+    panel = LabPanel(tmp_path_factory.mktemp("labsftp"), Lab().repo_line,
+                     env={"HOSTFLEET_UID_RANGE": "30000-30999"}).start()
     try:
         added = panel.add(node, "sftp1", roles=["web"])
         assert added.status_code == 202, added.text
