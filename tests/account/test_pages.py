@@ -4,19 +4,12 @@ account's other sessions, the link to API tokens."""
 from __future__ import annotations
 
 from tests.conftest import Users, csrf_from
+from tests.support.panel import logged_in
 from tests.userdata.conftest import basic
 
 NEW = "a brand new passphrase"
 
 
-def logged_in(app, name: str, password: str = Users.PASSWORD):
-    """A browser logged in as `name` through the form."""
-    browser = app.test_client()
-    page = browser.get("/login")
-    response = browser.post("/login", data={"username": name, "password": password,
-                                            "csrf_token": csrf_from(page.text)})
-    assert response.status_code == 302, response.text
-    return browser
 
 
 def post_password(browser, current: str, new: str, confirm: str | None = None):

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import Users, csrf_from
-
-
-def login(app, name: str):
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    assert client.post("/login", data={"username": name, "password": Users.PASSWORD,
-                                       "csrf_token": csrf_from(page)}).status_code == 302
-    return client
+from tests.conftest import csrf_from
+from tests.support.panel import logged_in
 
 
 def test_a_customer_creates_a_database_and_sees_how_to_connect(dbc, app):
-    client = login(app, "alice")
+    client = logged_in(app, "alice")
     page = client.get("/databases/")
     assert page.status_code == 200 and "No databases yet." in page.text
     made = client.post("/databases/", data={"name": "shop", "charset": "utf8mb4", "csrf_token": csrf_from(page.text)},
@@ -36,7 +29,7 @@ def test_a_customer_creates_a_database_and_sees_how_to_connect(dbc, app):
 
 
 def test_a_bad_name_is_shown_on_its_field_and_nothing_is_made(dbc, app):
-    client = login(app, "alice")
+    client = logged_in(app, "alice")
     page = client.get("/databases/")
     refused = client.post("/databases/", data={"name": "a'; DROP DATABASE mysql; --", "charset": "utf8mb4",
                                                "csrf_token": csrf_from(page.text)})

@@ -3,9 +3,9 @@ other customers' profiles and pages, redirects after login, and what the admin r
 
 from __future__ import annotations
 
-from tests.account.test_pages import logged_in
 from tests.conftest import Users, csrf_from
 from tests.ispmgr.conftest import Billing
+from tests.support.panel import logged_in
 from tests.userdata.conftest import basic
 
 NEW = "a password the thief chose"

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import csrf_from
+from tests.support.panel import logged_in
 from tests.userdata.conftest import basic
 
 
@@ -260,16 +261,6 @@ def test_a_nul_in_a_user_name_is_a_wrong_login_not_a_500(app, client, users, no_
     assert no_nul_to_the_database == []
 
 
-def logged_in(app, name: str):
-    """A test client with a page session for `name` (made by the fixtures, with the fixtures' password)."""
-    from tests.conftest import Users
-
-    browser = app.test_client()
-    page = browser.get("/login")
-    done = browser.post("/login", data={"username": name, "password": Users.PASSWORD,
-                                        "csrf_token": csrf_from(page.text)})
-    assert done.status_code == 302, done.status_code
-    return browser
 
 
 @pytest.mark.parametrize("path", ["/domains/names", "/domains/web", "/mail/domains", "/mail/mailboxes"])

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import Users, csrf_from
+from tests.conftest import csrf_from
+from tests.support.panel import logged_in
 from tests.userdata.conftest import basic
-
-
-def logged_in(app, name: str):
-    """A browser logged in as `name` through the form."""
-    browser = app.test_client()
-    page = browser.get("/login")
-    response = browser.post("/login", data={"username": name, "password": Users.PASSWORD,
-                                            "csrf_token": csrf_from(page.text)})
-    assert response.status_code == 302
-    return browser
 
 
 def copy_of(app, browser):

@@ -221,3 +221,13 @@ def run_worker_burst(app, queues=("periodic", "default")):
     with app.app_context():
         worker = make_worker(queues)
         worker.work(burst=True, logging_level="WARNING")
+
+
+def logged_in(app, name: str, password: str = Users.PASSWORD):
+    """A test client of app with a page session for name, logged in through the login form."""
+    browser = app.test_client()
+    page = browser.get("/login")
+    response = browser.post("/login", data={"username": name, "password": password,
+                                            "csrf_token": csrf_from(page.text)})
+    assert response.status_code == 302, response.text
+    return browser

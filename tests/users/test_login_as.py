@@ -7,19 +7,12 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import Users, csrf_from
+from tests.support.panel import logged_in
 from tests.userdata.conftest import basic
 
 BANNER = "You are logged in as <strong>alice</strong> (administrator root)"
 
 
-def browser_of(app, name: str):
-    """A test client logged in as `name` through the login form."""
-    browser = app.test_client()
-    page = browser.get("/login")
-    response = browser.post("/login", data={"username": name, "password": Users.PASSWORD,
-                                            "csrf_token": csrf_from(page.text)})
-    assert response.status_code == 302, response.text
-    return browser
 
 
 def post(browser, path: str, **data):
@@ -57,7 +50,7 @@ def people(app, users):
 def test_admin_becomes_the_customer_and_returns_to_their_page(app, people):
     """root logs in as alice: alice's home and menus with the banner, no admin page; Return lands on alice's
     page as root again; both steps are on root's Operations page and alice's user page, with the address."""
-    root = browser_of(app, "root")
+    root = logged_in(app, "root")
     user_page = root.get(f"/accounts/users/{people['alice']}")
     assert f'action="/accounts/users/{people["alice"]}/login-as"' in user_page.text
     assert "Log in as alice" in user_page.text
@@ -84,11 +77,11 @@ def test_admin_becomes_the_customer_and_returns_to_their_page(app, people):
 
 def test_the_customer_sees_no_trace_but_the_banner(app, people):
     """alice's own session, Operations page and API list nothing of root's visit, and have no banner."""
-    root = browser_of(app, "root")
+    root = logged_in(app, "root")
     post(root, f"/accounts/users/{people['alice']}/login-as")
     as_alice = root.get("/operations/")
     assert "root logged in as alice" not in as_alice.text
-    alice = browser_of(app, "alice")
+    alice = logged_in(app, "alice")
     for path in ("/", "/operations/", "/account"):
         text = alice.get(path, follow_redirects=True).text
         assert "You are logged in as" not in text and "root" not in text, path
@@ -114,7 +107,7 @@ def test_refused_targets_write_nothing(app, users, people, target, status, why):
         subject = people["bob"]
         with app.app_context():
             users_service.set_active(db.session.get(User, subject), False)
-    root = browser_of(app, "root")
+    root = logged_in(app, "root")
     refused = post(root, f"/accounts/users/{subject}/login-as")
     assert refused.status_code == 303 and refused.headers["Location"] == f"/accounts/users/{subject}"
     page = root.get(refused.headers["Location"])
@@ -125,9 +118,9 @@ def test_refused_targets_write_nothing(app, users, people, target, status, why):
 
 def test_customers_and_impersonated_sessions_cannot_log_in_as(app, people):
     """A customer may not log in as anyone; nor may root while being alice (no chain)."""
-    alice = browser_of(app, "alice")
+    alice = logged_in(app, "alice")
     assert post(alice, f"/accounts/users/{people['bob']}/login-as").status_code == 403
-    root = browser_of(app, "root")
+    root = logged_in(app, "root")
     post(root, f"/accounts/users/{people['alice']}/login-as")
     assert post(root, f"/accounts/users/{people['bob']}/login-as").status_code == 403
     assert BANNER in root.get("/", follow_redirects=True).text
@@ -145,7 +138,7 @@ def test_impersonated_session_cannot_touch_password_or_tokens(app, people):
         token, _ = accounts.create_token(db.session.get(User, people["alice"]), "billing")
         token_id = token.id
     before = account(app, "alice")
-    root = browser_of(app, "root")
+    root = logged_in(app, "root")
     post(root, f"/accounts/users/{people['alice']}/login-as")
     assert "cannot change their password" in root.get("/account").text
     assert "cannot create or revoke their API tokens" in root.get("/account/tokens").text
@@ -162,9 +155,9 @@ def test_impersonated_session_cannot_touch_password_or_tokens(app, people):
 def test_logout_while_impersonating_ends_both(app, people):
     """Logging out as alice logs root out (all root's sessions, as root's own logout does); alice's own
     sessions go on."""
-    root = browser_of(app, "root")
-    root_elsewhere = browser_of(app, "root")
-    alice = browser_of(app, "alice")
+    root = logged_in(app, "root")
+    root_elsewhere = logged_in(app, "root")
+    alice = logged_in(app, "alice")
     post(root, f"/accounts/users/{people['alice']}/login-as")
     out = post(root, "/logout")
     assert out.status_code == 302 and out.headers["Location"] == "/login"
@@ -183,13 +176,13 @@ def test_session_ends_when_either_side_changes(app, people):
     from app.services import accounts
     from app.services import users as users_service
 
-    root = browser_of(app, "root")
+    root = logged_in(app, "root")
     post(root, f"/accounts/users/{people['alice']}/login-as")
     with app.app_context():
         accounts.end_sessions(db.session.get(User, people["root"]))
     assert "/login" in root.get("/").headers["Location"]
 
-    root = browser_of(app, "root")
+    root = logged_in(app, "root")
     post(root, f"/accounts/users/{people['alice']}/login-as")
     with app.app_context():
         db.session.get(User, people["alice"]).level = "admin"
@@ -199,7 +192,7 @@ def test_session_ends_when_either_side_changes(app, people):
         db.session.get(User, people["alice"]).level = "user"
         db.session.commit()
 
-    root = browser_of(app, "root")
+    root = logged_in(app, "root")
     post(root, f"/accounts/users/{people['alice']}/login-as")
     with app.app_context():
         users_service.set_active(db.session.get(User, people["alice"]), False)
@@ -208,7 +201,7 @@ def test_session_ends_when_either_side_changes(app, people):
 
 def test_api_takes_no_session(app, people):
     """The API answers credentials, never the impersonated session's cookie."""
-    root = browser_of(app, "root")
+    root = logged_in(app, "root")
     assert post(root, f"/accounts/users/{people['alice']}/login-as").status_code == 302
     assert BANNER in root.get("/", follow_redirects=True).text
     assert root.get("/api/v1/operations").status_code == 401
@@ -218,7 +211,7 @@ def test_api_takes_no_session(app, people):
 
 def test_return_without_impersonating_changes_nothing(app, people):
     """Return for a session that is nobody else's: a message, the same user, nothing recorded."""
-    alice = browser_of(app, "alice")
+    alice = logged_in(app, "alice")
     answer = post(alice, "/login-as/return")
     assert answer.status_code == 302 and answer.headers["Location"] == "/"
     assert "You are not logged in as another user." in alice.get("/", follow_redirects=True).text
