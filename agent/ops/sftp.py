@@ -23,6 +23,9 @@ KEYS_DIR = "etc/ssh/hostfleet-keys"
 CHROOT = "/home"
 # The shadow field of an account with no password: locked, no hash matches it.
 NO_PASSWORD = "!"
+# The programs a logged-in SFTP session runs as, named as /proc shows them: `sshd` up to OpenSSH 9.7,
+# `sshd-session` from 9.8 (Debian 13, Ubuntu 24.10 on).
+SESSION_PROGRAMS = ("sshd", "sshd-session")
 _INCLUDES_DROP_INS = re.compile(r"^\s*Include\s+\S*sshd_config\.d/", re.IGNORECASE | re.MULTILINE)
 
 

@@ -25,7 +25,7 @@ def set_suspended(config, owner: str, data: object) -> dict:
 
     Returns {"name", "suspended", "changed"}; idempotent.
     """
-    from agent.ops import mail, users, web
+    from agent.ops import mail, sftp, users, web
 
     name = v.username(owner, "name")
     data = v.object_fields(data, "body", FIELDS)
@@ -50,6 +50,6 @@ def set_suspended(config, owner: str, data: object) -> dict:
                 ops.apply_suspended(config, before)
             raise
         if flag:
-            users.end_processes(config, name, names=("sshd",))
+            users.end_processes(config, name, names=sftp.SESSION_PROGRAMS)
         apply.save_records(config, KIND, sorted(wanted))
     return {"name": name, "suspended": flag, "changed": changed}

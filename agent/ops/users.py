@@ -208,8 +208,8 @@ def owned_data(config, name: str) -> list[str]:
 
 
 def end_processes(config, name: str, names: tuple[str, ...] = ()) -> list[int]:
-    """SIGKILL the account's processes (only those whose command is one of `names`, when given: `sshd` is
-    an SFTP session); wait until they are gone. On a real node only (root /): a private root's UIDs are
+    """SIGKILL the account's processes (only those whose command is one of `names`, when given: sftp.SESSION_PROGRAMS
+    are an SFTP session's); wait until they are gone. On a real node only (root /): a private root's UIDs are
     not the host's. Returns the pids."""
     if str(config.root) != "/":
         return []

@@ -107,6 +107,18 @@ def test_suspension_locks_the_login_and_resuming_unlocks_it(agent):
     assert row[1] == OTHER_HASH and row[7] == ""
 
 
+def test_suspension_ends_open_sftp_sessions_of_every_openssh(agent, monkeypatch):
+    """A session already logged in is ended with the suspension: its process is `sshd` up to OpenSSH 9.7 and
+    `sshd-session` from 9.8 (Debian 13, Ubuntu 24.10), where the session runs in a program of its own."""
+    config, _ = agent
+    users.create(config, {**CAROL, "password_hash": HASH})
+    ended = []
+    monkeypatch.setattr(users, "end_processes", lambda _config, name, names=(): ended.append((name, names)))
+    suspension.set_suspended(config, "carol", {"suspended": True})
+    assert [name for name, _names in ended] == ["carol"]
+    assert {"sshd", "sshd-session"} <= set(ended[0][1])
+
+
 def test_suspension_on_a_node_without_web_or_mail_renders_neither(agent):
     """A node holding neither role nor their data (a web-only node has no exim to check mail files with)
     suspends the login alone: no nginx or exim file is written, no service reloaded."""
