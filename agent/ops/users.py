@@ -21,7 +21,8 @@ ACCOUNT_FILES = ("etc/passwd", "etc/group", "etc/shadow", "etc/gshadow")
 
 def validate(data: object) -> dict:
     """An account: name, uid, gid (defaults to uid), login shell; optionally its SFTP password as a
-    crypt(3) hash (null: none) and its public keys. An absent password_hash or ssh_keys is kept as it is."""
+    crypt(3) hash (null: none) and its public keys. An absent password_hash or ssh_keys is kept as it is
+    (a new account then has none)."""
     data = v.object_fields(data, "body", FIELDS)
     uid = v.uid(data.get("uid"), "uid")
     user = {
@@ -105,6 +106,8 @@ def create(config, data: object) -> tuple[dict, bool]:
         existing = _existing_account(config, user)
         if existing is None:
             _add_account(config, user)
+            # A keys file left under the name is an earlier account's: the new one has only its own.
+            user.setdefault("ssh_keys", [])
             changed = True
         else:
             changed = existing["shell"] != user["shell"]

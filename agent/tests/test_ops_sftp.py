@@ -140,6 +140,21 @@ def test_delete_removes_the_keys_and_the_membership(agent):
     assert sftp_members(config) == []
 
 
+def test_a_new_account_never_takes_a_keys_file_left_under_its_name(agent):
+    """A keys file left by an earlier account of the name (removed by hand, or its delete cut short) would let
+    that account's owner log in as the new one: a new account starts with only the keys its body gives."""
+    config, _ = agent
+    left = config.root / sftp.KEYS_DIR / "carol"
+    left.parent.mkdir(parents=True, exist_ok=True)
+    left.write_text(RSA_2048 + "\n")
+    users.create(config, CAROL)
+    assert sftp.read_keys(config, "carol") == []
+    users.delete(config, "carol")
+    left.write_text(RSA_2048 + "\n")
+    users.create(config, {**CAROL, "ssh_keys": [ED25519]})
+    assert sftp.read_keys(config, "carol") == [ED25519]
+
+
 def test_no_sshd_no_drop_in(agent, monkeypatch):
     """A node without sshd's configuration (a private root), or without sshd, gets no drop-in, and accounts
     are made."""
