@@ -14,9 +14,11 @@ TEMP_PREFIX = ".hf-tmp-"
 
 
 def atomic_write(
-    path: Path, data: bytes, mode: int = 0o644, before_replace: Callable[[], None] | None = None
+    path: Path, data: bytes, mode: int = 0o644, before_replace: Callable[[], None] | None = None,
+    owner: tuple[int, int] | None = None,
 ) -> None:
-    """Replace path with data: temp file in the same folder, fsync, rename, fsync the folder."""
+    """Replace path with data: temp file in the same folder (of `owner`, a UID and GID, when given), fsync,
+    rename, fsync the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
@@ -26,6 +28,8 @@ def atomic_write(
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
+        if owner is not None:
+            os.chown(tmp, *owner)
         if before_replace is not None:
             before_replace()
         os.replace(tmp, path)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import shutil
+import stat
 import subprocess
 
 from agent import fsutil
@@ -88,19 +90,37 @@ def read_keys(config, name: str) -> list[str]:
     return [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
 
 
-def set_keys(config, name: str, keys: list[str]) -> bool:
-    """Write the account's keys file (0644 root: sshd reads it before dropping privileges; the keys are
-    public), or remove it when there are none. True when something changed."""
+KEYS_MODE = 0o640
+
+
+def set_keys(config, name: str, keys: list[str], gid: int) -> bool:
+    """Write the account's keys file, or remove it when there are none. True when something changed.
+
+    The file is root's, in the account's group (`gid`), 0640: sshd opens it with the account's IDs, the
+    account cannot change it (keys are only those added through the panel), and no other account reads it."""
+    if not keys:
+        return remove_keys(config, name)
     path = keys_path(config, name)
-    current = fsutil.read_or_none(path)
-    wanted = "".join(key + "\n" for key in keys).encode() if keys else None
-    if current == wanted:
+    wanted = "".join(key + "\n" for key in keys).encode()
+    if fsutil.read_or_none(path) == wanted and _keys_file_shaped(path, gid):
         return False
-    if wanted is None:
-        fsutil.remove(path)
-    else:
-        fsutil.atomic_write(path, wanted, 0o644)
+    fsutil.atomic_write(path, wanted, KEYS_MODE, owner=(0, gid))
     return True
+
+
+def remove_keys(config, name: str) -> bool:
+    """Remove the account's keys file; True when there was one."""
+    path = keys_path(config, name)
+    if not os.path.lexists(path):
+        return False
+    fsutil.remove(path)
+    return True
+
+
+def _keys_file_shaped(path, gid: int) -> bool:
+    """Whether the keys file is root's, in the account's group, of its mode."""
+    st = path.lstat()
+    return stat.S_IMODE(st.st_mode) == KEYS_MODE and (st.st_uid, st.st_gid) == (0, gid)
 
 
 def shadow_field(password_hash: str | None, suspended: bool) -> str:

@@ -156,7 +156,7 @@ def _grant_sftp(config, user: dict) -> bool:
     else:
         changed = set_login(config, user["name"], suspended) or changed
     if "ssh_keys" in user:
-        changed = sftp.set_keys(config, user["name"], user["ssh_keys"]) or changed
+        changed = sftp.set_keys(config, user["name"], user["ssh_keys"], user["gid"]) or changed
     return changed
 
 
@@ -281,7 +281,7 @@ def delete(config, name: str) -> None:
         # userdel refuses an account with a process left (an open SFTP session, a pool worker finishing).
         end_processes(config, name)
         _run(config, ["userdel", name])
-        sftp.set_keys(config, name, [])
+        sftp.remove_keys(config, name)
         _remove_home(config, name, home)
         if any(row[0] == name for row in _table(config, "etc/group")):
             _run(config, ["groupdel", name])

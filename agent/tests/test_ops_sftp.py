@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -71,10 +72,24 @@ def test_account_joins_the_group_with_its_hash_and_keys(agent):
     assert shadow_row(config, "carol")[1] == HASH
     keys = config.root / sftp.KEYS_DIR / "carol"
     assert keys.read_text() == ED25519 + "\n"
-    assert keys.stat().st_mode & 0o777 == 0o644
+    assert keys.stat().st_mode & 0o777 == 0o640
+    assert (keys.stat().st_uid, keys.stat().st_gid) == (0, CAROL["gid"])
     before = config_digest(config)
     _user, changed = users.create(config, {**CAROL, "password_hash": HASH, "ssh_keys": [ED25519]})
     assert changed is False and config_digest(config) == before
+
+
+def test_a_keys_file_readable_by_every_account_is_closed(agent):
+    """A keys file of the mode earlier agents wrote (0644: every account on the node read every customer's
+    keys and their comments) is given the account's group and 0640 at the next change of the account."""
+    config, _ = agent
+    users.create(config, {**CAROL, "ssh_keys": [ED25519]})
+    keys = config.root / sftp.KEYS_DIR / "carol"
+    os.chown(keys, 0, 0)
+    keys.chmod(0o644)
+    _user, changed = users.create(config, {**CAROL, "ssh_keys": [ED25519]})
+    assert changed
+    assert keys.stat().st_mode & 0o777 == 0o640 and keys.stat().st_gid == CAROL["gid"]
 
 
 def test_new_hash_and_keys_replace_the_old_and_absent_fields_are_kept(agent):
