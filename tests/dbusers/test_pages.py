@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 
 from tests.conftest import csrf_from
-from tests.databases.test_pages import login
+from tests.support.panel import logged_in
 
 
 def test_a_customer_creates_changes_and_deletes_a_database_user(dbc, app):
     dbc.api("POST", "/databases", body={"name": "shop"}, status=201)
-    client = login(app, "alice")
+    client = logged_in(app, "alice")
     page = client.get("/databases/users/")
     assert page.status_code == 200 and "No database users yet." in page.text
     made = client.post("/databases/users/", data={"name": "app", "password": "first password", "databases": "shop",
